@@ -1,0 +1,70 @@
+//! Prefixed random identifiers (`acct_…`, `post_…`, …) and opaque secrets.
+
+use rand::Rng;
+
+const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+fn random_base62(len: usize) -> String {
+    let mut rng = rand::thread_rng();
+    (0..len).map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char).collect()
+}
+
+/// A new id such as `post_3fK9…`: the prefix names the type, 20 base62 characters (~119 bits)
+/// make it unguessable.
+pub fn new_id(prefix: &str) -> String {
+    format!("{prefix}_{}", random_base62(20))
+}
+
+/// A new secret such as a session token or an API key: 40 base62 characters (~238 bits).
+pub fn new_secret(prefix: &str) -> String {
+    format!("{prefix}_{}", random_base62(40))
+}
+
+/// Does `id` look like one of ours with this prefix? Used to answer 404 early on junk.
+pub fn has_prefix(id: &str, prefix: &str) -> bool {
+    id.len() > prefix.len() + 1
+        && id.starts_with(prefix)
+        && id.as_bytes()[prefix.len()] == b'_'
+        && id[prefix.len() + 1..].bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+/// SHA-256 of a secret, hex encoded: what storage keeps instead of the secret itself.
+pub fn hash_secret(secret: &str) -> String {
+    use sha2::Digest;
+    let d = sha2::Sha256::digest(secret.as_bytes());
+    d.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Compares two strings in time independent of where they differ.
+pub fn constant_time_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_carry_their_prefix_and_differ() {
+        let a = new_id("post");
+        let b = new_id("post");
+        assert!(has_prefix(&a, "post"));
+        assert!(!has_prefix(&a, "prod"));
+        assert_ne!(a, b);
+        assert!(!has_prefix("post_", "post"));
+        assert!(!has_prefix("post_a/b", "post"));
+    }
+
+    #[test]
+    fn secret_hash_is_stable_and_hex() {
+        assert_eq!(hash_secret("x"), hash_secret("x"));
+        assert_eq!(hash_secret("x").len(), 64);
+        assert!(constant_time_eq("abc", "abc"));
+        assert!(!constant_time_eq("abc", "abd"));
+        assert!(!constant_time_eq("abc", "ab"));
+    }
+}

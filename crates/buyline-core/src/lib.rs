@@ -1,0 +1,14 @@
+//! Buyline's domain: parsed types, rules, the services that run each use case, and the
+//! storage trait they need. No HTTP, no SQL, no I/O of its own.
+
+pub mod error;
+pub mod ids;
+pub mod model;
+pub mod rollout;
+pub mod service;
+pub mod store;
+pub mod text;
+pub mod types;
+
+pub use error::{Error, FieldError, Result};
+pub use service::{Principal, Services};

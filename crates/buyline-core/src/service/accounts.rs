@@ -1,0 +1,176 @@
+//! Sign-up, log-in, sessions.
+
+use super::{Principal, Services};
+use crate::error::{Error, Errors, Result};
+use crate::ids::{hash_secret, new_id, new_secret};
+use crate::model::{Account, AccountKind};
+use crate::types::{now_micros, parse_display_name, Country, Email, Handle, Password};
+use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+pub struct SignUpInput {
+    pub handle: String,
+    pub email: String,
+    pub password: String,
+    pub country: String,
+    pub display_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+pub struct LoginInput {
+    /// Handle or e-mail.
+    pub login: String,
+    pub password: String,
+}
+
+/// A hash computed for a password nobody has, so a login for an unknown account costs as
+/// much as one with a wrong password and does not reveal which accounts exist.
+const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$1O2F0tIYSJiGR3oYXuddUAgR6OE0UiNG5DEb4HqNpLM";
+
+async fn hash_password(password: Password) -> Result<String> {
+    tokio::task::spawn_blocking(move || {
+        let salt = SaltString::generate(&mut OsRng);
+        argon2::Argon2::default()
+            .hash_password(password.expose().as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .map_err(|e| Error::Internal(format!("password hashing failed: {e}")))
+    })
+    .await
+    .map_err(|e| Error::Internal(e.to_string()))?
+}
+
+async fn verify_password(password: String, hash: String) -> bool {
+    tokio::task::spawn_blocking(move || {
+        PasswordHash::new(&hash)
+            .map(|h| argon2::Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+            .unwrap_or(false)
+    })
+    .await
+    .unwrap_or(false)
+}
+
+/// Maps a uniqueness clash on accounts to the field the user must change.
+pub(crate) fn account_conflict(e: crate::error::StoreError) -> Error {
+    match e {
+        crate::error::StoreError::Unique(what) if what.contains("email") => {
+            Error::conflict_field("email", "is already registered")
+        }
+        crate::error::StoreError::Unique(_) => Error::conflict_field("handle", "is already taken"),
+        other => other.into(),
+    }
+}
+
+impl Services {
+    /// Creates a person's account and a first session; returns both.
+    pub async fn sign_up(&self, input: SignUpInput) -> Result<(Account, String)> {
+        let mut e = Errors::default();
+        let handle = e.take(Handle::parse("handle", &input.handle));
+        let email = e.take(Email::parse("email", &input.email));
+        let password = e.take(Password::parse("password", &input.password));
+        let country = e.take(Country::parse("country", &input.country));
+        let display = handle
+            .as_ref()
+            .and_then(|h| e.take(parse_display_name("display_name", input.display_name.as_deref(), h)));
+        e.finish()?;
+        let (handle, email, password, country, display) =
+            (handle.unwrap(), email.unwrap(), password.unwrap(), country.unwrap(), display.unwrap());
+        // Checked before the expensive hash; the unique index still decides under a race.
+        if self.store.find_account_by_handle(&handle.key()).await?.is_some() {
+            return Err(Error::conflict_field("handle", "is already taken"));
+        }
+        let hash = hash_password(password).await?;
+        let account = Account {
+            id: new_id("acct"),
+            handle: handle.as_str().to_string(),
+            display_name: display,
+            email: Some(email.as_str().to_string()),
+            country: country.as_str().to_string(),
+            kind: AccountKind::Person,
+            bio: String::new(),
+            created_at: now_micros(),
+        };
+        self.store.insert_account(&account, Some(&hash)).await.map_err(account_conflict)?;
+        let token = self.start_session(&account.id).await?;
+        tracing::info!(account_id = %account.id, "account created");
+        Ok((account, token))
+    }
+
+    /// Checks credentials and starts a session. Every failure is the same 401.
+    pub async fn log_in(&self, input: LoginInput) -> Result<(Account, String)> {
+        let login = input.login.trim().trim_start_matches('@').to_lowercase();
+        if login.is_empty() || input.password.is_empty() {
+            let mut e = Errors::default();
+            if login.is_empty() {
+                e.push("login", "is required");
+            }
+            if input.password.is_empty() {
+                e.push("password", "is required");
+            }
+            e.finish()?;
+        }
+        let creds = self.store.find_credentials(&login).await?;
+        let hash = creds.as_ref().map(|c| c.password_hash.clone()).unwrap_or_else(|| DUMMY_HASH.to_string());
+        let ok = verify_password(input.password, hash).await;
+        match creds {
+            Some(c) if ok => {
+                let token = self.start_session(&c.account.id).await?;
+                Ok((c.account, token))
+            }
+            _ => Err(Error::Unauthorized),
+        }
+    }
+
+    async fn start_session(&self, account_id: &str) -> Result<String> {
+        let token = new_secret("st");
+        let expires = now_micros() + self.config.session_ttl_micros;
+        self.store.insert_session(&hash_secret(&token), account_id, expires).await?;
+        Ok(token)
+    }
+
+    pub async fn log_out(&self, token: &str) -> Result<()> {
+        Ok(self.store.delete_session(&hash_secret(token)).await?)
+    }
+
+    /// The account behind a session token, if the session is live.
+    pub async fn session_account(&self, token: &str) -> Result<Option<Account>> {
+        if !token.starts_with("st_") {
+            return Ok(None);
+        }
+        Ok(self.store.find_session_account(&hash_secret(token), now_micros()).await?)
+    }
+
+    /// Resolves a bearer token: a session token, a merchant key, or the operator token.
+    pub async fn authenticate(&self, token: &str, operator_token: Option<&str>) -> Result<Principal> {
+        if let Some(op) = operator_token {
+            if crate::ids::constant_time_eq(token, op) {
+                return Ok(Principal::Operator);
+            }
+        }
+        if token.starts_with("sk_") {
+            let merchant = self
+                .store
+                .find_merchant_by_api_key(&hash_secret(token))
+                .await?
+                .ok_or(Error::Unauthorized)?;
+            let account = self
+                .store
+                .find_account(&merchant.account_id)
+                .await?
+                .ok_or_else(|| Error::Internal("merchant without account".into()))?;
+            return Ok(Principal::Merchant { merchant, account });
+        }
+        match self.session_account(token).await? {
+            Some(a) => Ok(Principal::Shopper(a)),
+            None => Err(Error::Unauthorized),
+        }
+    }
+
+    pub async fn account(&self, id: &str) -> Result<Account> {
+        self.store.find_account(id).await?.ok_or(Error::NotFound("account"))
+    }
+
+    pub async fn account_count(&self) -> Result<i64> {
+        Ok(self.store.count_accounts().await?)
+    }
+}

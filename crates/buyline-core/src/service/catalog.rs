@@ -1,0 +1,589 @@
+//! Merchants and their catalog: products, options, variants, stock, shipping rates.
+
+use super::{accounts::account_conflict, Principal, Services};
+use crate::error::{Error, Errors, Result};
+use crate::ids::{has_prefix, new_id, new_secret};
+use crate::model::{
+    Account, AccountKind, DonationRange, Inventory, InventoryType, Merchant, Product, ProductOption, ShippingRate,
+    Variant,
+};
+use crate::text::extract_entities;
+use crate::types::{now_micros, Country, Handle, MerchantKind, Money, ProductKind};
+use base64::Engine;
+use serde::Deserialize;
+use std::collections::{BTreeMap, BTreeSet};
+
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+pub struct MerchantInput {
+    pub name: String,
+    pub handle: String,
+    pub kind: String,
+    pub country: String,
+    pub webhook_url: Option<String>,
+    pub cart_hashtags: Option<BTreeMap<String, String>>,
+    pub return_policy: Option<String>,
+}
+
+/// A new merchant with its secrets, which are shown this once.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct NewMerchant {
+    pub merchant: Merchant,
+    pub api_key: String,
+    pub webhook_secret: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+pub struct MerchantUpdate {
+    pub name: Option<String>,
+    /// An `https://` (or `http://`) URL; the empty string removes it.
+    pub webhook_url: Option<String>,
+    pub cart_hashtags: Option<BTreeMap<String, String>>,
+    /// Basis points per destination country, 0–10000.
+    pub tax_rates: Option<BTreeMap<String, u32>>,
+    pub return_policy: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+pub struct OptionInput {
+    pub name: String,
+    pub values: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+pub struct VariantInput {
+    pub sku: Option<String>,
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
+    pub price: Option<i64>,
+    pub inventory: Option<Inventory>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+pub struct ShippingRateInput {
+    pub name: String,
+    pub price: i64,
+    pub countries: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+pub struct ProductInput {
+    pub name: String,
+    pub kind: String,
+    pub description: Option<String>,
+    pub image_url: Option<String>,
+    pub return_policy: Option<String>,
+    #[serde(default)]
+    pub options: Vec<OptionInput>,
+    /// Omit to get one variant per combination of option values, each with `price` and
+    /// `inventory` below.
+    pub variants: Option<Vec<VariantInput>>,
+    /// Default price in minor units for variants that name none.
+    pub price: Option<i64>,
+    /// Default inventory for variants that name none (infinite if omitted).
+    pub inventory: Option<Inventory>,
+    #[serde(default)]
+    pub shipping_rates: Vec<ShippingRateInput>,
+    /// Donations only: the range the shopper picks from, in minor units.
+    pub donation: Option<DonationRange>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+pub struct ProductUpdate {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub image_url: Option<String>,
+    pub return_policy: Option<String>,
+    /// Replaces every shipping rate.
+    pub shipping_rates: Option<Vec<ShippingRateInput>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+pub struct VariantUpdate {
+    pub sku: Option<String>,
+    pub price: Option<i64>,
+    pub inventory: Option<Inventory>,
+}
+
+fn short_text(e: &mut Errors, field: &str, s: &str, max: usize, required: bool) -> String {
+    let s = s.trim();
+    if required && s.is_empty() {
+        e.push(field, "is required");
+    } else if s.chars().count() > max {
+        e.push(field, format!("must be at most {max} characters"));
+    } else if s.chars().any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t') {
+        e.push(field, "must not contain control characters");
+    }
+    s.to_string()
+}
+
+fn web_url(e: &mut Errors, field: &str, s: &str) -> Option<String> {
+    let s = s.trim();
+    if s.is_empty() {
+        return None;
+    }
+    match url::Url::parse(s) {
+        Ok(u) if (u.scheme() == "https" || u.scheme() == "http") && u.host().is_some() => Some(u.to_string()),
+        _ => {
+            e.push(field, "must be an http:// or https:// URL");
+            None
+        }
+    }
+}
+
+fn cart_hashtags(e: &mut Errors, input: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for (country, tag) in input {
+        let field = format!("cart_hashtags.{country}");
+        let Ok(c) = Country::parse(&field, country) else {
+            e.push(&field, "key must be an ISO 3166 two-letter country code");
+            continue;
+        };
+        let entities = extract_entities(tag.trim());
+        match entities.hashtags.as_slice() {
+            [h] if tag.trim().chars().count() == h.tag.chars().count() + 1 => {
+                out.insert(c.as_str().to_string(), format!("#{}", h.tag));
+            }
+            _ => e.push(&field, "must be a single hashtag such as #AcmeCart"),
+        }
+    }
+    out
+}
+
+fn inventory(e: &mut Errors, field: &str, inv: &Inventory) -> Inventory {
+    match inv.kind {
+        InventoryType::Infinite => Inventory { kind: InventoryType::Infinite, quantity: None },
+        InventoryType::Finite => match inv.quantity {
+            Some(q) if (0..=1_000_000_000).contains(&q) => Inventory { kind: InventoryType::Finite, quantity: Some(q) },
+            Some(_) => {
+                e.push(&format!("{field}.quantity"), "must be between 0 and 1000000000");
+                inv.clone()
+            }
+            None => {
+                e.push(&format!("{field}.quantity"), "is required for finite inventory");
+                inv.clone()
+            }
+        },
+    }
+}
+
+fn shipping_rates(e: &mut Errors, input: &[ShippingRateInput], merchant: &Merchant) -> Vec<ShippingRate> {
+    input
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let f = format!("shipping_rates[{i}]");
+            let name = short_text(e, &format!("{f}.name"), &r.name, 60, true);
+            if let Err(fe) = Money::parse_minor(&format!("{f}.price"), r.price, merchant.currency) {
+                e.0.push(fe);
+            }
+            let mut countries = Vec::new();
+            if r.countries.is_empty() {
+                e.push(&format!("{f}.countries"), "must name at least one country");
+            }
+            for (j, c) in r.countries.iter().enumerate() {
+                match Country::parse(&format!("{f}.countries[{j}]"), c) {
+                    Ok(c) => countries.push(c.as_str().to_string()),
+                    Err(fe) => e.0.push(fe),
+                }
+            }
+            ShippingRate { id: new_id("ship"), name, price: r.price, countries }
+        })
+        .collect()
+}
+
+fn variant_available(inv: &Inventory) -> bool {
+    match inv.kind {
+        InventoryType::Infinite => true,
+        InventoryType::Finite => inv.quantity.unwrap_or(0) > 0,
+    }
+}
+
+fn default_sku(options: &BTreeMap<String, String>, order: &[ProductOption]) -> String {
+    let mut parts = vec!["SKU".to_string()];
+    for o in order {
+        if let Some(v) = options.get(&o.name) {
+            parts.push(v.to_uppercase().replace(' ', ""));
+        }
+    }
+    parts.join("-")
+}
+
+impl Services {
+    /// A person opens a merchant: a posting account with the merchant's handle, an API key
+    /// and a webhook secret, all written together.
+    pub async fn create_merchant(&self, who: &Principal, input: MerchantInput) -> Result<NewMerchant> {
+        let owner = who.shopper()?;
+        let mut e = Errors::default();
+        let name = short_text(&mut e, "name", &input.name, 80, true);
+        let handle = e.take(Handle::parse("handle", &input.handle));
+        let kind = e.take(MerchantKind::parse("kind", &input.kind));
+        let country = e.take(Country::parse("country", &input.country));
+        let currency = match country.map(|c| (c, c.merchant_currency())) {
+            Some((_, Some(cur))) => Some(cur),
+            Some((c, None)) => {
+                e.push("country", format!("Buyline does not yet serve merchants in {c}; US and GB are open"));
+                None
+            }
+            None => None,
+        };
+        let webhook_url = input.webhook_url.as_deref().and_then(|u| web_url(&mut e, "webhook_url", u));
+        let hashtags = cart_hashtags(&mut e, &input.cart_hashtags.unwrap_or_default());
+        let return_policy =
+            short_text(&mut e, "return_policy", input.return_policy.as_deref().unwrap_or(""), 2000, false);
+        e.finish()?;
+        let (handle, kind, country, currency) = (handle.unwrap(), kind.unwrap(), country.unwrap(), currency.unwrap());
+        if self.store.find_account_by_handle(&handle.key()).await?.is_some() {
+            return Err(Error::conflict_field("handle", "is already taken"));
+        }
+        let now = now_micros();
+        let account = Account {
+            id: new_id("acct"),
+            handle: handle.as_str().to_string(),
+            display_name: name.clone(),
+            email: None,
+            country: country.as_str().to_string(),
+            kind: AccountKind::Merchant,
+            bio: String::new(),
+            created_at: now,
+        };
+        let merchant = Merchant {
+            id: new_id("mer"),
+            account_id: account.id.clone(),
+            owner_account_id: owner.id.clone(),
+            handle: account.handle.clone(),
+            name,
+            kind,
+            country: country.as_str().to_string(),
+            currency,
+            webhook_url,
+            cart_hashtags: hashtags,
+            tax_rates: BTreeMap::new(),
+            return_policy: if return_policy.is_empty() {
+                "Returns accepted within 30 days of delivery.".into()
+            } else {
+                return_policy
+            },
+            created_at: now,
+        };
+        let api_key = new_secret("sk");
+        let webhook_secret = {
+            let mut bytes = [0u8; 24];
+            rand::Rng::fill(&mut rand::thread_rng(), &mut bytes[..]);
+            format!("whsec_{}", base64::engine::general_purpose::STANDARD.encode(bytes))
+        };
+        self.store
+            .insert_merchant(&merchant, &account, &crate::ids::hash_secret(&api_key), &webhook_secret)
+            .await
+            .map_err(account_conflict)?;
+        tracing::info!(merchant_id = %merchant.id, owner = %owner.id, "merchant created");
+        Ok(NewMerchant { merchant, api_key, webhook_secret })
+    }
+
+    /// Replaces the merchant's API key; the old one stops working at once.
+    pub async fn rotate_api_key(&self, who: &Principal) -> Result<String> {
+        let merchant = who.merchant()?;
+        let key = new_secret("sk");
+        self.store.replace_api_key(&merchant.id, &crate::ids::hash_secret(&key)).await?;
+        tracing::info!(merchant_id = %merchant.id, "api key rotated");
+        Ok(key)
+    }
+
+    pub async fn update_merchant(&self, who: &Principal, input: MerchantUpdate) -> Result<Merchant> {
+        let mut m = who.merchant()?.clone();
+        let mut e = Errors::default();
+        if let Some(n) = &input.name {
+            m.name = short_text(&mut e, "name", n, 80, true);
+        }
+        if let Some(u) = &input.webhook_url {
+            m.webhook_url = web_url(&mut e, "webhook_url", u);
+        }
+        if let Some(h) = &input.cart_hashtags {
+            m.cart_hashtags = cart_hashtags(&mut e, h);
+        }
+        if let Some(rates) = &input.tax_rates {
+            m.tax_rates = BTreeMap::new();
+            for (c, bps) in rates {
+                let f = format!("tax_rates.{c}");
+                match Country::parse(&f, c) {
+                    Ok(country) if *bps <= 10_000 => {
+                        m.tax_rates.insert(country.as_str().to_string(), *bps);
+                    }
+                    Ok(_) => e.push(&f, "must be between 0 and 10000 basis points"),
+                    Err(_) => e.push(&f, "key must be an ISO 3166 two-letter country code"),
+                }
+            }
+        }
+        if let Some(r) = &input.return_policy {
+            m.return_policy = short_text(&mut e, "return_policy", r, 2000, false);
+        }
+        e.finish()?;
+        self.store.update_merchant(&m).await?;
+        Ok(m)
+    }
+
+    pub async fn merchant(&self, id: &str) -> Result<Merchant> {
+        if !has_prefix(id, "mer") {
+            return Err(Error::NotFound("merchant"));
+        }
+        self.store.find_merchant(id).await?.ok_or(Error::NotFound("merchant"))
+    }
+
+    pub async fn merchants_owned_by(&self, owner: &Account) -> Result<Vec<Merchant>> {
+        Ok(self.store.find_merchants_by_owner(&owner.id).await?)
+    }
+
+    /// Fills the fields derived from configuration: the page URL and a default image.
+    pub(crate) fn finish_product(&self, mut p: Product) -> Product {
+        p.url = format!("{}/p/{}", self.config.public_url, p.id);
+        if p.image_url.is_empty() {
+            p.image_url = format!("{}/p/{}/image.svg", self.config.public_url, p.id);
+        }
+        p
+    }
+
+    pub async fn product(&self, id: &str) -> Result<Product> {
+        if !has_prefix(id, "prod") {
+            return Err(Error::NotFound("product"));
+        }
+        let p = self.store.find_products(&[id.to_string()]).await?.pop().ok_or(Error::NotFound("product"))?;
+        Ok(self.finish_product(p))
+    }
+
+    pub async fn merchant_products(&self, merchant_id: &str) -> Result<Vec<Product>> {
+        let list = self.store.find_products_by_merchant(merchant_id).await?;
+        Ok(list.into_iter().map(|p| self.finish_product(p)).collect())
+    }
+
+    /// The merchant's own product, or 404: another merchant's product is never revealed.
+    async fn own_product(&self, who: &Principal, id: &str) -> Result<Product> {
+        let merchant = who.merchant()?;
+        let p = self.product(id).await?;
+        if p.merchant_id != merchant.id {
+            return Err(Error::NotFound("product"));
+        }
+        Ok(p)
+    }
+
+    pub async fn create_product(&self, who: &Principal, input: ProductInput) -> Result<Product> {
+        let merchant = who.merchant()?.clone();
+        let mut e = Errors::default();
+        let name = short_text(&mut e, "name", &input.name, 120, true);
+        let description = short_text(&mut e, "description", input.description.as_deref().unwrap_or(""), 5000, false);
+        let kind = e.take(ProductKind::parse("kind", &input.kind));
+        let image_url = input.image_url.as_deref().and_then(|u| web_url(&mut e, "image_url", u)).unwrap_or_default();
+        let return_policy = match input.return_policy.as_deref() {
+            Some(r) => short_text(&mut e, "return_policy", r, 2000, false),
+            None => merchant.return_policy.clone(),
+        };
+
+        // Options: at most three, each with distinct values.
+        let mut options = Vec::new();
+        if input.options.len() > 3 {
+            e.push("options", "at most 3 options");
+        }
+        let mut names = BTreeSet::new();
+        for (i, o) in input.options.iter().enumerate() {
+            let f = format!("options[{i}]");
+            let name = short_text(&mut e, &format!("{f}.name"), &o.name, 30, true);
+            if !names.insert(name.to_lowercase()) {
+                e.push(&format!("{f}.name"), "is used twice");
+            }
+            let mut values = Vec::new();
+            if o.values.is_empty() || o.values.len() > 30 {
+                e.push(&format!("{f}.values"), "must list 1 to 30 values");
+            }
+            for (j, v) in o.values.iter().enumerate() {
+                let v = short_text(&mut e, &format!("{f}.values[{j}]"), v, 30, true);
+                if values.contains(&v) {
+                    e.push(&format!("{f}.values[{j}]"), "is listed twice");
+                }
+                values.push(v);
+            }
+            options.push(ProductOption { name, values });
+        }
+
+        // Variants: given, or one per combination of option values.
+        let given = match &input.variants {
+            Some(v) => v.clone(),
+            None => {
+                let mut combos: Vec<BTreeMap<String, String>> = vec![BTreeMap::new()];
+                for o in &options {
+                    combos = combos
+                        .into_iter()
+                        .flat_map(|c| {
+                            o.values.iter().map(move |v| {
+                                let mut c = c.clone();
+                                c.insert(o.name.clone(), v.clone());
+                                c
+                            })
+                        })
+                        .collect();
+                }
+                combos.into_iter().map(|options| VariantInput { options, ..Default::default() }).collect()
+            }
+        };
+        if given.is_empty() || given.len() > 100 {
+            e.push("variants", "must list 1 to 100 variants");
+        }
+        let donation = match (kind, &input.donation) {
+            (Some(ProductKind::Donation), Some(d)) => {
+                if d.min < 1 || d.max < d.min || d.max >= 10_000_000_000 {
+                    e.push("donation", "needs 1 ≤ min ≤ max (minor units)");
+                }
+                if given.len() != 1 || !options.is_empty() {
+                    e.push("options", "a donation has no options");
+                }
+                Some(d.clone())
+            }
+            (Some(ProductKind::Donation), None) => {
+                e.push("donation", "is required for a donation: {\"min\": …, \"max\": …}");
+                None
+            }
+            (_, Some(_)) => {
+                e.push("donation", "is only for donation products");
+                None
+            }
+            _ => None,
+        };
+        let mut seen = BTreeSet::new();
+        let mut variants = Vec::new();
+        for (i, v) in given.iter().enumerate() {
+            let f = format!("variants[{i}]");
+            let keys: BTreeSet<&String> = v.options.keys().collect();
+            let want: BTreeSet<&String> = options.iter().map(|o| &o.name).collect();
+            if keys != want {
+                e.push(&format!("{f}.options"), "must give one value for each product option");
+            }
+            for (k, val) in &v.options {
+                if let Some(o) = options.iter().find(|o| &o.name == k) {
+                    if !o.values.contains(val) {
+                        e.push(&format!("{f}.options.{k}"), format!("{val:?} is not a value of {k}"));
+                    }
+                }
+            }
+            if !seen.insert(v.options.clone()) {
+                e.push(&format!("{f}.options"), "this combination is listed twice");
+            }
+            let price = match (&donation, v.price.or(input.price)) {
+                (Some(d), _) => d.min,
+                (None, Some(p)) => {
+                    if let Err(fe) = Money::parse_minor(&format!("{f}.price"), p, merchant.currency) {
+                        e.0.push(fe);
+                    }
+                    p
+                }
+                (None, None) => {
+                    e.push(&format!("{f}.price"), "is required (or give a product-level price)");
+                    0
+                }
+            };
+            let inv = v.inventory.clone().or_else(|| input.inventory.clone());
+            let inv = match inv {
+                Some(i) => inventory(&mut e, &format!("{f}.inventory"), &i),
+                None => Inventory { kind: InventoryType::Infinite, quantity: None },
+            };
+            let sku = match &v.sku {
+                Some(s) => short_text(&mut e, &format!("{f}.sku"), s, 64, true),
+                None => default_sku(&v.options, &options),
+            };
+            variants.push(Variant {
+                id: new_id("var"),
+                sku,
+                options: v.options.clone(),
+                price,
+                available: variant_available(&inv),
+                inventory: inv,
+            });
+        }
+        let rates = shipping_rates(&mut e, &input.shipping_rates, &merchant);
+        match kind {
+            Some(ProductKind::Physical) if rates.is_empty() => {
+                e.push("shipping_rates", "a physical product needs at least one shipping rate")
+            }
+            Some(ProductKind::Digital | ProductKind::Donation) if !rates.is_empty() => {
+                e.push("shipping_rates", "only physical products ship")
+            }
+            _ => {}
+        }
+        e.finish()?;
+        let product = Product {
+            id: new_id("prod"),
+            merchant_id: merchant.id.clone(),
+            name,
+            description,
+            kind: kind.unwrap(),
+            url: String::new(),
+            image_url,
+            currency: merchant.currency,
+            options,
+            variants,
+            shipping_rates: rates,
+            return_policy,
+            donation,
+            created_at: now_micros(),
+        };
+        self.store.insert_product(&product).await?;
+        tracing::info!(product_id = %product.id, merchant_id = %merchant.id, "product created");
+        Ok(self.finish_product(product))
+    }
+
+    pub async fn update_product(&self, who: &Principal, id: &str, input: ProductUpdate) -> Result<Product> {
+        let mut p = self.own_product(who, id).await?;
+        let merchant = who.merchant()?;
+        let mut e = Errors::default();
+        if let Some(n) = &input.name {
+            p.name = short_text(&mut e, "name", n, 120, true);
+        }
+        if let Some(d) = &input.description {
+            p.description = short_text(&mut e, "description", d, 5000, false);
+        }
+        if let Some(u) = &input.image_url {
+            p.image_url = web_url(&mut e, "image_url", u).unwrap_or_default();
+        }
+        if let Some(r) = &input.return_policy {
+            p.return_policy = short_text(&mut e, "return_policy", r, 2000, false);
+        }
+        if let Some(rates) = &input.shipping_rates {
+            p.shipping_rates = shipping_rates(&mut e, rates, merchant);
+            match p.kind {
+                ProductKind::Physical if p.shipping_rates.is_empty() => {
+                    e.push("shipping_rates", "a physical product needs at least one shipping rate")
+                }
+                ProductKind::Digital | ProductKind::Donation if !p.shipping_rates.is_empty() => {
+                    e.push("shipping_rates", "only physical products ship")
+                }
+                _ => {}
+            }
+        }
+        e.finish()?;
+        // Stored as given: the default image is derived on every read.
+        if p.image_url.ends_with(&format!("/p/{}/image.svg", p.id)) {
+            p.image_url.clear();
+        }
+        self.store.update_product(&p).await?;
+        self.product(id).await
+    }
+
+    pub async fn update_variant(&self, who: &Principal, id: &str, variant_id: &str, input: VariantUpdate) -> Result<Product> {
+        let p = self.own_product(who, id).await?;
+        let mut v = p.variants.iter().find(|v| v.id == variant_id).cloned().ok_or(Error::NotFound("variant"))?;
+        let mut e = Errors::default();
+        if let Some(s) = &input.sku {
+            v.sku = short_text(&mut e, "sku", s, 64, true);
+        }
+        if let Some(price) = input.price {
+            if p.kind == ProductKind::Donation {
+                e.push("price", "a donation's amount is chosen by the shopper; change the product's donation range");
+            } else if let Err(fe) = Money::parse_minor("price", price, p.currency) {
+                e.0.push(fe);
+            }
+            v.price = price;
+        }
+        if let Some(inv) = &input.inventory {
+            v.inventory = inventory(&mut e, "inventory", inv);
+        }
+        e.finish()?;
+        self.store.update_variant(&p.id, &v).await?;
+        self.product(id).await
+    }
+}

@@ -1,0 +1,88 @@
+//! The use cases. Pages and the JSON API call these same services.
+
+mod accounts;
+mod catalog;
+mod social;
+
+pub use accounts::{LoginInput, SignUpInput};
+pub use catalog::{
+    MerchantInput, MerchantUpdate, NewMerchant, OptionInput, ProductInput, ProductUpdate, ShippingRateInput,
+    VariantInput, VariantUpdate,
+};
+pub use social::PostInput;
+
+use crate::error::{Error, Result};
+use crate::model::{Account, Merchant};
+use crate::store::Store;
+use std::sync::Arc;
+
+/// Who is calling.
+#[derive(Debug, Clone)]
+pub enum Principal {
+    /// A person signed in with a session token or cookie.
+    Shopper(Account),
+    /// A merchant authenticated with its `sk_…` key; acts as its posting account.
+    Merchant { merchant: Merchant, account: Account },
+    /// The platform operator.
+    Operator,
+}
+
+impl Principal {
+    /// The account that posts, follows and reads a timeline.
+    pub fn account(&self) -> Result<&Account> {
+        match self {
+            Principal::Shopper(a) | Principal::Merchant { account: a, .. } => Ok(a),
+            Principal::Operator => Err(Error::Forbidden("the operator has no account".into())),
+        }
+    }
+
+    pub fn shopper(&self) -> Result<&Account> {
+        match self {
+            Principal::Shopper(a) => Ok(a),
+            _ => Err(Error::Forbidden("this needs a shopper session".into())),
+        }
+    }
+
+    pub fn merchant(&self) -> Result<&Merchant> {
+        match self {
+            Principal::Merchant { merchant, .. } => Ok(merchant),
+            _ => Err(Error::Forbidden("this needs a merchant API key".into())),
+        }
+    }
+
+    pub fn operator(&self) -> Result<()> {
+        match self {
+            Principal::Operator => Ok(()),
+            _ => Err(Error::Forbidden("this needs the operator token".into())),
+        }
+    }
+}
+
+/// Settings the services need from configuration.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    /// Base of links in posts, pages and e-mails, without a trailing slash.
+    pub public_url: String,
+    /// How long a session lasts.
+    pub session_ttl_micros: i64,
+}
+
+#[derive(Clone)]
+pub struct Services {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) config: ServiceConfig,
+}
+
+impl Services {
+    pub fn new(store: Arc<dyn Store>, config: ServiceConfig) -> Self {
+        Services { store, config }
+    }
+
+    pub fn config(&self) -> &ServiceConfig {
+        &self.config
+    }
+
+    pub async fn ready(&self) -> Result<()> {
+        Ok(self.store.ping().await?)
+    }
+}
