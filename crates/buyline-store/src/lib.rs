@@ -1,1 +1,730 @@
-//! placeholder
+//! The core storage trait on SQLite and PostgreSQL. One SQL text serves both through sqlx's
+//! `Any` driver (`$n` placeholders work on both); each backend has its own migrations folder.
+//! No business rules live here: each method writes what a service decided, atomically.
+
+use async_trait::async_trait;
+use buyline_core::error::StoreError;
+use buyline_core::model::{
+    Account, AccountKind, Author, Credentials, DonationRange, Inventory, InventoryType, Merchant, NewPost, Post,
+    Product, ProductOption, Profile, ShippingRate, Variant,
+};
+use buyline_core::store::{Before, Store, StoreResult};
+use buyline_core::types::{Currency, MerchantKind, ProductKind};
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Row};
+use std::collections::HashMap;
+use std::time::Duration;
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Clone)]
+pub struct Db {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+fn other(e: sqlx::Error) -> StoreError {
+    if let sqlx::Error::Database(db) = &e {
+        if db.kind() == sqlx::error::ErrorKind::UniqueViolation {
+            let what = db.constraint().map(str::to_string).unwrap_or_else(|| db.message().to_string());
+            return StoreError::Unique(what);
+        }
+    }
+    StoreError::Other(e.to_string())
+}
+
+fn json_err(e: serde_json::Error) -> StoreError {
+    StoreError::Other(format!("stored JSON does not parse: {e}"))
+}
+
+/// `$start, $start+1, …` for `n` values.
+fn placeholders(start: usize, n: usize) -> String {
+    (start..start + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}
+
+impl Db {
+    /// Connects and applies migrations. `url` is `sqlite://…` or `postgres://…`.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Db, StoreError> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else {
+            return Err(StoreError::Other(format!(
+                "unsupported database URL scheme in {:?}: use sqlite:// or postgres://",
+                url.split(':').next().unwrap_or("")
+            )));
+        };
+        if backend == Backend::Sqlite {
+            // WAL is a property of the file; set it once, outside the pool, before any reader.
+            use sqlx::Connection;
+            let mut c = sqlx::AnyConnection::connect(url).await.map_err(other)?;
+            sqlx::query("pragma journal_mode = wal").execute(&mut c).await.map_err(other)?;
+            c.close().await.map_err(other)?;
+        }
+        let pool = AnyPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(url)
+            .await
+            .map_err(other)?;
+        let migrator = match backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator.run(&pool).await.map_err(|e| StoreError::Other(format!("migration failed: {e}")))?;
+        Ok(Db { pool, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// A write transaction. On SQLite it takes the write lock up front (`begin immediate`),
+    /// so two writers queue on the busy timeout instead of failing to upgrade a read lock.
+    async fn begin(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Any>> {
+        match self.backend {
+            Backend::Sqlite => self.pool.begin_with("begin immediate").await.map_err(other),
+            Backend::Postgres => self.pool.begin().await.map_err(other),
+        }
+    }
+}
+
+const ACCOUNT_COLUMNS: &str = "id, handle, display_name, email, country, kind, bio, created_at";
+const POST_SELECT: &str = "select p.id, p.author_id, a.handle, a.display_name, p.text, p.entities, p.reply_to, \
+     p.product_id, p.created_at from posts p join accounts a on a.id = p.author_id";
+const MERCHANT_SELECT: &str = "select m.id, m.account_id, m.owner_account_id, a.handle, m.name, m.kind, m.country, \
+     m.currency, m.webhook_url, m.cart_hashtags, m.tax_rates, m.return_policy, m.created_at \
+     from merchants m join accounts a on a.id = m.account_id";
+
+fn account_row(r: &AnyRow) -> StoreResult<Account> {
+    let kind: String = r.try_get("kind").map_err(other)?;
+    Ok(Account {
+        id: r.try_get("id").map_err(other)?,
+        handle: r.try_get("handle").map_err(other)?,
+        display_name: r.try_get("display_name").map_err(other)?,
+        email: r.try_get("email").map_err(other)?,
+        country: r.try_get("country").map_err(other)?,
+        kind: if kind == "merchant" { AccountKind::Merchant } else { AccountKind::Person },
+        bio: r.try_get("bio").map_err(other)?,
+        created_at: r.try_get("created_at").map_err(other)?,
+    })
+}
+
+fn post_row(r: &AnyRow) -> StoreResult<Post> {
+    let entities: String = r.try_get("entities").map_err(other)?;
+    Ok(Post {
+        id: r.try_get("id").map_err(other)?,
+        author: Author {
+            id: r.try_get("author_id").map_err(other)?,
+            handle: r.try_get("handle").map_err(other)?,
+            display_name: r.try_get("display_name").map_err(other)?,
+        },
+        text: r.try_get("text").map_err(other)?,
+        created_at: r.try_get("created_at").map_err(other)?,
+        reply_to: r.try_get("reply_to").map_err(other)?,
+        product_id: r.try_get("product_id").map_err(other)?,
+        entities: serde_json::from_str(&entities).map_err(json_err)?,
+    })
+}
+
+fn merchant_row(r: &AnyRow) -> StoreResult<Merchant> {
+    let kind: String = r.try_get("kind").map_err(other)?;
+    let currency: String = r.try_get("currency").map_err(other)?;
+    let hashtags: String = r.try_get("cart_hashtags").map_err(other)?;
+    let tax: String = r.try_get("tax_rates").map_err(other)?;
+    Ok(Merchant {
+        id: r.try_get("id").map_err(other)?,
+        account_id: r.try_get("account_id").map_err(other)?,
+        owner_account_id: r.try_get("owner_account_id").map_err(other)?,
+        handle: r.try_get("handle").map_err(other)?,
+        name: r.try_get("name").map_err(other)?,
+        kind: MerchantKind::parse("kind", &kind).map_err(|e| StoreError::Other(e.message))?,
+        country: r.try_get("country").map_err(other)?,
+        currency: Currency::parse(&currency).ok_or_else(|| StoreError::Other(format!("currency {currency}")))?,
+        webhook_url: r.try_get("webhook_url").map_err(other)?,
+        cart_hashtags: serde_json::from_str(&hashtags).map_err(json_err)?,
+        tax_rates: serde_json::from_str(&tax).map_err(json_err)?,
+        return_policy: r.try_get("return_policy").map_err(other)?,
+        created_at: r.try_get("created_at").map_err(other)?,
+    })
+}
+
+fn variant_row(r: &AnyRow) -> StoreResult<Variant> {
+    let options: String = r.try_get("options").map_err(other)?;
+    let kind: String = r.try_get("inventory_type").map_err(other)?;
+    let quantity: Option<i64> = r.try_get("quantity").map_err(other)?;
+    let inventory = if kind == "finite" {
+        Inventory { kind: InventoryType::Finite, quantity: Some(quantity.unwrap_or(0)) }
+    } else {
+        Inventory { kind: InventoryType::Infinite, quantity: None }
+    };
+    Ok(Variant {
+        id: r.try_get("id").map_err(other)?,
+        sku: r.try_get("sku").map_err(other)?,
+        options: serde_json::from_str(&options).map_err(json_err)?,
+        price: r.try_get("price").map_err(other)?,
+        available: inventory.kind == InventoryType::Infinite || inventory.quantity.unwrap_or(0) > 0,
+        inventory,
+    })
+}
+
+fn inventory_columns(inv: &Inventory) -> (&'static str, Option<i64>) {
+    match inv.kind {
+        InventoryType::Finite => ("finite", Some(inv.quantity.unwrap_or(0))),
+        InventoryType::Infinite => ("infinite", None),
+    }
+}
+
+async fn insert_rates(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    product_id: &str,
+    rates: &[ShippingRate],
+) -> StoreResult<()> {
+    for (i, r) in rates.iter().enumerate() {
+        sqlx::query(
+            "insert into shipping_rates (id, product_id, position, name, price, countries) values ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&r.id)
+        .bind(product_id)
+        .bind(i as i64)
+        .bind(&r.name)
+        .bind(r.price)
+        .bind(serde_json::to_string(&r.countries).map_err(json_err)?)
+        .execute(&mut **tx)
+        .await
+        .map_err(other)?;
+    }
+    Ok(())
+}
+
+impl Db {
+    /// Runs `sql` whose placeholders `$1…$n` take `ids` in order.
+    async fn fetch_in(&self, sql: &str, ids: &[&String]) -> StoreResult<Vec<AnyRow>> {
+        let mut q = sqlx::query(sql);
+        for id in ids {
+            q = q.bind(id.as_str());
+        }
+        q.fetch_all(&self.pool).await.map_err(other)
+    }
+
+    async fn posts_where(&self, cond: &str, first: &str, before: Before<'_>, limit: i64) -> StoreResult<Vec<Post>> {
+        let rows = match before {
+            Some((ts, id)) => {
+                let sql = format!(
+                    "{POST_SELECT} where {cond} and (p.created_at < $2 or (p.created_at = $2 and p.id < $3)) \
+                     order by p.created_at desc, p.id desc limit $4"
+                );
+                sqlx::query(&sql).bind(first).bind(ts).bind(id).bind(limit).fetch_all(&self.pool).await
+            }
+            None => {
+                let sql = format!("{POST_SELECT} where {cond} order by p.created_at desc, p.id desc limit $2");
+                sqlx::query(&sql).bind(first).bind(limit).fetch_all(&self.pool).await
+            }
+        };
+        rows.map_err(other)?.iter().map(post_row).collect()
+    }
+}
+
+#[async_trait]
+impl Store for Db {
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("select count(*) from flags").fetch_one(&self.pool).await.map_err(other)?;
+        Ok(())
+    }
+
+    async fn insert_account(&self, a: &Account, password_hash: Option<&str>) -> StoreResult<()> {
+        sqlx::query(
+            "insert into accounts (id, handle, handle_key, display_name, email, email_key, password_hash, country, kind, bio, created_at) \
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(&a.id)
+        .bind(&a.handle)
+        .bind(a.handle.to_lowercase())
+        .bind(&a.display_name)
+        .bind(&a.email)
+        .bind(a.email.as_ref().map(|e| e.to_lowercase()))
+        .bind(password_hash)
+        .bind(&a.country)
+        .bind(match a.kind {
+            AccountKind::Person => "person",
+            AccountKind::Merchant => "merchant",
+        })
+        .bind(&a.bio)
+        .bind(a.created_at)
+        .execute(&self.pool)
+        .await
+        .map_err(other)?;
+        Ok(())
+    }
+
+    async fn find_account(&self, id: &str) -> StoreResult<Option<Account>> {
+        let sql = format!("select {ACCOUNT_COLUMNS} from accounts where id = $1");
+        let row = sqlx::query(&sql).bind(id).fetch_optional(&self.pool).await.map_err(other)?;
+        row.as_ref().map(account_row).transpose()
+    }
+
+    async fn find_account_by_handle(&self, handle: &str) -> StoreResult<Option<Account>> {
+        let sql = format!("select {ACCOUNT_COLUMNS} from accounts where handle_key = $1");
+        let row = sqlx::query(&sql).bind(handle.to_lowercase()).fetch_optional(&self.pool).await.map_err(other)?;
+        row.as_ref().map(account_row).transpose()
+    }
+
+    async fn find_credentials(&self, login: &str) -> StoreResult<Option<Credentials>> {
+        let sql = format!(
+            "select {ACCOUNT_COLUMNS}, password_hash from accounts \
+             where (handle_key = $1 or email_key = $1) and password_hash is not null"
+        );
+        let row = sqlx::query(&sql).bind(login.to_lowercase()).fetch_optional(&self.pool).await.map_err(other)?;
+        match row {
+            Some(r) => Ok(Some(Credentials {
+                account: account_row(&r)?,
+                password_hash: r.try_get("password_hash").map_err(other)?,
+            })),
+            None => Ok(None),
+        }
+    }
+
+    async fn count_accounts(&self) -> StoreResult<i64> {
+        let r = sqlx::query("select count(*) as n from accounts").fetch_one(&self.pool).await.map_err(other)?;
+        r.try_get("n").map_err(other)
+    }
+
+    async fn insert_session(&self, token_hash: &str, account_id: &str, expires_at: i64) -> StoreResult<()> {
+        sqlx::query("insert into sessions (token_hash, account_id, created_at, expires_at) values ($1, $2, $3, $4)")
+            .bind(token_hash)
+            .bind(account_id)
+            .bind(buyline_core::types::now_micros())
+            .bind(expires_at)
+            .execute(&self.pool)
+            .await
+            .map_err(other)?;
+        Ok(())
+    }
+
+    async fn find_session_account(&self, token_hash: &str, now: i64) -> StoreResult<Option<Account>> {
+        let sql = format!(
+            "select a.id, a.handle, a.display_name, a.email, a.country, a.kind, a.bio, a.created_at \
+             from sessions s join accounts a on a.id = s.account_id where s.token_hash = $1 and s.expires_at > $2"
+        );
+        let row = sqlx::query(&sql).bind(token_hash).bind(now).fetch_optional(&self.pool).await.map_err(other)?;
+        row.as_ref().map(account_row).transpose()
+    }
+
+    async fn delete_session(&self, token_hash: &str) -> StoreResult<()> {
+        sqlx::query("delete from sessions where token_hash = $1")
+            .bind(token_hash)
+            .execute(&self.pool)
+            .await
+            .map_err(other)?;
+        Ok(())
+    }
+
+    async fn insert_follow(&self, follower: &str, followee: &str, at: i64) -> StoreResult<()> {
+        sqlx::query(
+            "insert into follows (follower_id, followee_id, created_at) values ($1, $2, $3) \
+             on conflict (follower_id, followee_id) do nothing",
+        )
+        .bind(follower)
+        .bind(followee)
+        .bind(at)
+        .execute(&self.pool)
+        .await
+        .map_err(other)?;
+        Ok(())
+    }
+
+    async fn delete_follow(&self, follower: &str, followee: &str) -> StoreResult<()> {
+        sqlx::query("delete from follows where follower_id = $1 and followee_id = $2")
+            .bind(follower)
+            .bind(followee)
+            .execute(&self.pool)
+            .await
+            .map_err(other)?;
+        Ok(())
+    }
+
+    async fn find_profile(&self, handle: &str, viewer: Option<&str>) -> StoreResult<Option<Profile>> {
+        let Some(account) = self.find_account_by_handle(handle).await? else { return Ok(None) };
+        let r = sqlx::query(
+            "select (select count(*) from follows where followee_id = $1) as followers, \
+                    (select count(*) from follows where follower_id = $1) as following, \
+                    (select count(*) from follows where follower_id = $2 and followee_id = $1) as viewer_follows, \
+                    (select min(id) from merchants where account_id = $1) as merchant_id",
+        )
+        .bind(&account.id)
+        .bind(viewer.unwrap_or(""))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(other)?;
+        let viewer_follows: i64 = r.try_get("viewer_follows").map_err(other)?;
+        Ok(Some(Profile {
+            followers: r.try_get("followers").map_err(other)?,
+            following: r.try_get("following").map_err(other)?,
+            followed_by_viewer: viewer_follows > 0,
+            merchant_id: r.try_get("merchant_id").map_err(other)?,
+            account,
+        }))
+    }
+
+    async fn insert_post(&self, p: &NewPost) -> StoreResult<()> {
+        sqlx::query(
+            "insert into posts (id, author_id, text, entities, reply_to, product_id, created_at) \
+             values ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&p.id)
+        .bind(&p.author_id)
+        .bind(&p.text)
+        .bind(serde_json::to_string(&p.entities).map_err(json_err)?)
+        .bind(&p.reply_to)
+        .bind(&p.product_id)
+        .bind(p.created_at)
+        .execute(&self.pool)
+        .await
+        .map_err(other)?;
+        Ok(())
+    }
+
+    async fn find_post(&self, id: &str) -> StoreResult<Option<Post>> {
+        let sql = format!("{POST_SELECT} where p.id = $1");
+        let row = sqlx::query(&sql).bind(id).fetch_optional(&self.pool).await.map_err(other)?;
+        row.as_ref().map(post_row).transpose()
+    }
+
+    async fn find_replies(&self, id: &str, limit: i64) -> StoreResult<Vec<Post>> {
+        let sql = format!("{POST_SELECT} where p.reply_to = $1 order by p.created_at, p.id limit $2");
+        let rows = sqlx::query(&sql).bind(id).bind(limit).fetch_all(&self.pool).await.map_err(other)?;
+        rows.iter().map(post_row).collect()
+    }
+
+    async fn find_home_timeline(&self, viewer: &str, before: Before<'_>, limit: i64) -> StoreResult<Vec<Post>> {
+        self.posts_where(
+            "(p.author_id = $1 or p.author_id in (select followee_id from follows where follower_id = $1))",
+            viewer,
+            before,
+            limit,
+        )
+        .await
+    }
+
+    async fn find_posts_by_author(&self, author: &str, before: Before<'_>, limit: i64) -> StoreResult<Vec<Post>> {
+        self.posts_where("p.author_id = $1", author, before, limit).await
+    }
+
+    async fn find_recent_posts(&self, before: Before<'_>, limit: i64) -> StoreResult<Vec<Post>> {
+        // `$1` is bound but only there to keep one query shape for all three lists.
+        self.posts_where("p.reply_to is null and $1 = $1", "", before, limit).await
+    }
+
+    async fn insert_merchant(
+        &self,
+        m: &Merchant,
+        account: &Account,
+        api_key_hash: &str,
+        webhook_secret: &str,
+    ) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "insert into accounts (id, handle, handle_key, display_name, email, email_key, password_hash, country, kind, bio, created_at) \
+             values ($1, $2, $3, $4, null, null, null, $5, 'merchant', $6, $7)",
+        )
+        .bind(&account.id)
+        .bind(&account.handle)
+        .bind(account.handle.to_lowercase())
+        .bind(&account.display_name)
+        .bind(&account.country)
+        .bind(&account.bio)
+        .bind(account.created_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(other)?;
+        sqlx::query(
+            "insert into merchants (id, account_id, owner_account_id, name, kind, country, currency, webhook_url, \
+             webhook_secret, cart_hashtags, tax_rates, return_policy, created_at) \
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+        )
+        .bind(&m.id)
+        .bind(&m.account_id)
+        .bind(&m.owner_account_id)
+        .bind(&m.name)
+        .bind(m.kind.as_str())
+        .bind(&m.country)
+        .bind(m.currency.code())
+        .bind(&m.webhook_url)
+        .bind(webhook_secret)
+        .bind(serde_json::to_string(&m.cart_hashtags).map_err(json_err)?)
+        .bind(serde_json::to_string(&m.tax_rates).map_err(json_err)?)
+        .bind(&m.return_policy)
+        .bind(m.created_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(other)?;
+        sqlx::query("insert into api_keys (key_hash, merchant_id, created_at) values ($1, $2, $3)")
+            .bind(api_key_hash)
+            .bind(&m.id)
+            .bind(m.created_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(other)?;
+        tx.commit().await.map_err(other)
+    }
+
+    async fn find_merchant(&self, id: &str) -> StoreResult<Option<Merchant>> {
+        let sql = format!("{MERCHANT_SELECT} where m.id = $1");
+        let row = sqlx::query(&sql).bind(id).fetch_optional(&self.pool).await.map_err(other)?;
+        row.as_ref().map(merchant_row).transpose()
+    }
+
+    async fn find_merchant_by_account(&self, account_id: &str) -> StoreResult<Option<Merchant>> {
+        let sql = format!("{MERCHANT_SELECT} where m.account_id = $1");
+        let row = sqlx::query(&sql).bind(account_id).fetch_optional(&self.pool).await.map_err(other)?;
+        row.as_ref().map(merchant_row).transpose()
+    }
+
+    async fn find_merchants_by_owner(&self, owner: &str) -> StoreResult<Vec<Merchant>> {
+        let sql = format!("{MERCHANT_SELECT} where m.owner_account_id = $1 order by m.created_at");
+        let rows = sqlx::query(&sql).bind(owner).fetch_all(&self.pool).await.map_err(other)?;
+        rows.iter().map(merchant_row).collect()
+    }
+
+    async fn find_merchant_by_api_key(&self, key_hash: &str) -> StoreResult<Option<Merchant>> {
+        let sql = format!(
+            "{MERCHANT_SELECT} join api_keys k on k.merchant_id = m.id where k.key_hash = $1 and k.revoked_at is null"
+        );
+        let row = sqlx::query(&sql).bind(key_hash).fetch_optional(&self.pool).await.map_err(other)?;
+        row.as_ref().map(merchant_row).transpose()
+    }
+
+    async fn replace_api_key(&self, merchant_id: &str, key_hash: &str) -> StoreResult<()> {
+        let now = buyline_core::types::now_micros();
+        let mut tx = self.begin().await?;
+        sqlx::query("update api_keys set revoked_at = $1 where merchant_id = $2 and revoked_at is null")
+            .bind(now)
+            .bind(merchant_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(other)?;
+        sqlx::query("insert into api_keys (key_hash, merchant_id, created_at) values ($1, $2, $3)")
+            .bind(key_hash)
+            .bind(merchant_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(other)?;
+        tx.commit().await.map_err(other)
+    }
+
+    async fn update_merchant(&self, m: &Merchant) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "update merchants set name = $1, webhook_url = $2, cart_hashtags = $3, tax_rates = $4, return_policy = $5 \
+             where id = $6",
+        )
+        .bind(&m.name)
+        .bind(&m.webhook_url)
+        .bind(serde_json::to_string(&m.cart_hashtags).map_err(json_err)?)
+        .bind(serde_json::to_string(&m.tax_rates).map_err(json_err)?)
+        .bind(&m.return_policy)
+        .bind(&m.id)
+        .execute(&mut *tx)
+        .await
+        .map_err(other)?;
+        sqlx::query("update accounts set display_name = $1 where id = $2")
+            .bind(&m.name)
+            .bind(&m.account_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(other)?;
+        tx.commit().await.map_err(other)
+    }
+
+    async fn insert_product(&self, p: &Product) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "insert into products (id, merchant_id, name, description, kind, image_url, currency, options, \
+             return_policy, donation_min, donation_max, created_at) \
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        )
+        .bind(&p.id)
+        .bind(&p.merchant_id)
+        .bind(&p.name)
+        .bind(&p.description)
+        .bind(p.kind.as_str())
+        .bind(&p.image_url)
+        .bind(p.currency.code())
+        .bind(serde_json::to_string(&p.options).map_err(json_err)?)
+        .bind(&p.return_policy)
+        .bind(p.donation.as_ref().map(|d| d.min))
+        .bind(p.donation.as_ref().map(|d| d.max))
+        .bind(p.created_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(other)?;
+        for (i, v) in p.variants.iter().enumerate() {
+            let (kind, qty) = inventory_columns(&v.inventory);
+            sqlx::query(
+                "insert into variants (id, product_id, position, sku, options, price, inventory_type, quantity) \
+                 values ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(&v.id)
+            .bind(&p.id)
+            .bind(i as i64)
+            .bind(&v.sku)
+            .bind(serde_json::to_string(&v.options).map_err(json_err)?)
+            .bind(v.price)
+            .bind(kind)
+            .bind(qty)
+            .execute(&mut *tx)
+            .await
+            .map_err(other)?;
+        }
+        insert_rates(&mut tx, &p.id, &p.shipping_rates).await?;
+        tx.commit().await.map_err(other)
+    }
+
+    async fn find_products(&self, ids: &[String]) -> StoreResult<Vec<Product>> {
+        if ids.is_empty() {
+            return Ok(vec![]);
+        }
+        let mut ids: Vec<&String> = ids.iter().collect();
+        ids.sort();
+        ids.dedup();
+        let list = placeholders(1, ids.len());
+        let sql_products = format!("select * from products where id in ({list})");
+        let sql_variants = format!("select * from variants where product_id in ({list}) order by product_id, position");
+        let sql_rates = format!("select * from shipping_rates where product_id in ({list}) order by product_id, position");
+        let products = self.fetch_in(&sql_products, &ids).await?;
+        let variants = self.fetch_in(&sql_variants, &ids).await?;
+        let rates = self.fetch_in(&sql_rates, &ids).await?;
+        let mut by_product: HashMap<String, (Vec<Variant>, Vec<ShippingRate>)> = HashMap::new();
+        for r in &variants {
+            let pid: String = r.try_get("product_id").map_err(other)?;
+            by_product.entry(pid).or_default().0.push(variant_row(r)?);
+        }
+        for r in &rates {
+            let pid: String = r.try_get("product_id").map_err(other)?;
+            let countries: String = r.try_get("countries").map_err(other)?;
+            by_product.entry(pid).or_default().1.push(ShippingRate {
+                id: r.try_get("id").map_err(other)?,
+                name: r.try_get("name").map_err(other)?,
+                price: r.try_get("price").map_err(other)?,
+                countries: serde_json::from_str(&countries).map_err(json_err)?,
+            });
+        }
+        products
+            .iter()
+            .map(|r| {
+                let id: String = r.try_get("id").map_err(other)?;
+                let (variants, shipping_rates) = by_product.remove(&id).unwrap_or_default();
+                let kind: String = r.try_get("kind").map_err(other)?;
+                let currency: String = r.try_get("currency").map_err(other)?;
+                let options: String = r.try_get("options").map_err(other)?;
+                let dmin: Option<i64> = r.try_get("donation_min").map_err(other)?;
+                let dmax: Option<i64> = r.try_get("donation_max").map_err(other)?;
+                Ok(Product {
+                    id,
+                    merchant_id: r.try_get("merchant_id").map_err(other)?,
+                    name: r.try_get("name").map_err(other)?,
+                    description: r.try_get("description").map_err(other)?,
+                    kind: ProductKind::parse("kind", &kind).map_err(|e| StoreError::Other(e.message))?,
+                    url: String::new(),
+                    image_url: r.try_get("image_url").map_err(other)?,
+                    currency: Currency::parse(&currency)
+                        .ok_or_else(|| StoreError::Other(format!("currency {currency}")))?,
+                    options: serde_json::from_str::<Vec<ProductOption>>(&options).map_err(json_err)?,
+                    variants,
+                    shipping_rates,
+                    return_policy: r.try_get("return_policy").map_err(other)?,
+                    donation: dmin.zip(dmax).map(|(min, max)| DonationRange { min, max }),
+                    created_at: r.try_get("created_at").map_err(other)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn find_products_by_merchant(&self, merchant_id: &str) -> StoreResult<Vec<Product>> {
+        let rows = sqlx::query("select id from products where merchant_id = $1 order by created_at desc, id")
+            .bind(merchant_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(other)?;
+        let ids: Vec<String> = rows.iter().map(|r| r.try_get("id")).collect::<Result<_, _>>().map_err(other)?;
+        let mut products = self.find_products(&ids).await?;
+        products.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.id.cmp(&b.id)));
+        Ok(products)
+    }
+
+    async fn update_product(&self, p: &Product) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "update products set name = $1, description = $2, image_url = $3, return_policy = $4 where id = $5",
+        )
+        .bind(&p.name)
+        .bind(&p.description)
+        .bind(&p.image_url)
+        .bind(&p.return_policy)
+        .bind(&p.id)
+        .execute(&mut *tx)
+        .await
+        .map_err(other)?;
+        sqlx::query("delete from shipping_rates where product_id = $1")
+            .bind(&p.id)
+            .execute(&mut *tx)
+            .await
+            .map_err(other)?;
+        insert_rates(&mut tx, &p.id, &p.shipping_rates).await?;
+        tx.commit().await.map_err(other)
+    }
+
+    async fn update_variant(&self, product_id: &str, v: &Variant) -> StoreResult<()> {
+        let (kind, qty) = inventory_columns(&v.inventory);
+        sqlx::query(
+            "update variants set sku = $1, price = $2, inventory_type = $3, quantity = $4 where id = $5 and product_id = $6",
+        )
+        .bind(&v.sku)
+        .bind(v.price)
+        .bind(kind)
+        .bind(qty)
+        .bind(&v.id)
+        .bind(product_id)
+        .execute(&self.pool)
+        .await
+        .map_err(other)?;
+        Ok(())
+    }
+
+    async fn find_flag(&self, name: &str) -> StoreResult<Option<String>> {
+        let row = sqlx::query("select value from flags where name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(other)?;
+        row.map(|r| r.try_get("value")).transpose().map_err(other)
+    }
+
+    async fn upsert_flag(&self, name: &str, value: &str) -> StoreResult<()> {
+        sqlx::query(
+            "insert into flags (name, value, updated_at) values ($1, $2, $3) \
+             on conflict (name) do update set value = excluded.value, updated_at = excluded.updated_at",
+        )
+        .bind(name)
+        .bind(value)
+        .bind(buyline_core::types::now_micros())
+        .execute(&self.pool)
+        .await
+        .map_err(other)?;
+        Ok(())
+    }
+}

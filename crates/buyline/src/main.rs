@@ -1,1 +1,45 @@
-fn main() {}
+//! The `buyline` command.
+
+use buyline::config::{Cli, Command, LogFormat};
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+fn init_tracing(format: LogFormat) {
+    let filter = EnvFilter::try_from_env("BUYLINE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_tracing(cli.log_format);
+    match cli.command {
+        Command::Serve(cfg) => {
+            let running = buyline::spawn(cfg).await?;
+            println!("Buyline is running at {}", running.public_url);
+            if let Some(d) = &running.demo {
+                println!("{}", d.banner());
+            }
+            running.until_signal().await
+        }
+        Command::Migrate(args) => {
+            let url = buyline::config::database_url(&args.data_dir, args.database_url.as_deref());
+            std::fs::create_dir_all(&args.data_dir)?;
+            let db = buyline_store::Db::connect(&url, 1).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            db.close().await;
+            println!("migrations applied to {}", buyline::config::redact_url(&url));
+            Ok(())
+        }
+        Command::AdminToken(args) => {
+            match std::env::var("BUYLINE_ADMIN_TOKEN").ok().filter(|s| !s.is_empty()) {
+                Some(t) => println!("{t}"),
+                None => println!("{}", buyline::config::admin_token_file(&args.data_dir)?),
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,68 @@
+//! The JSON API under `/api/v1` (SPEC §3), with its OpenAPI 3.1 document built from the
+//! handlers' annotations.
+
+mod accounts;
+mod admin;
+mod catalog;
+mod posts;
+
+use crate::error::Problem;
+use crate::state::AppState;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::Modify;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(title = "Buyline API", version = "1", description = "In-feed commerce: posts with a Buy button. Errors are RFC 9457 problem details."),
+    modifiers(&BearerAuth),
+    components(schemas(Problem)),
+    tags(
+        (name = "accounts", description = "Sign-up, sessions, follows"),
+        (name = "posts", description = "Posts, replies, timelines"),
+        (name = "merchants", description = "Merchant accounts and keys"),
+        (name = "catalog", description = "Products, variants, stock"),
+        (name = "admin", description = "Operator controls"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("A shopper session token (`st_…`), a merchant secret key (`sk_…`) or the operator token"))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The API routes and their OpenAPI document, paths relative to `/api/v1`.
+pub fn router() -> OpenApiRouter<AppState> {
+    use utoipa::OpenApi;
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(accounts::create_account))
+        .routes(routes!(accounts::create_session, accounts::delete_session))
+        .routes(routes!(accounts::get_me))
+        .routes(routes!(accounts::get_account))
+        .routes(routes!(accounts::list_account_posts))
+        .routes(routes!(accounts::follow_account, accounts::unfollow_account))
+        .routes(routes!(posts::create_post))
+        .routes(routes!(posts::get_post))
+        .routes(routes!(posts::get_timeline))
+        .routes(routes!(catalog::create_merchant))
+        .routes(routes!(catalog::get_merchant, catalog::update_merchant))
+        .routes(routes!(catalog::rotate_api_key))
+        .routes(routes!(catalog::list_merchant_products))
+        .routes(routes!(catalog::create_product))
+        .routes(routes!(catalog::get_product, catalog::update_product))
+        .routes(routes!(catalog::update_variant))
+        .routes(routes!(admin::get_buy_button_flag, admin::put_buy_button_flag))
+}

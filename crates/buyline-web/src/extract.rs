@@ -1,0 +1,138 @@
+//! Extractors that turn every rejection into a problem document: JSON bodies, query
+//! strings, and the caller's credentials.
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{header, Method};
+use axum_extra::extract::CookieJar;
+use buyline_core::{Error, Principal};
+use serde::de::DeserializeOwned;
+
+/// A JSON body: 415 without a JSON content type, 413 over the limit, 422 naming the field
+/// that does not parse.
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let is_json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<mime::Mime>().ok())
+            .is_some_and(|m| {
+                m.type_() == "application" && (m.subtype() == "json" || m.suffix().is_some_and(|s| s == "json"))
+            });
+        if !is_json {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        let bytes = bytes::Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge
+            } else {
+                Error::field("body", "could not be read").into()
+            }
+        })?;
+        parse_json(&bytes).map(ApiJson)
+    }
+}
+
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let msg = inner.to_string();
+        // serde reports a missing field at its parent's path; name the field itself.
+        let (field, message) = if let Some(rest) = msg.strip_prefix("missing field `") {
+            let name = rest.split('`').next().unwrap_or("");
+            let field = if path == "." { name.to_string() } else { format!("{path}.{name}") };
+            (field, "is required".to_string())
+        } else if inner.is_syntax() || inner.is_eof() {
+            ("body".to_string(), format!("is not valid JSON: {msg}"))
+        } else {
+            let field = if path == "." { "body".to_string() } else { path };
+            // serde's message ends with " at line L column C"; the field name says where.
+            let message = msg.split(" at line ").next().unwrap_or(&msg).to_string();
+            (field, message)
+        };
+        Error::Validation(vec![buyline_core::FieldError::new(field, message)]).into()
+    })
+}
+
+/// A query string that answers 422 naming the bad parameter.
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let q = parts.uri.query().unwrap_or("");
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded_parse(q));
+        serde_path_to_error::deserialize(de)
+            .map(ApiQuery)
+            .map_err(|e| {
+                let field = e.path().to_string();
+                Error::field(if field == "." { "query" } else { &field }, &e.into_inner().to_string()).into()
+            })
+    }
+}
+
+fn form_urlencoded_parse(q: &str) -> url::form_urlencoded::Parse<'_> {
+    url::form_urlencoded::parse(q.as_bytes())
+}
+
+pub const SESSION_COOKIE: &str = "bl_session";
+pub const CSRF_COOKIE: &str = "bl_csrf";
+
+fn bearer(parts: &Parts) -> Option<&str> {
+    parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim)
+}
+
+/// Resolves the caller: a bearer token, or the browser's session cookie. A cookie alone
+/// may read; to change anything it must come with `X-CSRF-Token` equal to the CSRF cookie.
+async fn principal(parts: &mut Parts, state: &AppState) -> Result<Option<Principal>, ApiError> {
+    if let Some(token) = bearer(parts) {
+        return Ok(Some(state.services.authenticate(token, state.operator_token.as_deref()).await?));
+    }
+    let jar = CookieJar::from_headers(&parts.headers);
+    let Some(session) = jar.get(SESSION_COOKIE) else { return Ok(None) };
+    if !matches!(parts.method, Method::GET | Method::HEAD) {
+        let header = parts.headers.get("x-csrf-token").and_then(|v| v.to_str().ok()).unwrap_or("");
+        let cookie = jar.get(CSRF_COOKIE).map(|c| c.value()).unwrap_or("");
+        if cookie.is_empty() || !buyline_core::ids::constant_time_eq(header, cookie) {
+            return Err(Error::Forbidden("a cookie-authenticated change needs the X-CSRF-Token header".into()).into());
+        }
+    }
+    Ok(state.services.session_account(session.value()).await?.map(Principal::Shopper))
+}
+
+/// The authenticated caller; 401 without valid credentials.
+pub struct Auth(pub Principal);
+
+impl FromRequestParts<AppState> for Auth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        principal(parts, state).await?.map(Auth).ok_or(ApiError::Core(Error::Unauthorized))
+    }
+}
+
+/// The caller if credentials were sent; anonymous otherwise. Bad credentials are still 401.
+pub struct MaybeAuth(pub Option<Principal>);
+
+impl FromRequestParts<AppState> for MaybeAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        Ok(MaybeAuth(principal(parts, state).await?))
+    }
+}

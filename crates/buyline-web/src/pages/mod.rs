@@ -1,0 +1,3 @@
+//! pages placeholder
+use crate::state::AppState;
+pub fn router() -> axum::Router<AppState> { axum::Router::new() }

@@ -1,0 +1,140 @@
+//! Command-line flags and `BUYLINE_*` variables (SPEC §5). Each setting is documented once,
+//! here, and shows in `--help`.
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(name = "buyline", version, about = "In-feed commerce: a microblog whose posts carry a Buy button")]
+pub struct Cli {
+    /// Log format.
+    #[arg(long, env = "BUYLINE_LOG_FORMAT", value_enum, default_value = "text", global = true)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Copy, Clone, Debug, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the web server and background workers.
+    Serve(ServeConfig),
+    /// Apply database migrations and exit.
+    Migrate(StorageArgs),
+    /// Print the operator token (creating it in the data dir if needed).
+    AdminToken(StorageArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct StorageArgs {
+    /// Directory for the SQLite file, key files and mail spool.
+    #[arg(long, env = "BUYLINE_DATA_DIR", default_value = "./buyline-data")]
+    pub data_dir: PathBuf,
+    /// `sqlite://…` or `postgres://…`; default: the SQLite file in the data dir.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: Option<String>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ServeConfig {
+    /// Address to bind.
+    #[arg(long, env = "BUYLINE_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// Directory for the SQLite file, key files and mail spool.
+    #[arg(long, env = "BUYLINE_DATA_DIR", default_value = "./buyline-data")]
+    pub data_dir: PathBuf,
+    /// `sqlite://…` or `postgres://…`; default: the SQLite file in the data dir.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Base of links in posts, e-mails and replies; default `http://` + the listen address.
+    #[arg(long, env = "BUYLINE_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Do not create demo content on first run.
+    #[arg(long, env = "BUYLINE_NO_DEMO", value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false, num_args = 0..=1, default_missing_value = "true")]
+    pub no_demo: bool,
+    /// Let webhook URLs point at loopback or private addresses (development, tests).
+    #[arg(long, env = "BUYLINE_ALLOW_PRIVATE_WEBHOOKS", value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false, num_args = 0..=1, default_missing_value = "true")]
+    pub allow_private_webhooks: bool,
+    /// The operator token; otherwise one is created in the data dir (`buyline admin-token`).
+    #[arg(skip = std::env::var("BUYLINE_ADMIN_TOKEN").ok().filter(|s| !s.is_empty()))]
+    pub admin_token: Option<String>,
+}
+
+impl ServeConfig {
+    /// Defaults for a server in `data_dir`, as the flags would give them.
+    pub fn new(data_dir: PathBuf) -> Self {
+        ServeConfig {
+            listen: "127.0.0.1:8080".into(),
+            data_dir,
+            database_url: None,
+            public_url: None,
+            no_demo: false,
+            allow_private_webhooks: false,
+            admin_token: None,
+        }
+    }
+
+    pub fn database_url(&self) -> String {
+        database_url(&self.data_dir, self.database_url.as_deref())
+    }
+
+    pub fn admin_token(&self) -> anyhow::Result<String> {
+        match &self.admin_token {
+            Some(t) => Ok(t.clone()),
+            None => admin_token_file(&self.data_dir),
+        }
+    }
+}
+
+pub fn database_url(data_dir: &std::path::Path, url: Option<&str>) -> String {
+    match url.filter(|u| !u.is_empty()) {
+        Some(u) => u.to_string(),
+        None => format!("sqlite://{}?mode=rwc", data_dir.join("buyline.db").display()),
+    }
+}
+
+/// The URL with any password replaced, for messages.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// Reads the operator token from `admin-token` in the data dir, creating it (0600) if absent.
+pub fn admin_token_file(data_dir: &std::path::Path) -> anyhow::Result<String> {
+    let path = data_dir.join("admin-token");
+    if let Ok(t) = std::fs::read_to_string(&path) {
+        let t = t.trim().to_string();
+        if !t.is_empty() {
+            return Ok(t);
+        }
+    }
+    std::fs::create_dir_all(data_dir)?;
+    let token = buyline_core::ids::new_secret("op");
+    write_private(&path, &format!("{token}\n")).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(token)
+}
+
+/// Writes a file only its owner can read.
+pub fn write_private(path: &std::path::Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path)?;
+    f.write_all(contents.as_bytes())
+}
