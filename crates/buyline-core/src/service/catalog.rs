@@ -472,6 +472,8 @@ impl Services {
                     }
                     p
                 }
+                // A donation without its range is reported once, on `donation`.
+                (None, None) if kind == Some(ProductKind::Donation) => 0,
                 (None, None) => {
                     e.push(&format!("{f}.price"), "is required (or give a product-level price)");
                     0

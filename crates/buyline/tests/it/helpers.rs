@@ -1,0 +1,183 @@
+//! Spawning the app and talking to it like a client would.
+
+use buyline::config::ServeConfig;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+pub struct TestApp {
+    pub url: String,
+    pub client: reqwest::Client,
+    pub admin_token: String,
+    pub database_url: String,
+    pub dir: tempfile::TempDir,
+    pub demo: Option<buyline::demo::DemoCredentials>,
+    running: Option<buyline::Running>,
+}
+
+/// A new, empty database on the PostgreSQL server named by `BUYLINE_TEST_DATABASE_URL`.
+async fn fresh_postgres(base: &str) -> String {
+    use sqlx::Connection;
+    static N: AtomicU64 = AtomicU64::new(0);
+    let name = format!(
+        "bl_t_{}_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed),
+        rand::random::<u32>()
+    );
+    let mut conn = sqlx::PgConnection::connect(base).await.expect("connect to BUYLINE_TEST_DATABASE_URL");
+    sqlx::query(&format!("create database {name}")).execute(&mut conn).await.expect("create database");
+    conn.close().await.ok();
+    let mut url = url::Url::parse(base).expect("database url");
+    url.set_path(&format!("/{name}"));
+    url.to_string()
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_with(|_| {}).await
+}
+
+pub async fn spawn_demo() -> TestApp {
+    spawn_with(|c| c.no_demo = false).await
+}
+
+pub async fn spawn_with(f: impl FnOnce(&mut ServeConfig)) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut cfg = ServeConfig::new(dir.path().to_path_buf());
+    cfg.listen = "127.0.0.1:0".into();
+    cfg.no_demo = true;
+    cfg.admin_token = Some(format!("op_test_{}", rand::random::<u64>()));
+    if let Ok(base) = std::env::var("BUYLINE_TEST_DATABASE_URL") {
+        if !base.is_empty() {
+            cfg.database_url = Some(fresh_postgres(&base).await);
+        }
+    }
+    f(&mut cfg);
+    let database_url = cfg.database_url();
+    let running = buyline::spawn(cfg).await.expect("server starts");
+    TestApp {
+        url: running.public_url.clone(),
+        client: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap(),
+        admin_token: running.admin_token.clone(),
+        database_url,
+        demo: running.demo.clone(),
+        dir,
+        running: Some(running),
+    }
+}
+
+pub struct Resp {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+    pub text: String,
+}
+
+impl TestApp {
+    pub async fn stop(mut self) {
+        if let Some(r) = self.running.take() {
+            r.stop().await.expect("clean stop");
+        }
+    }
+
+    pub fn is_sqlite(&self) -> bool {
+        self.database_url.starts_with("sqlite:")
+    }
+
+    pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Resp {
+        let mut req = self.client.request(method, format!("{}/api/v1{path}", self.url));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.unwrap();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Resp { status, headers, body, text }
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Resp {
+        self.call(Method::GET, path, token, None).await
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Resp {
+        self.call(Method::POST, path, token, Some(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, token: Option<&str>, body: Value) -> Resp {
+        self.call(Method::PATCH, path, token, Some(body)).await
+    }
+
+    /// Signs up `handle` (country US) and returns its session token and account.
+    pub async fn signup(&self, handle: &str) -> (String, Value) {
+        self.signup_in(handle, "US").await
+    }
+
+    pub async fn signup_in(&self, handle: &str, country: &str) -> (String, Value) {
+        let r = self
+            .post(
+                "/accounts",
+                None,
+                json!({"handle": handle, "email": format!("{handle}@example.com"), "password": "correct horse battery", "country": country}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        (r.body["token"].as_str().unwrap().to_string(), r.body["account"].clone())
+    }
+
+    /// A US retailer owned by a new person; returns the merchant's key and record.
+    pub async fn merchant(&self, handle: &str) -> (String, Value) {
+        let (owner, _) = self.signup(&format!("{handle}_o")).await;
+        let r = self
+            .post("/merchants", Some(&owner), json!({"name": format!("{handle} shop"), "handle": handle, "kind": "retailer", "country": "US"}))
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        (r.body["api_key"].as_str().unwrap().to_string(), r.body["merchant"].clone())
+    }
+
+    /// The demo-like T-shirt: size × colour with finite stock, US and GB shipping.
+    pub async fn shirt(&self, key: &str, stock: i64) -> Value {
+        let r = self
+            .post(
+                "/products",
+                Some(key),
+                json!({
+                    "name": "Tee", "kind": "physical",
+                    "options": [{"name": "size", "values": ["S", "M"]}, {"name": "colour", "values": ["red", "blue"]}],
+                    "price": 2500, "inventory": {"type": "finite", "quantity": stock},
+                    "shipping_rates": [{"name": "Standard", "price": 500, "countries": ["US"]},
+                                       {"name": "Intl", "price": 1200, "countries": ["GB"]}]
+                }),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        r.body
+    }
+}
+
+/// Asserts a problem document with this status and code, and returns it.
+pub fn assert_problem(r: &Resp, status: u16, code: &str) -> Value {
+    assert_eq!(r.status.as_u16(), status, "{}", r.text);
+    assert_eq!(
+        r.headers.get("content-type").and_then(|v| v.to_str().ok()),
+        Some("application/problem+json"),
+        "{}",
+        r.text
+    );
+    assert_eq!(r.body["code"], code, "{}", r.text);
+    assert_eq!(r.body["status"], status);
+    assert!(r.body["type"].is_string() && r.body["title"].is_string() && r.body["detail"].is_string());
+    r.body.clone()
+}
+
+/// The field names a 422 (or 409) problem blames.
+pub fn fields(problem: &Value) -> Vec<String> {
+    problem["errors"]
+        .as_array()
+        .map(|a| a.iter().map(|e| e["field"].as_str().unwrap_or("").to_string()).collect())
+        .unwrap_or_default()
+}

@@ -1,0 +1,10 @@
+//! Integration tests: each spawns the real server on `127.0.0.1:0` with a fresh database —
+//! SQLite in a temp dir, or a new PostgreSQL database when `BUYLINE_TEST_DATABASE_URL` is set.
+
+mod accounts;
+mod catalog;
+mod errors;
+mod helpers;
+mod ops;
+mod pages;
+mod posts;
