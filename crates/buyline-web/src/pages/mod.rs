@@ -1,3 +1,229 @@
-//! pages placeholder
+//! Server-rendered pages. Mobile-first HTML that works without JavaScript. Every page calls
+//! the same core services as the API. Forms carry a CSRF token (double-submit: a random
+//! `bl_csrf` cookie echoed in a hidden field), show errors beside their fields and keep what
+//! the user typed.
+
+mod feed;
+mod product;
+mod session;
+pub mod view;
+
+use crate::extract::{CSRF_COOKIE, SESSION_COOKIE};
 use crate::state::AppState;
-pub fn router() -> axum::Router<AppState> { axum::Router::new() }
+use askama::Template;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use axum_extra::extract::cookie::{Cookie, SameSite};
+use axum_extra::extract::CookieJar;
+use buyline_core::model::Account;
+use buyline_core::{Error, FieldError, Principal};
+use serde::de::DeserializeOwned;
+use std::collections::HashMap;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(feed::home))
+        .route("/compose", post(feed::compose))
+        .route("/posts/{id}", get(feed::thread))
+        .route("/u/{handle}", get(feed::profile))
+        .route("/u/{handle}/follow", post(feed::follow))
+        .route("/u/{handle}/unfollow", post(feed::unfollow))
+        .route("/p/{id}", get(product::product_page))
+        .route("/p/{id}/image.svg", get(product::product_image))
+        .route("/signup", get(session::signup_form).post(session::signup))
+        .route("/login", get(session::login_form).post(session::login))
+        .route("/logout", post(session::logout))
+        .route("/problems/{code}", get(problem_page))
+        .route("/static/app.css", get(|| async { ([(header::CONTENT_TYPE, "text/css")], include_str!("../../static/app.css")) }))
+        .route("/static/app.js", get(|| async { ([(header::CONTENT_TYPE, "text/javascript")], include_str!("../../static/app.js")) }))
+        .fallback(not_found)
+}
+
+/// Who is looking at the page, and the CSRF token their forms carry.
+pub struct PageCtx {
+    pub viewer: Option<Account>,
+    pub csrf: String,
+    /// Set when the browser had no CSRF cookie yet; sent with the response.
+    new_csrf: bool,
+    secure: bool,
+}
+
+impl PageCtx {
+    pub fn principal(&self) -> Option<Principal> {
+        self.viewer.clone().map(Principal::Shopper)
+    }
+
+    /// The page, with the CSRF cookie set if this browser had none.
+    pub fn render<T: Template>(&self, status: StatusCode, page: T) -> Response {
+        match page.render() {
+            Ok(html) => {
+                let mut resp = (status, Html(html)).into_response();
+                if self.new_csrf {
+                    let c = cookie(CSRF_COOKIE, self.csrf.clone(), self.secure);
+                    if let Ok(v) = HeaderValue::from_str(&c.to_string()) {
+                        resp.headers_mut().append(header::SET_COOKIE, v);
+                    }
+                }
+                resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                resp
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "template failed");
+                (StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong on our side.").into_response()
+            }
+        }
+    }
+}
+
+pub fn cookie(name: &'static str, value: String, secure: bool) -> Cookie<'static> {
+    Cookie::build((name, value))
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(secure)
+        .max_age(time_days(30))
+        .build()
+}
+
+fn time_days(d: i64) -> cookie::time::Duration {
+    cookie::time::Duration::days(d)
+}
+
+impl FromRequestParts<AppState> for PageCtx {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let jar = CookieJar::from_headers(&parts.headers);
+        let viewer = match jar.get(SESSION_COOKIE) {
+            Some(c) => state.services.session_account(c.value()).await.unwrap_or(None),
+            None => None,
+        };
+        let (csrf, new_csrf) = match jar.get(CSRF_COOKIE).map(|c| c.value().to_string()).filter(|v| v.len() >= 20) {
+            Some(v) => (v, false),
+            None => (buyline_core::ids::new_secret("csrf"), true),
+        };
+        Ok(PageCtx { viewer, csrf, new_csrf, secure: state.secure_cookies })
+    }
+}
+
+/// A submitted form whose CSRF field matches the cookie. Fields arrive as strings so a form
+/// with bad input can be shown again exactly as typed.
+pub struct CsrfForm(pub HashMap<String, String>);
+
+impl CsrfForm {
+    pub fn get(&self, k: &str) -> String {
+        self.0.get(k).cloned().unwrap_or_default()
+    }
+
+    pub fn opt(&self, k: &str) -> Option<String> {
+        self.0.get(k).map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
+    }
+
+    pub fn parse<T: DeserializeOwned>(&self) -> Result<T, Error> {
+        let v = serde_json::to_value(&self.0).map_err(|e| Error::Internal(e.to_string()))?;
+        serde_json::from_value(v).map_err(|e| Error::field("form", &e.to_string()))
+    }
+}
+
+impl FromRequest<AppState> for CsrfForm {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let jar = CookieJar::from_headers(req.headers());
+        let cookie = jar.get(CSRF_COOKIE).map(|c| c.value().to_string()).unwrap_or_default();
+        let axum::Form(fields) = axum::Form::<HashMap<String, String>>::from_request(req, state)
+            .await
+            .map_err(|e| (e.status(), "That form could not be read. Go back and try again.").into_response())?;
+        let sent = fields.get("csrf").map(String::as_str).unwrap_or("");
+        if cookie.is_empty() || !buyline_core::ids::constant_time_eq(sent, &cookie) {
+            return Err((
+                StatusCode::FORBIDDEN,
+                Html("<!doctype html><meta name=viewport content='width=device-width'><title>Form expired</title>\
+                      <p>This form expired or came from another site. Go back, reload the page and try again.</p>"),
+            )
+                .into_response());
+        }
+        Ok(CsrfForm(fields))
+    }
+}
+
+/// Field errors by field name, for showing each beside its field.
+#[derive(Default)]
+pub struct FormErrors(pub HashMap<String, String>);
+
+impl FormErrors {
+    pub fn from_error(e: &Error) -> Option<Self> {
+        let list: &[FieldError] = match e {
+            Error::Validation(list) => list,
+            Error::Conflict { errors, .. } if !errors.is_empty() => errors,
+            _ => return None,
+        };
+        let mut map = HashMap::new();
+        for fe in list {
+            map.entry(fe.field.clone()).or_insert_with(|| fe.message.clone());
+        }
+        Some(FormErrors(map))
+    }
+
+    pub fn get(&self, field: &str) -> &str {
+        self.0.get(field).map(String::as_str).unwrap_or("")
+    }
+
+    pub fn has(&self, field: &str) -> bool {
+        self.0.contains_key(field)
+    }
+
+    /// Messages for fields the form has no place for.
+    pub fn others(&self, shown: &[&str]) -> Vec<String> {
+        let mut v: Vec<String> =
+            self.0.iter().filter(|(k, _)| !shown.contains(&k.as_str())).map(|(k, m)| format!("{k}: {m}")).collect();
+        v.sort();
+        v
+    }
+}
+
+#[derive(Template)]
+#[template(path = "message.html")]
+pub struct MessagePage<'a> {
+    pub ctx: &'a PageCtx,
+    pub title: String,
+    pub message: String,
+}
+
+/// A page for errors that are not about a form field.
+pub fn error_page(ctx: &PageCtx, e: Error) -> Response {
+    let (status, title, message) = match &e {
+        Error::NotFound(what) => (StatusCode::NOT_FOUND, "Not found".to_string(), format!("There is no such {what}.")),
+        Error::Unauthorized => return Redirect::to("/login").into_response(),
+        Error::Forbidden(m) | Error::NotAvailable(m) => (StatusCode::FORBIDDEN, "Not allowed".into(), m.clone()),
+        Error::Conflict { message, .. } => (StatusCode::CONFLICT, "Conflict".into(), message.clone()),
+        Error::Validation(list) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Please check your input".into(),
+            list.iter().map(|f| format!("{}: {}", f.field, f.message)).collect::<Vec<_>>().join("; "),
+        ),
+        Error::Internal(cause) => {
+            tracing::error!(%cause, "internal error");
+            (StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong".into(), "It has been logged. Please try again.".into())
+        }
+    };
+    ctx.render(status, MessagePage { ctx, title, message })
+}
+
+async fn not_found(ctx: PageCtx) -> Response {
+    error_page(&ctx, Error::NotFound("page"))
+}
+
+async fn problem_page(ctx: PageCtx, axum::extract::Path(code): axum::extract::Path<String>) -> Response {
+    match crate::error::CODES.iter().find(|c| c.0 == code) {
+        Some((code, status, title, text)) => ctx.render(
+            StatusCode::OK,
+            MessagePage { ctx: &ctx, title: format!("{title} ({status} {code})"), message: text.to_string() },
+        ),
+        None => error_page(&ctx, Error::NotFound("problem type")),
+    }
+}

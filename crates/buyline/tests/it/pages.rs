@@ -1,1 +1,163 @@
-//! Pages (filled in with the pages module).
+//! The HTML pages over plain HTTP, as a browser without JavaScript would use them.
+
+use crate::helpers::*;
+use serde_json::json;
+
+struct Browser {
+    client: reqwest::Client,
+    base: String,
+}
+
+fn csrf_of(html: &str) -> String {
+    let at = html.find("name=\"csrf-token\" content=\"").expect("csrf meta") + 27;
+    html[at..].split('"').next().unwrap().to_string()
+}
+
+impl Browser {
+    fn new(app: &TestApp) -> Self {
+        let client = reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        Browser { client, base: app.url.clone() }
+    }
+
+    async fn get(&self, path: &str) -> (u16, String) {
+        let r = self.client.get(format!("{}{path}", self.base)).send().await.unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    }
+
+    /// Submits a form the way the page would: with the CSRF token from the page at `from`.
+    async fn submit(&self, from: &str, action: &str, fields: &[(&str, &str)]) -> (u16, String, Option<String>) {
+        let (_, page) = self.get(from).await;
+        let token = csrf_of(&page);
+        let mut form: Vec<(&str, &str)> = fields.to_vec();
+        form.push(("csrf", &token));
+        let r = self.client.post(format!("{}{action}", self.base)).form(&form).send().await.unwrap();
+        let loc = r.headers().get("location").map(|v| v.to_str().unwrap().to_string());
+        (r.status().as_u16(), r.text().await.unwrap(), loc)
+    }
+}
+
+#[tokio::test]
+async fn sign_up_post_and_see_it_without_javascript() {
+    let app = spawn_app().await;
+    let b = Browser::new(&app);
+    let (status, home) = b.get("/").await;
+    assert_eq!(status, 200);
+    assert!(home.contains("Create an account"));
+
+    // Bad input: each message beside its field, typed values kept, password not echoed.
+    let (status, page, _) = b
+        .submit("/signup", "/signup", &[("handle", "bad handle"), ("email", "kept@example"), ("password", "short"), ("country", "ZZ")])
+        .await;
+    assert_eq!(status, 422);
+    for id in ["handle-error", "email-error", "password-error", "country-error"] {
+        assert!(page.contains(&format!("id=\"{id}\"")), "{id} missing");
+    }
+    assert!(page.contains("value=\"bad handle\"") && page.contains("value=\"kept@example\"") && page.contains("value=\"ZZ\""));
+    assert!(!page.contains("short\""));
+
+    let (status, _, loc) = b
+        .submit("/signup", "/signup", &[("handle", "webby"), ("email", "webby@example.com"), ("password", "correct horse battery"), ("country", "US")])
+        .await;
+    assert_eq!((status, loc.as_deref()), (303, Some("/")));
+    let (_, home) = b.get("/").await;
+    assert!(home.contains("@webby") && home.contains("What&#39;s happening?") || home.contains("What's happening?"));
+
+    // Too long: the error sits beside the composer and the text is kept.
+    let long = "x".repeat(300);
+    let (status, page, _) = b.submit("/", "/compose", &[("text", &long)]).await;
+    assert_eq!(status, 422);
+    assert!(page.contains("id=\"text-error\"") && page.contains(&long));
+
+    let (status, _, loc) = b.submit("/", "/compose", &[("text", "Hello <script>alert(1)</script> #first")]).await;
+    assert_eq!((status, loc.as_deref()), (303, Some("/")));
+    let (_, home) = b.get("/").await;
+    assert!(home.contains("Hello &lt;script&gt;alert(1)&lt;/script&gt; <span class=\"tag\">#first</span>"));
+    assert!(!home.contains("<script>alert"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn forms_without_the_csrf_token_change_nothing() {
+    let app = spawn_app().await;
+    let b = Browser::new(&app);
+    b.get("/signup").await;
+    let r = b
+        .client
+        .post(format!("{}/signup", app.url))
+        .form(&[("handle", "forged"), ("email", "f@example.com"), ("password", "correct horse battery"), ("country", "US"), ("csrf", "wrong")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    // A fresh client with no cookie at all is refused too.
+    let r = app
+        .client
+        .post(format!("{}/signup", app.url))
+        .form(&[("handle", "forged"), ("email", "f@example.com"), ("password", "correct horse battery"), ("country", "US")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    // Nothing was written.
+    app.signup("forged").await;
+    // A cookie-authenticated API write without X-CSRF-Token is refused.
+    let (status, _, _) = b
+        .submit("/signup", "/signup", &[("handle", "cookieguy"), ("email", "c@example.com"), ("password", "correct horse battery"), ("country", "US")])
+        .await;
+    assert_eq!(status, 303);
+    let r = b.client.post(format!("{}/api/v1/posts", app.url)).json(&json!({"text": "x"})).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn log_in_and_out_with_the_form() {
+    let app = spawn_app().await;
+    app.signup("formlogin").await;
+    let b = Browser::new(&app);
+    let (status, page, _) = b.submit("/login", "/login", &[("login", "formlogin"), ("password", "nope nope nope")]).await;
+    assert_eq!(status, 401);
+    assert!(page.contains("id=\"login-failed\"") && page.contains("value=\"formlogin\""));
+    let (status, _, loc) = b
+        .submit("/login?next=/u/formlogin", "/login", &[("login", "formlogin"), ("password", "correct horse battery"), ("next", "/u/formlogin")])
+        .await;
+    assert_eq!((status, loc.as_deref()), (303, Some("/u/formlogin")));
+    // An off-site `next` is ignored.
+    let (_, _, loc) = b.submit("/", "/logout", &[]).await;
+    assert_eq!(loc.as_deref(), Some("/"));
+    let (_, _, loc) = b
+        .submit("/login", "/login", &[("login", "formlogin"), ("password", "correct horse battery"), ("next", "//evil.example")])
+        .await;
+    assert_eq!(loc.as_deref(), Some("/"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn product_thread_and_profile_pages() {
+    let app = spawn_app().await;
+    let (key, _) = app.merchant("pageshop").await;
+    let p = app.shirt(&key, 1).await;
+    let pid = p["id"].as_str().unwrap();
+    let post = app.post("/posts", Some(&key), json!({"text": "Buy this", "product_id": pid})).await.body;
+    let b = Browser::new(&app);
+    let (status, page) = b.get(&format!("/p/{pid}")).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("<h1>Tee</h1>") && page.contains("$25.00") && page.contains("Standard"));
+    let (status, svg) = b.get(&format!("/p/{pid}/image.svg")).await;
+    assert_eq!(status, 200);
+    assert!(svg.starts_with("<svg"));
+    let (status, page) = b.get(&format!("/posts/{}", post["id"].as_str().unwrap())).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("class=\"buy-card\"") && page.contains(&format!("href=\"/p/{pid}\"")));
+    let (status, page) = b.get("/u/pageshop").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("Buy this") && page.contains("Log in to follow"));
+    assert_eq!(b.get("/p/prod_nothere").await.0, 404);
+    assert_eq!(b.get("/u/nobody_at_all").await.0, 404);
+    assert_eq!(b.get("/no/such/page").await.0, 404);
+    app.stop().await;
+}
