@@ -47,10 +47,7 @@ impl Error {
     }
 
     pub fn conflict_field(field: &str, message: &str) -> Self {
-        Error::Conflict {
-            message: format!("{field} {message}"),
-            errors: vec![FieldError::new(field, message)],
-        }
+        Error::Conflict { message: format!("{field} {message}"), errors: vec![FieldError::new(field, message)] }
     }
 }
 
@@ -67,10 +64,7 @@ pub enum StoreError {
 impl From<StoreError> for Error {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Unique(what) => Error::Conflict {
-                message: format!("already exists ({what})"),
-                errors: vec![],
-            },
+            StoreError::Unique(what) => Error::Conflict { message: format!("already exists ({what})"), errors: vec![] },
             StoreError::Other(m) => Error::Internal(m),
         }
     }

@@ -21,13 +21,7 @@ pub struct BuyButtonFlag {
 
 impl Default for BuyButtonFlag {
     fn default() -> Self {
-        BuyButtonFlag {
-            enabled: true,
-            countries: vec!["US".into()],
-            percent: 100,
-            merchants: None,
-            holdout_percent: 0,
-        }
+        BuyButtonFlag { enabled: true, countries: vec!["US".into()], percent: 100, merchants: None, holdout_percent: 0 }
     }
 }
 

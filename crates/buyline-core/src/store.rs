@@ -15,11 +15,7 @@ pub trait Store: Send + Sync + 'static {
     /// Is the database reachable and migrated?
     async fn ping(&self) -> StoreResult<()>;
 
-    async fn insert_account(
-        &self,
-        account: &Account,
-        password_hash: Option<&str>,
-    ) -> StoreResult<()>;
+    async fn insert_account(&self, account: &Account, password_hash: Option<&str>) -> StoreResult<()>;
     async fn find_account(&self, id: &str) -> StoreResult<Option<Account>>;
     async fn find_account_by_handle(&self, handle: &str) -> StoreResult<Option<Account>>;
     /// Looks up by handle or e-mail, case-insensitively.

@@ -315,11 +315,9 @@ impl Store for Db {
     }
 
     async fn find_session_account(&self, token_hash: &str, now: i64) -> StoreResult<Option<Account>> {
-        let sql = format!(
-            "select a.id, a.handle, a.display_name, a.email, a.country, a.kind, a.bio, a.created_at \
-             from sessions s join accounts a on a.id = s.account_id where s.token_hash = $1 and s.expires_at > $2"
-        );
-        let row = sqlx::query(&sql).bind(token_hash).bind(now).fetch_optional(&self.pool).await.map_err(other)?;
+        let sql = "select a.id, a.handle, a.display_name, a.email, a.country, a.kind, a.bio, a.created_at \
+             from sessions s join accounts a on a.id = s.account_id where s.token_hash = $1 and s.expires_at > $2";
+        let row = sqlx::query(sql).bind(token_hash).bind(now).fetch_optional(&self.pool).await.map_err(other)?;
         row.as_ref().map(account_row).transpose()
     }
 
@@ -604,7 +602,8 @@ impl Store for Db {
         let list = placeholders(1, ids.len());
         let sql_products = format!("select * from products where id in ({list})");
         let sql_variants = format!("select * from variants where product_id in ({list}) order by product_id, position");
-        let sql_rates = format!("select * from shipping_rates where product_id in ({list}) order by product_id, position");
+        let sql_rates =
+            format!("select * from shipping_rates where product_id in ({list}) order by product_id, position");
         let products = self.fetch_in(&sql_products, &ids).await?;
         let variants = self.fetch_in(&sql_variants, &ids).await?;
         let rates = self.fetch_in(&sql_rates, &ids).await?;

@@ -38,7 +38,12 @@ pub struct Problem {
 
 /// Every problem code with its status and title; also rendered at `/problems/{code}`.
 pub const CODES: &[(&str, u16, &str, &str)] = &[
-    ("validation_failed", 422, "Validation failed", "Some fields are missing or malformed; `errors` lists each with a message."),
+    (
+        "validation_failed",
+        422,
+        "Validation failed",
+        "Some fields are missing or malformed; `errors` lists each with a message.",
+    ),
     ("unauthorized", 401, "Unauthorized", "No credentials, or credentials that are wrong or expired."),
     ("forbidden", 403, "Forbidden", "These credentials may not do this."),
     ("not_available", 403, "Not available", "Buy is not offered to this account in this market."),
@@ -63,8 +68,7 @@ pub fn problem(status: StatusCode, code: &str, detail: String, errors: Vec<Field
         errors,
     };
     let mut resp = (status, axum::Json(body)).into_response();
-    resp.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
     resp
 }
 
@@ -85,14 +89,13 @@ impl IntoResponse for ApiError {
             ),
             ApiError::Core(e) => match e {
                 Error::Validation(errors) => {
-                    let detail = errors
-                        .iter()
-                        .map(|e| format!("{}: {}", e.field, e.message))
-                        .collect::<Vec<_>>()
-                        .join("; ");
+                    let detail =
+                        errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; ");
                     problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", detail, errors)
                 }
-                Error::NotFound(what) => problem(StatusCode::NOT_FOUND, "not_found", format!("No such {what}."), vec![]),
+                Error::NotFound(what) => {
+                    problem(StatusCode::NOT_FOUND, "not_found", format!("No such {what}."), vec![])
+                }
                 Error::Unauthorized => {
                     let mut r = problem(
                         StatusCode::UNAUTHORIZED,

@@ -189,10 +189,21 @@ async fn seed(s: &Services) -> anyhow::Result<DemoCredentials> {
     };
     s.create_post(&acme, post("Welcome to Acme Outfitters on Buyline! New drops every Friday.", None)).await?;
     s.create_post(&northwind, post("Fresh roast day ☕ #coffee", None)).await?;
-    s.create_post(&rivers, post("Last weekend 40 volunteers pulled 300 kg of litter from the river. Thank you! #CleanRivers", Some(&donation.id))).await?;
+    s.create_post(
+        &rivers,
+        post(
+            "Last weekend 40 volunteers pulled 300 kg of litter from the river. Thank you! #CleanRivers",
+            Some(&donation.id),
+        ),
+    )
+    .await?;
     s.create_post(&maya, post("New print: Desert Dawn. Instant download. #art", Some(&print.id))).await?;
     s.create_post(&northwind, post("Our House Blend is back in stock. Whole bean or ground.", Some(&beans.id))).await?;
-    s.create_post(&acme, post("The Buyline Tee is here: red or blue, S to L. Tap Buy to get yours. #AcmeCart", Some(&tee.id))).await?;
+    s.create_post(
+        &acme,
+        post("The Buyline Tee is here: red or blue, S to L. Tap Buy to get yours. #AcmeCart", Some(&tee.id)),
+    )
+    .await?;
 
     let shopper_password = password();
     let (shopper, _) = s

@@ -26,7 +26,8 @@ pub struct LoginInput {
 
 /// A hash computed for a password nobody has, so a login for an unknown account costs as
 /// much as one with a wrong password and does not reveal which accounts exist.
-const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$1O2F0tIYSJiGR3oYXuddUAgR6OE0UiNG5DEb4HqNpLM";
+const DUMMY_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$1O2F0tIYSJiGR3oYXuddUAgR6OE0UiNG5DEb4HqNpLM";
 
 async fn hash_password(password: Password) -> Result<String> {
     tokio::task::spawn_blocking(move || {
@@ -69,9 +70,8 @@ impl Services {
         let email = e.take(Email::parse("email", &input.email));
         let password = e.take(Password::parse("password", &input.password));
         let country = e.take(Country::parse("country", &input.country));
-        let display = handle
-            .as_ref()
-            .and_then(|h| e.take(parse_display_name("display_name", input.display_name.as_deref(), h)));
+        let display =
+            handle.as_ref().and_then(|h| e.take(parse_display_name("display_name", input.display_name.as_deref(), h)));
         e.finish()?;
         let (handle, email, password, country, display) =
             (handle.unwrap(), email.unwrap(), password.unwrap(), country.unwrap(), display.unwrap());
@@ -148,17 +148,14 @@ impl Services {
             }
         }
         if token.starts_with("sk_") {
-            let merchant = self
-                .store
-                .find_merchant_by_api_key(&hash_secret(token))
-                .await?
-                .ok_or(Error::Unauthorized)?;
+            let merchant =
+                self.store.find_merchant_by_api_key(&hash_secret(token)).await?.ok_or(Error::Unauthorized)?;
             let account = self
                 .store
                 .find_account(&merchant.account_id)
                 .await?
                 .ok_or_else(|| Error::Internal("merchant without account".into()))?;
-            return Ok(Principal::Merchant { merchant, account });
+            return Ok(Principal::Merchant { merchant: Box::new(merchant), account });
         }
         match self.session_account(token).await? {
             Some(a) => Ok(Principal::Shopper(a)),

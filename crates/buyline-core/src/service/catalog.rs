@@ -566,7 +566,13 @@ impl Services {
         self.product(id).await
     }
 
-    pub async fn update_variant(&self, who: &Principal, id: &str, variant_id: &str, input: VariantUpdate) -> Result<Product> {
+    pub async fn update_variant(
+        &self,
+        who: &Principal,
+        id: &str,
+        variant_id: &str,
+        input: VariantUpdate,
+    ) -> Result<Product> {
         let p = self.own_product(who, id).await?;
         let mut v = p.variants.iter().find(|v| v.id == variant_id).cloned().ok_or(Error::NotFound("variant"))?;
         let mut e = Errors::default();

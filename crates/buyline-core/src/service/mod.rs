@@ -22,7 +22,7 @@ pub enum Principal {
     /// A person signed in with a session token or cookie.
     Shopper(Account),
     /// A merchant authenticated with its `sk_…` key; acts as its posting account.
-    Merchant { merchant: Merchant, account: Account },
+    Merchant { merchant: Box<Merchant>, account: Account },
     /// The platform operator.
     Operator,
 }

@@ -221,10 +221,7 @@ impl Services {
 
     pub async fn profile(&self, handle: &str, viewer: Option<&Account>) -> Result<Profile> {
         let h = Handle::parse("handle", handle).map_err(|_| Error::NotFound("account"))?;
-        self.store
-            .find_profile(&h.key(), viewer.map(|v| v.id.as_str()))
-            .await?
-            .ok_or(Error::NotFound("account"))
+        self.store.find_profile(&h.key(), viewer.map(|v| v.id.as_str())).await?.ok_or(Error::NotFound("account"))
     }
 }
 

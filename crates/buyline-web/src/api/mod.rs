@@ -37,7 +37,9 @@ impl Modify for BearerAuth {
             SecurityScheme::Http(
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
-                    .description(Some("A shopper session token (`st_…`), a merchant secret key (`sk_…`) or the operator token"))
+                    .description(Some(
+                        "A shopper session token (`st_…`), a merchant secret key (`sk_…`) or the operator token",
+                    ))
                     .build(),
             ),
         );

@@ -97,7 +97,13 @@ async fn thread_page(st: &AppState, ctx: &PageCtx, id: &str, text: String, error
             let status = if errors.0.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
             ctx.render(
                 status,
-                ThreadPage { ctx, post: PostView::item(&item), replies: replies.iter().map(PostView::of).collect(), text, errors },
+                ThreadPage {
+                    ctx,
+                    post: PostView::item(&item),
+                    replies: replies.iter().map(PostView::of).collect(),
+                    text,
+                    errors,
+                },
             )
         }
         Err(e) => error_page(ctx, e),

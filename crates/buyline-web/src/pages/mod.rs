@@ -38,8 +38,14 @@ pub fn router() -> Router<AppState> {
         .route("/login", get(session::login_form).post(session::login))
         .route("/logout", post(session::logout))
         .route("/problems/{code}", get(problem_page))
-        .route("/static/app.css", get(|| async { ([(header::CONTENT_TYPE, "text/css")], include_str!("../../static/app.css")) }))
-        .route("/static/app.js", get(|| async { ([(header::CONTENT_TYPE, "text/javascript")], include_str!("../../static/app.js")) }))
+        .route(
+            "/static/app.css",
+            get(|| async { ([(header::CONTENT_TYPE, "text/css")], include_str!("../../static/app.css")) }),
+        )
+        .route(
+            "/static/app.js",
+            get(|| async { ([(header::CONTENT_TYPE, "text/javascript")], include_str!("../../static/app.js")) }),
+        )
         .fallback(not_found)
 }
 
@@ -142,8 +148,10 @@ impl FromRequest<AppState> for CsrfForm {
         if cookie.is_empty() || !buyline_core::ids::constant_time_eq(sent, &cookie) {
             return Err((
                 StatusCode::FORBIDDEN,
-                Html("<!doctype html><meta name=viewport content='width=device-width'><title>Form expired</title>\
-                      <p>This form expired or came from another site. Go back, reload the page and try again.</p>"),
+                Html(
+                    "<!doctype html><meta name=viewport content='width=device-width'><title>Form expired</title>\
+                      <p>This form expired or came from another site. Go back, reload the page and try again.</p>",
+                ),
             )
                 .into_response());
         }
@@ -208,7 +216,11 @@ pub fn error_page(ctx: &PageCtx, e: Error) -> Response {
         ),
         Error::Internal(cause) => {
             tracing::error!(%cause, "internal error");
-            (StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong".into(), "It has been logged. Please try again.".into())
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Something went wrong".into(),
+                "It has been logged. Please try again.".into(),
+            )
         }
     };
     ctx.render(status, MessagePage { ctx, title, message })

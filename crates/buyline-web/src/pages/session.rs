@@ -136,5 +136,6 @@ pub async fn logout(State(st): State<AppState>, jar: CookieJar, _form: CsrfForm)
     if let Some(c) = jar.get(SESSION_COOKIE) {
         let _ = st.services.log_out(c.value()).await;
     }
-    (jar.remove(axum_extra::extract::cookie::Cookie::build(SESSION_COOKIE).path("/")), Redirect::to("/")).into_response()
+    (jar.remove(axum_extra::extract::cookie::Cookie::build(SESSION_COOKIE).path("/")), Redirect::to("/"))
+        .into_response()
 }

@@ -182,7 +182,9 @@ mod tests {
     fn post_html_escapes_and_links() {
         let t = "<b>hi</b> @bob #Tag é https://x.com/a?b=1&c=2";
         let html = post_html(t, &extract_entities(t));
-        assert!(html.starts_with("&lt;b&gt;hi&lt;/b&gt; <a href=\"/u/bob\">@bob</a> <span class=\"tag\">#Tag</span> é "));
+        assert!(
+            html.starts_with("&lt;b&gt;hi&lt;/b&gt; <a href=\"/u/bob\">@bob</a> <span class=\"tag\">#Tag</span> é ")
+        );
         assert!(html.contains("<a href=\"https://x.com/a?b=1&amp;c=2\" rel=\"nofollow noopener\">"));
         assert!(!html.contains("<b>"));
     }

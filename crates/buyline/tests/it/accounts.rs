@@ -54,14 +54,22 @@ async fn logout_ends_the_session() {
 async fn invalid_sign_up_names_every_bad_field_and_writes_nothing() {
     let app = spawn_app().await;
     let r = app
-        .post("/accounts", None, json!({"handle": "bad handle!", "email": "nope", "password": "short", "country": "XX"}))
+        .post(
+            "/accounts",
+            None,
+            json!({"handle": "bad handle!", "email": "nope", "password": "short", "country": "XX"}),
+        )
         .await;
     let p = assert_problem(&r, 422, "validation_failed");
     let mut f = fields(&p);
     f.sort();
     assert_eq!(f, ["country", "email", "handle", "password"]);
     let long = app
-        .post("/accounts", None, json!({"handle": "a_very_long_handle_x", "email": "a@b.co", "password": "longenough", "country": "US"}))
+        .post(
+            "/accounts",
+            None,
+            json!({"handle": "a_very_long_handle_x", "email": "a@b.co", "password": "longenough", "country": "US"}),
+        )
         .await;
     assert_eq!(fields(&assert_problem(&long, 422, "validation_failed")), ["handle"]);
     // Nothing was written: the handle is still free.
@@ -113,10 +121,11 @@ async fn passwords_and_tokens_are_stored_hashed() {
             let h: String = r.get(0);
             assert!(h.starts_with("$argon2id$") && !h.contains("horse"));
         }
-        let dump: Vec<(String,)> = sqlx::query_as("select token_hash from sessions union all select key_hash from api_keys")
-            .fetch_all(&mut c)
-            .await
-            .unwrap();
+        let dump: Vec<(String,)> =
+            sqlx::query_as("select token_hash from sessions union all select key_hash from api_keys")
+                .fetch_all(&mut c)
+                .await
+                .unwrap();
         assert!(dump.iter().all(|(h,)| h != &token && h != &key && h.len() == 64));
     }
     app.stop().await;

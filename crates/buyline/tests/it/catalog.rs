@@ -8,13 +8,20 @@ async fn create_merchant_returns_secrets_once_in_the_contract_shape() {
     let app = spawn_app().await;
     let (owner, _) = app.signup("owner").await;
     let r = app
-        .post("/merchants", Some(&owner), json!({"name": "Acme", "handle": "acme", "kind": "retailer", "country": "US",
-            "cart_hashtags": {"US": "#AcmeCart", "GB": "#AcmeBasket"}}))
+        .post(
+            "/merchants",
+            Some(&owner),
+            json!({"name": "Acme", "handle": "acme", "kind": "retailer", "country": "US",
+            "cart_hashtags": {"US": "#AcmeCart", "GB": "#AcmeBasket"}}),
+        )
         .await;
     assert_eq!(r.status, 201, "{}", r.text);
     let m = &r.body["merchant"];
     assert!(m["id"].as_str().unwrap().starts_with("mer_"));
-    assert_eq!((m["handle"].as_str(), m["name"].as_str(), m["kind"].as_str()), (Some("acme"), Some("Acme"), Some("retailer")));
+    assert_eq!(
+        (m["handle"].as_str(), m["name"].as_str(), m["kind"].as_str()),
+        (Some("acme"), Some("Acme"), Some("retailer"))
+    );
     assert_eq!((m["country"].as_str(), m["currency"].as_str()), (Some("US"), Some("USD")));
     assert_eq!(m["cart_hashtags"], json!({"US": "#AcmeCart", "GB": "#AcmeBasket"}));
     let key = r.body["api_key"].as_str().unwrap();
@@ -24,15 +31,24 @@ async fn create_merchant_returns_secrets_once_in_the_contract_shape() {
     assert_eq!(me.body["id"], m["id"]);
     assert!(!me.text.contains("whsec_") && !me.text.contains("sk_"));
 
-    let gb = app.post("/merchants", Some(&owner), json!({"name": "Brit", "handle": "brit", "kind": "brand", "country": "gb"})).await;
+    let gb = app
+        .post("/merchants", Some(&owner), json!({"name": "Brit", "handle": "brit", "kind": "brand", "country": "gb"}))
+        .await;
     assert_eq!(gb.body["merchant"]["currency"], "GBP");
-    let r = app.post("/merchants", Some(&owner), json!({"name": "X", "handle": "acme", "kind": "retailer", "country": "US"})).await;
+    let r = app
+        .post("/merchants", Some(&owner), json!({"name": "X", "handle": "acme", "kind": "retailer", "country": "US"}))
+        .await;
     assert_eq!(fields(&assert_problem(&r, 409, "conflict")), ["handle"]);
     let r = app.post("/merchants", Some(&owner), json!({"name": "", "handle": "h!", "kind": "shop", "country": "FR", "webhook_url": "ftp://x", "cart_hashtags": {"US": "not a tag"}})).await;
     let mut f = fields(&assert_problem(&r, 422, "validation_failed"));
     f.sort();
     assert_eq!(f, ["cart_hashtags.US", "country", "handle", "kind", "name", "webhook_url"]);
-    assert_problem(&app.post("/merchants", Some(key), json!({"name": "N", "handle": "n", "kind": "retailer", "country": "US"})).await, 403, "forbidden");
+    assert_problem(
+        &app.post("/merchants", Some(key), json!({"name": "N", "handle": "n", "kind": "retailer", "country": "US"}))
+            .await,
+        403,
+        "forbidden",
+    );
     app.stop().await;
 }
 
@@ -56,7 +72,10 @@ async fn products_have_options_variants_stock_and_shipping() {
     assert!(p["id"].as_str().unwrap().starts_with("prod_"));
     assert_eq!(p["kind"], "physical");
     assert_eq!(p["url"], format!("{}/p/{}", app.url, p["id"].as_str().unwrap()));
-    assert_eq!(p["options"], json!([{"name": "size", "values": ["S", "M"]}, {"name": "colour", "values": ["red", "blue"]}]));
+    assert_eq!(
+        p["options"],
+        json!([{"name": "size", "values": ["S", "M"]}, {"name": "colour", "values": ["red", "blue"]}])
+    );
     let variants = p["variants"].as_array().unwrap();
     assert_eq!(variants.len(), 4);
     for v in variants {
@@ -74,11 +93,19 @@ async fn products_have_options_variants_stock_and_shipping() {
     // Stock to zero: the variant shows unavailable.
     let pid = p["id"].as_str().unwrap();
     let vid = variants[0]["id"].as_str().unwrap();
-    let r = app.patch(&format!("/products/{pid}/variants/{vid}"), Some(&key), json!({"inventory": {"type": "finite", "quantity": 0}, "price": 2600})).await;
+    let r = app
+        .patch(
+            &format!("/products/{pid}/variants/{vid}"),
+            Some(&key),
+            json!({"inventory": {"type": "finite", "quantity": 0}, "price": 2600}),
+        )
+        .await;
     assert_eq!(r.status, 200, "{}", r.text);
     let v0 = r.body["variants"].as_array().unwrap().iter().find(|v| v["id"] == vid).unwrap().clone();
     assert_eq!((v0["available"].as_bool(), v0["price"].as_i64()), (Some(false), Some(2600)));
-    let r = app.patch(&format!("/products/{pid}"), Some(&key), json!({"name": "Better Tee", "return_policy": "60 days"})).await;
+    let r = app
+        .patch(&format!("/products/{pid}"), Some(&key), json!({"name": "Better Tee", "return_policy": "60 days"}))
+        .await;
     assert_eq!((r.body["name"].as_str(), r.body["return_policy"].as_str()), (Some("Better Tee"), Some("60 days")));
     app.stop().await;
 }
@@ -90,7 +117,13 @@ async fn product_kinds_and_their_rules() {
     let digital = app.post("/products", Some(&key), json!({"name": "E-book", "kind": "digital", "price": 900})).await;
     assert_eq!(digital.status, 201, "{}", digital.text);
     assert_eq!(digital.body["variants"][0]["inventory"], json!({"type": "infinite", "quantity": null}));
-    let donation = app.post("/products", Some(&key), json!({"name": "Give", "kind": "donation", "donation": {"min": 100, "max": 10000}})).await;
+    let donation = app
+        .post(
+            "/products",
+            Some(&key),
+            json!({"name": "Give", "kind": "donation", "donation": {"min": 100, "max": 10000}}),
+        )
+        .await;
     assert_eq!(donation.status, 201, "{}", donation.text);
     assert_eq!(donation.body["donation"], json!({"min": 100, "max": 10000}));
 
@@ -101,15 +134,23 @@ async fn product_kinds_and_their_rules() {
     let r = app.post("/products", Some(&key), json!({"name": "Give", "kind": "donation"})).await;
     assert_eq!(fields(&assert_problem(&r, 422, "validation_failed")), ["donation"]);
     let r = app
-        .post("/products", Some(&key), json!({"name": "Bad", "kind": "digital",
+        .post(
+            "/products",
+            Some(&key),
+            json!({"name": "Bad", "kind": "digital",
             "options": [{"name": "size", "values": ["S", "S"]}],
-            "variants": [{"options": {"size": "XL"}, "price": -5}, {"options": {}, "price": 1}]}))
+            "variants": [{"options": {"size": "XL"}, "price": -5}, {"options": {}, "price": 1}]}),
+        )
         .await;
     let mut f = fields(&assert_problem(&r, 422, "validation_failed"));
     f.sort();
     assert_eq!(f, ["options[0].values[1]", "variants[0].options.size", "variants[0].price", "variants[1].options"]);
     let (shopper, _) = app.signup("notmerchant").await;
-    assert_problem(&app.post("/products", Some(&shopper), json!({"name": "x", "kind": "digital", "price": 1})).await, 403, "forbidden");
+    assert_problem(
+        &app.post("/products", Some(&shopper), json!({"name": "x", "kind": "digital", "price": 1})).await,
+        403,
+        "forbidden",
+    );
     app.stop().await;
 }
 
@@ -121,8 +162,16 @@ async fn merchants_cannot_touch_each_others_products() {
     let p = app.shirt(&k1, 1).await;
     let pid = p["id"].as_str().unwrap();
     let vid = p["variants"][0]["id"].as_str().unwrap();
-    assert_problem(&app.patch(&format!("/products/{pid}"), Some(&k2), json!({"name": "mine now"})).await, 404, "not_found");
-    assert_problem(&app.patch(&format!("/products/{pid}/variants/{vid}"), Some(&k2), json!({"price": 1})).await, 404, "not_found");
+    assert_problem(
+        &app.patch(&format!("/products/{pid}"), Some(&k2), json!({"name": "mine now"})).await,
+        404,
+        "not_found",
+    );
+    assert_problem(
+        &app.patch(&format!("/products/{pid}/variants/{vid}"), Some(&k2), json!({"price": 1})).await,
+        404,
+        "not_found",
+    );
     let r = app.post("/posts", Some(&k2), json!({"text": "not mine", "product_id": pid})).await;
     assert_eq!(fields(&assert_problem(&r, 422, "validation_failed")), ["product_id"]);
     assert_eq!(app.get(&format!("/products/{pid}"), None).await.body["name"], "Tee");
@@ -160,7 +209,12 @@ async fn merchant_post_carries_a_buy_card_per_the_rollout() {
     // Sold out everywhere: the card says unavailable.
     for v in p["variants"].as_array().unwrap() {
         let vid = v["id"].as_str().unwrap();
-        app.patch(&format!("/products/{pid}/variants/{vid}"), Some(&key), json!({"inventory": {"type": "finite", "quantity": 0}})).await;
+        app.patch(
+            &format!("/products/{pid}/variants/{vid}"),
+            Some(&key),
+            json!({"inventory": {"type": "finite", "quantity": 0}}),
+        )
+        .await;
     }
     assert_eq!(app.get("/timeline", Some(&us)).await.body["data"][0]["buy"]["available"], false);
 
@@ -170,7 +224,8 @@ async fn merchant_post_carries_a_buy_card_per_the_rollout() {
     app.call(reqwest::Method::PUT, "/admin/flags/buy_button", Some(&op), Some(off)).await;
     assert_eq!(app.get("/timeline", Some(&us)).await.body["data"][0]["buy"], json!(null));
     // Allowlist of another merchant: still none; of this one: Buy again.
-    let only = json!({"enabled": true, "countries": ["US"], "percent": 100, "merchants": [m["id"]], "holdout_percent": 0});
+    let only =
+        json!({"enabled": true, "countries": ["US"], "percent": 100, "merchants": [m["id"]], "holdout_percent": 0});
     app.call(reqwest::Method::PUT, "/admin/flags/buy_button", Some(&op), Some(only)).await;
     assert!(app.get("/timeline", Some(&us)).await.body["data"][0]["buy"].is_object());
     app.stop().await;
@@ -192,7 +247,12 @@ async fn demo_content_fills_the_shoppers_timeline() {
     assert_eq!(product["variants"].as_array().unwrap().len(), 6);
     let sold_out: Vec<_> = product["variants"].as_array().unwrap().iter().filter(|v| v["available"] == false).collect();
     assert_eq!(sold_out.len(), 1);
-    let countries: Vec<_> = product["shipping_rates"].as_array().unwrap().iter().flat_map(|r| r["countries"].as_array().unwrap().clone()).collect();
+    let countries: Vec<_> = product["shipping_rates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r["countries"].as_array().unwrap().clone())
+        .collect();
     assert!(countries.contains(&json!("US")) && countries.contains(&json!("GB")));
     let kinds: std::collections::BTreeSet<_> = ["acme", "northwind", "mayaprints", "cleanrivers"].iter().collect();
     assert_eq!(kinds.len(), 4);

@@ -20,9 +20,14 @@ async fn malformed_wrong_type_missing_field_oversized_and_wrong_content_type() {
     };
     let r = send("{\"handle\": ".into(), "application/json").await;
     assert_eq!(fields(&assert_problem(&r, 422, "validation_failed")), ["body"]);
-    let r = send(json!({"handle": 5, "email": "a@b.co", "password": "xxxxxxxx", "country": "US"}).to_string(), "application/json").await;
+    let r = send(
+        json!({"handle": 5, "email": "a@b.co", "password": "xxxxxxxx", "country": "US"}).to_string(),
+        "application/json",
+    )
+    .await;
     assert_eq!(fields(&assert_problem(&r, 422, "validation_failed")), ["handle"]);
-    let r = send(json!({"email": "a@b.co", "password": "xxxxxxxx", "country": "US"}).to_string(), "application/json").await;
+    let r =
+        send(json!({"email": "a@b.co", "password": "xxxxxxxx", "country": "US"}).to_string(), "application/json").await;
     let p = assert_problem(&r, 422, "validation_failed");
     assert_eq!(fields(&p), ["handle"]);
     assert_eq!(p["errors"][0]["message"], "is required");
@@ -48,8 +53,17 @@ async fn unknown_ids_and_routes_are_404_problems() {
 async fn bad_query_parameters_are_422() {
     let app = spawn_app().await;
     let (t, _) = app.signup("qq").await;
-    assert_eq!(fields(&assert_problem(&app.get("/timeline?limit=abc", Some(&t)).await, 422, "validation_failed")), ["limit"]);
-    assert_eq!(fields(&assert_problem(&app.get("/timeline?limit=1000", Some(&t)).await, 422, "validation_failed")), ["limit"]);
-    assert_eq!(fields(&assert_problem(&app.get("/timeline?cursor=zzz", Some(&t)).await, 422, "validation_failed")), ["cursor"]);
+    assert_eq!(
+        fields(&assert_problem(&app.get("/timeline?limit=abc", Some(&t)).await, 422, "validation_failed")),
+        ["limit"]
+    );
+    assert_eq!(
+        fields(&assert_problem(&app.get("/timeline?limit=1000", Some(&t)).await, 422, "validation_failed")),
+        ["limit"]
+    );
+    assert_eq!(
+        fields(&assert_problem(&app.get("/timeline?cursor=zzz", Some(&t)).await, 422, "validation_failed")),
+        ["cursor"]
+    );
     app.stop().await;
 }

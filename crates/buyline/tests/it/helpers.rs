@@ -19,12 +19,7 @@ pub struct TestApp {
 async fn fresh_postgres(base: &str) -> String {
     use sqlx::Connection;
     static N: AtomicU64 = AtomicU64::new(0);
-    let name = format!(
-        "bl_t_{}_{}_{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed),
-        rand::random::<u32>()
-    );
+    let name = format!("bl_t_{}_{}_{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed), rand::random::<u32>());
     let mut conn = sqlx::PgConnection::connect(base).await.expect("connect to BUYLINE_TEST_DATABASE_URL");
     sqlx::query(&format!("create database {name}")).execute(&mut conn).await.expect("create database");
     conn.close().await.ok();
@@ -77,6 +72,14 @@ impl TestApp {
     pub async fn stop(mut self) {
         if let Some(r) = self.running.take() {
             r.stop().await.expect("clean stop");
+        }
+        if let (Ok(base), false) = (std::env::var("BUYLINE_TEST_DATABASE_URL"), self.is_sqlite()) {
+            use sqlx::Connection;
+            let name = url::Url::parse(&self.database_url).unwrap().path().trim_start_matches('/').to_string();
+            if let Ok(mut c) = sqlx::PgConnection::connect(&base).await {
+                let _ = sqlx::query(&format!("drop database if exists {name} with (force)")).execute(&mut c).await;
+                let _ = c.close().await;
+            }
         }
     }
 
@@ -133,7 +136,11 @@ impl TestApp {
     pub async fn merchant(&self, handle: &str) -> (String, Value) {
         let (owner, _) = self.signup(&format!("{handle}_o")).await;
         let r = self
-            .post("/merchants", Some(&owner), json!({"name": format!("{handle} shop"), "handle": handle, "kind": "retailer", "country": "US"}))
+            .post(
+                "/merchants",
+                Some(&owner),
+                json!({"name": format!("{handle} shop"), "handle": handle, "kind": "retailer", "country": "US"}),
+            )
             .await;
         assert_eq!(r.status, 201, "{}", r.text);
         (r.body["api_key"].as_str().unwrap().to_string(), r.body["merchant"].clone())

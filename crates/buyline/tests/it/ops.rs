@@ -25,9 +25,20 @@ async fn openapi_document_describes_the_api() {
     assert_eq!(r.status, 200);
     assert!(r.body["openapi"].as_str().unwrap().starts_with("3.1"));
     let paths = r.body["paths"].as_object().unwrap();
-    for p in ["/api/v1/accounts", "/api/v1/sessions", "/api/v1/posts", "/api/v1/posts/{id}", "/api/v1/timeline",
-              "/api/v1/merchants", "/api/v1/merchant", "/api/v1/products", "/api/v1/products/{id}",
-              "/api/v1/products/{id}/variants/{vid}", "/api/v1/accounts/{handle}/follow", "/api/v1/admin/flags/buy_button"] {
+    for p in [
+        "/api/v1/accounts",
+        "/api/v1/sessions",
+        "/api/v1/posts",
+        "/api/v1/posts/{id}",
+        "/api/v1/timeline",
+        "/api/v1/merchants",
+        "/api/v1/merchant",
+        "/api/v1/products",
+        "/api/v1/products/{id}",
+        "/api/v1/products/{id}/variants/{vid}",
+        "/api/v1/accounts/{handle}/follow",
+        "/api/v1/admin/flags/buy_button",
+    ] {
         assert!(paths.contains_key(p), "missing {p}");
     }
     assert!(r.body["components"]["schemas"]["Problem"].is_object());
@@ -41,14 +52,22 @@ async fn operator_controls_the_buy_button_flag() {
     let op = app.admin_token.clone();
     let r = app.get("/admin/flags/buy_button", Some(&op)).await;
     assert_eq!(r.status, 200);
-    assert_eq!(r.body, json!({"enabled": true, "countries": ["US"], "percent": 100, "merchants": null, "holdout_percent": 0}));
+    assert_eq!(
+        r.body,
+        json!({"enabled": true, "countries": ["US"], "percent": 100, "merchants": null, "holdout_percent": 0})
+    );
     let (shopper, _) = app.signup("nosy").await;
     assert_problem(&app.get("/admin/flags/buy_button", Some(&shopper)).await, 403, "forbidden");
     assert_problem(&app.get("/admin/flags/buy_button", None).await, 401, "unauthorized");
     let bad = json!({"enabled": true, "countries": ["ZZ"], "percent": 101, "merchants": null, "holdout_percent": 0});
-    let p = assert_problem(&app.call(reqwest::Method::PUT, "/admin/flags/buy_button", Some(&op), Some(bad)).await, 422, "validation_failed");
+    let p = assert_problem(
+        &app.call(reqwest::Method::PUT, "/admin/flags/buy_button", Some(&op), Some(bad)).await,
+        422,
+        "validation_failed",
+    );
     assert_eq!(fields(&p), ["countries[0]", "percent"]);
-    let new = json!({"enabled": true, "countries": ["US", "GB"], "percent": 50, "merchants": null, "holdout_percent": 10});
+    let new =
+        json!({"enabled": true, "countries": ["US", "GB"], "percent": 50, "merchants": null, "holdout_percent": 10});
     let r = app.call(reqwest::Method::PUT, "/admin/flags/buy_button", Some(&op), Some(new.clone())).await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(app.get("/admin/flags/buy_button", Some(&op)).await.body, new);

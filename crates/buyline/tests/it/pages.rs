@@ -15,11 +15,8 @@ fn csrf_of(html: &str) -> String {
 
 impl Browser {
     fn new(app: &TestApp) -> Self {
-        let client = reqwest::Client::builder()
-            .cookie_store(true)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap();
+        let client =
+            reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap();
         Browser { client, base: app.url.clone() }
     }
 
@@ -50,17 +47,34 @@ async fn sign_up_post_and_see_it_without_javascript() {
 
     // Bad input: each message beside its field, typed values kept, password not echoed.
     let (status, page, _) = b
-        .submit("/signup", "/signup", &[("handle", "bad handle"), ("email", "kept@example"), ("password", "short"), ("country", "ZZ")])
+        .submit(
+            "/signup",
+            "/signup",
+            &[("handle", "bad handle"), ("email", "kept@example"), ("password", "short"), ("country", "ZZ")],
+        )
         .await;
     assert_eq!(status, 422);
     for id in ["handle-error", "email-error", "password-error", "country-error"] {
         assert!(page.contains(&format!("id=\"{id}\"")), "{id} missing");
     }
-    assert!(page.contains("value=\"bad handle\"") && page.contains("value=\"kept@example\"") && page.contains("value=\"ZZ\""));
+    assert!(
+        page.contains("value=\"bad handle\"")
+            && page.contains("value=\"kept@example\"")
+            && page.contains("value=\"ZZ\"")
+    );
     assert!(!page.contains("short\""));
 
     let (status, _, loc) = b
-        .submit("/signup", "/signup", &[("handle", "webby"), ("email", "webby@example.com"), ("password", "correct horse battery"), ("country", "US")])
+        .submit(
+            "/signup",
+            "/signup",
+            &[
+                ("handle", "webby"),
+                ("email", "webby@example.com"),
+                ("password", "correct horse battery"),
+                ("country", "US"),
+            ],
+        )
         .await;
     assert_eq!((status, loc.as_deref()), (303, Some("/")));
     let (_, home) = b.get("/").await;
@@ -88,7 +102,13 @@ async fn forms_without_the_csrf_token_change_nothing() {
     let r = b
         .client
         .post(format!("{}/signup", app.url))
-        .form(&[("handle", "forged"), ("email", "f@example.com"), ("password", "correct horse battery"), ("country", "US"), ("csrf", "wrong")])
+        .form(&[
+            ("handle", "forged"),
+            ("email", "f@example.com"),
+            ("password", "correct horse battery"),
+            ("country", "US"),
+            ("csrf", "wrong"),
+        ])
         .send()
         .await
         .unwrap();
@@ -97,7 +117,12 @@ async fn forms_without_the_csrf_token_change_nothing() {
     let r = app
         .client
         .post(format!("{}/signup", app.url))
-        .form(&[("handle", "forged"), ("email", "f@example.com"), ("password", "correct horse battery"), ("country", "US")])
+        .form(&[
+            ("handle", "forged"),
+            ("email", "f@example.com"),
+            ("password", "correct horse battery"),
+            ("country", "US"),
+        ])
         .send()
         .await
         .unwrap();
@@ -106,7 +131,16 @@ async fn forms_without_the_csrf_token_change_nothing() {
     app.signup("forged").await;
     // A cookie-authenticated API write without X-CSRF-Token is refused.
     let (status, _, _) = b
-        .submit("/signup", "/signup", &[("handle", "cookieguy"), ("email", "c@example.com"), ("password", "correct horse battery"), ("country", "US")])
+        .submit(
+            "/signup",
+            "/signup",
+            &[
+                ("handle", "cookieguy"),
+                ("email", "c@example.com"),
+                ("password", "correct horse battery"),
+                ("country", "US"),
+            ],
+        )
         .await;
     assert_eq!(status, 303);
     let r = b.client.post(format!("{}/api/v1/posts", app.url)).json(&json!({"text": "x"})).send().await.unwrap();
@@ -119,18 +153,27 @@ async fn log_in_and_out_with_the_form() {
     let app = spawn_app().await;
     app.signup("formlogin").await;
     let b = Browser::new(&app);
-    let (status, page, _) = b.submit("/login", "/login", &[("login", "formlogin"), ("password", "nope nope nope")]).await;
+    let (status, page, _) =
+        b.submit("/login", "/login", &[("login", "formlogin"), ("password", "nope nope nope")]).await;
     assert_eq!(status, 401);
     assert!(page.contains("id=\"login-failed\"") && page.contains("value=\"formlogin\""));
     let (status, _, loc) = b
-        .submit("/login?next=/u/formlogin", "/login", &[("login", "formlogin"), ("password", "correct horse battery"), ("next", "/u/formlogin")])
+        .submit(
+            "/login?next=/u/formlogin",
+            "/login",
+            &[("login", "formlogin"), ("password", "correct horse battery"), ("next", "/u/formlogin")],
+        )
         .await;
     assert_eq!((status, loc.as_deref()), (303, Some("/u/formlogin")));
     // An off-site `next` is ignored.
     let (_, _, loc) = b.submit("/", "/logout", &[]).await;
     assert_eq!(loc.as_deref(), Some("/"));
     let (_, _, loc) = b
-        .submit("/login", "/login", &[("login", "formlogin"), ("password", "correct horse battery"), ("next", "//evil.example")])
+        .submit(
+            "/login",
+            "/login",
+            &[("login", "formlogin"), ("password", "correct horse battery"), ("next", "//evil.example")],
+        )
         .await;
     assert_eq!(loc.as_deref(), Some("/"));
     app.stop().await;

@@ -8,7 +8,8 @@ use std::collections::HashSet;
 async fn post_carries_twitter_text_entities() {
     let app = spawn_app().await;
     let (t, me) = app.signup("poster").await;
-    let r = app.post("/posts", Some(&t), json!({"text": "Hi @acme, loving #CoffeeTime — see https://example.com/x"})).await;
+    let r =
+        app.post("/posts", Some(&t), json!({"text": "Hi @acme, loving #CoffeeTime — see https://example.com/x"})).await;
     assert_eq!(r.status, 201, "{}", r.text);
     let p = &r.body;
     assert!(p["id"].as_str().unwrap().starts_with("post_"));
@@ -74,7 +75,8 @@ async fn home_timeline_is_own_and_followed_newest_first() {
     app.post("/posts", Some(&me), json!({"text": "mine"})).await;
     app.post("/posts", Some(&friend), json!({"text": "friend after"})).await;
     let tl = app.get("/timeline", Some(&me)).await;
-    let texts: Vec<_> = tl.body["data"].as_array().unwrap().iter().map(|i| i["post"]["text"].as_str().unwrap().to_string()).collect();
+    let texts: Vec<_> =
+        tl.body["data"].as_array().unwrap().iter().map(|i| i["post"]["text"].as_str().unwrap().to_string()).collect();
     assert_eq!(texts, ["friend after", "mine", "friend before follow"]);
     assert_eq!(tl.body["next_cursor"], json!(null));
     assert_eq!(tl.body["data"][0]["promoted"], false);
@@ -83,7 +85,12 @@ async fn home_timeline_is_own_and_followed_newest_first() {
     assert_eq!(app.get("/accounts/friend", Some(&me)).await.body["followers"], 1);
     let r = app.call(reqwest::Method::DELETE, "/accounts/friend/follow", Some(&me), None).await;
     assert_eq!(r.body["followed_by_viewer"], false);
-    let texts: Vec<_> = app.get("/timeline", Some(&me)).await.body["data"].as_array().unwrap().iter().map(|i| i["post"]["text"].clone()).collect();
+    let texts: Vec<_> = app.get("/timeline", Some(&me)).await.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["post"]["text"].clone())
+        .collect();
     assert_eq!(texts, [json!("mine")]);
     assert_problem(&app.post("/accounts/reader/follow", Some(&me), json!({})).await, 422, "validation_failed");
     assert_problem(&app.post("/accounts/nobody/follow", Some(&me), json!({})).await, 404, "not_found");
