@@ -1,9 +1,11 @@
 //! Buyline's domain: parsed types, rules, the services that run each use case, and the
 //! storage trait they need. No HTTP, no SQL, no I/O of its own.
 
+pub mod checkout;
 pub mod error;
 pub mod ids;
 pub mod model;
+pub mod payment;
 pub mod rollout;
 pub mod service;
 pub mod store;

@@ -58,7 +58,18 @@ pub async fn seed_if_empty(services: &Services, data_dir: &Path) -> anyhow::Resu
     if services.account_count().await? > 0 {
         return Ok(std::fs::read_to_string(&path).ok().and_then(|s| serde_json::from_str(&s).ok()));
     }
-    let creds = seed(services).await.context("seeding demo content")?;
+    let creds = match seed(services).await {
+        Ok(c) => c,
+        // Another process sharing this database seeded it first (scale-out start-up).
+        Err(e)
+            if e.downcast_ref::<buyline_core::Error>()
+                .is_some_and(|e| matches!(e, buyline_core::Error::Conflict { .. })) =>
+        {
+            tracing::info!("demo content was created by another process");
+            return Ok(None);
+        }
+        Err(e) => return Err(e).context("seeding demo content"),
+    };
     crate::config::write_private(&path, &serde_json::to_string_pretty(&creds)?)?;
     tracing::info!("demo content created");
     Ok(Some(creds))
