@@ -36,6 +36,15 @@ pub enum Error {
     /// A uniqueness or state conflict; 409. Carries field errors when one field is to blame.
     #[error("conflict: {message}")]
     Conflict { message: String, errors: Vec<FieldError> },
+    /// Not enough stock for a line; 409 `out_of_stock`.
+    #[error("out of stock: {0}")]
+    OutOfStock(String),
+    /// The processor refused the card; 402 with the processor's code.
+    #[error("payment failed: {code}")]
+    Payment { code: String, decline_code: Option<String>, message: String },
+    /// A retried request with the same `Idempotency-Key` but another body; 422.
+    #[error("idempotency key reused with a different request")]
+    IdempotencyMismatch,
     /// Storage or another internal failure. The message is logged, never sent.
     #[error("internal error: {0}")]
     Internal(String),

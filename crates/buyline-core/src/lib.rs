@@ -5,10 +5,12 @@ pub mod checkout;
 pub mod error;
 pub mod ids;
 pub mod model;
+pub mod order;
 pub mod payment;
 pub mod rollout;
 pub mod service;
 pub mod store;
+pub mod test_processor;
 pub mod text;
 pub mod types;
 

@@ -2,7 +2,11 @@
 //! rows change together, the implementation writes them in one transaction.
 
 use crate::error::StoreError;
+use crate::checkout::Posting;
 use crate::model::{Account, Credentials, Merchant, NewPost, Post, Product, Profile, Variant};
+use crate::order::{CheckoutRecord, Notification, Order, OutgoingEmail, Receipt, TrialBalanceLine};
+use crate::payment::PaymentStatus;
+use crate::test_processor::ProcessorPayment;
 use async_trait::async_trait;
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -69,4 +73,79 @@ pub trait Store: Send + Sync + 'static {
 
     async fn find_flag(&self, name: &str) -> StoreResult<Option<String>>;
     async fn upsert_flag(&self, name: &str, value_json: &str) -> StoreResult<()>;
+
+    // --- the built-in test processor's own records
+    /// Inserts unless a payment with the same idempotency key exists.
+    async fn insert_processor_payment(&self, p: &ProcessorPayment) -> StoreResult<()>;
+    async fn find_processor_payment(&self, id: &str) -> StoreResult<Option<ProcessorPayment>>;
+    async fn find_processor_payment_by_key(&self, key: &str) -> StoreResult<Option<ProcessorPayment>>;
+    /// Moves the payment to `to` if it is in one of `from`; true if it moved.
+    async fn update_processor_payment(
+        &self,
+        id: &str,
+        from: &[PaymentStatus],
+        to: PaymentStatus,
+        error_code: Option<&str>,
+    ) -> StoreResult<bool>;
+    /// Authorised or awaiting a challenge, created before `before`.
+    async fn find_open_processor_payments(&self, before: i64) -> StoreResult<Vec<ProcessorPayment>>;
+
+    // --- checkouts, stock, orders
+    async fn insert_checkout(&self, c: &CheckoutRecord) -> StoreResult<()>;
+    async fn find_checkout(&self, id: &str) -> StoreResult<Option<CheckoutRecord>>;
+    /// `open` → `completing` for its shopper, counting the attempt; `None` if not open.
+    async fn claim_checkout(&self, id: &str, shopper_id: &str, now: i64) -> StoreResult<Option<i64>>;
+    /// Moves the checkout from `from` to `to`; true if it moved.
+    async fn set_checkout_status(&self, id: &str, from: &str, to: &str) -> StoreResult<bool>;
+    /// Takes stock for every line, or none: `Err(variant_id)` names the first that is short.
+    async fn reserve_stock(
+        &self,
+        checkout_id: &str,
+        lines: &[(String, i64)],
+        expires_at: i64,
+    ) -> StoreResult<Result<(), String>>;
+    /// Gives held stock back (once, however often it is called).
+    async fn release_reservation(&self, checkout_id: &str) -> StoreResult<()>;
+    /// Held stock becomes sold (a 3-D Secure check passed).
+    async fn consume_reservation(&self, checkout_id: &str) -> StoreResult<()>;
+    /// `(variant_id, product_id)` for the variants that exist.
+    async fn find_product_ids_by_variants(&self, variant_ids: &[String]) -> StoreResult<Vec<(String, String)>>;
+    /// One transaction: the order, its reservation consumed, its checkout completed, its receipt.
+    async fn commit_order(&self, order: &Order, receipt: Option<&Receipt>) -> StoreResult<()>;
+    async fn find_order(&self, id: &str) -> StoreResult<Option<Order>>;
+    async fn find_order_by_checkout(&self, checkout_id: &str) -> StoreResult<Option<Order>>;
+    async fn find_order_by_payment(&self, payment_id: &str) -> StoreResult<Option<Order>>;
+    async fn find_orders_by_shopper(&self, shopper_id: &str, before: Before<'_>, limit: i64) -> StoreResult<Vec<Order>>;
+    /// Moves the order from `from` to `to` (true if it moved), with an optional receipt.
+    async fn update_order_status(&self, id: &str, from: &str, to: &str, receipt: Option<&Receipt>) -> StoreResult<bool>;
+    /// Marks the order captured and posts the ledger transaction, once: false if it already was.
+    async fn mark_captured(&self, order_id: &str, currency: &str, postings: &[Posting], now: i64) -> StoreResult<bool>;
+
+    // --- the reconciler's questions
+    async fn find_expired_reservations(&self, now: i64) -> StoreResult<Vec<String>>;
+    async fn find_uncaptured_orders(&self, before: i64) -> StoreResult<Vec<String>>;
+    async fn find_stale_requires_action(&self, before: i64) -> StoreResult<Vec<String>>;
+    /// Checkouts left `completing` since before `before` (a crash mid-way).
+    async fn find_stuck_checkouts(&self, before: i64) -> StoreResult<Vec<String>>;
+
+    // --- ledger, notifications, mail
+    async fn trial_balance(&self) -> StoreResult<Vec<TrialBalanceLine>>;
+    async fn find_notifications(&self, account_id: &str, limit: i64) -> StoreResult<Vec<Notification>>;
+    async fn find_pending_emails(&self, limit: i64) -> StoreResult<Vec<OutgoingEmail>>;
+    async fn mark_email_sent(&self, id: &str, now: i64) -> StoreResult<()>;
+
+    // --- Idempotency-Key
+    /// Records the key as in progress, or says what became of it. An in-progress record
+    /// older than `abandoned_after` is taken over.
+    async fn begin_idempotent(
+        &self,
+        scope: &str,
+        key: &str,
+        request_hash: &str,
+        now: i64,
+        abandoned_after: i64,
+    ) -> StoreResult<crate::service::Idempotency>;
+    async fn finish_idempotent(&self, scope: &str, key: &str, status: u16, content_type: &str, body: &str)
+        -> StoreResult<()>;
+    async fn abandon_idempotent(&self, scope: &str, key: &str) -> StoreResult<()>;
 }

@@ -8,7 +8,15 @@ use buyline_core::model::{
     Account, AccountKind, Author, Credentials, DonationRange, Inventory, InventoryType, Merchant, NewPost, Post,
     Product, ProductOption, Profile, ShippingRate, Variant,
 };
+use buyline_core::checkout::{Address, Posting, Totals};
+use buyline_core::ids::new_id;
+use buyline_core::order::{
+    CheckoutRecord, Fulfillment, Notification, Order, OrderLine, OrderStatus, OutgoingEmail, PaymentSummary, Receipt,
+    ShippingChoice, TrialBalanceLine,
+};
+use buyline_core::payment::PaymentStatus;
 use buyline_core::store::{Before, Store, StoreResult};
+use buyline_core::test_processor::ProcessorPayment;
 use buyline_core::types::{Currency, MerchantKind, ProductKind};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
@@ -209,6 +217,115 @@ async fn insert_rates(
     }
     Ok(())
 }
+
+fn processor_payment_row(r: &AnyRow) -> StoreResult<ProcessorPayment> {
+    let status: String = r.try_get("status").map_err(other)?;
+    Ok(ProcessorPayment {
+        id: r.try_get("id").map_err(other)?,
+        idempotency_key: r.try_get("idempotency_key").map_err(other)?,
+        amount: r.try_get("amount").map_err(other)?,
+        currency: r.try_get("currency").map_err(other)?,
+        status: PaymentStatus::parse(&status).ok_or_else(|| StoreError::Other(format!("payment status {status}")))?,
+        brand: r.try_get("brand").map_err(other)?,
+        last4: r.try_get("last4").map_err(other)?,
+        error_code: r.try_get("error_code").map_err(other)?,
+        decline_code: r.try_get("decline_code").map_err(other)?,
+        return_url: r.try_get("return_url").map_err(other)?,
+        created_at: r.try_get("created_at").map_err(other)?,
+    })
+}
+
+fn checkout_row(r: &AnyRow) -> StoreResult<CheckoutRecord> {
+    let lines: String = r.try_get("lines").map_err(other)?;
+    let currency: String = r.try_get("currency").map_err(other)?;
+    Ok(CheckoutRecord {
+        id: r.try_get("id").map_err(other)?,
+        shopper_id: r.try_get("shopper_id").map_err(other)?,
+        merchant_id: r.try_get("merchant_id").map_err(other)?,
+        post_id: r.try_get("post_id").map_err(other)?,
+        lines: serde_json::from_str(&lines).map_err(json_err)?,
+        currency: Currency::parse(&currency).ok_or_else(|| StoreError::Other(format!("currency {currency}")))?,
+        status: r.try_get("status").map_err(other)?,
+        attempt: r.try_get("attempt").map_err(other)?,
+        order_id: r.try_get("order_id").map_err(other)?,
+        created_at: r.try_get("created_at").map_err(other)?,
+        expires_at: r.try_get("expires_at").map_err(other)?,
+    })
+}
+
+fn order_row(r: &AnyRow) -> StoreResult<Order> {
+    let status: String = r.try_get("status").map_err(other)?;
+    let currency: String = r.try_get("currency").map_err(other)?;
+    let lines: String = r.try_get("lines").map_err(other)?;
+    let address: Option<String> = r.try_get("shipping_address").map_err(other)?;
+    let shipping: Option<String> = r.try_get("shipping").map_err(other)?;
+    let fulfillment: String = r.try_get("fulfillment").map_err(other)?;
+    let captured_at: Option<i64> = r.try_get("captured_at").map_err(other)?;
+    let fee_bps: i64 = r.try_get("fee_bps").map_err(other)?;
+    Ok(Order {
+        id: r.try_get("id").map_err(other)?,
+        status: OrderStatus::parse(&status).ok_or_else(|| StoreError::Other(format!("order status {status}")))?,
+        merchant_id: r.try_get("merchant_id").map_err(other)?,
+        shopper_id: r.try_get("shopper_id").map_err(other)?,
+        checkout_id: r.try_get("checkout_id").map_err(other)?,
+        lines: serde_json::from_str::<Vec<OrderLine>>(&lines).map_err(json_err)?,
+        shipping_address: address.map(|a| serde_json::from_str::<Address>(&a)).transpose().map_err(json_err)?,
+        shipping: shipping.map(|a| serde_json::from_str::<ShippingChoice>(&a)).transpose().map_err(json_err)?,
+        totals: Totals {
+            subtotal: r.try_get("subtotal").map_err(other)?,
+            shipping: r.try_get("shipping_amount").map_err(other)?,
+            tax: r.try_get("tax").map_err(other)?,
+            total: r.try_get("total").map_err(other)?,
+            currency: Currency::parse(&currency).ok_or_else(|| StoreError::Other(format!("currency {currency}")))?,
+        },
+        platform_fee: r.try_get("platform_fee").map_err(other)?,
+        fee_bps: fee_bps as u32,
+        fulfillment: serde_json::from_str::<Fulfillment>(&fulfillment).map_err(json_err)?,
+        payment: PaymentSummary {
+            brand: r.try_get("card_brand").map_err(other)?,
+            last4: r.try_get("card_last4").map_err(other)?,
+        },
+        payment_id: r.try_get("payment_id").map_err(other)?,
+        challenge_url: r.try_get("challenge_url").map_err(other)?,
+        post_id: r.try_get("post_id").map_err(other)?,
+        contact_email: r.try_get("contact_email").map_err(other)?,
+        captured: captured_at.is_some(),
+        created_at: r.try_get("created_at").map_err(other)?,
+    })
+}
+
+async fn insert_receipt(tx: &mut sqlx::Transaction<'static, sqlx::Any>, r: &Receipt, now: i64) -> StoreResult<()> {
+    sqlx::query("insert into notifications (id, account_id, text, link, created_at) values ($1, $2, $3, $4, $5)")
+        .bind(new_id("ntf"))
+        .bind(&r.account_id)
+        .bind(&r.text)
+        .bind(&r.link)
+        .bind(now)
+        .execute(&mut **tx)
+        .await
+        .map_err(other)?;
+    if let Some((to, subject, body)) = &r.email {
+        sqlx::query("insert into emails (id, to_address, subject, body, created_at) values ($1, $2, $3, $4, $5)")
+            .bind(new_id("eml"))
+            .bind(to)
+            .bind(subject)
+            .bind(body)
+            .bind(now)
+            .execute(&mut **tx)
+            .await
+            .map_err(other)?;
+    }
+    Ok(())
+}
+
+fn status_list(from: &[PaymentStatus]) -> String {
+    from.iter().map(|s| format!("'{}'", s.as_str())).collect::<Vec<_>>().join(", ")
+}
+
+const ORDER_SELECT: &str = "select * from orders";
+
+/// How long stock stays held for an order waiting on a 3-D Secure challenge.
+const CHALLENGE_HOLD_MICROS: i64 = 65 * 60 * 1_000_000;
 
 impl Db {
     /// Runs `sql` whose placeholders `$1…$n` take `ids` in order.
@@ -724,6 +841,590 @@ impl Store for Db {
         .execute(&self.pool)
         .await
         .map_err(other)?;
+        Ok(())
+    }
+
+    async fn insert_processor_payment(&self, p: &ProcessorPayment) -> StoreResult<()> {
+        sqlx::query(
+            "insert into processor_payments (id, idempotency_key, amount, currency, status, brand, last4, error_code, \
+             decline_code, return_url, created_at, updated_at) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) \
+             on conflict (idempotency_key) do nothing",
+        )
+        .bind(&p.id)
+        .bind(&p.idempotency_key)
+        .bind(p.amount)
+        .bind(&p.currency)
+        .bind(p.status.as_str())
+        .bind(&p.brand)
+        .bind(&p.last4)
+        .bind(&p.error_code)
+        .bind(&p.decline_code)
+        .bind(&p.return_url)
+        .bind(p.created_at)
+        .execute(&self.pool)
+        .await
+        .map_err(other)?;
+        Ok(())
+    }
+
+    async fn find_processor_payment(&self, id: &str) -> StoreResult<Option<ProcessorPayment>> {
+        let row = sqlx::query("select * from processor_payments where id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(other)?;
+        row.as_ref().map(processor_payment_row).transpose()
+    }
+
+    async fn find_processor_payment_by_key(&self, key: &str) -> StoreResult<Option<ProcessorPayment>> {
+        let row = sqlx::query("select * from processor_payments where idempotency_key = $1")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(other)?;
+        row.as_ref().map(processor_payment_row).transpose()
+    }
+
+    async fn update_processor_payment(
+        &self,
+        id: &str,
+        from: &[PaymentStatus],
+        to: PaymentStatus,
+        error_code: Option<&str>,
+    ) -> StoreResult<bool> {
+        let sql = format!(
+            "update processor_payments set status = $1, error_code = coalesce($2, error_code), updated_at = $3 \
+             where id = $4 and status in ({})",
+            status_list(from)
+        );
+        let r = sqlx::query(&sql)
+            .bind(to.as_str())
+            .bind(error_code)
+            .bind(buyline_core::types::now_micros())
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(other)?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    async fn find_open_processor_payments(&self, before: i64) -> StoreResult<Vec<ProcessorPayment>> {
+        let rows = sqlx::query(
+            "select * from processor_payments where status in ('authorized', 'requires_action') and created_at < $1 \
+             order by created_at limit 500",
+        )
+        .bind(before)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(other)?;
+        rows.iter().map(processor_payment_row).collect()
+    }
+
+    async fn insert_checkout(&self, c: &CheckoutRecord) -> StoreResult<()> {
+        sqlx::query(
+            "insert into checkouts (id, shopper_id, merchant_id, post_id, lines, currency, status, attempt, order_id, \
+             created_at, updated_at, expires_at) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11)",
+        )
+        .bind(&c.id)
+        .bind(&c.shopper_id)
+        .bind(&c.merchant_id)
+        .bind(&c.post_id)
+        .bind(serde_json::to_string(&c.lines).map_err(json_err)?)
+        .bind(c.currency.code())
+        .bind(&c.status)
+        .bind(c.attempt)
+        .bind(&c.order_id)
+        .bind(c.created_at)
+        .bind(c.expires_at)
+        .execute(&self.pool)
+        .await
+        .map_err(other)?;
+        Ok(())
+    }
+
+    async fn find_checkout(&self, id: &str) -> StoreResult<Option<CheckoutRecord>> {
+        let row =
+            sqlx::query("select * from checkouts where id = $1").bind(id).fetch_optional(&self.pool).await.map_err(other)?;
+        row.as_ref().map(checkout_row).transpose()
+    }
+
+    async fn claim_checkout(&self, id: &str, shopper_id: &str, now: i64) -> StoreResult<Option<i64>> {
+        let r = sqlx::query(
+            "update checkouts set status = 'completing', attempt = attempt + 1, updated_at = $1 \
+             where id = $2 and shopper_id = $3 and status = 'open' and expires_at > $1",
+        )
+        .bind(now)
+        .bind(id)
+        .bind(shopper_id)
+        .execute(&self.pool)
+        .await
+        .map_err(other)?;
+        if r.rows_affected() != 1 {
+            return Ok(None);
+        }
+        let row = sqlx::query("select attempt from checkouts where id = $1")
+            .bind(id)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(other)?;
+        Ok(Some(row.try_get("attempt").map_err(other)?))
+    }
+
+    async fn set_checkout_status(&self, id: &str, from: &str, to: &str) -> StoreResult<bool> {
+        let r = sqlx::query("update checkouts set status = $1, updated_at = $2 where id = $3 and status = $4")
+            .bind(to)
+            .bind(buyline_core::types::now_micros())
+            .bind(id)
+            .bind(from)
+            .execute(&self.pool)
+            .await
+            .map_err(other)?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    async fn reserve_stock(
+        &self,
+        checkout_id: &str,
+        lines: &[(String, i64)],
+        expires_at: i64,
+    ) -> StoreResult<Result<(), String>> {
+        let mut tx = self.begin().await?;
+        for (variant_id, qty) in lines {
+            // The conditional decrement is the whole guard against overselling: it cannot take
+            // stock that is not there, whatever runs beside it.
+            // Infinite stock has a null quantity, which the decrement leaves null.
+            let r = sqlx::query(
+                "update variants set quantity = quantity - $1 \
+                 where id = $2 and (inventory_type = 'infinite' or quantity >= $1)",
+            )
+            .bind(*qty)
+            .bind(variant_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(other)?;
+            if r.rows_affected() != 1 {
+                tx.rollback().await.map_err(other)?;
+                return Ok(Err(variant_id.clone()));
+            }
+            sqlx::query(
+                "insert into reservations (checkout_id, attempt, variant_id, quantity, state, expires_at) \
+                 values ($1, (select attempt from checkouts where id = $1), $2, $3, 'held', $4)",
+            )
+            .bind(checkout_id)
+            .bind(variant_id)
+            .bind(*qty)
+            .bind(expires_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(other)?;
+        }
+        tx.commit().await.map_err(other)?;
+        Ok(Ok(()))
+    }
+
+    async fn release_reservation(&self, checkout_id: &str) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        let held = sqlx::query("select attempt, variant_id, quantity from reservations where checkout_id = $1 and state = 'held'")
+            .bind(checkout_id)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(other)?;
+        for r in &held {
+            let attempt: i64 = r.try_get("attempt").map_err(other)?;
+            let variant: String = r.try_get("variant_id").map_err(other)?;
+            let qty: i64 = r.try_get("quantity").map_err(other)?;
+            let moved = sqlx::query(
+                "update reservations set state = 'released' where checkout_id = $1 and attempt = $2 and variant_id = $3 \
+                 and state = 'held'",
+            )
+            .bind(checkout_id)
+            .bind(attempt)
+            .bind(&variant)
+            .execute(&mut *tx)
+            .await
+            .map_err(other)?;
+            if moved.rows_affected() == 1 {
+                sqlx::query("update variants set quantity = quantity + $1 where id = $2 and inventory_type = 'finite'")
+                    .bind(qty)
+                    .bind(&variant)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(other)?;
+            }
+        }
+        tx.commit().await.map_err(other)
+    }
+
+    async fn commit_order(&self, o: &Order, receipt: Option<&Receipt>) -> StoreResult<()> {
+        let now = buyline_core::types::now_micros();
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "insert into orders (id, checkout_id, shopper_id, merchant_id, status, currency, subtotal, shipping_amount, tax, \
+             total, platform_fee, fee_bps, lines, shipping_address, shipping, fulfillment, payment_id, card_brand, card_last4, \
+             challenge_url, post_id, contact_email, created_at, updated_at) \
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $23)",
+        )
+        .bind(&o.id)
+        .bind(&o.checkout_id)
+        .bind(&o.shopper_id)
+        .bind(&o.merchant_id)
+        .bind(o.status.as_str())
+        .bind(o.totals.currency.code())
+        .bind(o.totals.subtotal)
+        .bind(o.totals.shipping)
+        .bind(o.totals.tax)
+        .bind(o.totals.total)
+        .bind(o.platform_fee)
+        .bind(o.fee_bps as i64)
+        .bind(serde_json::to_string(&o.lines).map_err(json_err)?)
+        .bind(o.shipping_address.as_ref().map(serde_json::to_string).transpose().map_err(json_err)?)
+        .bind(o.shipping.as_ref().map(serde_json::to_string).transpose().map_err(json_err)?)
+        .bind(serde_json::to_string(&o.fulfillment).map_err(json_err)?)
+        .bind(&o.payment_id)
+        .bind(&o.payment.brand)
+        .bind(&o.payment.last4)
+        .bind(&o.challenge_url)
+        .bind(&o.post_id)
+        .bind(&o.contact_email)
+        .bind(o.created_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(other)?;
+        if o.status == OrderStatus::RequiresAction {
+            // Stock stays held while the shopper passes the card check, a little longer than
+            // the reconciler waits before it cancels an unfinished check.
+            sqlx::query("update reservations set expires_at = $1 where checkout_id = $2 and state = 'held'")
+                .bind(now + CHALLENGE_HOLD_MICROS)
+                .bind(&o.checkout_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(other)?;
+        } else {
+            sqlx::query("update reservations set state = 'consumed' where checkout_id = $1 and state = 'held'")
+                .bind(&o.checkout_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(other)?;
+        }
+        let done = sqlx::query(
+            "update checkouts set status = 'completed', order_id = $1, updated_at = $2 where id = $3 and status = 'completing'",
+        )
+        .bind(&o.id)
+        .bind(now)
+        .bind(&o.checkout_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(other)?;
+        if done.rows_affected() != 1 {
+            tx.rollback().await.map_err(other)?;
+            return Err(StoreError::Other(format!("checkout {} was not completing", o.checkout_id)));
+        }
+        if let Some(r) = receipt {
+            insert_receipt(&mut tx, r, now).await?;
+        }
+        tx.commit().await.map_err(other)
+    }
+
+    async fn consume_reservation(&self, checkout_id: &str) -> StoreResult<()> {
+        sqlx::query("update reservations set state = 'consumed' where checkout_id = $1 and state = 'held'")
+            .bind(checkout_id)
+            .execute(&self.pool)
+            .await
+            .map_err(other)?;
+        Ok(())
+    }
+
+    async fn find_product_ids_by_variants(&self, variant_ids: &[String]) -> StoreResult<Vec<(String, String)>> {
+        if variant_ids.is_empty() {
+            return Ok(vec![]);
+        }
+        let ids: Vec<&String> = variant_ids.iter().collect();
+        let sql = format!("select id, product_id from variants where id in ({})", placeholders(1, ids.len()));
+        let rows = self.fetch_in(&sql, &ids).await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("id").map_err(other)?, r.try_get("product_id").map_err(other)?)))
+            .collect()
+    }
+
+    async fn find_order(&self, id: &str) -> StoreResult<Option<Order>> {
+        let sql = format!("{ORDER_SELECT} where id = $1");
+        let row = sqlx::query(&sql).bind(id).fetch_optional(&self.pool).await.map_err(other)?;
+        row.as_ref().map(order_row).transpose()
+    }
+
+    async fn find_order_by_checkout(&self, checkout_id: &str) -> StoreResult<Option<Order>> {
+        let sql = format!("{ORDER_SELECT} where checkout_id = $1");
+        let row = sqlx::query(&sql).bind(checkout_id).fetch_optional(&self.pool).await.map_err(other)?;
+        row.as_ref().map(order_row).transpose()
+    }
+
+    async fn find_order_by_payment(&self, payment_id: &str) -> StoreResult<Option<Order>> {
+        let sql = format!("{ORDER_SELECT} where payment_id = $1");
+        let row = sqlx::query(&sql).bind(payment_id).fetch_optional(&self.pool).await.map_err(other)?;
+        row.as_ref().map(order_row).transpose()
+    }
+
+    async fn find_orders_by_shopper(&self, shopper_id: &str, before: Before<'_>, limit: i64) -> StoreResult<Vec<Order>> {
+        let rows = match before {
+            Some((ts, id)) => {
+                let sql = format!(
+                    "{ORDER_SELECT} where shopper_id = $1 and (created_at < $2 or (created_at = $2 and id < $3)) \
+                     order by created_at desc, id desc limit $4"
+                );
+                sqlx::query(&sql).bind(shopper_id).bind(ts).bind(id).bind(limit).fetch_all(&self.pool).await
+            }
+            None => {
+                let sql = format!("{ORDER_SELECT} where shopper_id = $1 order by created_at desc, id desc limit $2");
+                sqlx::query(&sql).bind(shopper_id).bind(limit).fetch_all(&self.pool).await
+            }
+        }
+        .map_err(other)?;
+        rows.iter().map(order_row).collect()
+    }
+
+    async fn update_order_status(&self, id: &str, from: &str, to: &str, receipt: Option<&Receipt>) -> StoreResult<bool> {
+        let now = buyline_core::types::now_micros();
+        let mut tx = self.begin().await?;
+        let r = sqlx::query("update orders set status = $1, updated_at = $2 where id = $3 and status = $4")
+            .bind(to)
+            .bind(now)
+            .bind(id)
+            .bind(from)
+            .execute(&mut *tx)
+            .await
+            .map_err(other)?;
+        if r.rows_affected() != 1 {
+            tx.rollback().await.map_err(other)?;
+            return Ok(false);
+        }
+        if let Some(rc) = receipt {
+            insert_receipt(&mut tx, rc, now).await?;
+        }
+        tx.commit().await.map_err(other)?;
+        Ok(true)
+    }
+
+    async fn mark_captured(&self, order_id: &str, currency: &str, postings: &[Posting], now: i64) -> StoreResult<bool> {
+        let mut tx = self.begin().await?;
+        let r = sqlx::query("update orders set captured_at = $1, updated_at = $1 where id = $2 and captured_at is null")
+            .bind(now)
+            .bind(order_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(other)?;
+        if r.rows_affected() != 1 {
+            tx.rollback().await.map_err(other)?;
+            return Ok(false);
+        }
+        let txn = new_id("txn");
+        for p in postings {
+            sqlx::query(
+                "insert into ledger_entries (id, txn_id, account, currency, amount, order_id, created_at) \
+                 values ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(new_id("le"))
+            .bind(&txn)
+            .bind(&p.account)
+            .bind(currency)
+            .bind(p.amount)
+            .bind(order_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(other)?;
+        }
+        tx.commit().await.map_err(other)?;
+        Ok(true)
+    }
+
+    async fn find_expired_reservations(&self, now: i64) -> StoreResult<Vec<String>> {
+        let rows = sqlx::query("select distinct checkout_id from reservations where state = 'held' and expires_at < $1 limit 500")
+            .bind(now)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(other)?;
+        rows.iter().map(|r| r.try_get("checkout_id").map_err(other)).collect()
+    }
+
+    async fn find_uncaptured_orders(&self, before: i64) -> StoreResult<Vec<String>> {
+        let rows = sqlx::query(
+            "select id from orders where status = 'paid' and captured_at is null and updated_at < $1 order by created_at limit 500",
+        )
+        .bind(before)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(other)?;
+        rows.iter().map(|r| r.try_get("id").map_err(other)).collect()
+    }
+
+    async fn find_stale_requires_action(&self, before: i64) -> StoreResult<Vec<String>> {
+        let rows = sqlx::query("select id from orders where status = 'requires_action' and created_at < $1 limit 500")
+            .bind(before)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(other)?;
+        rows.iter().map(|r| r.try_get("id").map_err(other)).collect()
+    }
+
+    async fn find_stuck_checkouts(&self, before: i64) -> StoreResult<Vec<String>> {
+        let rows = sqlx::query("select id from checkouts where status = 'completing' and updated_at < $1 limit 500")
+            .bind(before)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(other)?;
+        rows.iter().map(|r| r.try_get("id").map_err(other)).collect()
+    }
+
+    async fn trial_balance(&self) -> StoreResult<Vec<TrialBalanceLine>> {
+        let rows = sqlx::query(
+            "select account, currency, sum(amount) as balance from ledger_entries group by account, currency order by account, currency",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(other)?;
+        rows.iter()
+            .map(|r| {
+                Ok(TrialBalanceLine {
+                    account: r.try_get("account").map_err(other)?,
+                    currency: r.try_get("currency").map_err(other)?,
+                    balance: r.try_get("balance").map_err(other)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn find_notifications(&self, account_id: &str, limit: i64) -> StoreResult<Vec<Notification>> {
+        let rows = sqlx::query(
+            "select id, text, link, created_at from notifications where account_id = $1 order by created_at desc, id desc limit $2",
+        )
+        .bind(account_id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(other)?;
+        rows.iter()
+            .map(|r| {
+                Ok(Notification {
+                    id: r.try_get("id").map_err(other)?,
+                    text: r.try_get("text").map_err(other)?,
+                    link: r.try_get("link").map_err(other)?,
+                    created_at: r.try_get("created_at").map_err(other)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn find_pending_emails(&self, limit: i64) -> StoreResult<Vec<OutgoingEmail>> {
+        let rows = sqlx::query("select id, to_address, subject, body from emails where sent_at is null order by created_at limit $1")
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(other)?;
+        rows.iter()
+            .map(|r| {
+                Ok(OutgoingEmail {
+                    id: r.try_get("id").map_err(other)?,
+                    to: r.try_get("to_address").map_err(other)?,
+                    subject: r.try_get("subject").map_err(other)?,
+                    body: r.try_get("body").map_err(other)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn mark_email_sent(&self, id: &str, now: i64) -> StoreResult<()> {
+        sqlx::query("update emails set sent_at = $1 where id = $2 and sent_at is null")
+            .bind(now)
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(other)?;
+        Ok(())
+    }
+
+    async fn begin_idempotent(
+        &self,
+        scope: &str,
+        key: &str,
+        request_hash: &str,
+        now: i64,
+        abandoned_after: i64,
+    ) -> StoreResult<buyline_core::service::Idempotency> {
+        use buyline_core::service::Idempotency;
+        let inserted = sqlx::query(
+            "insert into idempotency_keys (scope, key, request_hash, created_at) values ($1, $2, $3, $4) \
+             on conflict (scope, key) do nothing",
+        )
+        .bind(scope)
+        .bind(key)
+        .bind(request_hash)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(other)?;
+        if inserted.rows_affected() == 1 {
+            return Ok(Idempotency::New);
+        }
+        let r = sqlx::query("select * from idempotency_keys where scope = $1 and key = $2")
+            .bind(scope)
+            .bind(key)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(other)?;
+        let hash: String = r.try_get("request_hash").map_err(other)?;
+        if hash != request_hash {
+            return Ok(Idempotency::Mismatch);
+        }
+        let status: Option<i64> = r.try_get("status").map_err(other)?;
+        match status {
+            Some(status) => Ok(Idempotency::Replay {
+                status: status as u16,
+                content_type: r.try_get::<Option<String>, _>("content_type").map_err(other)?.unwrap_or_default(),
+                body: r.try_get::<Option<String>, _>("response").map_err(other)?.unwrap_or_default(),
+            }),
+            None => {
+                let created: i64 = r.try_get("created_at").map_err(other)?;
+                if created < now - abandoned_after {
+                    let took = sqlx::query(
+                        "update idempotency_keys set created_at = $1 where scope = $2 and key = $3 and created_at = $4 \
+                         and status is null",
+                    )
+                    .bind(now)
+                    .bind(scope)
+                    .bind(key)
+                    .bind(created)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(other)?;
+                    if took.rows_affected() == 1 {
+                        return Ok(Idempotency::New);
+                    }
+                }
+                Ok(Idempotency::InProgress)
+            }
+        }
+    }
+
+    async fn finish_idempotent(&self, scope: &str, key: &str, status: u16, content_type: &str, body: &str) -> StoreResult<()> {
+        sqlx::query("update idempotency_keys set status = $1, content_type = $2, response = $3 where scope = $4 and key = $5")
+            .bind(status as i64)
+            .bind(content_type)
+            .bind(body)
+            .bind(scope)
+            .bind(key)
+            .execute(&self.pool)
+            .await
+            .map_err(other)?;
+        Ok(())
+    }
+
+    async fn abandon_idempotent(&self, scope: &str, key: &str) -> StoreResult<()> {
+        sqlx::query("delete from idempotency_keys where scope = $1 and key = $2 and status is null")
+            .bind(scope)
+            .bind(key)
+            .execute(&self.pool)
+            .await
+            .map_err(other)?;
         Ok(())
     }
 }

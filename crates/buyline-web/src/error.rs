@@ -34,6 +34,9 @@ pub struct Problem {
     pub detail: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
+    /// For `card_declined`: the processor's reason, e.g. `insufficient_funds`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decline_code: Option<String>,
 }
 
 /// Every problem code with its status and title; also rendered at `/problems/{code}`.
@@ -49,6 +52,14 @@ pub const CODES: &[(&str, u16, &str, &str)] = &[
     ("not_available", 403, "Not available", "Buy is not offered to this account in this market."),
     ("not_found", 404, "Not found", "No such resource, or not one these credentials may see."),
     ("conflict", 409, "Conflict", "The request clashes with the current state, e.g. a handle already taken."),
+    ("out_of_stock", 409, "Out of stock", "Not enough stock for the chosen variant and quantity."),
+    ("idempotency_mismatch", 422, "Idempotency key reused", "This Idempotency-Key was used with a different request body."),
+    ("card_declined", 402, "Card declined", "The card was declined; `decline_code` says why (`generic_decline`, `insufficient_funds`)."),
+    ("expired_card", 402, "Expired card", "The card has expired."),
+    ("incorrect_cvc", 402, "Incorrect CVC", "The card's security code is incorrect."),
+    ("processing_error", 402, "Processing error", "The payment could not be processed; retrying may succeed."),
+    ("authentication_failed", 402, "Authentication failed", "The card's 3-D Secure check was not passed."),
+    ("rate_limited", 429, "Rate limited", "Too many requests; wait for `Retry-After` seconds."),
     ("payload_too_large", 413, "Payload too large", "The request body exceeds the size limit."),
     ("unsupported_media_type", 415, "Unsupported media type", "Send JSON with `Content-Type: application/json`."),
     ("internal", 500, "Internal error", "Something failed on our side; the request id in the logs identifies it."),
@@ -59,7 +70,18 @@ fn title(code: &str) -> &'static str {
 }
 
 pub fn problem(status: StatusCode, code: &str, detail: String, errors: Vec<FieldError>) -> Response {
+    problem_with(status, code, detail, errors, None)
+}
+
+pub fn problem_with(
+    status: StatusCode,
+    code: &str,
+    detail: String,
+    errors: Vec<FieldError>,
+    decline_code: Option<String>,
+) -> Response {
     let body = Problem {
+        decline_code,
         kind: format!("/problems/{code}"),
         title: title(code).to_string(),
         status: status.as_u16(),
@@ -111,6 +133,16 @@ impl IntoResponse for ApiError {
                 Error::Conflict { message, errors } => {
                     problem(StatusCode::CONFLICT, "conflict", capitalise(&message), errors)
                 }
+                Error::OutOfStock(m) => problem(StatusCode::CONFLICT, "out_of_stock", capitalise(&m), vec![]),
+                Error::Payment { code, decline_code, message } => {
+                    problem_with(StatusCode::PAYMENT_REQUIRED, &code, message, vec![], decline_code)
+                }
+                Error::IdempotencyMismatch => problem(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "idempotency_mismatch",
+                    "This Idempotency-Key was already used with a different request.".into(),
+                    vec![],
+                ),
                 Error::Internal(cause) => {
                     tracing::error!(%cause, "internal error");
                     problem(

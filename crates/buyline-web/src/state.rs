@@ -1,11 +1,15 @@
 //! What every handler shares.
 
+use buyline_core::test_processor::TestProcessor;
 use buyline_core::Services;
+use std::sync::Arc;
 use metrics_exporter_prometheus::PrometheusHandle;
 
 #[derive(Clone)]
 pub struct AppState {
     pub services: Services,
+    /// The built-in test processor, for its 3-D Secure challenge page.
+    pub processor: Arc<TestProcessor>,
     /// The operator's bearer token.
     pub operator_token: Option<String>,
     pub metrics: Option<PrometheusHandle>,

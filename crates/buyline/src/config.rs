@@ -61,6 +61,13 @@ pub struct ServeConfig {
     /// Let webhook URLs point at loopback or private addresses (development, tests).
     #[arg(long, env = "BUYLINE_ALLOW_PRIVATE_WEBHOOKS", value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false, num_args = 0..=1, default_missing_value = "true")]
     pub allow_private_webhooks: bool,
+    /// SMTP server for receipts, e.g. `smtps://user:pass@mail.example.com`; otherwise
+    /// receipts are written as `.eml` files into `DATA_DIR/mail`.
+    #[arg(long, env = "BUYLINE_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+    /// Sender of receipts.
+    #[arg(long, env = "BUYLINE_MAIL_FROM", default_value = "Buyline <receipts@buyline.localhost>")]
+    pub mail_from: String,
     /// The operator token; otherwise one is created in the data dir (`buyline admin-token`).
     #[arg(skip = std::env::var("BUYLINE_ADMIN_TOKEN").ok().filter(|s| !s.is_empty()))]
     pub admin_token: Option<String>,
@@ -76,6 +83,8 @@ impl ServeConfig {
             public_url: None,
             no_demo: false,
             allow_private_webhooks: false,
+            smtp_url: None,
+            mail_from: "Buyline <receipts@buyline.localhost>".into(),
             admin_token: None,
         }
     }

@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod demo;
+pub mod workers;
 
 use anyhow::Context;
 use buyline_core::service::ServiceConfig;
@@ -12,7 +13,9 @@ use buyline_web::AppState;
 use config::ServeConfig;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use std::net::SocketAddr;
+use buyline_core::test_processor::TestProcessor;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 use tokio::net::TcpListener;
 
 /// The process-wide Prometheus recorder (one per process, however many servers run in it).
@@ -28,8 +31,10 @@ pub struct Running {
     pub admin_token: String,
     pub demo: Option<demo::DemoCredentials>,
     pub db: Db,
+    pub services: Services,
     shutdown: tokio::sync::watch::Sender<bool>,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    background: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Running {
@@ -37,6 +42,9 @@ impl Running {
     pub async fn stop(self) -> anyhow::Result<()> {
         let _ = self.shutdown.send(true);
         self.task.await.context("server task")??;
+        for b in self.background {
+            let _ = b.await;
+        }
         self.db.close().await;
         Ok(())
     }
@@ -83,20 +91,42 @@ pub async fn spawn(cfg: ServeConfig) -> anyhow::Result<Running> {
     let public_url = cfg.public_url.clone().unwrap_or_else(|| format!("http://{addr}"));
     let public_url = public_url.trim_end_matches('/').to_string();
     let db = open_db(&cfg).await?;
+    let store: Arc<dyn buyline_core::store::Store> = Arc::new(db.clone());
+    let processor = Arc::new(TestProcessor::new(store.clone(), public_url.clone()));
     let services = Services::new(
-        Arc::new(db.clone()),
+        store,
+        processor.clone(),
         ServiceConfig { public_url: public_url.clone(), session_ttl_micros: 30 * 24 * 3600 * 1_000_000 },
     );
+    // Recovery first: whatever a crash left half-done is settled before new work arrives.
+    services.reconcile(buyline_core::types::now_micros()).await.context("start-up reconciliation")?;
+    let mailer = workers::Mailer::new(&cfg.data_dir, cfg.smtp_url.as_deref())?;
+    let from: lettre::message::Mailbox =
+        cfg.mail_from.parse().with_context(|| format!("BUYLINE_MAIL_FROM {:?} is not an address", cfg.mail_from))?;
     let admin_token = cfg.admin_token()?;
     let demo = if cfg.no_demo { None } else { demo::seed_if_empty(&services, &cfg.data_dir).await? };
     let state = AppState {
-        services,
+        services: services.clone(),
+        processor: processor.clone(),
         operator_token: Some(admin_token.clone()),
         metrics: metrics_handle(),
         secure_cookies: public_url.starts_with("https://"),
     };
     let app = buyline_web::app(state);
     let (tx, mut rx) = tokio::sync::watch::channel(false);
+    let mut background = Vec::new();
+    {
+        let s = services.clone();
+        background.push(workers::every("reconciler", Duration::from_secs(30), tx.subscribe(), move || {
+            let s = s.clone();
+            async move { s.reconcile(buyline_core::types::now_micros()).await.map(|_| ()).map_err(Into::into) }
+        }));
+        let s = services.clone();
+        background.push(workers::every("mailer", Duration::from_secs(1), tx.subscribe(), move || {
+            let (s, m, f) = (s.clone(), mailer.clone(), from.clone());
+            async move { workers::send_pending_mail(&s, &m, &f).await.map(|_| ()) }
+        }));
+    }
     let task = tokio::spawn(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(async move {
@@ -106,5 +136,5 @@ pub async fn spawn(cfg: ServeConfig) -> anyhow::Result<Running> {
             .context("http server")
     });
     tracing::info!(%addr, %public_url, backend = ?db.backend(), "listening");
-    Ok(Running { addr, public_url, admin_token, demo, db, shutdown: tx, task })
+    Ok(Running { addr, public_url, admin_token, demo, db, services, shutdown: tx, task, background })
 }

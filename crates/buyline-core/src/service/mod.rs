@@ -2,6 +2,9 @@
 
 mod accounts;
 mod catalog;
+mod checkout;
+mod idempotency;
+mod mail;
 mod social;
 
 pub use accounts::{LoginInput, SignUpInput};
@@ -9,10 +12,15 @@ pub use catalog::{
     MerchantInput, MerchantUpdate, NewMerchant, OptionInput, ProductInput, ProductUpdate, ShippingRateInput,
     VariantInput, VariantUpdate,
 };
+pub use checkout::{
+    CheckoutInput, CompleteInput, FeePolicy, LineInput, OrderInput, PaymentInput, ReconcileReport, TrialBalance,
+};
+pub use idempotency::Idempotency;
 pub use social::PostInput;
 
 use crate::error::{Error, Result};
 use crate::model::{Account, Merchant};
+use crate::payment::Processor;
 use crate::store::Store;
 use std::sync::Arc;
 
@@ -70,12 +78,13 @@ pub struct ServiceConfig {
 #[derive(Clone)]
 pub struct Services {
     pub(crate) store: Arc<dyn Store>,
+    pub(crate) processor: Arc<dyn Processor>,
     pub(crate) config: ServiceConfig,
 }
 
 impl Services {
-    pub fn new(store: Arc<dyn Store>, config: ServiceConfig) -> Self {
-        Services { store, config }
+    pub fn new(store: Arc<dyn Store>, processor: Arc<dyn Processor>, config: ServiceConfig) -> Self {
+        Services { store, processor, config }
     }
 
     pub fn config(&self) -> &ServiceConfig {

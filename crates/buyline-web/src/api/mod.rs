@@ -4,6 +4,7 @@
 mod accounts;
 mod admin;
 mod catalog;
+mod orders;
 mod posts;
 
 use crate::error::Problem;
@@ -22,6 +23,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
         (name = "posts", description = "Posts, replies, timelines"),
         (name = "merchants", description = "Merchant accounts and keys"),
         (name = "catalog", description = "Products, variants, stock"),
+        (name = "checkout", description = "Checkout, orders, payment"),
         (name = "admin", description = "Operator controls"),
     )
 )]
@@ -66,5 +68,13 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(catalog::create_product))
         .routes(routes!(catalog::get_product, catalog::update_product))
         .routes(routes!(catalog::update_variant))
+        .routes(routes!(orders::create_checkout))
+        .routes(routes!(orders::get_checkout))
+        .routes(routes!(orders::complete_checkout))
+        .routes(routes!(orders::create_order, orders::list_orders))
+        .routes(routes!(orders::get_order))
+        .routes(routes!(orders::list_notifications))
         .routes(routes!(admin::get_buy_button_flag, admin::put_buy_button_flag))
+        .routes(routes!(admin::get_fees, admin::put_fees))
+        .routes(routes!(admin::get_trial_balance))
 }

@@ -214,6 +214,9 @@ pub fn error_page(ctx: &PageCtx, e: Error) -> Response {
             "Please check your input".into(),
             list.iter().map(|f| format!("{}: {}", f.field, f.message)).collect::<Vec<_>>().join("; "),
         ),
+        Error::OutOfStock(m) => (StatusCode::CONFLICT, "Sold out".into(), m.clone()),
+        Error::Payment { message, .. } => (StatusCode::PAYMENT_REQUIRED, "Payment failed".into(), message.clone()),
+        Error::IdempotencyMismatch => (StatusCode::UNPROCESSABLE_ENTITY, "Already submitted".into(), "That form was already sent.".into()),
         Error::Internal(cause) => {
             tracing::error!(%cause, "internal error");
             (

@@ -1,0 +1,758 @@
+//! Buying: open a checkout, complete it (reserve stock → authorise → commit the order →
+//! capture), resume after a 3-D Secure challenge, read orders, set fees, and reconcile what
+//! a crash left half-done.
+//!
+//! Nothing is lost or charged twice because every step is guarded by a conditional write:
+//! a checkout is claimed (`open` → `completing`) by one request at a time; stock moves only
+//! by a conditional decrement; the processor call carries the key `{checkout}.{attempt}`, so
+//! a retry gets the same answer; an order is unique per checkout and per payment; capture
+//! posts to the ledger only on the `captured_at is null` → set transition.
+
+use super::{Principal, Services};
+use crate::checkout::{capture_postings, platform_fee, quantity, Address, Totals};
+use crate::error::{Error, Errors, Result};
+use crate::ids::{has_prefix, new_id};
+use crate::model::{Account, Merchant, Page, Product};
+use crate::order::{
+    Checkout, CheckoutRecord, Fulfillment, Order, OrderLine, OrderStatus, PaymentSummary, Receipt, ShippingChoice,
+    TrialBalanceLine,
+};
+use crate::payment::{Authorization, AuthorizeRequest, Card, CardInput, PaymentStatus, ProcessorError};
+use crate::rollout::Arm;
+use crate::types::{now_micros, Money, ProductKind};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+
+/// How long an open checkout (and its price) holds.
+const CHECKOUT_TTL: i64 = 30 * 60 * 1_000_000;
+/// How long stock stays reserved for a completion in flight.
+const RESERVATION_TTL: i64 = 10 * 60 * 1_000_000;
+/// A completion still `completing` after this is taken to have crashed.
+const STUCK_AFTER: i64 = 2 * 60 * 1_000_000;
+/// An unfinished 3-D Secure check is given up after this.
+const CHALLENGE_TIMEOUT: i64 = 60 * 60 * 1_000_000;
+
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+pub struct LineInput {
+    pub variant_id: String,
+    pub quantity: Option<i64>,
+    /// Donations only: the amount the shopper gives, in minor units.
+    pub amount: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+pub struct CheckoutInput {
+    pub lines: Vec<LineInput>,
+    pub post_id: Option<String>,
+}
+
+#[derive(Clone, Default, Deserialize, utoipa::ToSchema)]
+pub struct PaymentInput {
+    pub card: Option<CardInput>,
+    /// Keep the card for next time (with the vault).
+    #[serde(default)]
+    pub save: bool,
+    pub payment_method_id: Option<String>,
+}
+
+impl std::fmt::Debug for PaymentInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PaymentInput(***)")
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+pub struct CompleteInput {
+    pub shipping_address: Option<Address>,
+    pub address_id: Option<String>,
+    pub shipping_rate_id: Option<String>,
+    pub payment: Option<PaymentInput>,
+}
+
+/// One tap: lines, address and payment in one call.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+pub struct OrderInput {
+    pub lines: Vec<LineInput>,
+    pub post_id: Option<String>,
+    pub shipping_address: Option<Address>,
+    pub address_id: Option<String>,
+    pub shipping_rate_id: Option<String>,
+    pub payment: Option<PaymentInput>,
+}
+
+/// The operator's commission policy in basis points.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct FeePolicy {
+    /// Per merchant kind (`retailer`, `brand`, `artist`, `nonprofit`).
+    pub kinds: BTreeMap<String, u32>,
+    /// Per-merchant overrides by merchant id.
+    #[serde(default)]
+    pub merchants: BTreeMap<String, u32>,
+}
+
+impl Default for FeePolicy {
+    fn default() -> Self {
+        FeePolicy {
+            kinds: BTreeMap::from([
+                ("retailer".into(), 500),
+                ("brand".into(), 500),
+                ("artist".into(), 500),
+                ("nonprofit".into(), 0),
+            ]),
+            merchants: BTreeMap::new(),
+        }
+    }
+}
+
+impl FeePolicy {
+    pub fn bps_for(&self, m: &Merchant) -> u32 {
+        self.merchants
+            .get(&m.id)
+            .or_else(|| self.kinds.get(m.kind.as_str()))
+            .copied()
+            .unwrap_or(if m.kind == crate::types::MerchantKind::Nonprofit { 0 } else { 500 })
+    }
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct TrialBalance {
+    pub data: Vec<TrialBalanceLine>,
+    /// Sum per currency; zero when the books balance.
+    pub totals: BTreeMap<String, i64>,
+}
+
+/// What one reconciler pass did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ReconcileReport {
+    pub voided: usize,
+    pub captured: usize,
+    pub released: usize,
+    pub reopened: usize,
+    pub canceled: usize,
+}
+
+struct Validated {
+    address: Option<Address>,
+    shipping: Option<ShippingChoice>,
+    card: Card,
+}
+
+fn money(amount: i64, order: &Order) -> String {
+    Money::new(amount, order.totals.currency).display()
+}
+
+fn receipt_text(order: &Order, public_url: &str, headline: &str) -> String {
+    let mut body = format!("{headline}\n\nOrder {}\n\n", order.id);
+    for l in &order.lines {
+        let opts = l.options.values().cloned().collect::<Vec<_>>().join(" / ");
+        let opts = if opts.is_empty() { String::new() } else { format!(" ({opts})") };
+        body.push_str(&format!("  {} × {}{} — {}\n", l.quantity, l.name, opts, money(l.unit_price * l.quantity, order)));
+    }
+    let t = &order.totals;
+    body.push_str(&format!("\nSubtotal: {}\n", money(t.subtotal, order)));
+    if let Some(s) = &order.shipping {
+        body.push_str(&format!("Shipping ({}): {}\n", s.name, money(t.shipping, order)));
+    }
+    if t.tax > 0 {
+        body.push_str(&format!("Tax: {}\n", money(t.tax, order)));
+    }
+    body.push_str(&format!("Total: {}\n", money(t.total, order)));
+    body.push_str(&format!("Paid with {} ending {}\n", order.payment.brand, order.payment.last4));
+    if let Some(a) = &order.shipping_address {
+        body.push_str(&format!("\nShipping to:\n{}\n{}\n", a.name, a.line1));
+        if let Some(l2) = &a.line2 {
+            body.push_str(&format!("{l2}\n"));
+        }
+        body.push_str(&format!("{} {} {}\n{}\n", a.city, a.region, a.postal_code, a.country));
+    }
+    body.push_str(&format!("\nSee your order: {public_url}/orders/{}\n", order.id));
+    body
+}
+
+impl Services {
+    fn paid_receipt(&self, order: &Order, shopper: Option<&Account>) -> Option<Receipt> {
+        let shopper_id = order.shopper_id.clone()?;
+        let total = money(order.totals.total, order);
+        let email = shopper.and_then(|s| s.email.clone()).map(|to| {
+            (
+                to,
+                format!("Your Buyline order {} — {total}", order.id),
+                receipt_text(order, &self.config.public_url, "Thanks for your order. Your payment went through."),
+            )
+        });
+        Some(Receipt {
+            account_id: shopper_id,
+            text: format!("Order {} paid: {total}", order.id),
+            link: format!("/orders/{}", order.id),
+            email,
+        })
+    }
+
+    pub async fn fee_policy(&self) -> Result<FeePolicy> {
+        Ok(match self.store.find_flag("fees").await? {
+            Some(json) => serde_json::from_str(&json).map_err(|e| Error::Internal(format!("bad fee policy: {e}")))?,
+            None => FeePolicy::default(),
+        })
+    }
+
+    pub async fn set_fee_policy(&self, who: &Principal, policy: FeePolicy) -> Result<FeePolicy> {
+        who.operator()?;
+        let mut e = Errors::default();
+        for (k, bps) in &policy.kinds {
+            if crate::types::MerchantKind::parse("", k).is_err() {
+                e.push(&format!("kinds.{k}"), "is not a merchant kind (retailer, brand, artist, nonprofit)");
+            } else if *bps > 10_000 {
+                e.push(&format!("kinds.{k}"), "must be between 0 and 10000 basis points");
+            }
+        }
+        for (m, bps) in &policy.merchants {
+            if !has_prefix(m, "mer") || self.store.find_merchant(m).await?.is_none() {
+                e.push(&format!("merchants.{m}"), "is not a merchant");
+            } else if *bps > 10_000 {
+                e.push(&format!("merchants.{m}"), "must be between 0 and 10000 basis points");
+            }
+        }
+        e.finish()?;
+        let mut merged = FeePolicy::default();
+        merged.kinds.extend(policy.kinds);
+        merged.merchants = policy.merchants;
+        let json = serde_json::to_string(&merged).map_err(|e| Error::Internal(e.to_string()))?;
+        self.store.upsert_flag("fees", &json).await?;
+        tracing::info!(policy = %json, "fee policy changed");
+        Ok(merged)
+    }
+
+    /// The products behind these variants, by variant id.
+    async fn products_for(&self, variant_ids: &[String]) -> Result<HashMap<String, Product>> {
+        let pairs = self.store.find_product_ids_by_variants(variant_ids).await?;
+        let mut product_ids: Vec<String> = pairs.iter().map(|(_, p)| p.clone()).collect();
+        product_ids.sort();
+        product_ids.dedup();
+        let products: HashMap<String, Product> =
+            self.store.find_products(&product_ids).await?.into_iter().map(|p| (p.id.clone(), p)).collect();
+        Ok(pairs.into_iter().filter_map(|(v, p)| products.get(&p).map(|p| (v, p.clone()))).collect())
+    }
+
+    /// Rates that every physical line can ship to `country` with; one parcel, so a rate
+    /// costs the most any of its products charge for it.
+    fn shipping_options(products: &[&Product], country: &str) -> Vec<ShippingChoice> {
+        let physical: Vec<&&Product> = products.iter().filter(|p| p.kind == ProductKind::Physical).collect();
+        let Some(first) = physical.first() else { return vec![] };
+        first
+            .shipping_rates
+            .iter()
+            .filter(|r| r.countries.iter().any(|c| c == country))
+            .filter_map(|r| {
+                let mut price = r.price;
+                for p in &physical[1..] {
+                    let same = p.shipping_rates.iter().find(|o| o.name == r.name && o.countries.iter().any(|c| c == country))?;
+                    price = price.max(same.price);
+                }
+                Some(ShippingChoice { id: r.id.clone(), name: r.name.clone(), price })
+            })
+            .collect()
+    }
+
+    async fn checkout_view(&self, c: &CheckoutRecord, country: &str) -> Result<Checkout> {
+        let ids: Vec<String> = c.lines.iter().map(|l| l.variant_id.clone()).collect();
+        let products = self.products_for(&ids).await?;
+        let merchant = self.merchant(&c.merchant_id).await?;
+        let list: Vec<&Product> = c.lines.iter().filter_map(|l| products.get(&l.variant_id)).collect();
+        let options = Self::shipping_options(&list, country);
+        let requires_shipping = c.lines.iter().any(|l| l.kind == ProductKind::Physical);
+        let subtotal: i64 = c.lines.iter().map(|l| l.unit_price * l.quantity).sum();
+        let shipping = options.first().map(|o| o.price).unwrap_or(0);
+        let tax = merchant.tax_rates.get(country).copied().unwrap_or(0);
+        let return_policy = list.first().map(|p| p.return_policy.clone()).unwrap_or_else(|| merchant.return_policy.clone());
+        Ok(Checkout {
+            id: c.id.clone(),
+            status: c.status.clone(),
+            merchant_id: c.merchant_id.clone(),
+            lines: c.lines.clone(),
+            shipping_options: options,
+            totals: Totals::compute(subtotal, shipping, tax, c.currency),
+            requires_shipping,
+            return_policy,
+            order_id: c.order_id.clone(),
+            expires_at: c.expires_at,
+        })
+    }
+
+    /// Opens a checkout: prices and availability are checked and frozen for 30 minutes.
+    pub async fn open_checkout(&self, who: &Principal, input: CheckoutInput) -> Result<Checkout> {
+        let shopper = who.shopper()?;
+        let record = self.new_checkout(shopper, &input.lines, input.post_id.as_deref()).await?;
+        self.store.insert_checkout(&record).await?;
+        self.checkout_view(&record, &shopper.country).await
+    }
+
+    async fn new_checkout(&self, shopper: &Account, lines: &[LineInput], post_id: Option<&str>) -> Result<CheckoutRecord> {
+        let mut e = Errors::default();
+        if lines.is_empty() || lines.len() > 20 {
+            return Err(Error::field("lines", "must list 1 to 20 items"));
+        }
+        let ids: Vec<String> = lines.iter().map(|l| l.variant_id.trim().to_string()).collect();
+        let products = self.products_for(&ids).await?;
+        let mut out = Vec::new();
+        let mut merchant_id: Option<String> = None;
+        for (i, l) in lines.iter().enumerate() {
+            let f = format!("lines[{i}]");
+            let Some(p) = products.get(l.variant_id.trim()) else {
+                e.push(&format!("{f}.variant_id"), "is not a product variant");
+                continue;
+            };
+            let v = p.variants.iter().find(|v| v.id == l.variant_id.trim()).expect("variant of its product");
+            match &merchant_id {
+                None => merchant_id = Some(p.merchant_id.clone()),
+                Some(m) if *m != p.merchant_id => {
+                    e.push(&format!("{f}.variant_id"), "every line must come from the same merchant");
+                    continue;
+                }
+                _ => {}
+            }
+            let q = e.take(quantity(&format!("{f}.quantity"), l.quantity.unwrap_or(1))).unwrap_or(1);
+            let unit_price = match (&p.donation, l.amount) {
+                (Some(d), Some(a)) if (d.min..=d.max).contains(&a) => a,
+                (Some(d), Some(_)) => {
+                    e.push(
+                        &format!("{f}.amount"),
+                        format!(
+                            "must be between {} and {}",
+                            Money::new(d.min, p.currency).display(),
+                            Money::new(d.max, p.currency).display()
+                        ),
+                    );
+                    0
+                }
+                (Some(_), None) => {
+                    e.push(&format!("{f}.amount"), "is required for a donation");
+                    0
+                }
+                (None, Some(_)) => {
+                    e.push(&format!("{f}.amount"), "is only for donations");
+                    0
+                }
+                (None, None) => v.price,
+            };
+            if p.donation.is_some() && q != 1 {
+                e.push(&format!("{f}.quantity"), "a donation is given once; change the amount instead");
+            }
+            if !v.available || v.inventory.quantity.is_some_and(|have| have < q) {
+                if !e.0.is_empty() {
+                    return Err(Error::Validation(e.0));
+                }
+                return Err(Error::OutOfStock(format!("{} is sold out in that choice or quantity", p.name)));
+            }
+            out.push(OrderLine {
+                product_id: p.id.clone(),
+                variant_id: v.id.clone(),
+                name: p.name.clone(),
+                options: v.options.clone(),
+                sku: v.sku.clone(),
+                quantity: q,
+                unit_price,
+                kind: p.kind,
+            });
+        }
+        let post_id = post_id.map(str::trim).filter(|s| !s.is_empty());
+        if let Some(pid) = post_id {
+            if !has_prefix(pid, "post") || self.store.find_post(pid).await?.is_none() {
+                e.push("post_id", "is not a post that exists");
+            }
+        }
+        e.finish()?;
+        let merchant = self.merchant(merchant_id.as_deref().unwrap_or("")).await?;
+        let flag = self.buy_button_flag().await?;
+        if flag.arm(&shopper.id, &shopper.country, &merchant.id) != Arm::Buy {
+            return Err(Error::NotAvailable("Buy is not available for your account in this market".into()));
+        }
+        let now = now_micros();
+        Ok(CheckoutRecord {
+            id: new_id("chk"),
+            shopper_id: shopper.id.clone(),
+            merchant_id: merchant.id.clone(),
+            post_id: post_id.map(str::to_string),
+            lines: out,
+            currency: merchant.currency,
+            status: "open".into(),
+            attempt: 0,
+            order_id: None,
+            created_at: now,
+            expires_at: now + CHECKOUT_TTL,
+        })
+    }
+
+    pub async fn checkout(&self, who: &Principal, id: &str) -> Result<Checkout> {
+        let shopper = who.shopper()?;
+        let c = self.own_checkout(shopper, id).await?;
+        self.checkout_view(&c, &shopper.country).await
+    }
+
+    async fn own_checkout(&self, shopper: &Account, id: &str) -> Result<CheckoutRecord> {
+        if !has_prefix(id, "chk") {
+            return Err(Error::NotFound("checkout"));
+        }
+        match self.store.find_checkout(id).await? {
+            Some(c) if c.shopper_id == shopper.id => Ok(c),
+            _ => Err(Error::NotFound("checkout")),
+        }
+    }
+
+    /// One tap: opens and completes a checkout in one call.
+    pub async fn place_order(&self, who: &Principal, input: OrderInput) -> Result<Order> {
+        let shopper = who.shopper()?;
+        let record = self.new_checkout(shopper, &input.lines, input.post_id.as_deref()).await?;
+        // Checked before anything is written, so a bad address leaves no checkout behind.
+        let complete = CompleteInput {
+            shipping_address: input.shipping_address,
+            address_id: input.address_id,
+            shipping_rate_id: input.shipping_rate_id,
+            payment: input.payment,
+        };
+        self.validate_completion(&record, &complete).await?;
+        self.store.insert_checkout(&record).await?;
+        self.complete_checkout(who, &record.id, complete).await
+    }
+
+    async fn validate_completion(&self, c: &CheckoutRecord, input: &CompleteInput) -> Result<Validated> {
+        let mut e = Errors::default();
+        let requires_shipping = c.lines.iter().any(|l| l.kind == ProductKind::Physical);
+        let mut address = None;
+        let mut shipping = None;
+        if requires_shipping {
+            match (&input.shipping_address, &input.address_id) {
+                (Some(a), _) => address = Address::parse("shipping_address", a, &mut e),
+                (None, Some(_)) => e.push("address_id", "is not one of your saved addresses"),
+                (None, None) => e.push("shipping_address", "is required for items that ship"),
+            }
+            if let Some(a) = &address {
+                let ids: Vec<String> = c.lines.iter().map(|l| l.variant_id.clone()).collect();
+                let products = self.products_for(&ids).await?;
+                let list: Vec<&Product> = c.lines.iter().filter_map(|l| products.get(&l.variant_id)).collect();
+                let options = Self::shipping_options(&list, &a.country);
+                if options.is_empty() {
+                    e.push("shipping_address.country", format!("this merchant does not ship to {}", a.country));
+                } else {
+                    shipping = match input.shipping_rate_id.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+                        None => options.first().cloned(),
+                        Some(id) => match options.iter().find(|o| o.id == id) {
+                            Some(o) => Some(o.clone()),
+                            None => {
+                                e.push("shipping_rate_id", "is not a shipping option for that address");
+                                None
+                            }
+                        },
+                    };
+                }
+            }
+        }
+        let (y, m) = {
+            use chrono::Datelike;
+            let d = chrono::Utc::now();
+            (d.year() as u32, d.month())
+        };
+        let card = match &input.payment {
+            Some(PaymentInput { card: Some(card), .. }) => Card::parse("payment.card", card, (y, m), &mut e),
+            Some(PaymentInput { payment_method_id: Some(_), .. }) => {
+                e.push("payment.payment_method_id", "is not one of your saved cards");
+                None
+            }
+            _ => {
+                e.push("payment.card", "is required");
+                None
+            }
+        };
+        e.finish()?;
+        Ok(Validated { address, shipping, card: card.expect("no errors means a card") })
+    }
+
+    /// Completes a checkout. Completing one that is already complete returns its order, so a
+    /// double-tapped Confirm or a retried request makes one order and one charge.
+    pub async fn complete_checkout(&self, who: &Principal, id: &str, input: CompleteInput) -> Result<Order> {
+        let shopper = who.shopper()?;
+        let c = self.own_checkout(shopper, id).await?;
+        if let Some(order) = self.settled(&c).await? {
+            return Ok(order);
+        }
+        let v = self.validate_completion(&c, &input).await?;
+        let merchant = self.merchant(&c.merchant_id).await?;
+        let flag = self.buy_button_flag().await?;
+        if flag.arm(&shopper.id, &shopper.country, &merchant.id) != Arm::Buy {
+            return Err(Error::NotAvailable("Buy is not available for your account in this market".into()));
+        }
+        let now = now_micros();
+        let Some(attempt) = self.store.claim_checkout(&c.id, &shopper.id, now).await? else {
+            // Someone else holds it (a double tap): wait for their answer.
+            return self.await_completion(&c.id).await;
+        };
+        let mut wanted: BTreeMap<String, i64> = BTreeMap::new();
+        for l in &c.lines {
+            *wanted.entry(l.variant_id.clone()).or_default() += l.quantity;
+        }
+        let wanted: Vec<(String, i64)> = wanted.into_iter().collect();
+        if let Err(variant) = self.store.reserve_stock(&c.id, &wanted, now + RESERVATION_TTL).await? {
+            self.store.set_checkout_status(&c.id, "completing", "open").await?;
+            let name = c.lines.iter().find(|l| l.variant_id == variant).map(|l| l.name.clone()).unwrap_or_default();
+            return Err(Error::OutOfStock(format!("{name} is sold out in that choice or quantity")));
+        }
+
+        let subtotal: i64 = c.lines.iter().map(|l| l.unit_price * l.quantity).sum();
+        let ship = v.shipping.as_ref().map(|s| s.price).unwrap_or(0);
+        let destination = v.address.as_ref().map(|a| a.country.clone()).unwrap_or_else(|| shopper.country.clone());
+        let totals = Totals::compute(subtotal, ship, merchant.tax_rates.get(&destination).copied().unwrap_or(0), c.currency);
+        let fee_bps = self.fee_policy().await?.bps_for(&merchant);
+        let fee_base: i64 =
+            c.lines.iter().filter(|l| l.kind != ProductKind::Donation).map(|l| l.unit_price * l.quantity).sum::<i64>() + ship;
+        let order_id = new_id("ord");
+        let auth = self
+            .processor
+            .authorize(AuthorizeRequest {
+                idempotency_key: format!("{}.{attempt}", c.id),
+                amount: Money::new(totals.total, c.currency),
+                card: v.card.clone(),
+                description: format!("{} order {order_id}", merchant.name),
+                return_url: format!("{}/orders/{order_id}/return", self.config.public_url),
+            })
+            .await;
+        let (status, payment_id, challenge_url) = match auth {
+            Ok(Authorization::Authorized { payment_id }) => (OrderStatus::Paid, payment_id, None),
+            Ok(Authorization::RequiresAction { payment_id, challenge_url }) => {
+                (OrderStatus::RequiresAction, payment_id, Some(challenge_url))
+            }
+            Err(err) => {
+                self.store.release_reservation(&c.id).await?;
+                self.store.set_checkout_status(&c.id, "completing", "open").await?;
+                return Err(payment_error(err));
+            }
+        };
+        let order = Order {
+            id: order_id,
+            status,
+            merchant_id: merchant.id.clone(),
+            shopper_id: Some(shopper.id.clone()),
+            checkout_id: c.id.clone(),
+            lines: c.lines.clone(),
+            shipping_address: v.address,
+            shipping: v.shipping,
+            totals,
+            platform_fee: platform_fee(fee_base, fee_bps),
+            fee_bps,
+            fulfillment: Fulfillment { carrier: None, tracking_number: None },
+            payment: PaymentSummary { brand: v.card.number.brand().as_str().into(), last4: v.card.number.last4() },
+            payment_id,
+            challenge_url,
+            post_id: c.post_id.clone(),
+            contact_email: shopper.email.clone(),
+            captured: false,
+            created_at: now,
+        };
+        let receipt = if status == OrderStatus::Paid { self.paid_receipt(&order, Some(shopper)) } else { None };
+        if let Err(e) = self.store.commit_order(&order, receipt.as_ref()).await {
+            // The authorisation has no order: give it back now (the reconciler would later).
+            let _ = self.processor.void(&order.payment_id).await;
+            let _ = self.store.release_reservation(&c.id).await;
+            let _ = self.store.set_checkout_status(&c.id, "completing", "open").await;
+            return Err(e.into());
+        }
+        tracing::info!(order_id = %order.id, merchant_id = %order.merchant_id, status = order.status.as_str(), total = order.totals.total, "order committed");
+        if status == OrderStatus::Paid {
+            self.capture(&order).await;
+        }
+        self.store.find_order(&order.id).await?.ok_or_else(|| Error::Internal("order vanished".into()))
+    }
+
+    /// The order of a checkout that already has one.
+    async fn settled(&self, c: &CheckoutRecord) -> Result<Option<Order>> {
+        match c.status.as_str() {
+            "completed" => Ok(self.store.find_order_by_checkout(&c.id).await?),
+            "completing" => self.await_completion(&c.id).await.map(Some),
+            "expired" => Err(Error::Conflict { message: "this checkout has expired; start again".into(), errors: vec![] }),
+            _ if c.expires_at <= now_micros() => {
+                Err(Error::Conflict { message: "this checkout has expired; start again".into(), errors: vec![] })
+            }
+            _ => Ok(None),
+        }
+    }
+
+    async fn await_completion(&self, checkout_id: &str) -> Result<Order> {
+        for _ in 0..100 {
+            if let Some(o) = self.store.find_order_by_checkout(checkout_id).await? {
+                return Ok(o);
+            }
+            match self.store.find_checkout(checkout_id).await? {
+                Some(c) if c.status == "completing" => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+                Some(c) if c.status == "open" => {
+                    return Err(Error::Conflict {
+                        message: "the payment for this checkout did not go through; try again".into(),
+                        errors: vec![],
+                    })
+                }
+                _ => break,
+            }
+        }
+        Err(Error::Conflict { message: "this checkout is being completed; check your orders in a moment".into(), errors: vec![] })
+    }
+
+    /// Captures a committed order and posts it to the ledger, once. A failure is left to the
+    /// reconciler, which retries.
+    async fn capture(&self, order: &Order) -> bool {
+        if let Err(e) = self.processor.capture(&order.payment_id).await {
+            tracing::warn!(order_id = %order.id, error = %e, "capture failed; the reconciler will retry");
+            return false;
+        }
+        let postings = capture_postings(&order.merchant_id, order.totals.total, order.platform_fee);
+        match self.store.mark_captured(&order.id, order.totals.currency.code(), &postings, now_micros()).await {
+            Ok(done) => done,
+            Err(e) => {
+                tracing::warn!(order_id = %order.id, error = %e, "recording the capture failed; the reconciler will retry");
+                false
+            }
+        }
+    }
+
+    /// After the processor's challenge page: settle an order waiting in `requires_action`.
+    pub async fn resume_order(&self, order_id: &str) -> Result<Order> {
+        let order = self.store.find_order(order_id).await?.ok_or(Error::NotFound("order"))?;
+        if order.status != OrderStatus::RequiresAction {
+            return Ok(order);
+        }
+        match self.processor.status(&order.payment_id).await.map_err(payment_error)? {
+            PaymentStatus::Authorized | PaymentStatus::Captured => {
+                let shopper = match &order.shopper_id {
+                    Some(id) => self.store.find_account(id).await?,
+                    None => None,
+                };
+                let receipt = self.paid_receipt(&order, shopper.as_ref());
+                if self.store.update_order_status(&order.id, "requires_action", "paid", receipt.as_ref()).await? {
+                    self.store.consume_reservation(&order.checkout_id).await?;
+                    let mut paid = order.clone();
+                    paid.status = OrderStatus::Paid;
+                    self.capture(&paid).await;
+                }
+            }
+            PaymentStatus::Failed | PaymentStatus::Voided => self.cancel_unpaid(&order).await?,
+            PaymentStatus::RequiresAction => {}
+        }
+        self.store.find_order(order_id).await?.ok_or(Error::NotFound("order"))
+    }
+
+    async fn cancel_unpaid(&self, order: &Order) -> Result<()> {
+        let _ = self.processor.void(&order.payment_id).await;
+        if self.store.update_order_status(&order.id, "requires_action", "canceled", None).await? {
+            self.store.release_reservation(&order.checkout_id).await?;
+            tracing::info!(order_id = %order.id, "unpaid order canceled");
+        }
+        Ok(())
+    }
+
+    pub async fn order(&self, who: &Principal, id: &str) -> Result<Order> {
+        let shopper = who.shopper()?;
+        if !has_prefix(id, "ord") {
+            return Err(Error::NotFound("order"));
+        }
+        match self.store.find_order(id).await? {
+            Some(o) if o.shopper_id.as_deref() == Some(shopper.id.as_str()) => Ok(o),
+            _ => Err(Error::NotFound("order")),
+        }
+    }
+
+    pub async fn orders(&self, who: &Principal, cursor: Option<&str>, limit: Option<i64>) -> Result<Page<Order>> {
+        let shopper = who.shopper()?;
+        let limit = super::social::page_limit(limit)?;
+        let before = super::social::decode_cursor(cursor)?;
+        let before = before.as_ref().map(|(t, i)| (*t, i.as_str()));
+        let mut list = self.store.find_orders_by_shopper(&shopper.id, before, limit + 1).await?;
+        let next_cursor = if list.len() as i64 > limit {
+            list.truncate(limit as usize);
+            list.last().map(|o| super::social::encode_cursor(o.created_at, &o.id))
+        } else {
+            None
+        };
+        Ok(Page { data: list, next_cursor })
+    }
+
+    pub async fn notifications(&self, who: &Principal) -> Result<Vec<crate::order::Notification>> {
+        let account = who.account()?;
+        Ok(self.store.find_notifications(&account.id, 50).await?)
+    }
+
+    pub async fn trial_balance(&self, who: &Principal) -> Result<TrialBalance> {
+        who.operator()?;
+        let data = self.store.trial_balance().await?;
+        let mut totals = BTreeMap::new();
+        for l in &data {
+            *totals.entry(l.currency.clone()).or_insert(0) += l.balance;
+        }
+        Ok(TrialBalance { data, totals })
+    }
+
+    /// One pass of recovery, as of `now`: cancels 3-D Secure checks left unfinished, releases
+    /// stock whose reservation outlived its checkout, reopens checkouts a crash left
+    /// `completing`, voids authorisations that never got an order, and captures committed
+    /// orders whose capture did not finish.
+    pub async fn reconcile(&self, now: i64) -> Result<ReconcileReport> {
+        let mut report = ReconcileReport::default();
+        for id in self.store.find_stale_requires_action(now - CHALLENGE_TIMEOUT).await? {
+            if let Some(o) = self.store.find_order(&id).await? {
+                self.cancel_unpaid(&o).await?;
+                report.canceled += 1;
+            }
+        }
+        for checkout_id in self.store.find_stuck_checkouts(now - STUCK_AFTER).await? {
+            if self.store.find_order_by_checkout(&checkout_id).await?.is_none() {
+                self.store.release_reservation(&checkout_id).await?;
+                if self.store.set_checkout_status(&checkout_id, "completing", "open").await? {
+                    report.reopened += 1;
+                }
+            }
+        }
+        for checkout_id in self.store.find_expired_reservations(now).await? {
+            let order = self.store.find_order_by_checkout(&checkout_id).await?;
+            if order.is_none_or(|o| o.status != OrderStatus::RequiresAction) {
+                self.store.release_reservation(&checkout_id).await?;
+                report.released += 1;
+            }
+        }
+        match self.processor.open_authorizations(now - STUCK_AFTER).await {
+            Ok(list) => {
+                for auth in list {
+                    if self.store.find_order_by_payment(&auth.payment_id).await?.is_none() {
+                        if let Err(e) = self.processor.void(&auth.payment_id).await {
+                            tracing::warn!(payment_id = %auth.payment_id, error = %e, "void failed");
+                        } else {
+                            tracing::info!(payment_id = %auth.payment_id, "voided an authorisation without an order");
+                            report.voided += 1;
+                        }
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not list open authorisations"),
+        }
+        for id in self.store.find_uncaptured_orders(now - 30 * 1_000_000).await? {
+            if let Some(o) = self.store.find_order(&id).await? {
+                if self.capture(&o).await {
+                    report.captured += 1;
+                }
+            }
+        }
+        if report != ReconcileReport::default() {
+            tracing::info!(?report, "reconciled");
+        }
+        Ok(report)
+    }
+}
+
+fn payment_error(e: ProcessorError) -> Error {
+    match e {
+        ProcessorError::Declined { code, decline_code, message, .. } => Error::Payment { code, decline_code, message },
+        ProcessorError::Unavailable(m) => {
+            tracing::warn!(error = %m, "processor unavailable");
+            Error::Payment {
+                code: "processing_error".into(),
+                decline_code: None,
+                message: "The payment could not be processed right now. Try again in a little bit.".into(),
+            }
+        }
+        ProcessorError::NotFound => Error::Internal("payment unknown to the processor".into()),
+    }
+}

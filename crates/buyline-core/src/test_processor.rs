@@ -1,0 +1,206 @@
+//! The built-in `test` processor: behaves like a card network in test mode. Its payments
+//! are kept in storage of their own (not in an order's transaction, as a remote processor's
+//! would not be), and every call is idempotent on its key.
+//!
+//! | card | outcome |
+//! |---|---|
+//! | 4242424242424242, 5555555555554444 (and any other valid number) | authorised |
+//! | 4000000000000002 | `card_declined` / `generic_decline` |
+//! | 4000000000009995 | `card_declined` / `insufficient_funds` |
+//! | 4000000000000069 | `expired_card` |
+//! | 4000000000000127 | `incorrect_cvc` |
+//! | 4000000000000119 | `processing_error` (retryable) |
+//! | 4000002500003155 | requires a 3-D Secure challenge |
+
+use crate::ids::new_id;
+use crate::payment::{
+    Authorization, AuthorizeRequest, OpenAuthorization, PaymentStatus, Processor, ProcessorError,
+};
+use crate::store::Store;
+use crate::types::now_micros;
+use async_trait::async_trait;
+use std::sync::Arc;
+
+/// A payment as the test processor records it: never the card number, only brand and last four.
+#[derive(Debug, Clone)]
+pub struct ProcessorPayment {
+    pub id: String,
+    pub idempotency_key: String,
+    pub amount: i64,
+    pub currency: String,
+    pub status: PaymentStatus,
+    pub brand: String,
+    pub last4: String,
+    /// For a refused card: `code` and optional `decline_code`.
+    pub error_code: Option<String>,
+    pub decline_code: Option<String>,
+    pub return_url: String,
+    pub created_at: i64,
+}
+
+enum Outcome {
+    Approve,
+    Challenge,
+    Decline(&'static str, Option<&'static str>),
+}
+
+fn outcome(number: &str) -> Outcome {
+    match number {
+        "4000000000000002" => Outcome::Decline("card_declined", Some("generic_decline")),
+        "4000000000009995" => Outcome::Decline("card_declined", Some("insufficient_funds")),
+        "4000000000000069" => Outcome::Decline("expired_card", None),
+        "4000000000000127" => Outcome::Decline("incorrect_cvc", None),
+        "4000000000000119" => Outcome::Decline("processing_error", None),
+        "4000002500003155" => Outcome::Challenge,
+        _ => Outcome::Approve,
+    }
+}
+
+fn declined(p: &ProcessorPayment) -> ProcessorError {
+    let code = p.error_code.clone().unwrap_or_else(|| "card_declined".into());
+    let (message, retryable) = match code.as_str() {
+        "processing_error" => ("An error occurred while processing your card. Try again in a little bit.", true),
+        "expired_card" => ("Your card has expired.", false),
+        "incorrect_cvc" => ("Your card's security code is incorrect.", false),
+        "authentication_failed" => ("The card's 3-D Secure check was not passed.", false),
+        _ if p.decline_code.as_deref() == Some("insufficient_funds") => ("Your card has insufficient funds.", false),
+        _ => ("Your card was declined.", false),
+    };
+    ProcessorError::Declined { code, decline_code: p.decline_code.clone(), message: message.into(), retryable }
+}
+
+#[derive(Clone)]
+pub struct TestProcessor {
+    store: Arc<dyn Store>,
+    /// Base URL of this server, for the challenge page.
+    public_url: String,
+}
+
+impl TestProcessor {
+    pub fn new(store: Arc<dyn Store>, public_url: String) -> Self {
+        TestProcessor { store, public_url }
+    }
+
+    fn unavailable(e: crate::error::StoreError) -> ProcessorError {
+        ProcessorError::Unavailable(e.to_string())
+    }
+
+    pub async fn payment(&self, id: &str) -> Result<ProcessorPayment, ProcessorError> {
+        self.store.find_processor_payment(id).await.map_err(Self::unavailable)?.ok_or(ProcessorError::NotFound)
+    }
+
+    /// The shopper passes (or fails) the 3-D Secure challenge; returns where to send them.
+    pub async fn complete_challenge(&self, id: &str, pass: bool) -> Result<String, ProcessorError> {
+        let p = self.payment(id).await?;
+        let (to, code) = if pass {
+            (PaymentStatus::Authorized, None)
+        } else {
+            (PaymentStatus::Failed, Some("authentication_failed"))
+        };
+        self.store
+            .update_processor_payment(id, &[PaymentStatus::RequiresAction], to, code)
+            .await
+            .map_err(Self::unavailable)?;
+        Ok(p.return_url)
+    }
+}
+
+#[async_trait]
+impl Processor for TestProcessor {
+    async fn authorize(&self, req: AuthorizeRequest) -> Result<Authorization, ProcessorError> {
+        if let Some(p) =
+            self.store.find_processor_payment_by_key(&req.idempotency_key).await.map_err(Self::unavailable)?
+        {
+            return replay(&p, &self.public_url);
+        }
+        let number = req.card.number.expose();
+        let (status, error_code, decline_code) = match outcome(number) {
+            Outcome::Approve => (PaymentStatus::Authorized, None, None),
+            Outcome::Challenge => (PaymentStatus::RequiresAction, None, None),
+            Outcome::Decline(code, decline) => (PaymentStatus::Failed, Some(code.to_string()), decline.map(str::to_string)),
+        };
+        let payment = ProcessorPayment {
+            id: new_id("pi"),
+            idempotency_key: req.idempotency_key.clone(),
+            amount: req.amount.amount,
+            currency: req.amount.currency.code().into(),
+            status,
+            brand: req.card.number.brand().as_str().into(),
+            last4: req.card.number.last4(),
+            error_code,
+            decline_code,
+            return_url: req.return_url.clone(),
+            created_at: now_micros(),
+        };
+        // A concurrent call with the same key may win the insert; then both answer its result.
+        self.store.insert_processor_payment(&payment).await.map_err(Self::unavailable)?;
+        let stored = self
+            .store
+            .find_processor_payment_by_key(&req.idempotency_key)
+            .await
+            .map_err(Self::unavailable)?
+            .ok_or_else(|| ProcessorError::Unavailable("payment vanished".into()))?;
+        replay(&stored, &self.public_url)
+    }
+
+    async fn capture(&self, payment_id: &str) -> Result<(), ProcessorError> {
+        let p = self.payment(payment_id).await?;
+        match p.status {
+            PaymentStatus::Captured => Ok(()),
+            PaymentStatus::Authorized => {
+                self.store
+                    .update_processor_payment(payment_id, &[PaymentStatus::Authorized], PaymentStatus::Captured, None)
+                    .await
+                    .map_err(Self::unavailable)?;
+                match self.payment(payment_id).await?.status {
+                    PaymentStatus::Captured => Ok(()),
+                    other => Err(ProcessorError::Unavailable(format!("cannot capture a {} payment", other.as_str()))),
+                }
+            }
+            other => Err(ProcessorError::Unavailable(format!("cannot capture a {} payment", other.as_str()))),
+        }
+    }
+
+    async fn void(&self, payment_id: &str) -> Result<(), ProcessorError> {
+        let p = self.payment(payment_id).await?;
+        match p.status {
+            PaymentStatus::Voided | PaymentStatus::Failed => Ok(()),
+            PaymentStatus::Authorized | PaymentStatus::RequiresAction => {
+                self.store
+                    .update_processor_payment(
+                        payment_id,
+                        &[PaymentStatus::Authorized, PaymentStatus::RequiresAction],
+                        PaymentStatus::Voided,
+                        None,
+                    )
+                    .await
+                    .map_err(Self::unavailable)?;
+                Ok(())
+            }
+            PaymentStatus::Captured => Err(ProcessorError::Unavailable("a captured payment cannot be voided".into())),
+        }
+    }
+
+    async fn status(&self, payment_id: &str) -> Result<PaymentStatus, ProcessorError> {
+        Ok(self.payment(payment_id).await?.status)
+    }
+
+    async fn open_authorizations(&self, before: i64) -> Result<Vec<OpenAuthorization>, ProcessorError> {
+        let list = self.store.find_open_processor_payments(before).await.map_err(Self::unavailable)?;
+        Ok(list
+            .into_iter()
+            .map(|p| OpenAuthorization { payment_id: p.id, idempotency_key: p.idempotency_key, created_at: p.created_at })
+            .collect())
+    }
+}
+
+fn replay(p: &ProcessorPayment, public_url: &str) -> Result<Authorization, ProcessorError> {
+    match p.status {
+        PaymentStatus::Failed => Err(declined(p)),
+        PaymentStatus::RequiresAction => Ok(Authorization::RequiresAction {
+            payment_id: p.id.clone(),
+            challenge_url: format!("{public_url}/test-processor/challenge/{}", p.id),
+        }),
+        _ => Ok(Authorization::Authorized { payment_id: p.id.clone() }),
+    }
+}

@@ -1,0 +1,93 @@
+//! Background work beside the HTTP server: the reconciler and the mailer. Each loop stops
+//! when the server shuts down; each pass is safe to run on several processes at once.
+
+use anyhow::Context;
+use buyline_core::Services;
+use lettre::message::Mailbox;
+use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use std::path::Path;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// Where receipts go: `.eml` files in the data dir, or an SMTP server.
+#[derive(Clone)]
+pub enum Mailer {
+    Files(AsyncFileTransport<Tokio1Executor>),
+    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+}
+
+impl Mailer {
+    pub fn new(data_dir: &Path, smtp_url: Option<&str>) -> anyhow::Result<Mailer> {
+        match smtp_url.filter(|u| !u.is_empty()) {
+            Some(url) => Ok(Mailer::Smtp(
+                AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
+                    // The URL may carry a password: say what is wrong, not what it was.
+                    .map_err(|e| anyhow::anyhow!("BUYLINE_SMTP_URL is not a valid smtp:// URL: {e}"))?
+                    .build(),
+            )),
+            None => {
+                let dir = data_dir.join("mail");
+                std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+                Ok(Mailer::Files(AsyncFileTransport::<Tokio1Executor>::new(dir)))
+            }
+        }
+    }
+
+    async fn send(&self, msg: Message) -> anyhow::Result<()> {
+        match self {
+            Mailer::Files(t) => t.send(msg).await.map(|_| ()).map_err(|e| anyhow::anyhow!("{e}")),
+            Mailer::Smtp(t) => t.send(msg).await.map(|_| ()).map_err(|e| anyhow::anyhow!("{e}")),
+        }
+    }
+}
+
+/// Sends what the outbox holds; returns how many went out.
+pub async fn send_pending_mail(services: &Services, mailer: &Mailer, from: &Mailbox) -> anyhow::Result<usize> {
+    let mut sent = 0;
+    for mail in services.pending_emails(50).await? {
+        let to: Mailbox = match mail.to.parse() {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(email_id = %mail.id, error = %e, "undeliverable address; dropping");
+                services.mark_email_sent(&mail.id).await?;
+                continue;
+            }
+        };
+        let msg = Message::builder().from(from.clone()).to(to).subject(&mail.subject).body(mail.body.clone())?;
+        match mailer.send(msg).await {
+            Ok(()) => {
+                services.mark_email_sent(&mail.id).await?;
+                sent += 1;
+            }
+            Err(e) => {
+                tracing::warn!(email_id = %mail.id, error = %e, "sending failed; will retry");
+                break;
+            }
+        }
+    }
+    Ok(sent)
+}
+
+/// Runs `pass` every `every` until shutdown.
+pub fn every<F, Fut>(name: &'static str, every: Duration, mut stop: watch::Receiver<bool>, mut pass: F) -> tokio::task::JoinHandle<()>
+where
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
+{
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let stopping = tokio::select! {
+                _ = tick.tick() => false,
+                changed = stop.changed() => changed.is_err() || *stop.borrow(),
+            };
+            if stopping || *stop.borrow() {
+                break;
+            }
+            if let Err(e) = pass().await {
+                tracing::warn!(worker = name, error = %e, "pass failed");
+            }
+        }
+    })
+}
