@@ -1,8 +1,8 @@
 //! The storage interface services need. Each method is one atomic operation: where several
 //! rows change together, the implementation writes them in one transaction.
 
-use crate::error::StoreError;
 use crate::checkout::Posting;
+use crate::error::StoreError;
 use crate::model::{Account, Credentials, Merchant, NewPost, Post, Product, Profile, Variant};
 use crate::order::{CheckoutRecord, Notification, Order, OutgoingEmail, Receipt, TrialBalanceLine};
 use crate::payment::PaymentStatus;
@@ -115,9 +115,11 @@ pub trait Store: Send + Sync + 'static {
     async fn find_order(&self, id: &str) -> StoreResult<Option<Order>>;
     async fn find_order_by_checkout(&self, checkout_id: &str) -> StoreResult<Option<Order>>;
     async fn find_order_by_payment(&self, payment_id: &str) -> StoreResult<Option<Order>>;
-    async fn find_orders_by_shopper(&self, shopper_id: &str, before: Before<'_>, limit: i64) -> StoreResult<Vec<Order>>;
+    async fn find_orders_by_shopper(&self, shopper_id: &str, before: Before<'_>, limit: i64)
+        -> StoreResult<Vec<Order>>;
     /// Moves the order from `from` to `to` (true if it moved), with an optional receipt.
-    async fn update_order_status(&self, id: &str, from: &str, to: &str, receipt: Option<&Receipt>) -> StoreResult<bool>;
+    async fn update_order_status(&self, id: &str, from: &str, to: &str, receipt: Option<&Receipt>)
+        -> StoreResult<bool>;
     /// Marks the order captured and posts the ledger transaction, once: false if it already was.
     async fn mark_captured(&self, order_id: &str, currency: &str, postings: &[Posting], now: i64) -> StoreResult<bool>;
 
@@ -145,7 +147,13 @@ pub trait Store: Send + Sync + 'static {
         now: i64,
         abandoned_after: i64,
     ) -> StoreResult<crate::service::Idempotency>;
-    async fn finish_idempotent(&self, scope: &str, key: &str, status: u16, content_type: &str, body: &str)
-        -> StoreResult<()>;
+    async fn finish_idempotent(
+        &self,
+        scope: &str,
+        key: &str,
+        status: u16,
+        content_type: &str,
+        body: &str,
+    ) -> StoreResult<()>;
     async fn abandon_idempotent(&self, scope: &str, key: &str) -> StoreResult<()>;
 }

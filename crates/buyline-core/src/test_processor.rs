@@ -13,9 +13,7 @@
 //! | 4000002500003155 | requires a 3-D Secure challenge |
 
 use crate::ids::new_id;
-use crate::payment::{
-    Authorization, AuthorizeRequest, OpenAuthorization, PaymentStatus, Processor, ProcessorError,
-};
+use crate::payment::{Authorization, AuthorizeRequest, OpenAuthorization, PaymentStatus, Processor, ProcessorError};
 use crate::store::Store;
 use crate::types::now_micros;
 use async_trait::async_trait;
@@ -117,7 +115,9 @@ impl Processor for TestProcessor {
         let (status, error_code, decline_code) = match outcome(number) {
             Outcome::Approve => (PaymentStatus::Authorized, None, None),
             Outcome::Challenge => (PaymentStatus::RequiresAction, None, None),
-            Outcome::Decline(code, decline) => (PaymentStatus::Failed, Some(code.to_string()), decline.map(str::to_string)),
+            Outcome::Decline(code, decline) => {
+                (PaymentStatus::Failed, Some(code.to_string()), decline.map(str::to_string))
+            }
         };
         let payment = ProcessorPayment {
             id: new_id("pi"),
@@ -189,7 +189,11 @@ impl Processor for TestProcessor {
         let list = self.store.find_open_processor_payments(before).await.map_err(Self::unavailable)?;
         Ok(list
             .into_iter()
-            .map(|p| OpenAuthorization { payment_id: p.id, idempotency_key: p.idempotency_key, created_at: p.created_at })
+            .map(|p| OpenAuthorization {
+                payment_id: p.id,
+                idempotency_key: p.idempotency_key,
+                created_at: p.created_at,
+            })
             .collect())
     }
 }

@@ -3,13 +3,13 @@
 //! No business rules live here: each method writes what a service decided, atomically.
 
 use async_trait::async_trait;
+use buyline_core::checkout::{Address, Posting, Totals};
 use buyline_core::error::StoreError;
+use buyline_core::ids::new_id;
 use buyline_core::model::{
     Account, AccountKind, Author, Credentials, DonationRange, Inventory, InventoryType, Merchant, NewPost, Post,
     Product, ProductOption, Profile, ShippingRate, Variant,
 };
-use buyline_core::checkout::{Address, Posting, Totals};
-use buyline_core::ids::new_id;
 use buyline_core::order::{
     CheckoutRecord, Fulfillment, Notification, Order, OrderLine, OrderStatus, OutgoingEmail, PaymentSummary, Receipt,
     ShippingChoice, TrialBalanceLine,
@@ -943,8 +943,11 @@ impl Store for Db {
     }
 
     async fn find_checkout(&self, id: &str) -> StoreResult<Option<CheckoutRecord>> {
-        let row =
-            sqlx::query("select * from checkouts where id = $1").bind(id).fetch_optional(&self.pool).await.map_err(other)?;
+        let row = sqlx::query("select * from checkouts where id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(other)?;
         row.as_ref().map(checkout_row).transpose()
     }
 
@@ -1024,11 +1027,13 @@ impl Store for Db {
 
     async fn release_reservation(&self, checkout_id: &str) -> StoreResult<()> {
         let mut tx = self.begin().await?;
-        let held = sqlx::query("select attempt, variant_id, quantity from reservations where checkout_id = $1 and state = 'held'")
-            .bind(checkout_id)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(other)?;
+        let held = sqlx::query(
+            "select attempt, variant_id, quantity from reservations where checkout_id = $1 and state = 'held'",
+        )
+        .bind(checkout_id)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(other)?;
         for r in &held {
             let attempt: i64 = r.try_get("attempt").map_err(other)?;
             let variant: String = r.try_get("variant_id").map_err(other)?;
@@ -1141,9 +1146,7 @@ impl Store for Db {
         let ids: Vec<&String> = variant_ids.iter().collect();
         let sql = format!("select id, product_id from variants where id in ({})", placeholders(1, ids.len()));
         let rows = self.fetch_in(&sql, &ids).await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get("id").map_err(other)?, r.try_get("product_id").map_err(other)?)))
-            .collect()
+        rows.iter().map(|r| Ok((r.try_get("id").map_err(other)?, r.try_get("product_id").map_err(other)?))).collect()
     }
 
     async fn find_order(&self, id: &str) -> StoreResult<Option<Order>> {
@@ -1164,7 +1167,12 @@ impl Store for Db {
         row.as_ref().map(order_row).transpose()
     }
 
-    async fn find_orders_by_shopper(&self, shopper_id: &str, before: Before<'_>, limit: i64) -> StoreResult<Vec<Order>> {
+    async fn find_orders_by_shopper(
+        &self,
+        shopper_id: &str,
+        before: Before<'_>,
+        limit: i64,
+    ) -> StoreResult<Vec<Order>> {
         let rows = match before {
             Some((ts, id)) => {
                 let sql = format!(
@@ -1182,7 +1190,13 @@ impl Store for Db {
         rows.iter().map(order_row).collect()
     }
 
-    async fn update_order_status(&self, id: &str, from: &str, to: &str, receipt: Option<&Receipt>) -> StoreResult<bool> {
+    async fn update_order_status(
+        &self,
+        id: &str,
+        from: &str,
+        to: &str,
+        receipt: Option<&Receipt>,
+    ) -> StoreResult<bool> {
         let now = buyline_core::types::now_micros();
         let mut tx = self.begin().await?;
         let r = sqlx::query("update orders set status = $1, updated_at = $2 where id = $3 and status = $4")
@@ -1206,12 +1220,13 @@ impl Store for Db {
 
     async fn mark_captured(&self, order_id: &str, currency: &str, postings: &[Posting], now: i64) -> StoreResult<bool> {
         let mut tx = self.begin().await?;
-        let r = sqlx::query("update orders set captured_at = $1, updated_at = $1 where id = $2 and captured_at is null")
-            .bind(now)
-            .bind(order_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(other)?;
+        let r =
+            sqlx::query("update orders set captured_at = $1, updated_at = $1 where id = $2 and captured_at is null")
+                .bind(now)
+                .bind(order_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(other)?;
         if r.rows_affected() != 1 {
             tx.rollback().await.map_err(other)?;
             return Ok(false);
@@ -1238,11 +1253,13 @@ impl Store for Db {
     }
 
     async fn find_expired_reservations(&self, now: i64) -> StoreResult<Vec<String>> {
-        let rows = sqlx::query("select distinct checkout_id from reservations where state = 'held' and expires_at < $1 limit 500")
-            .bind(now)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(other)?;
+        let rows = sqlx::query(
+            "select distinct checkout_id from reservations where state = 'held' and expires_at < $1 limit 500",
+        )
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(other)?;
         rows.iter().map(|r| r.try_get("checkout_id").map_err(other)).collect()
     }
 
@@ -1277,7 +1294,7 @@ impl Store for Db {
 
     async fn trial_balance(&self) -> StoreResult<Vec<TrialBalanceLine>> {
         let rows = sqlx::query(
-            "select account, currency, sum(amount) as balance from ledger_entries group by account, currency order by account, currency",
+            "select account, currency, cast(sum(amount) as bigint) as balance from ledger_entries group by account, currency order by account, currency",
         )
         .fetch_all(&self.pool)
         .await
@@ -1315,11 +1332,13 @@ impl Store for Db {
     }
 
     async fn find_pending_emails(&self, limit: i64) -> StoreResult<Vec<OutgoingEmail>> {
-        let rows = sqlx::query("select id, to_address, subject, body from emails where sent_at is null order by created_at limit $1")
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(other)?;
+        let rows = sqlx::query(
+            "select id, to_address, subject, body from emails where sent_at is null order by created_at limit $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(other)?;
         rows.iter()
             .map(|r| {
                 Ok(OutgoingEmail {
@@ -1405,16 +1424,25 @@ impl Store for Db {
         }
     }
 
-    async fn finish_idempotent(&self, scope: &str, key: &str, status: u16, content_type: &str, body: &str) -> StoreResult<()> {
-        sqlx::query("update idempotency_keys set status = $1, content_type = $2, response = $3 where scope = $4 and key = $5")
-            .bind(status as i64)
-            .bind(content_type)
-            .bind(body)
-            .bind(scope)
-            .bind(key)
-            .execute(&self.pool)
-            .await
-            .map_err(other)?;
+    async fn finish_idempotent(
+        &self,
+        scope: &str,
+        key: &str,
+        status: u16,
+        content_type: &str,
+        body: &str,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "update idempotency_keys set status = $1, content_type = $2, response = $3 where scope = $4 and key = $5",
+        )
+        .bind(status as i64)
+        .bind(content_type)
+        .bind(body)
+        .bind(scope)
+        .bind(key)
+        .execute(&self.pool)
+        .await
+        .map_err(other)?;
         Ok(())
     }
 

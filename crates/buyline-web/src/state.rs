@@ -2,8 +2,8 @@
 
 use buyline_core::test_processor::TestProcessor;
 use buyline_core::Services;
-use std::sync::Arc;
 use metrics_exporter_prometheus::PrometheusHandle;
+use std::sync::Arc;
 
 #[derive(Clone)]
 pub struct AppState {

@@ -7,13 +7,13 @@ pub mod workers;
 
 use anyhow::Context;
 use buyline_core::service::ServiceConfig;
+use buyline_core::test_processor::TestProcessor;
 use buyline_core::Services;
 use buyline_store::Db;
 use buyline_web::AppState;
 use config::ServeConfig;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use std::net::SocketAddr;
-use buyline_core::test_processor::TestProcessor;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::net::TcpListener;

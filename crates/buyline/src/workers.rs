@@ -69,7 +69,12 @@ pub async fn send_pending_mail(services: &Services, mailer: &Mailer, from: &Mail
 }
 
 /// Runs `pass` every `every` until shutdown.
-pub fn every<F, Fut>(name: &'static str, every: Duration, mut stop: watch::Receiver<bool>, mut pass: F) -> tokio::task::JoinHandle<()>
+pub fn every<F, Fut>(
+    name: &'static str,
+    every: Duration,
+    mut stop: watch::Receiver<bool>,
+    mut pass: F,
+) -> tokio::task::JoinHandle<()>
 where
     F: FnMut() -> Fut + Send + 'static,
     Fut: std::future::Future<Output = anyhow::Result<()>> + Send,

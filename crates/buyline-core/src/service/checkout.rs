@@ -146,7 +146,13 @@ fn receipt_text(order: &Order, public_url: &str, headline: &str) -> String {
     for l in &order.lines {
         let opts = l.options.values().cloned().collect::<Vec<_>>().join(" / ");
         let opts = if opts.is_empty() { String::new() } else { format!(" ({opts})") };
-        body.push_str(&format!("  {} × {}{} — {}\n", l.quantity, l.name, opts, money(l.unit_price * l.quantity, order)));
+        body.push_str(&format!(
+            "  {} × {}{} — {}\n",
+            l.quantity,
+            l.name,
+            opts,
+            money(l.unit_price * l.quantity, order)
+        ));
     }
     let t = &order.totals;
     body.push_str(&format!("\nSubtotal: {}\n", money(t.subtotal, order)));
@@ -245,7 +251,10 @@ impl Services {
             .filter_map(|r| {
                 let mut price = r.price;
                 for p in &physical[1..] {
-                    let same = p.shipping_rates.iter().find(|o| o.name == r.name && o.countries.iter().any(|c| c == country))?;
+                    let same = p
+                        .shipping_rates
+                        .iter()
+                        .find(|o| o.name == r.name && o.countries.iter().any(|c| c == country))?;
                     price = price.max(same.price);
                 }
                 Some(ShippingChoice { id: r.id.clone(), name: r.name.clone(), price })
@@ -263,7 +272,8 @@ impl Services {
         let subtotal: i64 = c.lines.iter().map(|l| l.unit_price * l.quantity).sum();
         let shipping = options.first().map(|o| o.price).unwrap_or(0);
         let tax = merchant.tax_rates.get(country).copied().unwrap_or(0);
-        let return_policy = list.first().map(|p| p.return_policy.clone()).unwrap_or_else(|| merchant.return_policy.clone());
+        let return_policy =
+            list.first().map(|p| p.return_policy.clone()).unwrap_or_else(|| merchant.return_policy.clone());
         Ok(Checkout {
             id: c.id.clone(),
             status: c.status.clone(),
@@ -286,7 +296,12 @@ impl Services {
         self.checkout_view(&record, &shopper.country).await
     }
 
-    async fn new_checkout(&self, shopper: &Account, lines: &[LineInput], post_id: Option<&str>) -> Result<CheckoutRecord> {
+    async fn new_checkout(
+        &self,
+        shopper: &Account,
+        lines: &[LineInput],
+        post_id: Option<&str>,
+    ) -> Result<CheckoutRecord> {
         let mut e = Errors::default();
         if lines.is_empty() || lines.len() > 20 {
             return Err(Error::field("lines", "must list 1 to 20 items"));
@@ -499,10 +514,12 @@ impl Services {
         let subtotal: i64 = c.lines.iter().map(|l| l.unit_price * l.quantity).sum();
         let ship = v.shipping.as_ref().map(|s| s.price).unwrap_or(0);
         let destination = v.address.as_ref().map(|a| a.country.clone()).unwrap_or_else(|| shopper.country.clone());
-        let totals = Totals::compute(subtotal, ship, merchant.tax_rates.get(&destination).copied().unwrap_or(0), c.currency);
+        let totals =
+            Totals::compute(subtotal, ship, merchant.tax_rates.get(&destination).copied().unwrap_or(0), c.currency);
         let fee_bps = self.fee_policy().await?.bps_for(&merchant);
         let fee_base: i64 =
-            c.lines.iter().filter(|l| l.kind != ProductKind::Donation).map(|l| l.unit_price * l.quantity).sum::<i64>() + ship;
+            c.lines.iter().filter(|l| l.kind != ProductKind::Donation).map(|l| l.unit_price * l.quantity).sum::<i64>()
+                + ship;
         let order_id = new_id("ord");
         let auth = self
             .processor
@@ -566,7 +583,9 @@ impl Services {
         match c.status.as_str() {
             "completed" => Ok(self.store.find_order_by_checkout(&c.id).await?),
             "completing" => self.await_completion(&c.id).await.map(Some),
-            "expired" => Err(Error::Conflict { message: "this checkout has expired; start again".into(), errors: vec![] }),
+            "expired" => {
+                Err(Error::Conflict { message: "this checkout has expired; start again".into(), errors: vec![] })
+            }
             _ if c.expires_at <= now_micros() => {
                 Err(Error::Conflict { message: "this checkout has expired; start again".into(), errors: vec![] })
             }
@@ -590,7 +609,10 @@ impl Services {
                 _ => break,
             }
         }
-        Err(Error::Conflict { message: "this checkout is being completed; check your orders in a moment".into(), errors: vec![] })
+        Err(Error::Conflict {
+            message: "this checkout is being completed; check your orders in a moment".into(),
+            errors: vec![],
+        })
     }
 
     /// Captures a committed order and posts it to the ledger, once. A failure is left to the

@@ -26,7 +26,14 @@ impl Services {
         Ok(self.store.begin_idempotent(scope, key, request_hash, now_micros(), ABANDONED_AFTER).await?)
     }
 
-    pub async fn idempotency_finish(&self, scope: &str, key: &str, status: u16, content_type: &str, body: &str) -> Result<()> {
+    pub async fn idempotency_finish(
+        &self,
+        scope: &str,
+        key: &str,
+        status: u16,
+        content_type: &str,
+        body: &str,
+    ) -> Result<()> {
         Ok(self.store.finish_idempotent(scope, key, status, content_type, body).await?)
     }
 

@@ -26,7 +26,11 @@ pub async fn create_checkout(
 /// A checkout of the caller's.
 #[utoipa::path(get, path = "/checkouts/{id}", tag = "checkout", security(("bearer" = [])),
     responses((status = 200, body = Checkout), (status = 404, body = Problem)))]
-pub async fn get_checkout(State(st): State<AppState>, Auth(who): Auth, Path(id): Path<String>) -> ApiResult<Json<Checkout>> {
+pub async fn get_checkout(
+    State(st): State<AppState>,
+    Auth(who): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Checkout>> {
     Ok(Json(st.services.checkout(&who, &id).await?))
 }
 

@@ -3,6 +3,7 @@
 //! `bl_csrf` cookie echoed in a hidden field), show errors beside their fields and keep what
 //! the user typed.
 
+mod buy;
 mod feed;
 mod product;
 mod session;
@@ -34,6 +35,11 @@ pub fn router() -> Router<AppState> {
         .route("/u/{handle}/unfollow", post(feed::unfollow))
         .route("/p/{id}", get(product::product_page))
         .route("/p/{id}/image.svg", get(product::product_image))
+        .route("/buy/{post_id}", get(buy::buy_sheet).post(buy::place))
+        .route("/orders", get(buy::orders_page))
+        .route("/orders/{id}", get(buy::order_page))
+        .route("/orders/{id}/return", get(buy::order_return))
+        .route("/test-processor/challenge/{id}", get(buy::challenge_page).post(buy::challenge_submit))
         .route("/signup", get(session::signup_form).post(session::signup))
         .route("/login", get(session::login_form).post(session::login))
         .route("/logout", post(session::logout))
@@ -216,7 +222,9 @@ pub fn error_page(ctx: &PageCtx, e: Error) -> Response {
         ),
         Error::OutOfStock(m) => (StatusCode::CONFLICT, "Sold out".into(), m.clone()),
         Error::Payment { message, .. } => (StatusCode::PAYMENT_REQUIRED, "Payment failed".into(), message.clone()),
-        Error::IdempotencyMismatch => (StatusCode::UNPROCESSABLE_ENTITY, "Already submitted".into(), "That form was already sent.".into()),
+        Error::IdempotencyMismatch => {
+            (StatusCode::UNPROCESSABLE_ENTITY, "Already submitted".into(), "That form was already sent.".into())
+        }
         Error::Internal(cause) => {
             tracing::error!(%cause, "internal error");
             (

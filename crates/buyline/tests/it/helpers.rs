@@ -83,6 +83,14 @@ impl TestApp {
         }
     }
 
+    pub fn services(&self) -> &buyline_core::Services {
+        &self.running.as_ref().expect("running").services
+    }
+
+    pub fn db(&self) -> &buyline_store::Db {
+        &self.running.as_ref().expect("running").db
+    }
+
     pub fn is_sqlite(&self) -> bool {
         self.database_url.starts_with("sqlite:")
     }
@@ -187,4 +195,31 @@ pub fn fields(problem: &Value) -> Vec<String> {
         .as_array()
         .map(|a| a.iter().map(|e| e["field"].as_str().unwrap_or("").to_string()).collect())
         .unwrap_or_default()
+}
+
+pub fn address() -> Value {
+    json!({"name": "Ada Lovelace", "line1": "1 Market St", "city": "San Francisco", "region": "CA",
+           "postal_code": "94103", "country": "US", "phone": "+1 415 555 0100"})
+}
+
+pub fn card(number: &str) -> Value {
+    json!({"card": {"number": number, "exp_month": 12, "exp_year": 2030, "cvc": "123"}})
+}
+
+impl TestApp {
+    /// A one-tap order for `variant_id` with a new card.
+    pub async fn buy(&self, token: &str, variant_id: &str, number: &str) -> Resp {
+        self.post(
+            "/orders",
+            Some(token),
+            json!({"lines": [{"variant_id": variant_id, "quantity": 1}], "shipping_address": address(), "payment": card(number)}),
+        )
+        .await
+    }
+
+    pub async fn trial_balance(&self) -> Value {
+        let r = self.get("/admin/ledger/trial_balance", Some(&self.admin_token.clone())).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        r.body
+    }
 }

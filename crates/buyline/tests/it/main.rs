@@ -3,6 +3,7 @@
 
 mod accounts;
 mod catalog;
+mod checkout;
 mod errors;
 mod helpers;
 mod ops;

@@ -1,0 +1,509 @@
+//! The buy sheet: `/buy/{post_id}` as a page without JavaScript, and the same form in a
+//! dialog over the timeline with it. Also the order pages and the test processor's 3-D
+//! Secure challenge page.
+//!
+//! A double-tapped Confirm makes one order: each rendering of the sheet carries a one-time
+//! `attempt` key, recorded through the same idempotency store the API uses; a second
+//! submission with that key waits for the first and lands on the same order.
+
+use super::view::{escape, price_range};
+use super::{error_page, CsrfForm, FormErrors, PageCtx};
+use crate::state::AppState;
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use buyline_core::checkout::Address;
+use buyline_core::model::{Merchant, Product};
+use buyline_core::order::{Order, OrderStatus};
+use buyline_core::payment::CardInput;
+use buyline_core::rollout::Arm;
+use buyline_core::service::{Idempotency, LineInput, OrderInput, PaymentInput};
+use buyline_core::types::{Money, ProductKind};
+use buyline_core::{Error, Principal};
+use serde::Deserialize;
+use std::collections::{BTreeMap, HashMap};
+
+pub struct OptionView {
+    pub name: String,
+    pub values: Vec<(String, bool, bool)>,
+}
+
+#[derive(Template)]
+#[template(path = "buy.html")]
+pub struct BuyPage<'a> {
+    pub ctx: &'a PageCtx,
+    pub post_id: String,
+    pub product: Product,
+    pub merchant: Merchant,
+    pub options: Vec<OptionView>,
+    pub price: String,
+    pub physical: bool,
+    pub donation: bool,
+    pub rates: Vec<(String, String, String, bool)>,
+    pub form: HashMap<String, String>,
+    pub errors: FormErrors,
+    pub attempt: String,
+    pub subtotal: String,
+    pub shipping: String,
+    pub tax: String,
+    pub total: String,
+    pub data_json: String,
+}
+
+impl BuyPage<'_> {
+    pub fn v(&self, k: &str) -> &str {
+        self.form.get(k).map(String::as_str).unwrap_or("")
+    }
+}
+
+async fn load(st: &AppState, post_id: &str) -> Result<(Product, Merchant), Error> {
+    let (item, _) = st.services.post_thread(post_id, None).await?;
+    let pid = item.post.product_id.ok_or(Error::NotFound("product on this post"))?;
+    let product = st.services.product(&pid).await?;
+    let merchant = st.services.merchant(&product.merchant_id).await?;
+    Ok((product, merchant))
+}
+
+fn default_form(p: &Product, viewer_country: &str) -> HashMap<String, String> {
+    let mut f = HashMap::new();
+    if let Some(v) = p.variants.iter().find(|v| v.available) {
+        for (k, val) in &v.options {
+            f.insert(format!("opt_{k}"), val.clone());
+        }
+    }
+    f.insert("quantity".into(), "1".into());
+    f.insert("country".into(), viewer_country.to_string());
+    if let Some(r) = p.shipping_rates.iter().find(|r| r.countries.iter().any(|c| c == viewer_country)) {
+        f.insert("shipping_rate_id".into(), r.id.clone());
+    }
+    if let Some(d) = &p.donation {
+        f.insert("amount".into(), format!("{}.{:02}", d.min / 100, d.min % 100));
+    }
+    f
+}
+
+fn parse_amount(s: &str) -> Option<i64> {
+    let s = s.trim().trim_start_matches(['$', '£']).replace(',', "");
+    let (whole, frac) = s.split_once('.').unwrap_or((&s, ""));
+    if whole.is_empty()
+        || !whole.bytes().all(|b| b.is_ascii_digit())
+        || frac.len() > 2
+        || !frac.bytes().all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    let frac = format!("{frac:0<2}");
+    Some(whole.parse::<i64>().ok()? * 100 + frac.parse::<i64>().ok()?)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn render(
+    ctx: &PageCtx,
+    status: StatusCode,
+    post_id: &str,
+    product: Product,
+    merchant: Merchant,
+    form: HashMap<String, String>,
+    errors: FormErrors,
+) -> Response {
+    let options = product
+        .options
+        .iter()
+        .map(|o| OptionView {
+            name: o.name.clone(),
+            values: o
+                .values
+                .iter()
+                .map(|val| {
+                    let any = product.variants.iter().any(|v| v.available && v.options.get(&o.name) == Some(val));
+                    let checked = form.get(&format!("opt_{}", o.name)) == Some(val);
+                    (val.clone(), any, checked)
+                })
+                .collect(),
+        })
+        .collect();
+    let country = form.get("country").cloned().unwrap_or_default().to_uppercase();
+    let rates = product
+        .shipping_rates
+        .iter()
+        .map(|r| {
+            (
+                r.id.clone(),
+                format!("{} — {}", r.name, Money::new(r.price, product.currency).display()),
+                r.countries.join(", "),
+                form.get("shipping_rate_id") == Some(&r.id),
+            )
+        })
+        .collect();
+    // Totals for what the form holds now; the script keeps them current as choices change.
+    let chosen = product
+        .variants
+        .iter()
+        .find(|v| product.options.iter().all(|o| form.get(&format!("opt_{}", o.name)) == v.options.get(&o.name)));
+    let qty: i64 = form.get("quantity").and_then(|q| q.parse().ok()).unwrap_or(1).clamp(1, 99);
+    let unit = match &product.donation {
+        Some(d) => form.get("amount").and_then(|a| parse_amount(a)).unwrap_or(d.min),
+        None => chosen.map(|v| v.price).unwrap_or(0),
+    };
+    let ship = product
+        .shipping_rates
+        .iter()
+        .find(|r| form.get("shipping_rate_id") == Some(&r.id))
+        .map(|r| r.price)
+        .unwrap_or(0);
+    let totals = buyline_core::checkout::Totals::compute(
+        unit * qty,
+        ship,
+        merchant.tax_rates.get(&country).copied().unwrap_or(0),
+        product.currency,
+    );
+    let m = |a| Money::new(a, product.currency).display();
+    let data = serde_json::json!({
+        "currency": product.currency.code(),
+        "variants": product.variants.iter().map(|v| serde_json::json!({"id": v.id, "options": v.options, "price": v.price, "available": v.available})).collect::<Vec<_>>(),
+        "rates": product.shipping_rates.iter().map(|r| serde_json::json!({"id": r.id, "price": r.price, "countries": r.countries})).collect::<Vec<_>>(),
+        "tax": merchant.tax_rates,
+        "donation": product.donation,
+    });
+    let (lo, hi) = product.price_range();
+    ctx.render(
+        status,
+        BuyPage {
+            ctx,
+            post_id: post_id.to_string(),
+            options,
+            price: price_range(lo, hi, product.currency),
+            physical: product.kind == ProductKind::Physical,
+            donation: product.kind == ProductKind::Donation,
+            rates,
+            attempt: buyline_core::ids::new_secret("tap"),
+            subtotal: m(totals.subtotal),
+            shipping: m(totals.shipping),
+            tax: m(totals.tax),
+            total: m(totals.total),
+            // Embedded in a <script type="application/json">: escape what could close it.
+            data_json: data.to_string().replace('<', "\\u003c"),
+            product,
+            merchant,
+            form,
+            errors,
+        },
+    )
+}
+
+/// Whether this viewer may buy from this merchant (the rollout rule the API applies).
+async fn arm(st: &AppState, viewer: &buyline_core::model::Account, merchant: &Merchant) -> Result<Arm, Error> {
+    Ok(st.services.buy_button_flag().await?.arm(&viewer.id, &viewer.country, &merchant.id))
+}
+
+pub async fn buy_sheet(State(st): State<AppState>, ctx: PageCtx, Path(post_id): Path<String>) -> Response {
+    let Some(viewer) = ctx.viewer.clone() else {
+        return Redirect::to(&format!("/login?next=/buy/{post_id}")).into_response();
+    };
+    let (product, merchant) = match load(&st, &post_id).await {
+        Ok(x) => x,
+        Err(e) => return error_page(&ctx, e),
+    };
+    match arm(&st, &viewer, &merchant).await {
+        Ok(Arm::Buy) => {}
+        Ok(_) => {
+            return error_page(
+                &ctx,
+                Error::NotAvailable(format!(
+                    "Buying in the feed is not available in your market yet. See {} on its product page.",
+                    product.name
+                )),
+            )
+        }
+        Err(e) => return error_page(&ctx, e),
+    }
+    let form = default_form(&product, &viewer.country);
+    render(&ctx, StatusCode::OK, &post_id, product, merchant, form, FormErrors::default())
+}
+
+/// Field names of the form, for the field names services report.
+fn form_field(service_field: &str) -> String {
+    match service_field {
+        f if f.starts_with("shipping_address.") => f["shipping_address.".len()..].to_string(),
+        "shipping_address" => "name".into(),
+        f if f.starts_with("payment.card.") => format!("card_{}", &f["payment.card.".len()..]),
+        "payment.card" | "payment" => "card_number".into(),
+        f if f.starts_with("lines[0].") => f["lines[0].".len()..].to_string(),
+        "shipping_rate_id" => "shipping_rate_id".into(),
+        f => f.to_string(),
+    }
+}
+
+pub async fn place(State(st): State<AppState>, ctx: PageCtx, Path(post_id): Path<String>, form: CsrfForm) -> Response {
+    let Some(viewer) = ctx.viewer.clone() else { return Redirect::to("/login").into_response() };
+    let (product, merchant) = match load(&st, &post_id).await {
+        Ok(x) => x,
+        Err(e) => return error_page(&ctx, e),
+    };
+    // One order per rendering of the sheet, however often Confirm is pressed.
+    let scope = format!("page:{}", viewer.id);
+    let attempt = form.get("attempt");
+    if !attempt.is_empty() {
+        match st.services.idempotency_begin(&scope, &attempt, "buy").await {
+            Ok(Idempotency::Replay { body, .. }) => return Redirect::to(&body).into_response(),
+            Ok(Idempotency::InProgress) => {
+                for _ in 0..100 {
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    if let Ok(Idempotency::Replay { body, .. }) =
+                        st.services.idempotency_begin(&scope, &attempt, "buy").await
+                    {
+                        return Redirect::to(&body).into_response();
+                    }
+                }
+                return error_page(
+                    &ctx,
+                    Error::Conflict {
+                        message: "Your order is still being placed; check your orders in a moment.".into(),
+                        errors: vec![],
+                    },
+                );
+            }
+            _ => {}
+        }
+    }
+    let keep: HashMap<String, String> = form
+        .0
+        .iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "card_number" | "card_cvc" | "csrf" | "attempt"))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let fail = |errors: FormErrors| {
+        let (st, ctx, product, merchant, keep) = (&st, &ctx, product.clone(), merchant.clone(), keep.clone());
+        let scope = scope.clone();
+        let attempt = attempt.clone();
+        let post_id = post_id.clone();
+        async move {
+            let _ = st.services.idempotency_abandon(&scope, &attempt).await;
+            render(ctx, StatusCode::UNPROCESSABLE_ENTITY, &post_id, product, merchant, keep, errors)
+        }
+    };
+
+    let mut errors = FormErrors::default();
+    let chosen: BTreeMap<String, String> =
+        product.options.iter().map(|o| (o.name.clone(), form.get(&format!("opt_{}", o.name)))).collect();
+    let variant = product.variants.iter().find(|v| v.options == chosen);
+    let variant = match variant {
+        Some(v) if v.available => v,
+        Some(_) => {
+            errors.0.insert("options".into(), "That combination is sold out; pick another.".into());
+            return fail(errors).await;
+        }
+        None => {
+            errors.0.insert("options".into(), "Choose one of each option.".into());
+            return fail(errors).await;
+        }
+    };
+    let amount = if product.donation.is_some() {
+        match parse_amount(&form.get("amount")) {
+            Some(a) => Some(a),
+            None => {
+                errors.0.insert("amount".into(), "Enter an amount such as 25 or 25.00.".into());
+                return fail(errors).await;
+            }
+        }
+    } else {
+        None
+    };
+    let quantity = if product.donation.is_some() { 1 } else { form.get("quantity").trim().parse::<i64>().unwrap_or(0) };
+    let shipping_address = (product.kind == ProductKind::Physical).then(|| Address {
+        name: form.get("name"),
+        line1: form.get("line1"),
+        line2: form.opt("line2"),
+        city: form.get("city"),
+        region: form.get("region"),
+        postal_code: form.get("postal_code"),
+        country: form.get("country"),
+        phone: form.opt("phone"),
+    });
+    let input = OrderInput {
+        lines: vec![LineInput { variant_id: variant.id.clone(), quantity: Some(quantity), amount }],
+        post_id: Some(post_id.clone()),
+        shipping_address,
+        address_id: None,
+        shipping_rate_id: form.opt("shipping_rate_id"),
+        payment: Some(PaymentInput {
+            card: Some(CardInput {
+                number: form.get("card_number"),
+                exp_month: form.get("card_exp_month").trim().parse().unwrap_or(0),
+                exp_year: form.get("card_exp_year").trim().parse().unwrap_or(0),
+                cvc: form.get("card_cvc"),
+                name: form.opt("card_name"),
+            }),
+            save: false,
+            payment_method_id: None,
+        }),
+    };
+    let who = Principal::Shopper(viewer);
+    match st.services.place_order(&who, input).await {
+        Ok(order) => {
+            let to = match (&order.status, &order.challenge_url) {
+                (OrderStatus::RequiresAction, Some(url)) => url.clone(),
+                _ => format!("/orders/{}?placed=1", order.id),
+            };
+            let _ = st.services.idempotency_finish(&scope, &attempt, 303, "", &to).await;
+            Redirect::to(&to).into_response()
+        }
+        Err(Error::Validation(list)) => {
+            for fe in list {
+                errors.0.entry(form_field(&fe.field)).or_insert(fe.message);
+            }
+            fail(errors).await
+        }
+        Err(Error::Payment { message, .. }) => {
+            errors.0.insert("card_number".into(), format!("{message} Try another card."));
+            fail(errors).await
+        }
+        Err(Error::OutOfStock(m)) => {
+            errors.0.insert("options".into(), m);
+            fail(errors).await
+        }
+        Err(e) => {
+            let _ = st.services.idempotency_abandon(&scope, &attempt).await;
+            error_page(&ctx, e)
+        }
+    }
+}
+
+pub struct OrderView {
+    pub order: Order,
+    pub status: String,
+    pub lines: Vec<(String, String, i64, String)>,
+    pub subtotal: String,
+    pub shipping: String,
+    pub tax: String,
+    pub total: String,
+    pub created: String,
+}
+
+impl OrderView {
+    fn of(order: Order) -> Self {
+        let m = |a| Money::new(a, order.totals.currency).display();
+        OrderView {
+            status: order.status.label().to_string(),
+            lines: order
+                .lines
+                .iter()
+                .map(|l| {
+                    let opts = l.options.values().cloned().collect::<Vec<_>>().join(" / ");
+                    (l.name.clone(), opts, l.quantity, m(l.unit_price * l.quantity))
+                })
+                .collect(),
+            subtotal: m(order.totals.subtotal),
+            shipping: m(order.totals.shipping),
+            tax: m(order.totals.tax),
+            total: m(order.totals.total),
+            created: buyline_core::types::rfc3339(order.created_at)[..16].replace('T', " "),
+            order,
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "order.html")]
+pub struct OrderPage<'a> {
+    pub ctx: &'a PageCtx,
+    pub o: OrderView,
+    pub placed: bool,
+}
+
+#[derive(Template)]
+#[template(path = "orders.html")]
+pub struct OrdersPage<'a> {
+    pub ctx: &'a PageCtx,
+    pub orders: Vec<OrderView>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct Placed {
+    placed: Option<String>,
+    cursor: Option<String>,
+}
+
+pub async fn order_page(
+    State(st): State<AppState>,
+    ctx: PageCtx,
+    Path(id): Path<String>,
+    Query(q): Query<Placed>,
+) -> Response {
+    let Some(who) = ctx.principal() else { return Redirect::to(&format!("/login?next=/orders/{id}")).into_response() };
+    let order = match st.services.order(&who, &id).await {
+        Ok(o) if o.status == OrderStatus::RequiresAction => st.services.resume_order(&o.id).await,
+        other => other,
+    };
+    match order {
+        Ok(o) => ctx.render(StatusCode::OK, OrderPage { ctx: &ctx, o: OrderView::of(o), placed: q.placed.is_some() }),
+        Err(e) => error_page(&ctx, e),
+    }
+}
+
+pub async fn orders_page(State(st): State<AppState>, ctx: PageCtx, Query(q): Query<Placed>) -> Response {
+    let Some(who) = ctx.principal() else { return Redirect::to("/login?next=/orders").into_response() };
+    match st.services.orders(&who, q.cursor.as_deref(), None).await {
+        Ok(page) => ctx.render(
+            StatusCode::OK,
+            OrdersPage {
+                ctx: &ctx,
+                orders: page.data.into_iter().map(OrderView::of).collect(),
+                next_cursor: page.next_cursor,
+            },
+        ),
+        Err(e) => error_page(&ctx, e),
+    }
+}
+
+/// Back from the processor's challenge page: settle the order, then show it.
+pub async fn order_return(State(st): State<AppState>, ctx: PageCtx, Path(id): Path<String>) -> Response {
+    match st.services.resume_order(&id).await {
+        Ok(o) => Redirect::to(&format!("/orders/{}?placed=1", o.id)).into_response(),
+        Err(e) => error_page(&ctx, e),
+    }
+}
+
+/// The test processor's 3-D Secure page, standing in for the card issuer's.
+pub async fn challenge_page(State(st): State<AppState>, Path(id): Path<String>) -> Response {
+    match st.processor.payment(&id).await {
+        Ok(p) if p.status == buyline_core::payment::PaymentStatus::RequiresAction => {
+            let amount = Money::new(
+                p.amount,
+                buyline_core::types::Currency::parse(&p.currency).unwrap_or(buyline_core::types::Currency::Usd),
+            )
+            .display();
+            axum::response::Html(format!(
+                "<!doctype html><html lang=en><meta charset=utf-8><meta name=viewport content='width=device-width, initial-scale=1'>\
+                 <title>Test bank · 3-D Secure</title><link rel=stylesheet href=/static/app.css><main>\
+                 <h1>Test bank: confirm this payment</h1><p>Approve a payment of <strong>{amount}</strong> with your {} card ending {}?</p>\
+                 <p class='muted small'>This is the built-in test processor's 3-D Secure challenge.</p>\
+                 <form method=post><button type=submit name=result value=pass>Complete authentication</button> \
+                 <button type=submit name=result value=fail class=secondary>Fail authentication</button></form></main></html>",
+                escape(&p.brand),
+                escape(&p.last4)
+            ))
+            .into_response()
+        }
+        Ok(p) => Redirect::to(&p.return_url).into_response(),
+        Err(_) => (StatusCode::NOT_FOUND, "No such payment.").into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct ChallengeResult {
+    result: String,
+}
+
+pub async fn challenge_submit(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    axum::Form(f): axum::Form<ChallengeResult>,
+) -> Response {
+    match st.processor.complete_challenge(&id, f.result == "pass").await {
+        Ok(url) => Redirect::to(&url).into_response(),
+        Err(_) => (StatusCode::NOT_FOUND, "No such payment.").into_response(),
+    }
+}
