@@ -372,6 +372,7 @@ pub async fn place(State(st): State<AppState>, ctx: PageCtx, Path(post_id): Path
 
 pub struct OrderView {
     pub order: Order,
+    pub brand: String,
     pub status: String,
     pub lines: Vec<(String, String, i64, String)>,
     pub subtotal: String,
@@ -385,6 +386,7 @@ impl OrderView {
     fn of(order: Order) -> Self {
         let m = |a| Money::new(a, order.totals.currency).display();
         OrderView {
+            brand: buyline_core::payment::Brand::parse(&order.payment.brand).label().to_string(),
             status: order.status.label().to_string(),
             lines: order
                 .lines
