@@ -418,6 +418,7 @@ pub struct OrderPage<'a> {
 #[template(path = "orders.html")]
 pub struct OrdersPage<'a> {
     pub ctx: &'a PageCtx,
+    pub notifications: Vec<(String, String, String)>,
     pub orders: Vec<OrderView>,
     pub next_cursor: Option<String>,
 }
@@ -447,11 +448,15 @@ pub async fn order_page(
 
 pub async fn orders_page(State(st): State<AppState>, ctx: PageCtx, Query(q): Query<Placed>) -> Response {
     let Some(who) = ctx.principal() else { return Redirect::to("/login?next=/orders").into_response() };
+    let notifications = st.services.notifications(&who).await.unwrap_or_default();
+    let notifications =
+        notifications.into_iter().take(5).map(|n| (n.text, n.link, super::view::ago(n.created_at))).collect();
     match st.services.orders(&who, q.cursor.as_deref(), None).await {
         Ok(page) => ctx.render(
             StatusCode::OK,
             OrdersPage {
                 ctx: &ctx,
+                notifications,
                 orders: page.data.into_iter().map(OrderView::of).collect(),
                 next_cursor: page.next_cursor,
             },

@@ -592,7 +592,10 @@ async fn no_card_number_or_cvc_in_any_log_line_at_trace_level() {
     assert!(!r.text.contains("4242424242424241"));
     app.stop().await;
     let logs = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
-    assert!(logs.len() > 10_000, "trace logging was captured ({} bytes)", logs.len());
+    assert!(
+        logs.contains("TRACE") && logs.contains("order committed"),
+        "trace-level logs of the purchases were captured"
+    );
     for n in numbers.iter().chain(["4242424242424241"].iter()) {
         assert!(!logs.contains(n), "card number {n} in the logs");
         assert!(!logs.contains(&n[..12]), "most of card number {n} in the logs");
