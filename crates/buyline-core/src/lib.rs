@@ -13,6 +13,7 @@ pub mod store;
 pub mod test_processor;
 pub mod text;
 pub mod types;
+pub mod vault;
 
 pub use error::{Error, FieldError, Result};
 pub use service::{Principal, Services};
