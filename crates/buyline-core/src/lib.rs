@@ -8,6 +8,7 @@ pub mod model;
 pub mod order;
 pub mod payment;
 pub mod rollout;
+pub mod saved;
 pub mod service;
 pub mod store;
 pub mod test_processor;

@@ -327,6 +327,36 @@ const ORDER_SELECT: &str = "select * from orders";
 /// How long stock stays held for an order waiting on a 3-D Secure challenge.
 const CHALLENGE_HOLD_MICROS: i64 = 65 * 60 * 1_000_000;
 
+fn b64(b: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(b)
+}
+
+fn unb64(s: &str) -> StoreResult<Vec<u8>> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.decode(s).map_err(|e| StoreError::Other(format!("sealed bytes: {e}")))
+}
+
+fn vault_row(r: &AnyRow) -> StoreResult<buyline_core::saved::VaultRecord> {
+    let kek: Option<String> = r.try_get("kek_id").map_err(other)?;
+    let wrapped: Option<String> = r.try_get("wrapped_key").map_err(other)?;
+    let ct: Option<String> = r.try_get("ciphertext").map_err(other)?;
+    let sealed = match (kek, wrapped, ct) {
+        (Some(kek_id), Some(w), Some(c)) => {
+            Some(buyline_core::vault::Sealed { kek_id, wrapped_key: unb64(&w)?, ciphertext: unb64(&c)? })
+        }
+        _ => None,
+    };
+    Ok(buyline_core::saved::VaultRecord {
+        id: r.try_get("id").map_err(other)?,
+        owner_id: r.try_get("owner_id").map_err(other)?,
+        kind: r.try_get("kind").map_err(other)?,
+        sealed,
+        summary: r.try_get("summary").map_err(other)?,
+        created_at: r.try_get("created_at").map_err(other)?,
+    })
+}
+
 impl Db {
     /// Runs `sql` whose placeholders `$1…$n` take `ids` in order.
     async fn fetch_in(&self, sql: &str, ids: &[&String]) -> StoreResult<Vec<AnyRow>> {
@@ -1454,5 +1484,196 @@ impl Store for Db {
             .await
             .map_err(other)?;
         Ok(())
+    }
+
+    async fn insert_vault_record(&self, r: &buyline_core::saved::VaultRecord) -> StoreResult<()> {
+        let sealed = r.sealed.as_ref().ok_or_else(|| StoreError::Other("a new vault record must be sealed".into()))?;
+        sqlx::query(
+            "insert into vault_records (id, owner_id, kind, kek_id, wrapped_key, ciphertext, summary, created_at) \
+             values ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&r.id)
+        .bind(&r.owner_id)
+        .bind(&r.kind)
+        .bind(&sealed.kek_id)
+        .bind(b64(&sealed.wrapped_key))
+        .bind(b64(&sealed.ciphertext))
+        .bind(&r.summary)
+        .bind(r.created_at)
+        .execute(&self.pool)
+        .await
+        .map_err(other)?;
+        Ok(())
+    }
+
+    async fn find_vault_record(&self, id: &str) -> StoreResult<Option<buyline_core::saved::VaultRecord>> {
+        let row = sqlx::query("select * from vault_records where id = $1 and deleted_at is null")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(other)?;
+        row.as_ref().map(vault_row).transpose()
+    }
+
+    async fn find_vault_records(
+        &self,
+        owner_id: &str,
+        kind: &str,
+    ) -> StoreResult<Vec<buyline_core::saved::VaultRecord>> {
+        let rows = sqlx::query(
+            "select * from vault_records where owner_id = $1 and kind = $2 and deleted_at is null order by created_at desc, id",
+        )
+        .bind(owner_id)
+        .bind(kind)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(other)?;
+        rows.iter().map(vault_row).collect()
+    }
+
+    async fn shred_vault_record(&self, id: &str, owner_id: &str, now: i64) -> StoreResult<bool> {
+        let r = sqlx::query(
+            "update vault_records set wrapped_key = null, ciphertext = null, kek_id = null, summary = '{}', deleted_at = $1 \
+             where id = $2 and owner_id = $3 and deleted_at is null",
+        )
+        .bind(now)
+        .bind(id)
+        .bind(owner_id)
+        .execute(&self.pool)
+        .await
+        .map_err(other)?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    async fn find_vault_records_not_under(
+        &self,
+        kek_id: &str,
+        limit: i64,
+    ) -> StoreResult<Vec<buyline_core::saved::VaultRecord>> {
+        let rows = sqlx::query(
+            "select * from vault_records where deleted_at is null and kek_id is not null and kek_id <> $1 limit $2",
+        )
+        .bind(kek_id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(other)?;
+        rows.iter().map(vault_row).collect()
+    }
+
+    async fn update_vault_wrap(
+        &self,
+        id: &str,
+        old_kek: &str,
+        sealed: &buyline_core::vault::Sealed,
+    ) -> StoreResult<bool> {
+        let r = sqlx::query(
+            "update vault_records set kek_id = $1, wrapped_key = $2 where id = $3 and kek_id = $4 and deleted_at is null",
+        )
+        .bind(&sealed.kek_id)
+        .bind(b64(&sealed.wrapped_key))
+        .bind(id)
+        .bind(old_kek)
+        .execute(&self.pool)
+        .await
+        .map_err(other)?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    async fn count_vault_records_by_kek(&self) -> StoreResult<Vec<(String, i64)>> {
+        let rows = sqlx::query(
+            "select kek_id, count(*) as n from vault_records where deleted_at is null and kek_id is not null group by kek_id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(other)?;
+        rows.iter().map(|r| Ok((r.try_get("kek_id").map_err(other)?, r.try_get("n").map_err(other)?))).collect()
+    }
+
+    async fn insert_vault_audit(
+        &self,
+        record_id: &str,
+        owner_id: &str,
+        kind: &str,
+        purpose: &str,
+        actor: &str,
+        now: i64,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "insert into vault_audit (id, record_id, owner_id, kind, purpose, actor, created_at) values ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(new_id("aud"))
+        .bind(record_id)
+        .bind(owner_id)
+        .bind(kind)
+        .bind(purpose)
+        .bind(actor)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(other)?;
+        Ok(())
+    }
+
+    async fn find_vault_audit(&self, owner_id: &str) -> StoreResult<Vec<buyline_core::saved::AuditEntry>> {
+        let rows = sqlx::query("select * from vault_audit where owner_id = $1 order by created_at, id")
+            .bind(owner_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(other)?;
+        rows.iter()
+            .map(|r| {
+                Ok(buyline_core::saved::AuditEntry {
+                    record_id: r.try_get("record_id").map_err(other)?,
+                    kind: r.try_get("kind").map_err(other)?,
+                    purpose: r.try_get("purpose").map_err(other)?,
+                    actor: r.try_get("actor").map_err(other)?,
+                    created_at: r.try_get("created_at").map_err(other)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn find_follow_handles(&self, account_id: &str) -> StoreResult<(Vec<String>, Vec<String>)> {
+        let following = sqlx::query(
+            "select a.handle from follows f join accounts a on a.id = f.followee_id where f.follower_id = $1 order by a.handle",
+        )
+        .bind(account_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(other)?;
+        let followers = sqlx::query(
+            "select a.handle from follows f join accounts a on a.id = f.follower_id where f.followee_id = $1 order by a.handle",
+        )
+        .bind(account_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(other)?;
+        let h = |rows: Vec<AnyRow>| {
+            rows.iter().map(|r| r.try_get("handle").map_err(other)).collect::<StoreResult<Vec<String>>>()
+        };
+        Ok((h(following)?, h(followers)?))
+    }
+
+    async fn erase_account(&self, account_id: &str, now: i64) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        let steps: &[&str] = &[
+            "update vault_records set wrapped_key = null, ciphertext = null, kek_id = null, summary = '{}', deleted_at = $2 \
+             where owner_id = $1 and deleted_at is null",
+            "delete from sessions where account_id = $1 and $2 = $2",
+            "delete from follows where (follower_id = $1 or followee_id = $1) and $2 = $2",
+            "delete from notifications where account_id = $1 and $2 = $2",
+            // Replies by others stay, no longer under a parent that is gone.
+            "update posts set reply_to = null where reply_to in (select id from posts where author_id = $1) and $2 = $2",
+            "delete from posts where author_id = $1 and $2 = $2",
+            "update orders set shopper_id = null, shipping_address = null, contact_email = null, updated_at = $2 \
+             where shopper_id = $1",
+            "update accounts set handle = 'deleted', handle_key = 'deleted:' || id, display_name = 'Deleted account', \
+             email = null, email_key = null, password_hash = null, bio = '', kind = 'deleted' where id = $1 and $2 = $2",
+        ];
+        for sql in steps {
+            sqlx::query(sql).bind(account_id).bind(now).execute(&mut *tx).await.map_err(other)?;
+        }
+        tx.commit().await.map_err(other)
     }
 }

@@ -29,6 +29,17 @@ pub enum Command {
     Migrate(StorageArgs),
     /// Print the operator token (creating it in the data dir if needed).
     AdminToken(StorageArgs),
+    /// Vault keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeysCommand {
+    /// Re-wrap every saved card's and address's data key under a new key-encryption key,
+    /// then retire the old key. Servers keep running: they pick up the new key file.
+    /// With `BUYLINE_VAULT_KEY`, list the new key first (`new,old`), run this, then drop the old.
+    Rotate(StorageArgs),
 }
 
 #[derive(Args, Debug, Clone)]

@@ -10,6 +10,7 @@ use buyline_core::service::ServiceConfig;
 use buyline_core::test_processor::TestProcessor;
 use buyline_core::Services;
 use buyline_store::Db;
+use buyline_vault::{KeySource, Vault};
 use buyline_web::AppState;
 use config::ServeConfig;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
@@ -84,6 +85,81 @@ pub async fn open_db(cfg: &ServeConfig) -> anyhow::Result<Db> {
         .with_context(|| format!("cannot open database {}", config::redact_url(&url)))
 }
 
+/// Where the vault's key-encryption keys come from: `BUYLINE_VAULT_KEY`, or key files.
+pub fn key_source(data_dir: &std::path::Path) -> KeySource {
+    match std::env::var("BUYLINE_VAULT_KEY").ok().filter(|s| !s.trim().is_empty()) {
+        Some(keys) => KeySource::Env(keys),
+        None => KeySource::Dir(data_dir.join("vault-keys")),
+    }
+}
+
+/// Loads the vault keys and checks that every sealed record's key is there. A key is
+/// created only for a database that holds no sealed records: a missing or wrong key stops
+/// start-up with the id of the key it needs, and never silently becomes a new key.
+pub async fn open_vault(data_dir: &std::path::Path, db: &Db) -> anyhow::Result<Arc<Vault>> {
+    use buyline_core::store::Store;
+    use buyline_core::vault::Sealer;
+    let usage = db.count_vault_records_by_kek().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let source = key_source(data_dir);
+    let where_keys = match &source {
+        KeySource::Env(_) => "BUYLINE_VAULT_KEY".to_string(),
+        KeySource::Dir(d) => d.display().to_string(),
+    };
+    let vault = Vault::load(source, usage.is_empty()).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot open the vault: {e}. Saved cards and addresses need the key they were sealed with ({where_keys})."
+        )
+    })?;
+    for (kek_id, n) in &usage {
+        if !vault.has_kek(kek_id) {
+            anyhow::bail!(
+                "vault key {kek_id} is missing: {n} saved cards or addresses are sealed with it, and it is not in \
+                 {where_keys}. Restore that key (or set BUYLINE_VAULT_KEY to it); refusing to start rather than lose them."
+            );
+        }
+    }
+    Ok(Arc::new(vault))
+}
+
+/// `buyline keys rotate`: a new current key, every data key re-wrapped, old keys retired.
+pub async fn rotate_keys(data_dir: &std::path::Path, database_url: &str) -> anyhow::Result<String> {
+    use buyline_core::vault::Sealer;
+    let db = Db::connect(database_url, 2).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let vault = open_vault(data_dir, &db).await?;
+    let before = vault.kek_ids();
+    let env_keys = matches!(key_source(data_dir), KeySource::Env(_));
+    if !env_keys {
+        vault.add_current_key().map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    let current = vault.current_kek_id();
+    let store: Arc<dyn buyline_core::store::Store> = Arc::new(db.clone());
+    let services = Services::new(
+        store.clone(),
+        Arc::new(TestProcessor::new(store, String::new())),
+        vault.clone(),
+        ServiceConfig { public_url: String::new(), session_ttl_micros: 0 },
+    );
+    let moved = services.rewrap_vault().await?;
+    let usage = services.vault_key_usage().await?;
+    let mut retired = Vec::new();
+    for old in before.iter().filter(|id| **id != current) {
+        if !usage.iter().any(|(id, n)| id == old && *n > 0) {
+            if env_keys {
+                retired.push(format!("{old} (remove it from BUYLINE_VAULT_KEY)"));
+            } else {
+                vault.retire(old).map_err(|e| anyhow::anyhow!("{e}"))?;
+                retired.push(old.clone());
+            }
+        }
+    }
+    db.close().await;
+    tracing::info!(current = %current, moved, "vault keys rotated");
+    Ok(format!(
+        "vault key {current} is current; {moved} records re-wrapped; retired: {}",
+        if retired.is_empty() { "none".into() } else { retired.join(", ") }
+    ))
+}
+
 /// Binds, opens the database, seeds demo content on first run, and serves in the background.
 pub async fn spawn(cfg: ServeConfig) -> anyhow::Result<Running> {
     let listener = TcpListener::bind(&cfg.listen).await.with_context(|| format!("cannot listen on {}", cfg.listen))?;
@@ -93,9 +169,11 @@ pub async fn spawn(cfg: ServeConfig) -> anyhow::Result<Running> {
     let db = open_db(&cfg).await?;
     let store: Arc<dyn buyline_core::store::Store> = Arc::new(db.clone());
     let processor = Arc::new(TestProcessor::new(store.clone(), public_url.clone()));
+    let vault = open_vault(&cfg.data_dir, &db).await?;
     let services = Services::new(
         store,
         processor.clone(),
+        vault,
         ServiceConfig { public_url: public_url.clone(), session_ttl_micros: 30 * 24 * 3600 * 1_000_000 },
     );
     // Recovery first: whatever a crash left half-done is settled before new work arrives.

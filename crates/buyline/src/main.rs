@@ -34,6 +34,12 @@ async fn main() -> anyhow::Result<()> {
             println!("migrations applied to {}", buyline::config::redact_url(&url));
             Ok(())
         }
+        Command::Keys(buyline::config::KeysCommand::Rotate(args)) => {
+            let url = buyline::config::database_url(&args.data_dir, args.database_url.as_deref());
+            let report = buyline::rotate_keys(&args.data_dir, &url).await?;
+            println!("{report}");
+            Ok(())
+        }
         Command::AdminToken(args) => {
             match std::env::var("BUYLINE_ADMIN_TOKEN").ok().filter(|s| !s.is_empty()) {
                 Some(t) => println!("{t}"),

@@ -135,6 +135,9 @@ struct Validated {
     address: Option<Address>,
     shipping: Option<ShippingChoice>,
     card: Card,
+    /// Keep the new card (and the new address with it) for one-tap purchases.
+    save: bool,
+    save_address: bool,
 }
 
 fn money(amount: i64, order: &Order) -> String {
@@ -432,12 +435,16 @@ impl Services {
     async fn validate_completion(&self, c: &CheckoutRecord, input: &CompleteInput) -> Result<Validated> {
         let mut e = Errors::default();
         let requires_shipping = c.lines.iter().any(|l| l.kind == ProductKind::Physical);
+        let shopper = self.store.find_account(&c.shopper_id).await?.ok_or(Error::NotFound("account"))?;
         let mut address = None;
         let mut shipping = None;
         if requires_shipping {
-            match (&input.shipping_address, &input.address_id) {
+            match (&input.shipping_address, input.address_id.as_deref().map(str::trim).filter(|s| !s.is_empty())) {
                 (Some(a), _) => address = Address::parse("shipping_address", a, &mut e),
-                (None, Some(_)) => e.push("address_id", "is not one of your saved addresses"),
+                (None, Some(id)) => match self.open_address(&shopper, id, "ship an order").await? {
+                    Some(a) => address = Some(a),
+                    None => e.push("address_id", "is not one of your saved addresses"),
+                },
                 (None, None) => e.push("shipping_address", "is required for items that ship"),
             }
             if let Some(a) = &address {
@@ -468,9 +475,14 @@ impl Services {
         };
         let card = match &input.payment {
             Some(PaymentInput { card: Some(card), .. }) => Card::parse("payment.card", card, (y, m), &mut e),
-            Some(PaymentInput { payment_method_id: Some(_), .. }) => {
-                e.push("payment.payment_method_id", "is not one of your saved cards");
-                None
+            Some(PaymentInput { payment_method_id: Some(id), .. }) => {
+                match self.open_card(&shopper, id.trim(), "authorize a payment").await? {
+                    Some(card) => Some(card),
+                    None => {
+                        e.push("payment.payment_method_id", "is not one of your saved cards");
+                        None
+                    }
+                }
             }
             _ => {
                 e.push("payment.card", "is required");
@@ -478,7 +490,9 @@ impl Services {
             }
         };
         e.finish()?;
-        Ok(Validated { address, shipping, card: card.expect("no errors means a card") })
+        let save = input.payment.as_ref().is_some_and(|p| p.save && p.card.is_some());
+        let save_address = save && input.shipping_address.is_some();
+        Ok(Validated { address, shipping, card: card.expect("no errors means a card"), save, save_address })
     }
 
     /// Completes a checkout. Completing one that is already complete returns its order, so a
@@ -572,6 +586,18 @@ impl Services {
             return Err(e.into());
         }
         tracing::info!(order_id = %order.id, merchant_id = %order.merchant_id, status = order.status.as_str(), total = order.totals.total, "order committed");
+        // The card was accepted: keep it (and the address) if the shopper asked. A failure
+        // here costs the shopper a saved card, never the order.
+        if v.save && status == OrderStatus::Paid {
+            if let Err(e) = self.seal_card(shopper, &v.card).await {
+                tracing::warn!(error = %e, "saving the card failed");
+            }
+            if let (true, Some(a)) = (v.save_address, &order.shipping_address) {
+                if let Err(e) = self.seal_address(shopper, a).await {
+                    tracing::warn!(error = %e, "saving the address failed");
+                }
+            }
+        }
         if status == OrderStatus::Paid {
             self.capture(&order).await;
         }

@@ -5,6 +5,7 @@ mod catalog;
 mod checkout;
 mod idempotency;
 mod mail;
+mod saved;
 mod social;
 
 pub use accounts::{LoginInput, SignUpInput};
@@ -16,12 +17,14 @@ pub use checkout::{
     CheckoutInput, CompleteInput, FeePolicy, LineInput, OrderInput, PaymentInput, ReconcileReport, TrialBalance,
 };
 pub use idempotency::Idempotency;
+pub use saved::Export;
 pub use social::PostInput;
 
 use crate::error::{Error, Result};
 use crate::model::{Account, Merchant};
 use crate::payment::Processor;
 use crate::store::Store;
+use crate::vault::Sealer;
 use std::sync::Arc;
 
 /// Who is calling.
@@ -79,12 +82,18 @@ pub struct ServiceConfig {
 pub struct Services {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) processor: Arc<dyn Processor>,
+    pub(crate) vault: Arc<dyn Sealer>,
     pub(crate) config: ServiceConfig,
 }
 
 impl Services {
-    pub fn new(store: Arc<dyn Store>, processor: Arc<dyn Processor>, config: ServiceConfig) -> Self {
-        Services { store, processor, config }
+    pub fn new(
+        store: Arc<dyn Store>,
+        processor: Arc<dyn Processor>,
+        vault: Arc<dyn Sealer>,
+        config: ServiceConfig,
+    ) -> Self {
+        Services { store, processor, vault, config }
     }
 
     pub fn config(&self) -> &ServiceConfig {

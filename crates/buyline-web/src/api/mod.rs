@@ -6,6 +6,7 @@ mod admin;
 mod catalog;
 mod orders;
 mod posts;
+mod saved;
 
 use crate::error::Problem;
 use crate::state::AppState;
@@ -24,6 +25,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
         (name = "merchants", description = "Merchant accounts and keys"),
         (name = "catalog", description = "Products, variants, stock"),
         (name = "checkout", description = "Checkout, orders, payment"),
+        (name = "vault", description = "Saved cards and addresses, data rights"),
         (name = "admin", description = "Operator controls"),
     )
 )]
@@ -54,7 +56,12 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(accounts::create_account))
         .routes(routes!(accounts::create_session, accounts::delete_session))
-        .routes(routes!(accounts::get_me))
+        .routes(routes!(accounts::get_me, saved::delete_me))
+        .routes(routes!(saved::export_me))
+        .routes(routes!(saved::create_payment_method, saved::list_payment_methods))
+        .routes(routes!(saved::delete_payment_method))
+        .routes(routes!(saved::create_address, saved::list_addresses))
+        .routes(routes!(saved::delete_address))
         .routes(routes!(accounts::get_account))
         .routes(routes!(accounts::list_account_posts))
         .routes(routes!(accounts::follow_account, accounts::unfollow_account))

@@ -83,6 +83,14 @@ impl TestApp {
         }
     }
 
+    /// Stops the server but keeps its data dir (returned; the caller removes it) and database.
+    pub async fn running_stop(mut self) -> std::path::PathBuf {
+        if let Some(r) = self.running.take() {
+            r.stop().await.expect("clean stop");
+        }
+        self.dir.keep()
+    }
+
     pub fn services(&self) -> &buyline_core::Services {
         &self.running.as_ref().expect("running").services
     }

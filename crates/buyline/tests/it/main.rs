@@ -9,3 +9,4 @@ mod helpers;
 mod ops;
 mod pages;
 mod posts;
+mod vault;

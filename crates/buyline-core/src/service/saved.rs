@@ -1,0 +1,277 @@
+//! Saved cards and addresses (sealed in the vault), data rights (export, erase) and key
+//! rotation. Every decrypt is written to the audit log with what, for whom and why.
+
+use super::{Principal, Services};
+use crate::checkout::Address;
+use crate::error::{Error, Errors, Result};
+use crate::ids::{has_prefix, new_id};
+use crate::model::Account;
+use crate::payment::{Card, CardInput, CardNumber};
+use crate::saved::{PaymentMethod, SavedAddress, VaultRecord};
+use crate::types::now_micros;
+use serde::{Deserialize, Serialize};
+use zeroize::{Zeroize, Zeroizing};
+
+/// The sealed content of a saved card. The CVC is never part of it.
+#[derive(Serialize, Deserialize, Zeroize)]
+struct CardSecret {
+    number: String,
+    exp_month: u32,
+    exp_year: u32,
+}
+
+fn aad(kind: &str, owner: &str, id: &str) -> Vec<u8> {
+    format!("{kind}:{owner}:{id}").into_bytes()
+}
+
+fn today() -> (u32, u32) {
+    use chrono::Datelike;
+    let d = chrono::Utc::now();
+    (d.year() as u32, d.month())
+}
+
+/// What an export holds: everything Buyline keeps about a person.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Export {
+    pub account: Account,
+    pub posts: Vec<crate::model::Post>,
+    pub following: Vec<String>,
+    pub followers: Vec<String>,
+    pub orders: Vec<crate::order::Order>,
+    pub payment_methods: Vec<PaymentMethod>,
+    pub addresses: Vec<SavedAddress>,
+    pub notifications: Vec<crate::order::Notification>,
+    pub merchants: Vec<crate::model::Merchant>,
+    pub vault_audit: Vec<crate::saved::AuditEntry>,
+    #[serde(serialize_with = "crate::model::ser_time")]
+    #[schema(value_type = String, format = DateTime)]
+    pub exported_at: i64,
+}
+
+impl Services {
+    fn sealing_error(e: crate::vault::VaultError) -> Error {
+        Error::Internal(format!("vault: {e}"))
+    }
+
+    /// Seals a card the shopper has typed (and the processor has seen, or will).
+    pub(crate) async fn seal_card(&self, owner: &Account, card: &Card) -> Result<PaymentMethod> {
+        let id = new_id("pm");
+        let mut secret =
+            CardSecret { number: card.number.expose().to_string(), exp_month: card.exp_month, exp_year: card.exp_year };
+        let plain = Zeroizing::new(serde_json::to_vec(&secret).map_err(|e| Error::Internal(e.to_string()))?);
+        secret.zeroize();
+        let sealed = self.vault.seal(&aad("card", &owner.id, &id), &plain).map_err(Self::sealing_error)?;
+        let pm = PaymentMethod {
+            id: id.clone(),
+            brand: card.number.brand(),
+            last4: card.number.last4(),
+            exp_month: card.exp_month,
+            exp_year: card.exp_year,
+        };
+        let record = VaultRecord {
+            id,
+            owner_id: owner.id.clone(),
+            kind: "card".into(),
+            sealed: Some(sealed),
+            summary: serde_json::to_string(&pm).map_err(|e| Error::Internal(e.to_string()))?,
+            created_at: now_micros(),
+        };
+        self.store.insert_vault_record(&record).await?;
+        tracing::info!(payment_method_id = %pm.id, owner = %owner.id, "card saved");
+        Ok(pm)
+    }
+
+    pub(crate) async fn seal_address(&self, owner: &Account, address: &Address) -> Result<SavedAddress> {
+        let id = new_id("addr");
+        let plain = Zeroizing::new(serde_json::to_vec(address).map_err(|e| Error::Internal(e.to_string()))?);
+        let sealed = self.vault.seal(&aad("address", &owner.id, &id), &plain).map_err(Self::sealing_error)?;
+        let record = VaultRecord {
+            id: id.clone(),
+            owner_id: owner.id.clone(),
+            kind: "address".into(),
+            sealed: Some(sealed),
+            summary: "{}".into(),
+            created_at: now_micros(),
+        };
+        self.store.insert_vault_record(&record).await?;
+        Ok(SavedAddress { id, address: address.clone() })
+    }
+
+    /// Decrypts one of the owner's records, writing the read to the audit log first.
+    async fn open_record(
+        &self,
+        owner: &Account,
+        id: &str,
+        kind: &str,
+        purpose: &str,
+    ) -> Result<Option<Zeroizing<Vec<u8>>>> {
+        let prefix = if kind == "card" { "pm" } else { "addr" };
+        if !has_prefix(id, prefix) {
+            return Ok(None);
+        }
+        let Some(rec) = self.store.find_vault_record(id).await? else { return Ok(None) };
+        if rec.owner_id != owner.id || rec.kind != kind {
+            return Ok(None);
+        }
+        let Some(sealed) = rec.sealed else { return Ok(None) };
+        self.store.insert_vault_audit(id, &owner.id, kind, purpose, &owner.id, now_micros()).await?;
+        match self.vault.open(&aad(kind, &owner.id, id), &sealed) {
+            Ok(p) => Ok(Some(p)),
+            Err(e) => {
+                tracing::warn!(record_id = %id, error = %e, "a vault record did not decrypt");
+                Err(Error::field(
+                    if kind == "card" { "payment.payment_method_id" } else { "address_id" },
+                    "can no longer be used; add it again",
+                ))
+            }
+        }
+    }
+
+    /// A saved card, ready for the processor, or `None` if it is not the owner's.
+    pub(crate) async fn open_card(&self, owner: &Account, id: &str, purpose: &str) -> Result<Option<Card>> {
+        let Some(plain) = self.open_record(owner, id, "card", purpose).await? else { return Ok(None) };
+        let mut secret: CardSecret = serde_json::from_slice(&plain).map_err(|e| Error::Internal(e.to_string()))?;
+        let number = CardNumber::parse("payment.card.number", &secret.number)
+            .map_err(|_| Error::Internal("a sealed card does not parse".into()));
+        let card = Card { number: number?, exp_month: secret.exp_month, exp_year: secret.exp_year, cvc: None };
+        secret.zeroize();
+        if (card.exp_year, card.exp_month) < today() {
+            return Err(Error::field("payment.payment_method_id", "this saved card has expired; add a new one"));
+        }
+        Ok(Some(card))
+    }
+
+    pub(crate) async fn open_address(&self, owner: &Account, id: &str, purpose: &str) -> Result<Option<Address>> {
+        let Some(plain) = self.open_record(owner, id, "address", purpose).await? else { return Ok(None) };
+        Ok(Some(serde_json::from_slice(&plain).map_err(|e| Error::Internal(e.to_string()))?))
+    }
+
+    pub async fn add_payment_method(&self, who: &Principal, input: CardInput) -> Result<PaymentMethod> {
+        let owner = who.shopper()?;
+        let mut e = Errors::default();
+        let card = Card::parse("card", &input, today(), &mut e);
+        e.finish()?;
+        self.seal_card(owner, &card.expect("valid")).await
+    }
+
+    pub async fn payment_methods(&self, who: &Principal) -> Result<Vec<PaymentMethod>> {
+        let owner = who.shopper()?;
+        let records = self.store.find_vault_records(&owner.id, "card").await?;
+        Ok(records.iter().filter_map(|r| serde_json::from_str::<PaymentMethod>(&r.summary).ok()).collect())
+    }
+
+    pub async fn delete_payment_method(&self, who: &Principal, id: &str) -> Result<()> {
+        let owner = who.shopper()?;
+        if !has_prefix(id, "pm") || !self.store.shred_vault_record(id, &owner.id, now_micros()).await? {
+            return Err(Error::NotFound("payment method"));
+        }
+        tracing::info!(payment_method_id = %id, "card deleted and its key destroyed");
+        Ok(())
+    }
+
+    pub async fn add_address(&self, who: &Principal, input: Address) -> Result<SavedAddress> {
+        let owner = who.shopper()?;
+        let mut e = Errors::default();
+        let a = Address::parse("address", &input, &mut e);
+        e.finish()?;
+        self.seal_address(owner, &a.expect("valid")).await
+    }
+
+    pub async fn addresses(&self, who: &Principal, purpose: &str) -> Result<Vec<SavedAddress>> {
+        let owner = who.shopper()?;
+        let mut out = Vec::new();
+        for r in self.store.find_vault_records(&owner.id, "address").await? {
+            if let Ok(Some(a)) = self.open_address(owner, &r.id, purpose).await {
+                out.push(SavedAddress { id: r.id, address: a });
+            }
+        }
+        Ok(out)
+    }
+
+    pub async fn delete_address(&self, who: &Principal, id: &str) -> Result<()> {
+        let owner = who.shopper()?;
+        if !has_prefix(id, "addr") || !self.store.shred_vault_record(id, &owner.id, now_micros()).await? {
+            return Err(Error::NotFound("address"));
+        }
+        Ok(())
+    }
+
+    /// Everything held about the shopper.
+    pub async fn export(&self, who: &Principal) -> Result<Export> {
+        let me = who.shopper()?;
+        let account = self.store.find_account(&me.id).await?.ok_or(Error::NotFound("account"))?;
+        let mut posts = Vec::new();
+        let mut before: Option<(i64, String)> = None;
+        loop {
+            let page =
+                self.store.find_posts_by_author(&me.id, before.as_ref().map(|(t, i)| (*t, i.as_str())), 200).await?;
+            let done = page.len() < 200;
+            before = page.last().map(|p| (p.created_at, p.id.clone()));
+            posts.extend(page);
+            if done {
+                break;
+            }
+        }
+        let mut orders = Vec::new();
+        let mut before: Option<(i64, String)> = None;
+        loop {
+            let page =
+                self.store.find_orders_by_shopper(&me.id, before.as_ref().map(|(t, i)| (*t, i.as_str())), 200).await?;
+            let done = page.len() < 200;
+            before = page.last().map(|o| (o.created_at, o.id.clone()));
+            orders.extend(page);
+            if done {
+                break;
+            }
+        }
+        let (following, followers) = self.store.find_follow_handles(&me.id).await?;
+        Ok(Export {
+            posts,
+            following,
+            followers,
+            orders,
+            payment_methods: self.payment_methods(who).await?,
+            addresses: self.addresses(who, "data export").await?,
+            notifications: self.store.find_notifications(&me.id, 10_000).await?,
+            merchants: self.store.find_merchants_by_owner(&me.id).await?,
+            vault_audit: self.store.find_vault_audit(&me.id).await?,
+            account,
+            exported_at: now_micros(),
+        })
+    }
+
+    /// Deletes the shopper's account: vault entries shredded, posts removed, orders kept for
+    /// the merchant and the ledger with personal data erased.
+    pub async fn delete_account(&self, who: &Principal) -> Result<()> {
+        let me = who.shopper()?;
+        self.store.erase_account(&me.id, now_micros()).await?;
+        tracing::info!(account_id = %me.id, "account erased");
+        Ok(())
+    }
+
+    /// Re-wraps every data key under the vault's current key-encryption key. Returns how many
+    /// records moved. Safe to run while servers use the vault: each update is conditional.
+    pub async fn rewrap_vault(&self) -> Result<usize> {
+        let current = self.vault.current_kek_id();
+        let mut moved = 0;
+        loop {
+            let batch = self.store.find_vault_records_not_under(&current, 200).await?;
+            if batch.is_empty() {
+                break;
+            }
+            for r in batch {
+                let Some(sealed) = r.sealed else { continue };
+                let new = self.vault.rewrap(&aad(&r.kind, &r.owner_id, &r.id), &sealed).map_err(Self::sealing_error)?;
+                if self.store.update_vault_wrap(&r.id, &sealed.kek_id, &new).await? {
+                    moved += 1;
+                }
+            }
+        }
+        Ok(moved)
+    }
+
+    /// Live sealed records per key id, for the start-up check and rotation.
+    pub async fn vault_key_usage(&self) -> Result<Vec<(String, i64)>> {
+        Ok(self.store.count_vault_records_by_kek().await?)
+    }
+}
