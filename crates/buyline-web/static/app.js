@@ -99,6 +99,21 @@ document.addEventListener("click", function (e) {
     dialog.appendChild(document.importNode(sheet, true));
     dialog.querySelector(".close").addEventListener("click", function () { dialog.close(); });
     enhanceBuyForm(dialog.querySelector("form"));
+    foldNewFields(dialog.querySelector("form"));
     dialog.showModal();
   }).catch(function () { window.location = link.href; });
 });
+
+// With a saved card or address chosen, the fields for a new one fold away.
+function foldNewFields(root) {
+  root.querySelectorAll("[data-when]").forEach(function (box) {
+    var name = box.dataset.when;
+    var sync = function () {
+      var chosen = root.querySelector("input[name=" + name + "]:checked");
+      box.hidden = !!chosen && chosen.value !== "new";
+    };
+    root.querySelectorAll("input[name=" + name + "]").forEach(function (r) { r.addEventListener("change", sync); });
+    sync();
+  });
+}
+document.querySelectorAll("form[data-buy-form]").forEach(foldNewFields);

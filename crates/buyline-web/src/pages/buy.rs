@@ -49,6 +49,9 @@ pub struct BuyPage<'a> {
     pub tax: String,
     pub total: String,
     pub data_json: String,
+    /// Saved cards and addresses: (id, label).
+    pub cards: Vec<(String, String)>,
+    pub addresses: Vec<(String, String)>,
 }
 
 impl BuyPage<'_> {
@@ -97,6 +100,41 @@ fn parse_amount(s: &str) -> Option<i64> {
     Some(whole.parse::<i64>().ok()? * 100 + frac.parse::<i64>().ok()?)
 }
 
+/// The viewer's saved cards and addresses as choices for the sheet.
+pub struct Saved {
+    cards: Vec<(String, String)>,
+    addresses: Vec<(String, String)>,
+}
+
+async fn saved(st: &AppState, viewer: &buyline_core::model::Account) -> Saved {
+    let who = Principal::Shopper(viewer.clone());
+    let cards = st
+        .services
+        .payment_methods(&who)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|pm| (pm.id, format!("{} •••• {} (expires {}/{})", pm.brand.label(), pm.last4, pm.exp_month, pm.exp_year)))
+        .collect();
+    let addresses = st
+        .services
+        .addresses(&who, "show the buy sheet")
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|a| {
+            (
+                a.id,
+                format!(
+                    "{}, {}, {} {} {}",
+                    a.address.name, a.address.line1, a.address.city, a.address.postal_code, a.address.country
+                ),
+            )
+        })
+        .collect();
+    Saved { cards, addresses }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn render(
     ctx: &PageCtx,
@@ -104,9 +142,20 @@ fn render(
     post_id: &str,
     product: Product,
     merchant: Merchant,
-    form: HashMap<String, String>,
+    mut form: HashMap<String, String>,
     errors: FormErrors,
+    saved: Saved,
 ) -> Response {
+    // A returning shopper gets their saved card and address preselected: Confirm is one tap.
+    if !form.contains_key("payment_choice") {
+        form.insert("payment_choice".into(), saved.cards.first().map(|c| c.0.clone()).unwrap_or_else(|| "new".into()));
+    }
+    if !form.contains_key("address_choice") {
+        form.insert(
+            "address_choice".into(),
+            saved.addresses.first().map(|a| a.0.clone()).unwrap_or_else(|| "new".into()),
+        );
+    }
     let options = product
         .options
         .iter()
@@ -184,6 +233,8 @@ fn render(
             total: m(totals.total),
             // Embedded in a <script type="application/json">: escape what could close it.
             data_json: data.to_string().replace('<', "\\u003c"),
+            cards: saved.cards,
+            addresses: saved.addresses,
             product,
             merchant,
             form,
@@ -219,7 +270,8 @@ pub async fn buy_sheet(State(st): State<AppState>, ctx: PageCtx, Path(post_id): 
         Err(e) => return error_page(&ctx, e),
     }
     let form = default_form(&product, &viewer.country);
-    render(&ctx, StatusCode::OK, &post_id, product, merchant, form, FormErrors::default())
+    let saved = saved(&st, &viewer).await;
+    render(&ctx, StatusCode::OK, &post_id, product, merchant, form, FormErrors::default(), saved)
 }
 
 /// Field names of the form, for the field names services report.
@@ -229,6 +281,8 @@ fn form_field(service_field: &str) -> String {
         "shipping_address" => "name".into(),
         f if f.starts_with("payment.card.") => format!("card_{}", &f["payment.card.".len()..]),
         "payment.card" | "payment" => "card_number".into(),
+        "payment.payment_method_id" => "payment_choice".into(),
+        "address_id" => "address_choice".into(),
         f if f.starts_with("lines[0].") => f["lines[0].".len()..].to_string(),
         "shipping_rate_id" => "shipping_rate_id".into(),
         f => f.to_string(),
@@ -278,9 +332,11 @@ pub async fn place(State(st): State<AppState>, ctx: PageCtx, Path(post_id): Path
         let scope = scope.clone();
         let attempt = attempt.clone();
         let post_id = post_id.clone();
+        let viewer = viewer.clone();
         async move {
             let _ = st.services.idempotency_abandon(&scope, &attempt).await;
-            render(ctx, StatusCode::UNPROCESSABLE_ENTITY, &post_id, product, merchant, keep, errors)
+            let saved = saved(st, &viewer).await;
+            render(ctx, StatusCode::UNPROCESSABLE_ENTITY, &post_id, product, merchant, keep, errors, saved)
         }
     };
 
@@ -311,7 +367,9 @@ pub async fn place(State(st): State<AppState>, ctx: PageCtx, Path(post_id): Path
         None
     };
     let quantity = if product.donation.is_some() { 1 } else { form.get("quantity").trim().parse::<i64>().unwrap_or(0) };
-    let shipping_address = (product.kind == ProductKind::Physical).then(|| Address {
+    let saved_address = form.opt("address_choice").filter(|c| c.starts_with("addr_"));
+    let saved_card = form.opt("payment_choice").filter(|c| c.starts_with("pm_"));
+    let shipping_address = (product.kind == ProductKind::Physical && saved_address.is_none()).then(|| Address {
         name: form.get("name"),
         line1: form.get("line1"),
         line2: form.opt("line2"),
@@ -325,21 +383,24 @@ pub async fn place(State(st): State<AppState>, ctx: PageCtx, Path(post_id): Path
         lines: vec![LineInput { variant_id: variant.id.clone(), quantity: Some(quantity), amount }],
         post_id: Some(post_id.clone()),
         shipping_address,
-        address_id: None,
+        address_id: saved_address,
         shipping_rate_id: form.opt("shipping_rate_id"),
-        payment: Some(PaymentInput {
-            card: Some(CardInput {
-                number: form.get("card_number"),
-                exp_month: form.get("card_exp_month").trim().parse().unwrap_or(0),
-                exp_year: form.get("card_exp_year").trim().parse().unwrap_or(0),
-                cvc: form.get("card_cvc"),
-                name: form.opt("card_name"),
-            }),
-            save: false,
-            payment_method_id: None,
+        payment: Some(match saved_card {
+            Some(pm) => PaymentInput { card: None, save: false, payment_method_id: Some(pm) },
+            None => PaymentInput {
+                card: Some(CardInput {
+                    number: form.get("card_number"),
+                    exp_month: form.get("card_exp_month").trim().parse().unwrap_or(0),
+                    exp_year: form.get("card_exp_year").trim().parse().unwrap_or(0),
+                    cvc: form.get("card_cvc"),
+                    name: form.opt("card_name"),
+                }),
+                save: form.opt("save").is_some(),
+                payment_method_id: None,
+            },
         }),
     };
-    let who = Principal::Shopper(viewer);
+    let who = Principal::Shopper(viewer.clone());
     match st.services.place_order(&who, input).await {
         Ok(order) => {
             let to = match (&order.status, &order.challenge_url) {

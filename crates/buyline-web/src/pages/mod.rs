@@ -7,6 +7,7 @@ mod buy;
 mod feed;
 mod product;
 mod session;
+mod settings;
 pub mod view;
 
 use crate::extract::{CSRF_COOKIE, SESSION_COOKIE};
@@ -40,6 +41,13 @@ pub fn router() -> Router<AppState> {
         .route("/orders/{id}", get(buy::order_page))
         .route("/orders/{id}/return", get(buy::order_return))
         .route("/test-processor/challenge/{id}", get(buy::challenge_page).post(buy::challenge_submit))
+        .route("/settings", get(settings::settings))
+        .route("/settings/cards", post(settings::add_card))
+        .route("/settings/cards/{id}/delete", post(settings::delete_card))
+        .route("/settings/addresses", post(settings::add_address))
+        .route("/settings/addresses/{id}/delete", post(settings::delete_address))
+        .route("/settings/export", get(settings::export))
+        .route("/settings/delete", post(settings::delete_account))
         .route("/signup", get(session::signup_form).post(session::signup))
         .route("/login", get(session::login_form).post(session::login))
         .route("/logout", post(session::logout))
