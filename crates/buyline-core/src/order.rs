@@ -145,6 +145,10 @@ pub struct Order {
     pub post_id: Option<String>,
     pub contact_email: Option<String>,
     pub captured: bool,
+    /// The merchant has seen it.
+    pub acknowledged: bool,
+    /// Refunded so far, in minor units.
+    pub refunded_amount: i64,
     #[serde(serialize_with = "crate::model::ser_time")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
@@ -183,4 +187,103 @@ pub struct TrialBalanceLine {
     pub account: String,
     pub currency: String,
     pub balance: i64,
+}
+
+/// An event for the outbox, written in the transaction of the change it describes.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub id: String,
+    pub merchant_id: String,
+    pub kind: String,
+    /// The whole webhook body: `{"type", "timestamp", "data"}`.
+    pub payload: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Event {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The webhook body as delivered.
+    #[schema(value_type = Object)]
+    pub payload: serde_json::Value,
+    #[serde(serialize_with = "crate::model::ser_time")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: i64,
+}
+
+/// A delivery the worker has claimed.
+#[derive(Debug, Clone)]
+pub struct DeliveryJob {
+    pub delivery_id: String,
+    pub event_id: String,
+    pub merchant_id: String,
+    pub url: String,
+    pub payload: String,
+    pub secret: String,
+    /// The previous secret, while it still signs beside the new one.
+    pub old_secret: Option<String>,
+    /// Attempts so far, this one included.
+    pub attempts: i64,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct DeliveryAttempt {
+    #[serde(serialize_with = "crate::model::ser_time")]
+    #[schema(value_type = String, format = DateTime)]
+    pub attempted_at: i64,
+    pub url: String,
+    pub status_code: Option<i64>,
+    pub latency_ms: i64,
+    /// The start of the response body.
+    pub excerpt: String,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Delivery {
+    pub id: String,
+    pub event_id: String,
+    pub event_type: String,
+    /// `pending`, `delivered`, `failed` (gave up after about three days) or `disabled`
+    /// (the endpoint answered 410).
+    pub status: String,
+    pub attempts: i64,
+    pub last_status: Option<i64>,
+    pub last_error: Option<String>,
+    #[serde(serialize_with = "crate::model::ser_time")]
+    #[schema(value_type = String, format = DateTime)]
+    pub next_attempt_at: i64,
+    #[serde(serialize_with = "crate::model::ser_time")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: i64,
+    pub attempt_log: Vec<DeliveryAttempt>,
+}
+
+/// What became of one attempt.
+#[derive(Debug, Clone)]
+pub enum DeliveryOutcome {
+    Delivered,
+    /// Try again at this time.
+    Retry {
+        at: i64,
+    },
+    /// Gave up: the retry schedule is spent.
+    Failed,
+    /// The endpoint answered 410 Gone: stop sending to it.
+    Disabled,
+}
+
+/// A refund as recorded before and after the processor moves the money.
+#[derive(Debug, Clone)]
+pub struct RefundRecord {
+    pub id: String,
+    pub order_id: String,
+    pub amount: i64,
+    pub fee_back: i64,
+    pub reason: Option<String>,
+    /// A cancellation: the whole amount, and the stock goes back.
+    pub cancel: bool,
+    pub created_at: i64,
 }

@@ -297,6 +297,8 @@ pub trait Processor: Send + Sync + 'static {
     /// Idempotent: voiding a voided payment succeeds. A captured payment cannot be voided.
     async fn void(&self, payment_id: &str) -> Result<(), ProcessorError>;
     async fn status(&self, payment_id: &str) -> Result<PaymentStatus, ProcessorError>;
+    /// Returns `amount` of a captured payment to the card. Idempotent on `idempotency_key`.
+    async fn refund(&self, payment_id: &str, amount: i64, idempotency_key: &str) -> Result<(), ProcessorError>;
     /// Authorisations (or pending challenges) older than `before`, not captured or voided.
     async fn open_authorizations(&self, before: i64) -> Result<Vec<OpenAuthorization>, ProcessorError>;
 }

@@ -4,7 +4,10 @@
 use crate::checkout::Posting;
 use crate::error::StoreError;
 use crate::model::{Account, Credentials, Merchant, NewPost, Post, Product, Profile, Variant};
-use crate::order::{CheckoutRecord, Notification, Order, OutgoingEmail, Receipt, TrialBalanceLine};
+use crate::order::{
+    CheckoutRecord, Delivery, DeliveryJob, DeliveryOutcome, NewEvent, Notification, Order, OutgoingEmail, Receipt,
+    RefundRecord, TrialBalanceLine,
+};
 use crate::payment::PaymentStatus;
 use crate::test_processor::ProcessorPayment;
 use async_trait::async_trait;
@@ -87,6 +90,15 @@ pub trait Store: Send + Sync + 'static {
         to: PaymentStatus,
         error_code: Option<&str>,
     ) -> StoreResult<bool>;
+    /// Records a refund of a captured payment once per key; `Err` if it would exceed the
+    /// captured amount.
+    async fn apply_processor_refund(
+        &self,
+        key: &str,
+        payment_id: &str,
+        amount: i64,
+        now: i64,
+    ) -> StoreResult<Result<(), String>>;
     /// Authorised or awaiting a challenge, created before `before`.
     async fn find_open_processor_payments(&self, before: i64) -> StoreResult<Vec<ProcessorPayment>>;
 
@@ -111,15 +123,84 @@ pub trait Store: Send + Sync + 'static {
     /// `(variant_id, product_id)` for the variants that exist.
     async fn find_product_ids_by_variants(&self, variant_ids: &[String]) -> StoreResult<Vec<(String, String)>>;
     /// One transaction: the order, its reservation consumed, its checkout completed, its receipt.
-    async fn commit_order(&self, order: &Order, receipt: Option<&Receipt>) -> StoreResult<()>;
+    async fn commit_order(&self, order: &Order, receipt: Option<&Receipt>, event: Option<&NewEvent>)
+        -> StoreResult<()>;
     async fn find_order(&self, id: &str) -> StoreResult<Option<Order>>;
     async fn find_order_by_checkout(&self, checkout_id: &str) -> StoreResult<Option<Order>>;
     async fn find_order_by_payment(&self, payment_id: &str) -> StoreResult<Option<Order>>;
     async fn find_orders_by_shopper(&self, shopper_id: &str, before: Before<'_>, limit: i64)
         -> StoreResult<Vec<Order>>;
     /// Moves the order from `from` to `to` (true if it moved), with an optional receipt.
-    async fn update_order_status(&self, id: &str, from: &str, to: &str, receipt: Option<&Receipt>)
-        -> StoreResult<bool>;
+    async fn update_order_status(
+        &self,
+        id: &str,
+        from: &str,
+        to: &str,
+        receipt: Option<&Receipt>,
+        event: Option<&NewEvent>,
+    ) -> StoreResult<bool>;
+    async fn find_orders_by_merchant(
+        &self,
+        merchant_id: &str,
+        status: Option<&str>,
+        before: Before<'_>,
+        limit: i64,
+    ) -> StoreResult<Vec<Order>>;
+    /// Marks the order seen by its merchant; false if it is not theirs.
+    async fn acknowledge_order(&self, id: &str, merchant_id: &str, now: i64) -> StoreResult<bool>;
+    /// `paid` → `fulfilled` with carrier and tracking, and the shopper's receipt.
+    async fn fulfill_order(
+        &self,
+        id: &str,
+        fulfillment: &crate::order::Fulfillment,
+        receipt: Option<&Receipt>,
+    ) -> StoreResult<bool>;
+    /// Reserves `amount` of the order for a refund (it cannot exceed what is left) and records
+    /// the refund as pending; false if the order cannot take it.
+    async fn begin_refund(&self, r: &RefundRecord, allowed_from: &[&str]) -> StoreResult<bool>;
+    /// The processor has refunded: the order's new status, the ledger, the event, the receipt
+    /// and (for a cancellation) the stock, in one transaction; false if already done.
+    #[allow(clippy::too_many_arguments)]
+    async fn complete_refund(
+        &self,
+        r: &RefundRecord,
+        new_status: &str,
+        currency: &str,
+        postings: &[Posting],
+        event: Option<&NewEvent>,
+        receipt: Option<&Receipt>,
+        restock: &[(String, i64)],
+    ) -> StoreResult<bool>;
+    /// The processor refused: give the reserved amount back to the order.
+    async fn fail_refund(&self, r: &RefundRecord) -> StoreResult<()>;
+    async fn find_pending_refunds(&self, before: i64) -> StoreResult<Vec<RefundRecord>>;
+    async fn find_refund_total_fee_back(&self, order_id: &str) -> StoreResult<i64>;
+
+    // --- outbox and webhook deliveries
+    async fn find_event(&self, id: &str) -> StoreResult<Option<crate::order::Event>>;
+    /// Events after `after`, oldest first, created before `visible_before`.
+    async fn find_events_after(
+        &self,
+        merchant_id: &str,
+        after: Before<'_>,
+        visible_before: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<crate::order::Event>>;
+    /// Leases up to `limit` due deliveries until `lease_until`, each to one worker.
+    async fn claim_deliveries(&self, now: i64, lease_until: i64, limit: i64) -> StoreResult<Vec<DeliveryJob>>;
+    /// Logs an attempt and moves the delivery on, in one transaction.
+    async fn record_delivery_attempt(
+        &self,
+        job: &DeliveryJob,
+        attempt: &crate::order::DeliveryAttempt,
+        outcome: &DeliveryOutcome,
+    ) -> StoreResult<()>;
+    async fn find_deliveries(&self, merchant_id: &str, before: Before<'_>, limit: i64) -> StoreResult<Vec<Delivery>>;
+    /// Schedules a delivery of this merchant's again, now; false if it is not theirs.
+    async fn retry_delivery(&self, id: &str, merchant_id: &str, now: i64) -> StoreResult<bool>;
+    async fn count_pending_deliveries(&self) -> StoreResult<i64>;
+    /// New secret; the old one keeps signing until `old_until`.
+    async fn rotate_webhook_secret(&self, merchant_id: &str, secret: &str, old_until: i64) -> StoreResult<()>;
     /// Marks the order captured and posts the ledger transaction, once: false if it already was.
     async fn mark_captured(&self, order_id: &str, currency: &str, postings: &[Posting], now: i64) -> StoreResult<bool>;
 

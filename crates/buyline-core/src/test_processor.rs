@@ -181,6 +181,27 @@ impl Processor for TestProcessor {
         }
     }
 
+    async fn refund(&self, payment_id: &str, amount: i64, idempotency_key: &str) -> Result<(), ProcessorError> {
+        let p = self.payment(payment_id).await?;
+        if p.status != PaymentStatus::Captured {
+            return Err(ProcessorError::Unavailable(format!("cannot refund a {} payment", p.status.as_str())));
+        }
+        match self
+            .store
+            .apply_processor_refund(idempotency_key, payment_id, amount, now_micros())
+            .await
+            .map_err(Self::unavailable)?
+        {
+            Ok(()) => Ok(()),
+            Err(why) => Err(ProcessorError::Declined {
+                code: "refund_failed".into(),
+                decline_code: None,
+                message: why,
+                retryable: false,
+            }),
+        }
+    }
+
     async fn status(&self, payment_id: &str) -> Result<PaymentStatus, ProcessorError> {
         Ok(self.payment(payment_id).await?.status)
     }

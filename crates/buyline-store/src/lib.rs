@@ -11,8 +11,9 @@ use buyline_core::model::{
     Product, ProductOption, Profile, ShippingRate, Variant,
 };
 use buyline_core::order::{
-    CheckoutRecord, Fulfillment, Notification, Order, OrderLine, OrderStatus, OutgoingEmail, PaymentSummary, Receipt,
-    ShippingChoice, TrialBalanceLine,
+    CheckoutRecord, Delivery, DeliveryAttempt, DeliveryJob, DeliveryOutcome, Fulfillment, NewEvent, Notification,
+    Order, OrderLine, OrderStatus, OutgoingEmail, PaymentSummary, Receipt, RefundRecord, ShippingChoice,
+    TrialBalanceLine,
 };
 use buyline_core::payment::PaymentStatus;
 use buyline_core::store::{Before, Store, StoreResult};
@@ -290,6 +291,8 @@ fn order_row(r: &AnyRow) -> StoreResult<Order> {
         post_id: r.try_get("post_id").map_err(other)?,
         contact_email: r.try_get("contact_email").map_err(other)?,
         captured: captured_at.is_some(),
+        acknowledged: r.try_get::<Option<i64>, _>("acknowledged_at").map_err(other)?.is_some(),
+        refunded_amount: r.try_get("refunded_amount").map_err(other)?,
         created_at: r.try_get("created_at").map_err(other)?,
     })
 }
@@ -355,6 +358,83 @@ fn vault_row(r: &AnyRow) -> StoreResult<buyline_core::saved::VaultRecord> {
         summary: r.try_get("summary").map_err(other)?,
         created_at: r.try_get("created_at").map_err(other)?,
     })
+}
+
+/// Writes an event and, if the merchant has a live webhook endpoint, its delivery: in the
+/// caller's transaction, so the event exists exactly when the change it reports does.
+async fn insert_event(tx: &mut sqlx::Transaction<'static, sqlx::Any>, e: &NewEvent) -> StoreResult<()> {
+    sqlx::query("insert into events (id, merchant_id, type, payload, created_at) values ($1, $2, $3, $4, $5)")
+        .bind(&e.id)
+        .bind(&e.merchant_id)
+        .bind(&e.kind)
+        .bind(&e.payload)
+        .bind(e.created_at)
+        .execute(&mut **tx)
+        .await
+        .map_err(other)?;
+    sqlx::query(
+        "insert into webhook_deliveries (id, event_id, merchant_id, status, attempts, next_attempt_at, locked_until, created_at) \
+         select $1, $2, id, 'pending', 0, $3, 0, $3 from merchants \
+         where id = $4 and webhook_url is not null and webhook_disabled_at is null",
+    )
+    .bind(new_id("dlv"))
+    .bind(&e.id)
+    .bind(e.created_at)
+    .bind(&e.merchant_id)
+    .execute(&mut **tx)
+    .await
+    .map_err(other)?;
+    Ok(())
+}
+
+fn event_row(r: &AnyRow) -> StoreResult<buyline_core::order::Event> {
+    let payload: String = r.try_get("payload").map_err(other)?;
+    Ok(buyline_core::order::Event {
+        id: r.try_get("id").map_err(other)?,
+        kind: r.try_get("type").map_err(other)?,
+        payload: serde_json::from_str(&payload).map_err(json_err)?,
+        created_at: r.try_get("created_at").map_err(other)?,
+    })
+}
+
+fn refund_row(r: &AnyRow) -> StoreResult<RefundRecord> {
+    let cancel: i64 = r.try_get("cancel").map_err(other)?;
+    Ok(RefundRecord {
+        id: r.try_get("id").map_err(other)?,
+        order_id: r.try_get("order_id").map_err(other)?,
+        amount: r.try_get("amount").map_err(other)?,
+        fee_back: r.try_get("fee_back").map_err(other)?,
+        reason: r.try_get("reason").map_err(other)?,
+        cancel: cancel != 0,
+        created_at: r.try_get("created_at").map_err(other)?,
+    })
+}
+
+async fn post_ledger(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    order_id: &str,
+    currency: &str,
+    postings: &[Posting],
+    now: i64,
+) -> StoreResult<()> {
+    let txn = new_id("txn");
+    for p in postings {
+        sqlx::query(
+            "insert into ledger_entries (id, txn_id, account, currency, amount, order_id, created_at) \
+             values ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(new_id("le"))
+        .bind(&txn)
+        .bind(&p.account)
+        .bind(currency)
+        .bind(p.amount)
+        .bind(order_id)
+        .bind(now)
+        .execute(&mut **tx)
+        .await
+        .map_err(other)?;
+    }
+    Ok(())
 }
 
 impl Db {
@@ -674,8 +754,8 @@ impl Store for Db {
     async fn update_merchant(&self, m: &Merchant) -> StoreResult<()> {
         let mut tx = self.begin().await?;
         sqlx::query(
-            "update merchants set name = $1, webhook_url = $2, cart_hashtags = $3, tax_rates = $4, return_policy = $5 \
-             where id = $6",
+            "update merchants set name = $1, webhook_url = $2, cart_hashtags = $3, tax_rates = $4, return_policy = $5, \
+             webhook_disabled_at = case when webhook_url = $2 then webhook_disabled_at else null end where id = $6",
         )
         .bind(&m.name)
         .bind(&m.webhook_url)
@@ -1090,7 +1170,7 @@ impl Store for Db {
         tx.commit().await.map_err(other)
     }
 
-    async fn commit_order(&self, o: &Order, receipt: Option<&Receipt>) -> StoreResult<()> {
+    async fn commit_order(&self, o: &Order, receipt: Option<&Receipt>, event: Option<&NewEvent>) -> StoreResult<()> {
         let now = buyline_core::types::now_micros();
         let mut tx = self.begin().await?;
         sqlx::query(
@@ -1156,6 +1236,9 @@ impl Store for Db {
         }
         if let Some(r) = receipt {
             insert_receipt(&mut tx, r, now).await?;
+        }
+        if let Some(e) = event {
+            insert_event(&mut tx, e).await?;
         }
         tx.commit().await.map_err(other)
     }
@@ -1226,6 +1309,7 @@ impl Store for Db {
         from: &str,
         to: &str,
         receipt: Option<&Receipt>,
+        event: Option<&NewEvent>,
     ) -> StoreResult<bool> {
         let now = buyline_core::types::now_micros();
         let mut tx = self.begin().await?;
@@ -1243,6 +1327,9 @@ impl Store for Db {
         }
         if let Some(rc) = receipt {
             insert_receipt(&mut tx, rc, now).await?;
+        }
+        if let Some(e) = event {
+            insert_event(&mut tx, e).await?;
         }
         tx.commit().await.map_err(other)?;
         Ok(true)
@@ -1675,5 +1762,453 @@ impl Store for Db {
             sqlx::query(sql).bind(account_id).bind(now).execute(&mut *tx).await.map_err(other)?;
         }
         tx.commit().await.map_err(other)
+    }
+
+    async fn apply_processor_refund(
+        &self,
+        key: &str,
+        payment_id: &str,
+        amount: i64,
+        now: i64,
+    ) -> StoreResult<Result<(), String>> {
+        let mut tx = self.begin().await?;
+        let fresh = sqlx::query(
+            "insert into processor_refunds (idempotency_key, payment_id, amount, created_at) values ($1, $2, $3, $4) \
+             on conflict (idempotency_key) do nothing",
+        )
+        .bind(key)
+        .bind(payment_id)
+        .bind(amount)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(other)?;
+        if fresh.rows_affected() == 0 {
+            tx.rollback().await.map_err(other)?;
+            return Ok(Ok(()));
+        }
+        let moved = sqlx::query(
+            "update processor_payments set refunded = refunded + $1, updated_at = $2 \
+             where id = $3 and status = 'captured' and refunded + $1 <= amount",
+        )
+        .bind(amount)
+        .bind(now)
+        .bind(payment_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(other)?;
+        if moved.rows_affected() != 1 {
+            tx.rollback().await.map_err(other)?;
+            return Ok(Err("the refund exceeds what was captured".into()));
+        }
+        tx.commit().await.map_err(other)?;
+        Ok(Ok(()))
+    }
+
+    async fn find_orders_by_merchant(
+        &self,
+        merchant_id: &str,
+        status: Option<&str>,
+        before: Before<'_>,
+        limit: i64,
+    ) -> StoreResult<Vec<Order>> {
+        let (ts, id) = before.unwrap_or((i64::MAX, "\u{10FFFF}"));
+        let rows = sqlx::query(
+            "select * from orders where merchant_id = $1 and ($2 = '' or status = $2) \
+             and (created_at < $3 or (created_at = $3 and id < $4)) and status <> 'requires_action' \
+             order by created_at desc, id desc limit $5",
+        )
+        .bind(merchant_id)
+        .bind(status.unwrap_or(""))
+        .bind(ts)
+        .bind(id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(other)?;
+        rows.iter().map(order_row).collect()
+    }
+
+    async fn acknowledge_order(&self, id: &str, merchant_id: &str, now: i64) -> StoreResult<bool> {
+        let r = sqlx::query(
+            "update orders set acknowledged_at = coalesce(acknowledged_at, $1), updated_at = $1 \
+             where id = $2 and merchant_id = $3 and status <> 'requires_action'",
+        )
+        .bind(now)
+        .bind(id)
+        .bind(merchant_id)
+        .execute(&self.pool)
+        .await
+        .map_err(other)?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    async fn fulfill_order(&self, id: &str, f: &Fulfillment, receipt: Option<&Receipt>) -> StoreResult<bool> {
+        let now = buyline_core::types::now_micros();
+        let mut tx = self.begin().await?;
+        let r = sqlx::query(
+            "update orders set status = 'fulfilled', fulfillment = $1, updated_at = $2 where id = $3 and status = 'paid'",
+        )
+        .bind(serde_json::to_string(f).map_err(json_err)?)
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(other)?;
+        if r.rows_affected() != 1 {
+            tx.rollback().await.map_err(other)?;
+            return Ok(false);
+        }
+        if let Some(rc) = receipt {
+            insert_receipt(&mut tx, rc, now).await?;
+        }
+        tx.commit().await.map_err(other)?;
+        Ok(true)
+    }
+
+    async fn begin_refund(&self, r: &RefundRecord, allowed_from: &[&str]) -> StoreResult<bool> {
+        let statuses = allowed_from.iter().map(|s| format!("'{s}'")).collect::<Vec<_>>().join(", ");
+        let mut tx = self.begin().await?;
+        // The amount is taken from the order in the same statement that checks it, so two
+        // refunds at once can never together exceed the total.
+        let sql = format!(
+            "update orders set refunded_amount = refunded_amount + $1, updated_at = $2 \
+             where id = $3 and refunded_amount + $1 <= total and status in ({statuses})"
+        );
+        let moved = sqlx::query(&sql)
+            .bind(r.amount)
+            .bind(r.created_at)
+            .bind(&r.order_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(other)?;
+        if moved.rows_affected() != 1 {
+            tx.rollback().await.map_err(other)?;
+            return Ok(false);
+        }
+        sqlx::query(
+            "insert into refunds (id, order_id, amount, fee_back, reason, cancel, status, created_at) \
+             values ($1, $2, $3, $4, $5, $6, 'pending', $7)",
+        )
+        .bind(&r.id)
+        .bind(&r.order_id)
+        .bind(r.amount)
+        .bind(r.fee_back)
+        .bind(&r.reason)
+        .bind(r.cancel as i64)
+        .bind(r.created_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(other)?;
+        tx.commit().await.map_err(other)?;
+        Ok(true)
+    }
+
+    async fn complete_refund(
+        &self,
+        r: &RefundRecord,
+        new_status: &str,
+        currency: &str,
+        postings: &[Posting],
+        event: Option<&NewEvent>,
+        receipt: Option<&Receipt>,
+        restock: &[(String, i64)],
+    ) -> StoreResult<bool> {
+        let now = buyline_core::types::now_micros();
+        let mut tx = self.begin().await?;
+        let done = sqlx::query(
+            "update refunds set status = 'succeeded', completed_at = $1 where id = $2 and status = 'pending'",
+        )
+        .bind(now)
+        .bind(&r.id)
+        .execute(&mut *tx)
+        .await
+        .map_err(other)?;
+        if done.rows_affected() != 1 {
+            tx.rollback().await.map_err(other)?;
+            return Ok(false);
+        }
+        sqlx::query("update orders set status = $1, updated_at = $2 where id = $3")
+            .bind(new_status)
+            .bind(now)
+            .bind(&r.order_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(other)?;
+        post_ledger(&mut tx, &r.order_id, currency, postings, now).await?;
+        for (variant, qty) in restock {
+            sqlx::query("update variants set quantity = quantity + $1 where id = $2 and inventory_type = 'finite'")
+                .bind(*qty)
+                .bind(variant)
+                .execute(&mut *tx)
+                .await
+                .map_err(other)?;
+        }
+        if let Some(rc) = receipt {
+            insert_receipt(&mut tx, rc, now).await?;
+        }
+        if let Some(e) = event {
+            insert_event(&mut tx, e).await?;
+        }
+        tx.commit().await.map_err(other)?;
+        Ok(true)
+    }
+
+    async fn fail_refund(&self, r: &RefundRecord) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        let done =
+            sqlx::query("update refunds set status = 'failed', completed_at = $1 where id = $2 and status = 'pending'")
+                .bind(buyline_core::types::now_micros())
+                .bind(&r.id)
+                .execute(&mut *tx)
+                .await
+                .map_err(other)?;
+        if done.rows_affected() == 1 {
+            sqlx::query("update orders set refunded_amount = refunded_amount - $1 where id = $2")
+                .bind(r.amount)
+                .bind(&r.order_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(other)?;
+        }
+        tx.commit().await.map_err(other)
+    }
+
+    async fn find_pending_refunds(&self, before: i64) -> StoreResult<Vec<RefundRecord>> {
+        let rows = sqlx::query(
+            "select * from refunds where status = 'pending' and created_at < $1 order by created_at limit 200",
+        )
+        .bind(before)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(other)?;
+        rows.iter().map(refund_row).collect()
+    }
+
+    async fn find_refund_total_fee_back(&self, order_id: &str) -> StoreResult<i64> {
+        let r = sqlx::query(
+            "select cast(coalesce(sum(fee_back), 0) as bigint) as n from refunds \
+             where order_id = $1 and status in ('pending', 'succeeded')",
+        )
+        .bind(order_id)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(other)?;
+        r.try_get("n").map_err(other)
+    }
+
+    async fn find_event(&self, id: &str) -> StoreResult<Option<buyline_core::order::Event>> {
+        let row = sqlx::query("select * from events where id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(other)?;
+        row.as_ref().map(event_row).transpose()
+    }
+
+    async fn find_events_after(
+        &self,
+        merchant_id: &str,
+        after: Before<'_>,
+        visible_before: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<buyline_core::order::Event>> {
+        let (ts, id) = after.unwrap_or((i64::MIN, ""));
+        let rows = sqlx::query(
+            "select * from events where merchant_id = $1 and (created_at > $2 or (created_at = $2 and id > $3)) \
+             and created_at < $4 order by created_at, id limit $5",
+        )
+        .bind(merchant_id)
+        .bind(ts)
+        .bind(id)
+        .bind(visible_before)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(other)?;
+        rows.iter().map(event_row).collect()
+    }
+
+    async fn claim_deliveries(&self, now: i64, lease_until: i64, limit: i64) -> StoreResult<Vec<DeliveryJob>> {
+        // On PostgreSQL several processes claim side by side: `skip locked` hands each row to
+        // one of them. SQLite has one writer at a time, so the update alone is enough.
+        let lock = if self.backend == Backend::Postgres { "for update skip locked" } else { "" };
+        let sql = format!(
+            "update webhook_deliveries set locked_until = $1, attempts = attempts + 1 where id in ( \
+               select id from webhook_deliveries where status = 'pending' and next_attempt_at <= $2 and locked_until <= $2 \
+               order by next_attempt_at limit $3 {lock}) returning id"
+        );
+        let claimed =
+            sqlx::query(&sql).bind(lease_until).bind(now).bind(limit).fetch_all(&self.pool).await.map_err(other)?;
+        let ids: Vec<String> = claimed.iter().map(|r| r.try_get("id")).collect::<Result<_, _>>().map_err(other)?;
+        if ids.is_empty() {
+            return Ok(vec![]);
+        }
+        let refs: Vec<&String> = ids.iter().collect();
+        let sql = format!(
+            "select d.id, d.event_id, d.merchant_id, d.attempts, e.payload, m.webhook_url, m.webhook_secret, \
+                    m.webhook_secret_old, m.webhook_secret_old_until \
+             from webhook_deliveries d join events e on e.id = d.event_id join merchants m on m.id = d.merchant_id \
+             where d.id in ({})",
+            placeholders(1, refs.len())
+        );
+        let rows = self.fetch_in(&sql, &refs).await?;
+        rows.iter()
+            .map(|r| {
+                let old: Option<String> = r.try_get("webhook_secret_old").map_err(other)?;
+                let until: Option<i64> = r.try_get("webhook_secret_old_until").map_err(other)?;
+                Ok(DeliveryJob {
+                    delivery_id: r.try_get("id").map_err(other)?,
+                    event_id: r.try_get("event_id").map_err(other)?,
+                    merchant_id: r.try_get("merchant_id").map_err(other)?,
+                    url: r.try_get::<Option<String>, _>("webhook_url").map_err(other)?.unwrap_or_default(),
+                    payload: r.try_get("payload").map_err(other)?,
+                    secret: r.try_get("webhook_secret").map_err(other)?,
+                    old_secret: old.filter(|_| until.is_some_and(|u| u > now)),
+                    attempts: r.try_get("attempts").map_err(other)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn record_delivery_attempt(
+        &self,
+        job: &DeliveryJob,
+        a: &DeliveryAttempt,
+        outcome: &DeliveryOutcome,
+    ) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "insert into webhook_attempts (id, delivery_id, merchant_id, url, attempted_at, status_code, latency_ms, excerpt, error) \
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(new_id("att"))
+        .bind(&job.delivery_id)
+        .bind(&job.merchant_id)
+        .bind(&a.url)
+        .bind(a.attempted_at)
+        .bind(a.status_code)
+        .bind(a.latency_ms)
+        .bind(&a.excerpt)
+        .bind(&a.error)
+        .execute(&mut *tx)
+        .await
+        .map_err(other)?;
+        let (status, next, delivered) = match outcome {
+            DeliveryOutcome::Delivered => ("delivered", a.attempted_at, Some(a.attempted_at)),
+            DeliveryOutcome::Retry { at } => ("pending", *at, None),
+            DeliveryOutcome::Failed => ("failed", a.attempted_at, None),
+            DeliveryOutcome::Disabled => ("disabled", a.attempted_at, None),
+        };
+        sqlx::query(
+            "update webhook_deliveries set status = $1, next_attempt_at = $2, locked_until = 0, last_status = $3, \
+             last_error = $4, delivered_at = coalesce($5, delivered_at) where id = $6 and status = 'pending'",
+        )
+        .bind(status)
+        .bind(next)
+        .bind(a.status_code)
+        .bind(&a.error)
+        .bind(delivered)
+        .bind(&job.delivery_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(other)?;
+        if matches!(outcome, DeliveryOutcome::Disabled) {
+            sqlx::query("update merchants set webhook_disabled_at = $1 where id = $2")
+                .bind(a.attempted_at)
+                .bind(&job.merchant_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(other)?;
+        }
+        tx.commit().await.map_err(other)
+    }
+
+    async fn find_deliveries(&self, merchant_id: &str, before: Before<'_>, limit: i64) -> StoreResult<Vec<Delivery>> {
+        let (ts, id) = before.unwrap_or((i64::MAX, "\u{10FFFF}"));
+        let rows = sqlx::query(
+            "select d.*, e.type as event_type from webhook_deliveries d join events e on e.id = d.event_id \
+             where d.merchant_id = $1 and (d.created_at < $2 or (d.created_at = $2 and d.id < $3)) \
+             order by d.created_at desc, d.id desc limit $4",
+        )
+        .bind(merchant_id)
+        .bind(ts)
+        .bind(id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(other)?;
+        let mut out = Vec::new();
+        for r in &rows {
+            let id: String = r.try_get("id").map_err(other)?;
+            let attempts =
+                sqlx::query("select * from webhook_attempts where delivery_id = $1 order by attempted_at, id")
+                    .bind(&id)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(other)?;
+            let attempt_log = attempts
+                .iter()
+                .map(|a| {
+                    Ok(DeliveryAttempt {
+                        attempted_at: a.try_get("attempted_at").map_err(other)?,
+                        url: a.try_get("url").map_err(other)?,
+                        status_code: a.try_get("status_code").map_err(other)?,
+                        latency_ms: a.try_get("latency_ms").map_err(other)?,
+                        excerpt: a.try_get("excerpt").map_err(other)?,
+                        error: a.try_get("error").map_err(other)?,
+                    })
+                })
+                .collect::<StoreResult<Vec<_>>>()?;
+            out.push(Delivery {
+                id,
+                event_id: r.try_get("event_id").map_err(other)?,
+                event_type: r.try_get("event_type").map_err(other)?,
+                status: r.try_get("status").map_err(other)?,
+                attempts: r.try_get("attempts").map_err(other)?,
+                last_status: r.try_get("last_status").map_err(other)?,
+                last_error: r.try_get("last_error").map_err(other)?,
+                next_attempt_at: r.try_get("next_attempt_at").map_err(other)?,
+                created_at: r.try_get("created_at").map_err(other)?,
+                attempt_log,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn retry_delivery(&self, id: &str, merchant_id: &str, now: i64) -> StoreResult<bool> {
+        let r = sqlx::query(
+            "update webhook_deliveries set status = 'pending', next_attempt_at = $1, locked_until = 0 \
+             where id = $2 and merchant_id = $3",
+        )
+        .bind(now)
+        .bind(id)
+        .bind(merchant_id)
+        .execute(&self.pool)
+        .await
+        .map_err(other)?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    async fn count_pending_deliveries(&self) -> StoreResult<i64> {
+        let r = sqlx::query("select count(*) as n from webhook_deliveries where status = 'pending'")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(other)?;
+        r.try_get("n").map_err(other)
+    }
+
+    async fn rotate_webhook_secret(&self, merchant_id: &str, secret: &str, old_until: i64) -> StoreResult<()> {
+        sqlx::query(
+            "update merchants set webhook_secret_old = webhook_secret, webhook_secret_old_until = $1, webhook_secret = $2 \
+             where id = $3",
+        )
+        .bind(old_until)
+        .bind(secret)
+        .bind(merchant_id)
+        .execute(&self.pool)
+        .await
+        .map_err(other)?;
+        Ok(())
     }
 }

@@ -72,6 +72,9 @@ pub struct ServeConfig {
     /// Let webhook URLs point at loopback or private addresses (development, tests).
     #[arg(long, env = "BUYLINE_ALLOW_PRIVATE_WEBHOOKS", value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false, num_args = 0..=1, default_missing_value = "true")]
     pub allow_private_webhooks: bool,
+    /// Seconds a merchant's endpoint has to answer a webhook.
+    #[arg(long, env = "BUYLINE_WEBHOOK_TIMEOUT_SECS", default_value_t = 10)]
+    pub webhook_timeout_secs: u64,
     /// SMTP server for receipts, e.g. `smtps://user:pass@mail.example.com`; otherwise
     /// receipts are written as `.eml` files into `DATA_DIR/mail`.
     #[arg(long, env = "BUYLINE_SMTP_URL", hide_env_values = true)]
@@ -94,6 +97,7 @@ impl ServeConfig {
             public_url: None,
             no_demo: false,
             allow_private_webhooks: false,
+            webhook_timeout_secs: 10,
             smtp_url: None,
             mail_from: "Buyline <receipts@buyline.localhost>".into(),
             admin_token: None,

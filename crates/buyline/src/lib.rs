@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod demo;
+pub mod webhooks;
 pub mod workers;
 
 use anyhow::Context;
@@ -137,7 +138,7 @@ pub async fn rotate_keys(data_dir: &std::path::Path, database_url: &str) -> anyh
         store.clone(),
         Arc::new(TestProcessor::new(store, String::new())),
         vault.clone(),
-        ServiceConfig { public_url: String::new(), session_ttl_micros: 0 },
+        ServiceConfig { public_url: String::new(), session_ttl_micros: 0, allow_private_webhooks: false },
     );
     let moved = services.rewrap_vault().await?;
     let usage = services.vault_key_usage().await?;
@@ -174,7 +175,11 @@ pub async fn spawn(cfg: ServeConfig) -> anyhow::Result<Running> {
         store,
         processor.clone(),
         vault,
-        ServiceConfig { public_url: public_url.clone(), session_ttl_micros: 30 * 24 * 3600 * 1_000_000 },
+        ServiceConfig {
+            public_url: public_url.clone(),
+            session_ttl_micros: 30 * 24 * 3600 * 1_000_000,
+            allow_private_webhooks: cfg.allow_private_webhooks,
+        },
     );
     // Recovery first: whatever a crash left half-done is settled before new work arrives.
     services.reconcile(buyline_core::types::now_micros()).await.context("start-up reconciliation")?;
@@ -199,6 +204,11 @@ pub async fn spawn(cfg: ServeConfig) -> anyhow::Result<Running> {
             let s = s.clone();
             async move { s.reconcile(buyline_core::types::now_micros()).await.map(|_| ()).map_err(Into::into) }
         }));
+        let sender = Arc::new(webhooks::Sender::new(
+            cfg.allow_private_webhooks,
+            Duration::from_secs(cfg.webhook_timeout_secs.max(1)),
+        )?);
+        background.push(webhooks::run(services.clone(), sender, tx.subscribe()));
         let s = services.clone();
         background.push(workers::every("mailer", Duration::from_secs(1), tx.subscribe(), move || {
             let (s, m, f) = (s.clone(), mailer.clone(), from.clone());

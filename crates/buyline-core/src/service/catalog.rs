@@ -9,7 +9,6 @@ use crate::model::{
 };
 use crate::text::extract_entities;
 use crate::types::{now_micros, Country, Handle, MerchantKind, Money, ProductKind};
-use base64::Engine;
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -230,6 +229,13 @@ impl Services {
         let hashtags = cart_hashtags(&mut e, &input.cart_hashtags.unwrap_or_default());
         let return_policy =
             short_text(&mut e, "return_policy", input.return_policy.as_deref().unwrap_or(""), 2000, false);
+        if let Some(u) = &webhook_url {
+            if let Err(fe) =
+                super::webhooks::check_webhook_target("webhook_url", u, self.config.allow_private_webhooks).await
+            {
+                e.0.push(fe);
+            }
+        }
         e.finish()?;
         let (handle, kind, country, currency) = (handle.unwrap(), kind.unwrap(), country.unwrap(), currency.unwrap());
         if self.store.find_account_by_handle(&handle.key()).await?.is_some() {
@@ -266,11 +272,7 @@ impl Services {
             created_at: now,
         };
         let api_key = new_secret("sk");
-        let webhook_secret = {
-            let mut bytes = [0u8; 24];
-            rand::Rng::fill(&mut rand::thread_rng(), &mut bytes[..]);
-            format!("whsec_{}", base64::engine::general_purpose::STANDARD.encode(bytes))
-        };
+        let webhook_secret = super::webhooks::new_webhook_secret();
         self.store
             .insert_merchant(&merchant, &account, &crate::ids::hash_secret(&api_key), &webhook_secret)
             .await
@@ -296,6 +298,13 @@ impl Services {
         }
         if let Some(u) = &input.webhook_url {
             m.webhook_url = web_url(&mut e, "webhook_url", u);
+            if let Some(u) = &m.webhook_url {
+                if let Err(fe) =
+                    super::webhooks::check_webhook_target("webhook_url", u, self.config.allow_private_webhooks).await
+                {
+                    e.0.push(fe);
+                }
+            }
         }
         if let Some(h) = &input.cart_hashtags {
             m.cart_hashtags = cart_hashtags(&mut e, h);

@@ -129,6 +129,7 @@ pub struct ReconcileReport {
     pub released: usize,
     pub reopened: usize,
     pub canceled: usize,
+    pub refunds: usize,
 }
 
 struct Validated {
@@ -575,10 +576,14 @@ impl Services {
             post_id: c.post_id.clone(),
             contact_email: shopper.email.clone(),
             captured: false,
+            acknowledged: false,
+            refunded_amount: 0,
             created_at: now,
         };
         let receipt = if status == OrderStatus::Paid { self.paid_receipt(&order, Some(shopper)) } else { None };
-        if let Err(e) = self.store.commit_order(&order, receipt.as_ref()).await {
+        // `order.created` goes out when the order is paid (now, or after the card check).
+        let event = (status == OrderStatus::Paid).then(|| super::webhooks::order_event("order.created", &order, None));
+        if let Err(e) = self.store.commit_order(&order, receipt.as_ref(), event.as_ref()).await {
             // The authorisation has no order: give it back now (the reconciler would later).
             let _ = self.processor.void(&order.payment_id).await;
             let _ = self.store.release_reservation(&c.id).await;
@@ -671,10 +676,15 @@ impl Services {
                     None => None,
                 };
                 let receipt = self.paid_receipt(&order, shopper.as_ref());
-                if self.store.update_order_status(&order.id, "requires_action", "paid", receipt.as_ref()).await? {
+                let mut paid = order.clone();
+                paid.status = OrderStatus::Paid;
+                let event = super::webhooks::order_event("order.created", &paid, None);
+                if self
+                    .store
+                    .update_order_status(&order.id, "requires_action", "paid", receipt.as_ref(), Some(&event))
+                    .await?
+                {
                     self.store.consume_reservation(&order.checkout_id).await?;
-                    let mut paid = order.clone();
-                    paid.status = OrderStatus::Paid;
                     self.capture(&paid).await;
                 }
             }
@@ -686,7 +696,7 @@ impl Services {
 
     async fn cancel_unpaid(&self, order: &Order) -> Result<()> {
         let _ = self.processor.void(&order.payment_id).await;
-        if self.store.update_order_status(&order.id, "requires_action", "canceled", None).await? {
+        if self.store.update_order_status(&order.id, "requires_action", "canceled", None, None).await? {
             self.store.release_reservation(&order.checkout_id).await?;
             tracing::info!(order_id = %order.id, "unpaid order canceled");
         }
@@ -783,6 +793,7 @@ impl Services {
                 }
             }
         }
+        report.refunds = self.reconcile_refunds(now).await?;
         if report != ReconcileReport::default() {
             tracing::info!(?report, "reconciled");
         }

@@ -5,8 +5,10 @@ mod catalog;
 mod checkout;
 mod idempotency;
 mod mail;
+mod merchant_orders;
 mod saved;
 mod social;
+mod webhooks;
 
 pub use accounts::{LoginInput, SignUpInput};
 pub use catalog::{
@@ -17,8 +19,10 @@ pub use checkout::{
     CheckoutInput, CompleteInput, FeePolicy, LineInput, OrderInput, PaymentInput, ReconcileReport, TrialBalance,
 };
 pub use idempotency::Idempotency;
+pub use merchant_orders::{FulfillInput, RefundInput};
 pub use saved::Export;
 pub use social::PostInput;
+pub use webhooks::{allowed_target, merchant_view, AttemptResult};
 
 use crate::error::{Error, Result};
 use crate::model::{Account, Merchant};
@@ -76,6 +80,8 @@ pub struct ServiceConfig {
     pub public_url: String,
     /// How long a session lasts.
     pub session_ttl_micros: i64,
+    /// Let webhook URLs point at loopback or private addresses.
+    pub allow_private_webhooks: bool,
 }
 
 #[derive(Clone)]

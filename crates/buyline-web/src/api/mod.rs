@@ -4,6 +4,7 @@
 mod accounts;
 mod admin;
 mod catalog;
+mod merchant;
 mod orders;
 mod posts;
 mod saved;
@@ -26,6 +27,8 @@ use utoipa_axum::{router::OpenApiRouter, routes};
         (name = "catalog", description = "Products, variants, stock"),
         (name = "checkout", description = "Checkout, orders, payment"),
         (name = "vault", description = "Saved cards and addresses, data rights"),
+        (name = "merchant orders", description = "Orders as the merchant handles them"),
+        (name = "webhooks", description = "Signed event delivery, its log, and the polling fallback"),
         (name = "admin", description = "Operator controls"),
     )
 )]
@@ -81,6 +84,16 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(orders::create_order, orders::list_orders))
         .routes(routes!(orders::get_order))
         .routes(routes!(orders::list_notifications))
+        .routes(routes!(merchant::list_merchant_orders))
+        .routes(routes!(merchant::get_merchant_order))
+        .routes(routes!(merchant::acknowledge_order))
+        .routes(routes!(merchant::fulfill_order))
+        .routes(routes!(merchant::cancel_order))
+        .routes(routes!(merchant::refund_order))
+        .routes(routes!(merchant::list_events))
+        .routes(routes!(merchant::list_deliveries))
+        .routes(routes!(merchant::retry_delivery))
+        .routes(routes!(merchant::rotate_webhook_secret))
         .routes(routes!(admin::get_buy_button_flag, admin::put_buy_button_flag))
         .routes(routes!(admin::get_fees, admin::put_fees))
         .routes(routes!(admin::get_trial_balance))

@@ -10,3 +10,4 @@ mod ops;
 mod pages;
 mod posts;
 mod vault;
+mod webhooks;
