@@ -16,7 +16,7 @@ pub struct TestApp {
 }
 
 /// A new, empty database on the PostgreSQL server named by `BUYLINE_TEST_DATABASE_URL`.
-async fn fresh_postgres(base: &str) -> String {
+pub async fn fresh_postgres(base: &str) -> String {
     use sqlx::Connection;
     static N: AtomicU64 = AtomicU64::new(0);
     let name = format!("bl_t_{}_{}_{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed), rand::random::<u32>());

@@ -501,3 +501,172 @@ async fn another_merchants_orders_are_not_found() {
     assert!(d["data"].as_array().unwrap().is_empty());
     app.stop().await;
 }
+
+/// A `buyline serve` child process, as an operator runs it.
+struct Child {
+    proc: std::process::Child,
+    url: String,
+}
+
+fn serve(dir: &std::path::Path, database_url: &str) -> Child {
+    use std::io::BufRead;
+    let mut proc = std::process::Command::new(env!("CARGO_BIN_EXE_buyline"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--no-demo",
+            "--allow-private-webhooks",
+            "--webhook-timeout-secs",
+            "2",
+        ])
+        .arg("--data-dir")
+        .arg(dir)
+        .env("DATABASE_URL", database_url)
+        .env("BUYLINE_ADMIN_TOKEN", "op_kill_test")
+        .env("BUYLINE_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start buyline serve");
+    let out = proc.stdout.take().unwrap();
+    let mut lines = std::io::BufReader::new(out).lines();
+    let url = loop {
+        let line = lines.next().expect("server output").unwrap();
+        if let Some(u) = line.strip_prefix("Buyline is running at ") {
+            break u.trim().to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    Child { proc, url }
+}
+
+#[tokio::test]
+async fn a_server_killed_mid_delivery_delivers_everything_after_restart() {
+    let rx = Receiver::start().await;
+    // The first deliveries hang long enough for the kill to land while they are in flight.
+    rx.inbox.lock().unwrap().script = VecDeque::from(vec![Behaviour::Sleep(1500); 3]);
+    let dir = tempfile::tempdir().unwrap();
+    let db = match std::env::var("BUYLINE_TEST_DATABASE_URL") {
+        Ok(base) if !base.is_empty() => fresh_postgres(&base).await,
+        _ => buyline::config::database_url(dir.path(), None),
+    };
+    let mut child = serve(dir.path(), &db);
+    let client = reqwest::Client::new();
+    let api = |path: &str| format!("{}/api/v1{path}", child.url);
+    let post = |url: String, token: Option<String>, body: Value| {
+        let c = client.clone();
+        async move {
+            let mut r = c.post(url).json(&body);
+            if let Some(t) = token {
+                r = r.bearer_auth(t);
+            }
+            r.send().await.unwrap().json::<Value>().await.unwrap()
+        }
+    };
+    let signup = |h: &str| json!({"handle": h, "email": format!("{h}@example.com"), "password": "correct horse battery", "country": "US"});
+    let owner = post(api("/accounts"), None, signup("killowner")).await["token"].as_str().unwrap().to_string();
+    let m = post(
+        api("/merchants"),
+        Some(owner),
+        json!({"name": "K", "handle": "killshop", "kind": "retailer", "country": "US", "webhook_url": rx.url}),
+    )
+    .await;
+    rx.inbox.lock().unwrap().secrets.push(m["webhook_secret"].as_str().unwrap().to_string());
+    let key = m["api_key"].as_str().unwrap().to_string();
+    let p = post(
+        api("/products"),
+        Some(key),
+        json!({"name": "K", "kind": "physical", "price": 1000,
+        "shipping_rates": [{"name": "S", "price": 0, "countries": ["US"]}]}),
+    )
+    .await;
+    let vid = p["variants"][0]["id"].as_str().unwrap().to_string();
+    let shopper = post(api("/accounts"), None, signup("killbuyer")).await["token"].as_str().unwrap().to_string();
+    let mut orders = Vec::new();
+    for _ in 0..5 {
+        let o = post(
+            api("/orders"),
+            Some(shopper.clone()),
+            json!({"lines": [{"variant_id": vid}], "shipping_address": address(), "payment": card("4242424242424242")}),
+        )
+        .await;
+        assert_eq!(o["status"], "paid", "{o}");
+        orders.push(o["id"].as_str().unwrap().to_string());
+    }
+    // Kill it the moment a delivery is on the wire.
+    for _ in 0..100 {
+        if rx.inbox.lock().unwrap().calls > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    child.proc.kill().unwrap();
+    child.proc.wait().unwrap();
+    let before = rx.received().len();
+    assert!(before < 5, "the kill came before everything was delivered ({before})");
+
+    let mut child = serve(dir.path(), &db);
+    let got = rx.wait_for(5).await;
+    child.proc.kill().unwrap();
+    child.proc.wait().unwrap();
+    let ids: std::collections::BTreeSet<String> =
+        got.iter().map(|g| g.1["data"]["id"].as_str().unwrap().to_string()).collect();
+    assert_eq!(ids, orders.into_iter().collect(), "every order.created arrived after the restart");
+    assert_eq!(rx.inbox.lock().unwrap().bad_signatures, 0);
+}
+
+#[tokio::test]
+async fn two_servers_on_one_database_deliver_each_event_once() {
+    let rx = Receiver::start().await;
+    let a = hooked_app().await;
+    let (url, dir) = (a.database_url.clone(), a.dir.path().to_path_buf());
+    let b = spawn_with(move |c| {
+        c.allow_private_webhooks = true;
+        c.webhook_timeout_secs = 1;
+        c.database_url = Some(url);
+        c.data_dir = dir;
+    })
+    .await;
+    let (_, _, p, shopper) = hooked(&a, &rx, "twins").await;
+    let vid = p["variants"][0]["id"].as_str().unwrap().to_string();
+    let mut futs = Vec::new();
+    for i in 0..20 {
+        let app = if i % 2 == 0 { &a } else { &b };
+        futs.push(app.buy(&shopper, &vid, "4242424242424242"));
+    }
+    for r in futures_join_all(futs).await {
+        assert_eq!(r.status, 201, "{}", r.text);
+    }
+    let got = rx.wait_for(20).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let got_all = rx.received();
+    let ids: std::collections::BTreeSet<_> = got.iter().map(|g| g.0.clone()).collect();
+    assert_eq!(ids.len(), 20, "no event lost");
+    assert_eq!(got_all.len(), 20, "each claimed by one worker: no event sent twice");
+    b.stop().await;
+    a.stop().await;
+}
+
+async fn futures_join_all<F: std::future::Future<Output = Resp>>(futs: Vec<F>) -> Vec<Resp> {
+    let mut pinned: Vec<std::pin::Pin<Box<F>>> = futs.into_iter().map(Box::pin).collect();
+    let mut results: Vec<Option<Resp>> = (0..pinned.len()).map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (i, f) in pinned.iter_mut().enumerate() {
+            if results[i].is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(r) => results[i] = Some(r),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    results.into_iter().map(Option::unwrap).collect()
+}
