@@ -604,3 +604,17 @@ impl Services {
         self.product(id).await
     }
 }
+
+impl Services {
+    /// The owner acting for one of their merchants (the merchant pages).
+    pub async fn act_as_merchant(&self, owner: &Account, merchant_id: Option<&str>) -> Result<Option<Principal>> {
+        let owned = self.store.find_merchants_by_owner(&owner.id).await?;
+        let chosen = match merchant_id.filter(|m| !m.is_empty()) {
+            Some(id) => owned.into_iter().find(|m| m.id == id),
+            None => owned.into_iter().next(),
+        };
+        let Some(merchant) = chosen else { return Ok(None) };
+        let account = self.account(&merchant.account_id).await?;
+        Ok(Some(Principal::Merchant { merchant: Box::new(merchant), account }))
+    }
+}

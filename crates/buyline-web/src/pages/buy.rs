@@ -86,7 +86,7 @@ fn default_form(p: &Product, viewer_country: &str) -> HashMap<String, String> {
     f
 }
 
-fn parse_amount(s: &str) -> Option<i64> {
+pub(super) fn parse_amount(s: &str) -> Option<i64> {
     let s = s.trim().trim_start_matches(['$', '£']).replace(',', "");
     let (whole, frac) = s.split_once('.').unwrap_or((&s, ""));
     if whole.is_empty()

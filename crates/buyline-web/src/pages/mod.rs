@@ -5,6 +5,7 @@
 
 mod buy;
 mod feed;
+mod merchant;
 mod product;
 mod session;
 mod settings;
@@ -48,6 +49,12 @@ pub fn router() -> Router<AppState> {
         .route("/settings/addresses/{id}/delete", post(settings::delete_address))
         .route("/settings/export", get(settings::export))
         .route("/settings/delete", post(settings::delete_account))
+        .route("/merchant", get(merchant::merchant_home))
+        .route("/merchant/webhook", post(merchant::save_webhook))
+        .route("/merchant/webhook_secret/rotate", post(merchant::rotate_secret))
+        .route("/merchant/webhook_deliveries/{id}/retry", post(merchant::replay))
+        .route("/merchant/orders/{id}", get(merchant::merchant_order))
+        .route("/merchant/orders/{id}/{action}", post(merchant::order_action))
         .route("/signup", get(session::signup_form).post(session::signup))
         .route("/login", get(session::login_form).post(session::login))
         .route("/logout", post(session::logout))

@@ -1,0 +1,309 @@
+//! `/merchant`: the owner runs their shop — orders with fulfil, cancel and refund; webhook
+//! settings with secret rotation; the delivery log with replay.
+
+use super::{error_page, CsrfForm, FormErrors, PageCtx};
+use crate::state::AppState;
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use buyline_core::model::Merchant;
+use buyline_core::order::Delivery;
+use buyline_core::service::{FulfillInput, MerchantUpdate, RefundInput};
+use buyline_core::types::{Currency, Money};
+use buyline_core::{Error, Principal};
+use serde::Deserialize;
+use serde_json::Value;
+
+#[derive(Deserialize, Default)]
+pub struct MerchantQuery {
+    m: Option<String>,
+    status: Option<String>,
+}
+
+pub struct OrderRow {
+    pub id: String,
+    pub status: String,
+    pub total: String,
+    pub items: String,
+    pub acknowledged: bool,
+    pub created: String,
+}
+
+fn money(v: &Value, amount: &str) -> String {
+    let cur = Currency::parse(v["totals"]["currency"].as_str().unwrap_or("USD")).unwrap_or(Currency::Usd);
+    Money::new(v[amount].as_i64().or_else(|| v["totals"][amount].as_i64()).unwrap_or(0), cur).display()
+}
+
+fn row(v: &Value) -> OrderRow {
+    OrderRow {
+        id: v["id"].as_str().unwrap_or("").into(),
+        status: v["status"].as_str().unwrap_or("").into(),
+        total: money(v, "total"),
+        items: v["lines"]
+            .as_array()
+            .map(|ls| {
+                ls.iter()
+                    .map(|l| format!("{} × {}", l["quantity"], l["name"].as_str().unwrap_or("")))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default(),
+        acknowledged: v["acknowledged"].as_bool().unwrap_or(false),
+        created: v["created_at"].as_str().unwrap_or("").get(..16).unwrap_or("").replace('T', " "),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "merchant.html")]
+pub struct MerchantPage<'a> {
+    pub ctx: &'a PageCtx,
+    pub merchant: Merchant,
+    pub others: Vec<Merchant>,
+    pub orders: Vec<OrderRow>,
+    pub status: String,
+    pub deliveries: Vec<Delivery>,
+    pub new_secret: Option<String>,
+    pub webhook_url: String,
+    pub errors: FormErrors,
+}
+
+#[derive(Template)]
+#[template(path = "merchant_order.html")]
+pub struct MerchantOrderPage<'a> {
+    pub ctx: &'a PageCtx,
+    pub merchant: Merchant,
+    pub o: Value,
+    pub row: OrderRow,
+    pub lines: Vec<(String, String, String, i64, String)>,
+    pub address: String,
+    pub refunded: String,
+    pub left: i64,
+    pub errors: FormErrors,
+}
+
+async fn principal(st: &AppState, ctx: &PageCtx, m: Option<&str>) -> Result<Option<Principal>, Error> {
+    match &ctx.viewer {
+        Some(v) => st.services.act_as_merchant(v, m).await,
+        None => Ok(None),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn dashboard(
+    st: &AppState,
+    ctx: &PageCtx,
+    who: Principal,
+    status: Option<String>,
+    new_secret: Option<String>,
+    webhook_url: Option<String>,
+    errors: FormErrors,
+) -> Response {
+    let result = async {
+        let merchant = who.merchant()?.clone();
+        let others = match &ctx.viewer {
+            Some(v) => st.services.merchants_owned_by(v).await?,
+            None => vec![],
+        };
+        let orders = st.services.merchant_orders(&who, status.as_deref(), None, Some(50)).await?;
+        let deliveries = st.services.deliveries(&who, None, Some(20)).await?;
+        Ok::<_, Error>((merchant, others, orders, deliveries))
+    }
+    .await;
+    match result {
+        Ok((merchant, others, orders, deliveries)) => {
+            let status_code = if errors.0.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
+            ctx.render(
+                status_code,
+                MerchantPage {
+                    ctx,
+                    webhook_url: webhook_url.unwrap_or_else(|| merchant.webhook_url.clone().unwrap_or_default()),
+                    merchant,
+                    others,
+                    orders: orders.data.iter().map(row).collect(),
+                    status: status.unwrap_or_default(),
+                    deliveries: deliveries.data,
+                    new_secret,
+                    errors,
+                },
+            )
+        }
+        Err(e) => error_page(ctx, e),
+    }
+}
+
+fn no_shop(ctx: &PageCtx) -> Response {
+    if ctx.viewer.is_none() {
+        return Redirect::to("/login?next=/merchant").into_response();
+    }
+    error_page(ctx, Error::Forbidden("You do not run a shop yet. Open one with POST /api/v1/merchants.".into()))
+}
+
+pub async fn merchant_home(State(st): State<AppState>, ctx: PageCtx, Query(q): Query<MerchantQuery>) -> Response {
+    match principal(&st, &ctx, q.m.as_deref()).await {
+        Ok(Some(who)) => {
+            dashboard(&st, &ctx, who, q.status.filter(|s| !s.is_empty()), None, None, FormErrors::default()).await
+        }
+        Ok(None) => no_shop(&ctx),
+        Err(e) => error_page(&ctx, e),
+    }
+}
+
+fn back(m: &str) -> String {
+    format!("/merchant?m={m}")
+}
+
+pub async fn save_webhook(State(st): State<AppState>, ctx: PageCtx, form: CsrfForm) -> Response {
+    let Ok(Some(who)) = principal(&st, &ctx, form.opt("m").as_deref()).await else { return no_shop(&ctx) };
+    let url = form.get("webhook_url");
+    match st
+        .services
+        .update_merchant(&who, MerchantUpdate { webhook_url: Some(url.clone()), ..Default::default() })
+        .await
+    {
+        Ok(m) => Redirect::to(&back(&m.id)).into_response(),
+        Err(Error::Validation(list)) => {
+            let errors = FormErrors(list.into_iter().map(|e| (e.field, e.message)).collect());
+            dashboard(&st, &ctx, who, None, None, Some(url), errors).await
+        }
+        Err(e) => error_page(&ctx, e),
+    }
+}
+
+pub async fn rotate_secret(State(st): State<AppState>, ctx: PageCtx, form: CsrfForm) -> Response {
+    let Ok(Some(who)) = principal(&st, &ctx, form.opt("m").as_deref()).await else { return no_shop(&ctx) };
+    match st.services.rotate_webhook_secret(&who).await {
+        // Shown once, on this response only.
+        Ok(secret) => dashboard(&st, &ctx, who, None, Some(secret), None, FormErrors::default()).await,
+        Err(e) => error_page(&ctx, e),
+    }
+}
+
+pub async fn replay(State(st): State<AppState>, ctx: PageCtx, Path(id): Path<String>, form: CsrfForm) -> Response {
+    let Ok(Some(who)) = principal(&st, &ctx, form.opt("m").as_deref()).await else { return no_shop(&ctx) };
+    match st.services.retry_delivery(&who, &id).await {
+        Ok(()) => Redirect::to(&back(&who.merchant().map(|m| m.id.clone()).unwrap_or_default())).into_response(),
+        Err(e) => error_page(&ctx, e),
+    }
+}
+
+async fn order_page(st: &AppState, ctx: &PageCtx, who: &Principal, id: &str, errors: FormErrors) -> Response {
+    match st.services.merchant_order_view(who, id).await {
+        Ok(o) => {
+            let merchant = match who.merchant() {
+                Ok(m) => m.clone(),
+                Err(e) => return error_page(ctx, e),
+            };
+            let cur = Currency::parse(o["totals"]["currency"].as_str().unwrap_or("USD")).unwrap_or(Currency::Usd);
+            let lines = o["lines"]
+                .as_array()
+                .map(|ls| {
+                    ls.iter()
+                        .map(|l| {
+                            let opts = l["options"]
+                                .as_object()
+                                .map(|m| m.values().filter_map(|v| v.as_str()).collect::<Vec<_>>().join(" / "))
+                                .unwrap_or_default();
+                            (
+                                l["name"].as_str().unwrap_or("").to_string(),
+                                opts,
+                                l["sku"].as_str().unwrap_or("").to_string(),
+                                l["quantity"].as_i64().unwrap_or(0),
+                                Money::new(l["unit_price"].as_i64().unwrap_or(0), cur).display(),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let a = &o["shipping_address"];
+            let address = if a.is_object() {
+                ["name", "line1", "line2", "city", "region", "postal_code", "country", "phone"]
+                    .iter()
+                    .filter_map(|k| a[*k].as_str())
+                    .filter(|s| !s.is_empty())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            } else {
+                "No shipping (digital or donation)".into()
+            };
+            let total = o["totals"]["total"].as_i64().unwrap_or(0);
+            let refunded_amount = o["refunded_amount"].as_i64().unwrap_or(0);
+            ctx.render(
+                if errors.0.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY },
+                MerchantOrderPage {
+                    ctx,
+                    merchant,
+                    row: row(&o),
+                    lines,
+                    address,
+                    refunded: Money::new(refunded_amount, cur).display(),
+                    left: total - refunded_amount,
+                    o,
+                    errors,
+                },
+            )
+        }
+        Err(e) => error_page(ctx, e),
+    }
+}
+
+pub async fn merchant_order(
+    State(st): State<AppState>,
+    ctx: PageCtx,
+    Path(id): Path<String>,
+    Query(q): Query<MerchantQuery>,
+) -> Response {
+    let Ok(Some(who)) = principal(&st, &ctx, q.m.as_deref()).await else { return no_shop(&ctx) };
+    order_page(&st, &ctx, &who, &id, FormErrors::default()).await
+}
+
+pub async fn order_action(
+    State(st): State<AppState>,
+    ctx: PageCtx,
+    Path((id, action)): Path<(String, String)>,
+    form: CsrfForm,
+) -> Response {
+    let Ok(Some(who)) = principal(&st, &ctx, form.opt("m").as_deref()).await else { return no_shop(&ctx) };
+    let result = match action.as_str() {
+        "acknowledge" => st.services.acknowledge_order(&who, &id).await,
+        "fulfill" => {
+            st.services
+                .fulfill_order(
+                    &who,
+                    &id,
+                    FulfillInput { carrier: form.get("carrier"), tracking_number: form.get("tracking_number") },
+                )
+                .await
+        }
+        "cancel" => st.services.cancel_order(&who, &id).await,
+        "refund" => {
+            let amount = match form.opt("amount") {
+                None => None,
+                Some(a) => match super::buy::parse_amount(&a) {
+                    Some(v) => Some(v),
+                    None => {
+                        let errors = FormErrors(
+                            [("amount".to_string(), "enter an amount such as 10 or 10.50".to_string())].into(),
+                        );
+                        return order_page(&st, &ctx, &who, &id, errors).await;
+                    }
+                },
+            };
+            st.services.refund_order(&who, &id, RefundInput { amount, reason: form.opt("reason") }).await
+        }
+        _ => Err(Error::NotFound("action")),
+    };
+    let m = who.merchant().map(|m| m.id.clone()).unwrap_or_default();
+    match result {
+        Ok(_) => Redirect::to(&format!("/merchant/orders/{id}?m={m}")).into_response(),
+        Err(Error::Validation(list)) => {
+            let errors = FormErrors(list.into_iter().map(|e| (e.field, e.message)).collect());
+            order_page(&st, &ctx, &who, &id, errors).await
+        }
+        Err(Error::Conflict { message, .. }) => {
+            let errors = FormErrors([("action".to_string(), message)].into());
+            order_page(&st, &ctx, &who, &id, errors).await
+        }
+        Err(e) => error_page(&ctx, e),
+    }
+}
