@@ -37,6 +37,8 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/openapi.json", get(move || async move { Json(openapi_json.clone()) }))
         .route("/api/v1/{*rest}", axum::routing::any(api_not_found))
         .route("/healthz", get(|| async { "ok" }))
+        // A constant JSON answer through the whole stack: the benchmark's baseline.
+        .route("/api/v1/ping", get(|| async { Json(serde_json::json!({"ok": true})) }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .merge(pages::router())

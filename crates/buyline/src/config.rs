@@ -32,6 +32,8 @@ pub enum Command {
     /// Vault keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Load scenarios against real server processes (see BENCHMARKS.md).
+    Bench(crate::bench::BenchArgs),
 }
 
 #[derive(Subcommand, Debug)]
