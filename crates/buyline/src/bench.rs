@@ -594,14 +594,20 @@ async fn flash_sale(
     let started = Instant::now();
     let mut set = tokio::task::JoinSet::new();
     let gate = Arc::new(tokio::sync::Barrier::new(args.buyers + 1));
+    // All buyers are released at once; at most this many connections are open at a time, as
+    // a load balancer in front would admit them (one process opening 5,000 sockets at once
+    // overflows the listen backlog and measures the kernel, not the server).
+    let open = Arc::new(tokio::sync::Semaphore::new(1000));
     for i in 0..args.buyers {
-        let (api, ws, variant, gate) = (apis[i % apis.len()].clone(), ws.clone(), variant.clone(), gate.clone());
+        let (api, ws, variant, gate, open) =
+            (apis[i % apis.len()].clone(), ws.clone(), variant.clone(), gate.clone(), open.clone());
         set.spawn(async move {
             let (t, pm, addr) = &ws[i % ws.len()];
             let body =
                 json!({"lines": [{"variant_id": variant}], "address_id": addr, "payment": {"payment_method_id": pm}});
             gate.wait().await;
             let t0 = Instant::now();
+            let _slot = open.acquire().await;
             let r = api.call(reqwest::Method::POST, "/orders", Some(t), Some(&body)).await;
             (
                 r.map(|x| (x.0, x.1["code"].as_str().unwrap_or("").to_string())).unwrap_or((0, "transport".into())),
@@ -612,6 +618,7 @@ async fn flash_sale(
     MEASURING.store(true, Ordering::Relaxed);
     gate.wait().await;
     let (mut sold, mut sold_out, mut other) = (0i64, 0i64, 0u64);
+    let mut other_kinds: BTreeMap<String, u64> = BTreeMap::new();
     let mut lat = Vec::new();
     while let Some(r) = set.join_next().await {
         let ((status, code), el) = r?;
@@ -619,7 +626,10 @@ async fn flash_sale(
         match (status, code.as_str()) {
             (201, _) => sold += 1,
             (409, "out_of_stock") => sold_out += 1,
-            _ => other += 1,
+            (s, c) => {
+                other += 1;
+                *other_kinds.entry(format!("{s} {c}")).or_default() += 1;
+            }
         }
     }
     let elapsed = started.elapsed();
@@ -649,6 +659,7 @@ async fn flash_sale(
     counters.insert("webhooks_delivered".into(), json!(delivered));
     counters.insert("bad_signatures".into(), json!(rx.bad.load(Ordering::Relaxed)));
     counters.insert("stock_left".into(), json!(left));
+    counters.insert("other_answers".into(), json!(other_kinds));
     if sold != args.stock.min(args.buyers as i64) || paid_orders != sold {
         failures.push(format!("sold {sold} (orders {paid_orders}) of {} units", args.stock));
     }
@@ -731,6 +742,14 @@ async fn webhooks(
     let drain_limit = Duration::from_secs(if args.outage <= 30 { 240 } else { 1500 });
     let delivered = rx.wait_for(made_all, drain_limit).await;
     let drained_in = recovered.elapsed();
+    // The backlog's own pace: deliveries after recovery over the span they arrived in.
+    let after: Vec<Instant> = rx.delivered_at.lock().unwrap().iter().copied().filter(|t| *t >= recovered).collect();
+    let backlog_rate = match (after.first(), after.last()) {
+        (Some(a), Some(b)) if after.len() > 1 && *b > *a => after.len() as f64 / (*b - *a).as_secs_f64(),
+        _ => 0.0,
+    };
+    counters.insert("backlog_delivered".into(), json!(after.len()));
+    counters.insert("backlog_drain_per_s".into(), json!(backlog_rate.round()));
     counters.insert("orders".into(), json!(made_all));
     counters.insert("webhooks_delivered".into(), json!(delivered));
     counters.insert("lost".into(), json!(made_all.saturating_sub(delivered)));
