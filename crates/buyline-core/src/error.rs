@@ -45,6 +45,9 @@ pub enum Error {
     /// A retried request with the same `Idempotency-Key` but another body; 422.
     #[error("idempotency key reused with a different request")]
     IdempotencyMismatch,
+    /// Too many attempts; 429 with `Retry-After` (seconds).
+    #[error("rate limited")]
+    RateLimited { retry_after: u64 },
     /// Storage or another internal failure. The message is logged, never sent.
     #[error("internal error: {0}")]
     Internal(String),

@@ -147,6 +147,18 @@ impl IntoResponse for ApiError {
                 Error::Payment { code, decline_code, message } => {
                     problem_with(StatusCode::PAYMENT_REQUIRED, &code, message, vec![], decline_code)
                 }
+                Error::RateLimited { retry_after } => {
+                    let mut r = problem(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "rate_limited",
+                        format!("Too many attempts. Try again in {retry_after} seconds."),
+                        vec![],
+                    );
+                    if let Ok(v) = HeaderValue::from_str(&retry_after.to_string()) {
+                        r.headers_mut().insert(header::RETRY_AFTER, v);
+                    }
+                    r
+                }
                 Error::IdempotencyMismatch => problem(
                     StatusCode::UNPROCESSABLE_ENTITY,
                     "idempotency_mismatch",

@@ -217,7 +217,7 @@ pub async fn spawn(cfg: ServeConfig) -> anyhow::Result<Running> {
         }));
     }
     let task = tokio::spawn(async move {
-        axum::serve(listener, app)
+        axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
             .with_graceful_shutdown(async move {
                 let _ = rx.wait_for(|stop| *stop).await;
             })

@@ -62,7 +62,74 @@ pub(crate) fn account_conflict(e: crate::error::StoreError) -> Error {
     }
 }
 
+/// Failed log-ins allowed per account in a window, and per client address (looser: behind
+/// a proxy many people share one address, and one guesser must not lock them all out).
+const MAX_FAILURES: u32 = 10;
+const MAX_CLIENT_FAILURES: u32 = 50;
+const WINDOW: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
+/// Counts failed log-ins per account and per client address, in this process. Guessing a
+/// password gets 10 tries per account (50 per client address) per 15 minutes, then `429`
+/// until the window ends; a successful log-in clears the account's count.
+#[derive(Default)]
+pub struct LoginThrottle {
+    failures: std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, u32)>>,
+}
+
+impl LoginThrottle {
+    /// Seconds to wait if any of `keys` is over the limit.
+    fn blocked(&self, keys: &[String]) -> Option<u64> {
+        let mut map = self.failures.lock().expect("throttle lock");
+        let now = std::time::Instant::now();
+        map.retain(|_, (start, _)| now.duration_since(*start) < WINDOW);
+        keys.iter()
+            .filter_map(|k| map.get(k).map(|v| (k, v)))
+            .filter(|(k, (_, n))| *n >= if k.starts_with("client:") { MAX_CLIENT_FAILURES } else { MAX_FAILURES })
+            .map(|(_, v)| v)
+            .map(|(start, _)| WINDOW.saturating_sub(now.duration_since(*start)).as_secs().max(1))
+            .max()
+    }
+
+    fn fail(&self, keys: &[String]) {
+        let mut map = self.failures.lock().expect("throttle lock");
+        let now = std::time::Instant::now();
+        for k in keys {
+            let e = map.entry(k.clone()).or_insert((now, 0));
+            e.1 += 1;
+        }
+    }
+
+    fn clear(&self, key: &str) {
+        self.failures.lock().expect("throttle lock").remove(key);
+    }
+}
+
 impl Services {
+    /// [`Services::log_in`] with failed attempts throttled per account and per `client`
+    /// (the caller's address).
+    pub async fn log_in_from(&self, input: LoginInput, client: Option<&str>) -> Result<(Account, String)> {
+        let login = input.login.trim().trim_start_matches('@').to_lowercase();
+        let mut keys = vec![format!("login:{login}")];
+        if let Some(c) = client {
+            keys.push(format!("client:{c}"));
+        }
+        if let Some(retry_after) = self.throttle.blocked(&keys) {
+            tracing::warn!("log-in throttled");
+            return Err(Error::RateLimited { retry_after });
+        }
+        match self.log_in(input).await {
+            Err(Error::Unauthorized) => {
+                self.throttle.fail(&keys);
+                Err(Error::Unauthorized)
+            }
+            Ok(ok) => {
+                self.throttle.clear(&keys[0]);
+                Ok(ok)
+            }
+            other => other,
+        }
+    }
+
     /// Creates a person's account and a first session; returns both.
     pub async fn sign_up(&self, input: SignUpInput) -> Result<(Account, String)> {
         let mut e = Errors::default();

@@ -86,6 +86,7 @@ pub struct ServiceConfig {
 
 #[derive(Clone)]
 pub struct Services {
+    pub(crate) throttle: Arc<accounts::LoginThrottle>,
     pub(crate) store: Arc<dyn Store>,
     pub(crate) processor: Arc<dyn Processor>,
     pub(crate) vault: Arc<dyn Sealer>,
@@ -99,7 +100,7 @@ impl Services {
         vault: Arc<dyn Sealer>,
         config: ServiceConfig,
     ) -> Self {
-        Services { store, processor, vault, config }
+        Services { throttle: Arc::default(), store, processor, vault, config }
     }
 
     pub fn config(&self) -> &ServiceConfig {

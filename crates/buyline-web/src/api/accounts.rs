@@ -37,12 +37,14 @@ pub async fn create_account(
 
 /// Log in with handle or e-mail and password.
 #[utoipa::path(post, path = "/sessions", tag = "accounts", request_body = LoginInput,
-    responses((status = 201, body = SessionCreated), (status = 401, body = Problem)))]
+    responses((status = 201, body = SessionCreated), (status = 401, body = Problem), (status = 429, body = Problem)))]
 pub async fn create_session(
     State(st): State<AppState>,
+    axum::extract::ConnectInfo(client): axum::extract::ConnectInfo<std::net::SocketAddr>,
     ApiJson(input): ApiJson<LoginInput>,
 ) -> ApiResult<(StatusCode, Json<SessionCreated>)> {
-    let (account, token) = st.services.log_in(input).await?;
+    let ip = Some(client.ip().to_string());
+    let (account, token) = st.services.log_in_from(input, ip.as_deref()).await?;
     Ok((StatusCode::CREATED, Json(SessionCreated { account, token })))
 }
 

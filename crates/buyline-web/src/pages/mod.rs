@@ -237,6 +237,11 @@ pub fn error_page(ctx: &PageCtx, e: Error) -> Response {
         ),
         Error::OutOfStock(m) => (StatusCode::CONFLICT, "Sold out".into(), m.clone()),
         Error::Payment { message, .. } => (StatusCode::PAYMENT_REQUIRED, "Payment failed".into(), message.clone()),
+        Error::RateLimited { retry_after } => (
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many attempts".into(),
+            format!("Too many attempts. Try again in {} minutes.", retry_after.div_ceil(60)),
+        ),
         Error::IdempotencyMismatch => {
             (StatusCode::UNPROCESSABLE_ENTITY, "Already submitted".into(), "That form was already sent.".into())
         }

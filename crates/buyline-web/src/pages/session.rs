@@ -108,10 +108,17 @@ pub async fn login_form(ctx: PageCtx, Query(q): Query<Next>) -> Response {
     )
 }
 
-pub async fn login(State(st): State<AppState>, ctx: PageCtx, jar: CookieJar, form: CsrfForm) -> Response {
+pub async fn login(
+    State(st): State<AppState>,
+    ctx: PageCtx,
+    jar: CookieJar,
+    axum::extract::ConnectInfo(client): axum::extract::ConnectInfo<std::net::SocketAddr>,
+    form: CsrfForm,
+) -> Response {
     let next = safe_next(form.opt("next").as_deref());
     let input = LoginInput { login: form.get("login"), password: form.get("password") };
-    match st.services.log_in(input).await {
+    let ip = Some(client.ip().to_string());
+    match st.services.log_in_from(input, ip.as_deref()).await {
         Ok((_, token)) => {
             (jar.add(cookie(SESSION_COOKIE, token, st.secure_cookies)), Redirect::to(&next)).into_response()
         }

@@ -130,3 +130,30 @@ async fn passwords_and_tokens_are_stored_hashed() {
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn password_guessing_is_throttled_with_429_and_retry_after() {
+    let app = spawn_app().await;
+    app.signup("guarded").await;
+    for _ in 0..10 {
+        let r = app.post("/sessions", None, json!({"login": "guarded", "password": "not the password"})).await;
+        assert_problem(&r, 401, "unauthorized");
+    }
+    let r = app.post("/sessions", None, json!({"login": "guarded", "password": "not the password"})).await;
+    assert_problem(&r, 429, "rate_limited");
+    let wait: u64 = r.headers.get("retry-after").unwrap().to_str().unwrap().parse().unwrap();
+    assert!((1..=900).contains(&wait), "{wait}");
+    // Even the right password waits out the window: guessing cannot be confirmed.
+    let r = app.post("/sessions", None, json!({"login": "guarded", "password": "correct horse battery"})).await;
+    assert_problem(&r, 429, "rate_limited");
+    // Other accounts are unaffected until the client itself has failed 50 times.
+    app.signup("neighbour").await;
+    let r = app.post("/sessions", None, json!({"login": "neighbour", "password": "correct horse battery"})).await;
+    assert_eq!(r.status, 201);
+    for i in 0..40 {
+        app.post("/sessions", None, json!({"login": format!("nobody{i}"), "password": "guess"})).await;
+    }
+    let r = app.post("/sessions", None, json!({"login": "neighbour", "password": "correct horse battery"})).await;
+    assert_problem(&r, 429, "rate_limited");
+    app.stop().await;
+}
