@@ -1,20 +1,10 @@
 // Buying from the feed, as a shopper would: the sheet over the timeline, declines, 3-D Secure.
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { startServer, startBrowser, phone, logIn, artifacts } from "./harness.mjs";
+import { useDemo, phone, logIn, artifacts } from "./harness.mjs";
 
-let server, browser;
-before(async () => {
-  mkdirSync(artifacts, { recursive: true });
-  server = await startServer();
-  browser = await startBrowser();
-});
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const ctx = useDemo();
 
 async function fillAddress(scope) {
   await scope.getByLabel("Full name").fill("Ada Lovelace");
@@ -38,13 +28,13 @@ async function teeSheet(page) {
 }
 
 test("buy the T-shirt in M / red from the timeline with a new card and address", async () => {
-  const page = await phone(browser);
-  await logIn(page, server.url, server.demo.shopper_handle, server.demo.shopper_password);
+  const page = await phone(ctx.browser);
+  await logIn(page, ctx.server.url, ctx.server.demo.shopper_handle, ctx.server.demo.shopper_password);
   const card = page.locator(".buy-card", { hasText: "Buyline Tee" });
   await card.getByRole("link", { name: "Buy", exact: true }).click();
   const dialog = page.locator("dialog#buy-dialog");
   await dialog.waitFor();
-  assert.equal(page.url(), server.url + "/", "the sheet opens over the timeline");
+  assert.equal(page.url(), ctx.server.url + "/", "the sheet opens over the timeline");
   // L in blue is sold out: picking L disables blue.
   await dialog.locator("input[name=opt_size][value=L]").check();
   assert.equal(await dialog.locator("input[name=opt_colour][value=blue]").isDisabled(), true);
@@ -65,10 +55,10 @@ test("buy the T-shirt in M / red from the timeline with a new card and address",
 });
 
 test("a declined card says why, keeps the address, and another card then pays", async () => {
-  const page = await phone(browser);
-  await logIn(page, server.url, server.demo.shopper_handle, server.demo.shopper_password);
+  const page = await phone(ctx.browser);
+  await logIn(page, ctx.server.url, ctx.server.demo.shopper_handle, ctx.server.demo.shopper_password);
   const post = await teeSheet(page);
-  await page.goto(`${server.url}/buy/${post}`);
+  await page.goto(`${ctx.server.url}/buy/${post}`);
   await fillAddress(page);
   await fillCard(page, "4000000000000002");
   await page.getByRole("button", { name: /Confirm and pay/ }).click();
@@ -84,10 +74,10 @@ test("a declined card says why, keeps the address, and another card then pays", 
 });
 
 test("the 3-D Secure card goes through its challenge", async () => {
-  const page = await phone(browser);
-  await logIn(page, server.url, server.demo.shopper_handle, server.demo.shopper_password);
+  const page = await phone(ctx.browser);
+  await logIn(page, ctx.server.url, ctx.server.demo.shopper_handle, ctx.server.demo.shopper_password);
   const post = await teeSheet(page);
-  await page.goto(`${server.url}/buy/${post}`);
+  await page.goto(`${ctx.server.url}/buy/${post}`);
   await fillAddress(page);
   await fillCard(page, "4000002500003155");
   await page.getByRole("button", { name: /Confirm and pay/ }).click();
@@ -99,40 +89,40 @@ test("the 3-D Secure card goes through its challenge", async () => {
 });
 
 test("a double-tapped Confirm without JavaScript makes one order", async () => {
-  const context = await browser.newContext({ javaScriptEnabled: false, viewport: { width: 390, height: 844 } });
+  const context = await ctx.browser.newContext({ javaScriptEnabled: false, viewport: { width: 390, height: 844 } });
   const page = await context.newPage();
-  await logIn(page, server.url, server.demo.shopper_handle, server.demo.shopper_password);
-  await page.goto(server.url + "/orders");
+  await logIn(page, ctx.server.url, ctx.server.demo.shopper_handle, ctx.server.demo.shopper_password);
+  await page.goto(ctx.server.url + "/orders");
   const before = await page.locator(".order-row").count();
-  const post = await teeSheet(await (async () => { await page.goto(server.url + "/"); return page; })());
-  await page.goto(`${server.url}/buy/${post}`);
+  const post = await teeSheet(await (async () => { await page.goto(ctx.server.url + "/"); return page; })());
+  await page.goto(`${ctx.server.url}/buy/${post}`);
   await fillAddress(page);
   await fillCard(page, "4242424242424242");
   await page.getByRole("button", { name: /Confirm and pay/ }).dblclick();
   await page.waitForURL(/\/orders\/ord_/);
-  await page.goto(server.url + "/orders");
+  await page.goto(ctx.server.url + "/orders");
   assert.equal(await page.locator(".order-row").count(), before + 1);
   await context.close();
 });
 
 test("a shopper in GB sees no Buy button", async () => {
-  const page = await phone(browser);
-  await page.goto(server.url + "/signup");
+  const page = await phone(ctx.browser);
+  await page.goto(ctx.server.url + "/signup");
   await page.getByLabel("Handle").fill("londoner");
   await page.getByLabel("E-mail").fill("londoner@example.com");
   await page.getByLabel("Password").fill("correct horse battery");
   await page.getByLabel("Country").fill("GB");
   await page.getByRole("button", { name: "Sign up" }).click();
-  await page.waitForURL(server.url + "/");
-  await page.goto(server.url + "/u/acme");
+  await page.waitForURL(ctx.server.url + "/");
+  await page.goto(ctx.server.url + "/u/acme");
   await page.getByRole("button", { name: "Follow" }).click();
-  await page.goto(server.url + "/");
+  await page.goto(ctx.server.url + "/");
   const post = page.locator("article.post", { hasText: "The Buyline Tee is here" });
   await post.waitFor();
   assert.equal(await post.getByRole("link", { name: "Buy", exact: true }).count(), 0);
   assert.equal(await post.getByRole("link", { name: "View product" }).count(), 1);
   // And the sheet refuses them too.
-  await page.goto(`${server.url}/buy/${await post.getAttribute("data-post-id")}`);
+  await page.goto(`${ctx.server.url}/buy/${await post.getAttribute("data-post-id")}`);
   assert.match(await page.locator("main").innerText(), /not available in your market/);
   await page.context().close();
 });

@@ -1,24 +1,14 @@
 // The foundation as a new user meets it: sign up, post, see it; open the demo product.
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { startServer, startBrowser, phone, logIn, artifacts } from "./harness.mjs";
+import { useDemo, phone, logIn, artifacts } from "./harness.mjs";
 
-let server, browser;
-before(async () => {
-  mkdirSync(artifacts, { recursive: true });
-  server = await startServer();
-  browser = await startBrowser();
-});
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const ctx = useDemo();
 
 test("sign up, post, and see the post in the timeline", async () => {
-  const page = await phone(browser);
-  await page.goto(server.url + "/");
+  const page = await phone(ctx.browser);
+  await page.goto(ctx.server.url + "/");
   await page.getByRole("link", { name: "Sign up" }).click();
   // A mistake first: the message appears beside the field and typed values stay.
   await page.getByLabel("Handle").fill("new user!");
@@ -31,10 +21,10 @@ test("sign up, post, and see the post in the timeline", async () => {
   await page.getByLabel("Handle").fill("newbie");
   await page.getByLabel("Password").fill("correct horse battery");
   await page.getByRole("button", { name: "Sign up" }).click();
-  await page.waitForURL(server.url + "/");
+  await page.waitForURL(ctx.server.url + "/");
   await page.getByLabel("What's happening?").fill("My first post on #Buyline");
   await page.getByRole("button", { name: "Post" }).click();
-  await page.waitForURL(server.url + "/");
+  await page.waitForURL(ctx.server.url + "/");
   const first = page.locator("article.post").first();
   assert.match(await first.innerText(), /My first post on #Buyline/);
   assert.match(await first.locator(".author").innerText(), /@newbie/);
@@ -43,8 +33,8 @@ test("sign up, post, and see the post in the timeline", async () => {
 });
 
 test("the demo shopper's timeline shows buy cards; the card opens the product page", async () => {
-  const page = await phone(browser);
-  await logIn(page, server.url, server.demo.shopper_handle, server.demo.shopper_password);
+  const page = await phone(ctx.browser);
+  await logIn(page, ctx.server.url, ctx.server.demo.shopper_handle, ctx.server.demo.shopper_password);
   const card = page.locator(".buy-card", { hasText: "Buyline Tee" });
   await card.waitFor();
   assert.match(await card.innerText(), /\$25\.00 – \$27\.00/);
@@ -60,12 +50,12 @@ test("the demo shopper's timeline shows buy cards; the card opens the product pa
 });
 
 test("pages work without JavaScript", async () => {
-  const context = await browser.newContext({ javaScriptEnabled: false, viewport: { width: 390, height: 844 } });
+  const context = await ctx.browser.newContext({ javaScriptEnabled: false, viewport: { width: 390, height: 844 } });
   const page = await context.newPage();
-  await logIn(page, server.url, server.demo.shopper_handle, server.demo.shopper_password);
+  await logIn(page, ctx.server.url, ctx.server.demo.shopper_handle, ctx.server.demo.shopper_password);
   await page.getByLabel("What's happening?").fill("Posted with scripts off");
   await page.getByRole("button", { name: "Post" }).click();
-  await page.waitForURL(server.url + "/");
+  await page.waitForURL(ctx.server.url + "/");
   assert.match(await page.locator("article.post").first().innerText(), /Posted with scripts off/);
   await context.close();
 });

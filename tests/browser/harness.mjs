@@ -4,6 +4,8 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { chromium } from "playwright-core";
+import { before, after } from "node:test";
+import { mkdirSync } from "node:fs";
 
 const root = resolve(import.meta.dirname, "../..");
 export const artifacts = join(root, "tests/browser/artifacts");
@@ -64,4 +66,19 @@ export async function logIn(page, base, login, password) {
   await page.getByLabel("Password").fill(password);
   await page.getByRole("button", { name: "Log in" }).click();
   await page.waitForURL(base + "/");
+}
+
+/// One demo server and one browser for the tests of a file; `ctx.server`, `ctx.browser`.
+export function useDemo() {
+  const ctx = {};
+  before(async () => {
+    mkdirSync(artifacts, { recursive: true });
+    ctx.server = await startServer();
+    ctx.browser = await startBrowser();
+  });
+  after(async () => {
+    await ctx.browser?.close();
+    await ctx.server?.stop();
+  });
+  return ctx;
 }

@@ -1,23 +1,13 @@
 // The shop owner's pages: an order arrives, is shipped with tracking; webhook settings.
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { startServer, startBrowser, phone, logIn, artifacts } from "./harness.mjs";
+import { useDemo, phone, logIn, artifacts } from "./harness.mjs";
 
-let server, browser;
-before(async () => {
-  mkdirSync(artifacts, { recursive: true });
-  server = await startServer();
-  browser = await startBrowser();
-});
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const ctx = useDemo();
 
 async function api(path, token, body) {
-  const r = await fetch(server.url + "/api/v1" + path, {
+  const r = await fetch(ctx.server.url + "/api/v1" + path, {
     method: body ? "POST" : "GET",
     headers: { "content-type": "application/json", ...(token ? { authorization: "Bearer " + token } : {}) },
     body: body ? JSON.stringify(body) : undefined,
@@ -27,7 +17,7 @@ async function api(path, token, body) {
 
 test("the owner ships an order and the shopper sees the tracking", async () => {
   // A shopper buys the tee by API (one call).
-  const { token } = await api("/sessions", null, { login: server.demo.shopper_handle, password: server.demo.shopper_password });
+  const { token } = await api("/sessions", null, { login: ctx.server.demo.shopper_handle, password: ctx.server.demo.shopper_password });
   const tl = await api("/timeline", token);
   const tee = tl.data.find((i) => i.buy && i.buy.name === "Buyline Tee");
   const product = await api("/products/" + tee.buy.product_id);
@@ -39,9 +29,9 @@ test("the owner ships an order and the shopper sees the tracking", async () => {
   });
   assert.equal(order.status, "paid");
 
-  const page = await phone(browser);
-  await logIn(page, server.url, server.demo.owner_handle, server.demo.owner_password);
-  await page.goto(server.url + "/merchant");
+  const page = await phone(ctx.browser);
+  await logIn(page, ctx.server.url, ctx.server.demo.owner_handle, ctx.server.demo.owner_password);
+  await page.goto(ctx.server.url + "/merchant");
   const row = page.locator("tr.merchant-order").first();
   assert.match(await row.innerText(), /Buyline Tee/);
   await row.getByRole("link").click();
@@ -55,7 +45,7 @@ test("the owner ships an order and the shopper sees the tracking", async () => {
   await page.screenshot({ path: join(artifacts, "merchant-order.png"), fullPage: true });
 
   // Webhook settings: a private address is refused beside the field; the secret rotates.
-  await page.goto(server.url + "/merchant");
+  await page.goto(ctx.server.url + "/merchant");
   await page.getByLabel("Endpoint URL").fill("http://127.0.0.1:9/hook");
   await page.getByRole("button", { name: "Save endpoint" }).click();
   assert.match(await page.locator("#webhook_url-error").innerText(), /public address/);
@@ -65,9 +55,9 @@ test("the owner ships an order and the shopper sees the tracking", async () => {
   await page.context().close();
 
   // The shopper sees the tracking on the order.
-  const shopper = await phone(browser);
-  await logIn(shopper, server.url, server.demo.shopper_handle, server.demo.shopper_password);
-  await shopper.goto(`${server.url}/orders/${order.id}`);
+  const shopper = await phone(ctx.browser);
+  await logIn(shopper, ctx.server.url, ctx.server.demo.shopper_handle, ctx.server.demo.shopper_password);
+  await shopper.goto(`${ctx.server.url}/orders/${order.id}`);
   assert.equal(await shopper.locator("#order-status").innerText(), "Shipped");
   assert.match(await shopper.locator("main").innerText(), /UPS: 1Z999AA10123456784/);
   await shopper.context().close();

@@ -1,32 +1,22 @@
 // Saved card and address: the second purchase is one tap; settings manage the vault.
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { startServer, startBrowser, phone, artifacts } from "./harness.mjs";
+import { useDemo, phone, artifacts } from "./harness.mjs";
 
-let server, browser;
-before(async () => {
-  mkdirSync(artifacts, { recursive: true });
-  server = await startServer();
-  browser = await startBrowser();
-});
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const ctx = useDemo();
 
 test("buy once saving the card, then again with one tap", async () => {
-  const page = await phone(browser);
-  await page.goto(server.url + "/signup");
+  const page = await phone(ctx.browser);
+  await page.goto(ctx.server.url + "/signup");
   await page.getByLabel("Handle").fill("repeat");
   await page.getByLabel("E-mail").fill("repeat@example.com");
   await page.getByLabel("Password").fill("correct horse battery");
   await page.getByRole("button", { name: "Sign up" }).click();
-  await page.waitForURL(server.url + "/");
-  await page.goto(server.url + "/u/acme");
+  await page.waitForURL(ctx.server.url + "/");
+  await page.goto(ctx.server.url + "/u/acme");
   await page.getByRole("button", { name: "Follow" }).click();
-  await page.goto(server.url + "/");
+  await page.goto(ctx.server.url + "/");
 
   // First purchase: new card and address, "save for next time".
   const card = page.locator(".buy-card", { hasText: "Buyline Tee" });
@@ -48,7 +38,7 @@ test("buy once saving the card, then again with one tap", async () => {
   assert.equal(await page.locator("#order-status").innerText(), "Paid");
 
   // Second purchase: the saved card and address are chosen; Confirm is the only tap.
-  await page.goto(server.url + "/");
+  await page.goto(ctx.server.url + "/");
   await card.getByRole("link", { name: "Buy", exact: true }).click();
   await sheet.waitFor();
   assert.equal(await sheet.locator("input[name=payment_choice]:checked").getAttribute("value").then((v) => v.startsWith("pm_")), true);
@@ -63,12 +53,12 @@ test("buy once saving the card, then again with one tap", async () => {
   assert.match(await page.locator("main").innerText(), /9 Harbor Way/);
 
   // Settings show the card masked, and delete it.
-  await page.goto(server.url + "/settings");
+  await page.goto(ctx.server.url + "/settings");
   const saved = page.locator(".saved-card");
   assert.match(await saved.innerText(), /Visa •••• 4242/);
   assert.doesNotMatch(await page.content(), /4242424242424242/);
   await saved.getByRole("button", { name: "Delete" }).click();
-  await page.waitForURL(server.url + "/settings");
+  await page.waitForURL(ctx.server.url + "/settings");
   assert.equal(await page.locator(".saved-card").count(), 0);
   await page.context().close();
 });

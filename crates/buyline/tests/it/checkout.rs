@@ -315,7 +315,7 @@ async fn concurrent_completes_of_one_checkout_make_one_order() {
     let path = format!("/checkouts/{}/complete", c["id"].as_str().unwrap());
     let body = json!({"shipping_address": address(), "payment": card("4242424242424242")});
     let taps = (0..6).map(|_| app.post(&path, Some(&shopper), body.clone()));
-    let results = futures_join(taps).await;
+    let results = join_all(taps.collect()).await;
     let ids: std::collections::BTreeSet<_> =
         results.iter().filter(|r| r.status == 201).map(|r| r.body["id"].as_str().unwrap().to_string()).collect();
     assert_eq!(ids.len(), 1, "{:?}", results.iter().map(|r| &r.text).collect::<Vec<_>>());
@@ -326,38 +326,6 @@ async fn concurrent_completes_of_one_checkout_make_one_order() {
         .clone();
     assert_eq!(receivable, 3000, "charged once");
     app.stop().await;
-}
-
-async fn futures_join<F: std::future::Future<Output = Resp>>(futs: impl Iterator<Item = F>) -> Vec<Resp> {
-    let handles: Vec<_> = futs.collect();
-    let mut out = Vec::new();
-    let joined = futures_util_join_all(handles).await;
-    out.extend(joined);
-    out
-}
-
-async fn futures_util_join_all<F: std::future::Future<Output = Resp>>(futs: Vec<F>) -> Vec<Resp> {
-    // Poll them all together on this task, as concurrent clients would send them.
-    let mut pinned: Vec<std::pin::Pin<Box<F>>> = futs.into_iter().map(Box::pin).collect();
-    let mut results: Vec<Option<Resp>> = (0..pinned.len()).map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (i, f) in pinned.iter_mut().enumerate() {
-            if results[i].is_none() {
-                match f.as_mut().poll(cx) {
-                    std::task::Poll::Ready(r) => results[i] = Some(r),
-                    std::task::Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending {
-            std::task::Poll::Pending
-        } else {
-            std::task::Poll::Ready(())
-        }
-    })
-    .await;
-    results.into_iter().map(Option::unwrap).collect()
 }
 
 #[tokio::test]
@@ -380,7 +348,7 @@ async fn many_buyers_racing_for_the_last_units_never_oversell() {
         buyers.push(app.signup(&format!("racer{i}")).await.0);
     }
     let futs = buyers.iter().map(|t| app.buy(t, &vid, "4242424242424242"));
-    let results = futures_util_join_all(futs.collect()).await;
+    let results = join_all(futs.collect()).await;
     let paid = results.iter().filter(|r| r.status == 201).count();
     let sold_out = results.iter().filter(|r| r.status == 409 && r.body["code"] == "out_of_stock").count();
     assert_eq!((paid, sold_out), (5, 15), "{:?}", results.iter().map(|r| (r.status, &r.text)).collect::<Vec<_>>());

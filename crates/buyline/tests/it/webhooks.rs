@@ -635,7 +635,7 @@ async fn two_servers_on_one_database_deliver_each_event_once() {
         let app = if i % 2 == 0 { &a } else { &b };
         futs.push(app.buy(&shopper, &vid, "4242424242424242"));
     }
-    for r in futures_join_all(futs).await {
+    for r in join_all(futs).await {
         assert_eq!(r.status, 201, "{}", r.text);
     }
     let got = rx.wait_for(20).await;
@@ -646,27 +646,4 @@ async fn two_servers_on_one_database_deliver_each_event_once() {
     assert_eq!(got_all.len(), 20, "each claimed by one worker: no event sent twice");
     b.stop().await;
     a.stop().await;
-}
-
-async fn futures_join_all<F: std::future::Future<Output = Resp>>(futs: Vec<F>) -> Vec<Resp> {
-    let mut pinned: Vec<std::pin::Pin<Box<F>>> = futs.into_iter().map(Box::pin).collect();
-    let mut results: Vec<Option<Resp>> = (0..pinned.len()).map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (i, f) in pinned.iter_mut().enumerate() {
-            if results[i].is_none() {
-                match f.as_mut().poll(cx) {
-                    std::task::Poll::Ready(r) => results[i] = Some(r),
-                    std::task::Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending {
-            std::task::Poll::Pending
-        } else {
-            std::task::Poll::Ready(())
-        }
-    })
-    .await;
-    results.into_iter().map(Option::unwrap).collect()
 }
