@@ -11,6 +11,11 @@ async fn health_ready_metrics_and_request_ids() {
     assert!(r.headers().get("x-request-id").is_some_and(|v| !v.is_empty()));
     let r = app.client.get(format!("{}/readyz", app.url)).send().await.unwrap();
     assert_eq!(r.status(), 200);
+    let page = app.client.get(format!("{}/", app.url)).send().await.unwrap();
+    let csp = page.headers().get("content-security-policy").unwrap().to_str().unwrap();
+    assert!(csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"));
+    assert_eq!(page.headers().get("x-content-type-options").unwrap(), "nosniff");
+    assert_eq!(page.headers().get("x-frame-options").unwrap(), "DENY");
     let r = app.client.get(format!("{}/healthz", app.url)).header("x-request-id", "abc-123").send().await.unwrap();
     assert_eq!(r.headers().get("x-request-id").unwrap(), "abc-123");
     let text = app.client.get(format!("{}/metrics", app.url)).send().await.unwrap().text().await.unwrap();
