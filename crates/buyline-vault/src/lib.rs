@@ -130,6 +130,16 @@ fn write_private(path: &Path, contents: &str) -> Result<(), VaultError> {
     f.sync_all().map_err(|e| io(e, path))
 }
 
+/// Only the owner may list or enter the key directory.
+fn private_dir(dir: &Path) -> Result<(), VaultError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(|e| io(e, dir))?;
+    }
+    Ok(())
+}
+
 fn load_dir(dir: &Path) -> Result<Option<Ring>, VaultError> {
     let current_path = dir.join("current");
     let Ok(current_id) = std::fs::read_to_string(&current_path) else { return Ok(None) };
@@ -165,6 +175,7 @@ impl Vault {
                 Some(r) => r,
                 None if may_create => {
                     std::fs::create_dir_all(dir).map_err(|e| io(e, dir))?;
+                    private_dir(dir)?;
                     let k = Kek::generate();
                     write_private(&dir.join(format!("{}.key", k.id)), &k.to_base64())?;
                     std::fs::write(dir.join("current"), &k.id).map_err(|e| io(e, dir))?;
@@ -363,6 +374,11 @@ mod tests {
             use std::os::unix::fs::PermissionsExt;
             let mode = std::fs::metadata(dir.join(format!("{id}.key"))).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
         }
         assert_eq!(dir_vault(&dir).current_kek_id(), id);
         assert!(!format!("{v:?}").contains(&*v.current().to_base64()));

@@ -77,8 +77,16 @@ async fn shutdown_signal() {
 
 /// Opens the database (creating the data dir and running migrations).
 pub async fn open_db(cfg: &ServeConfig) -> anyhow::Result<Db> {
-    std::fs::create_dir_all(&cfg.data_dir)
-        .with_context(|| format!("cannot create data dir {}", cfg.data_dir.display()))?;
+    if !cfg.data_dir.exists() {
+        std::fs::create_dir_all(&cfg.data_dir)
+            .with_context(|| format!("cannot create data dir {}", cfg.data_dir.display()))?;
+        // A new data dir holds the database, keys and mail: for its owner only.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(&cfg.data_dir, std::fs::Permissions::from_mode(0o700));
+        }
+    }
     let url = cfg.database_url();
     let max = if url.starts_with("sqlite:") { 8 } else { 16 };
     Db::connect(&url, max)
