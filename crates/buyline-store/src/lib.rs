@@ -118,6 +118,31 @@ const MERCHANT_SELECT: &str = "select m.id, m.account_id, m.owner_account_id, a.
      m.currency, m.webhook_url, m.cart_hashtags, m.tax_rates, m.return_policy, m.created_at \
      from merchants m join accounts a on a.id = m.account_id";
 
+/// The insert of an account row, for the pool or a transaction.
+fn account_insert<'a>(
+    a: &'a Account,
+    password_hash: Option<&'a str>,
+) -> sqlx::query::Query<'a, sqlx::Any, sqlx::any::AnyArguments<'a>> {
+    sqlx::query(
+        "insert into accounts (id, handle, handle_key, display_name, email, email_key, password_hash, country, kind, bio, created_at) \
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    )
+    .bind(&a.id)
+    .bind(&a.handle)
+    .bind(a.handle.to_lowercase())
+    .bind(&a.display_name)
+    .bind(&a.email)
+    .bind(a.email.as_ref().map(|e| e.to_lowercase()))
+    .bind(password_hash)
+    .bind(&a.country)
+    .bind(match a.kind {
+        AccountKind::Person => "person",
+        AccountKind::Merchant => "merchant",
+    })
+    .bind(&a.bio)
+    .bind(a.created_at)
+}
+
 fn account_row(r: &AnyRow) -> StoreResult<Account> {
     let kind: String = r.try_get("kind").map_err(other)?;
     Ok(Account {
@@ -447,21 +472,35 @@ impl Db {
         q.fetch_all(&self.pool).await.map_err(other)
     }
 
-    async fn posts_where(&self, cond: &str, first: &str, before: Before<'_>, limit: i64) -> StoreResult<Vec<Post>> {
-        let rows = match before {
-            Some((ts, id)) => {
-                let sql = format!(
-                    "{POST_SELECT} where {cond} and (p.created_at < $2 or (p.created_at = $2 and p.id < $3)) \
-                     order by p.created_at desc, p.id desc limit $4"
-                );
-                sqlx::query(&sql).bind(first).bind(ts).bind(id).bind(limit).fetch_all(&self.pool).await
-            }
-            None => {
-                let sql = format!("{POST_SELECT} where {cond} order by p.created_at desc, p.id desc limit $2");
-                sqlx::query(&sql).bind(first).bind(limit).fetch_all(&self.pool).await
-            }
+    /// A newest-first page of posts matching `cond`, whose only parameter (if any) is `$1`,
+    /// bound to `value`.
+    async fn posts_where(
+        &self,
+        cond: &str,
+        value: Option<&str>,
+        before: Before<'_>,
+        limit: i64,
+    ) -> StoreResult<Vec<Post>> {
+        let n = value.is_some() as usize;
+        let page = match before {
+            Some(_) => format!(
+                "and (p.created_at < ${a} or (p.created_at = ${a} and p.id < ${b})) order by p.created_at desc, p.id desc limit ${c}",
+                a = n + 1,
+                b = n + 2,
+                c = n + 3
+            ),
+            None => format!("order by p.created_at desc, p.id desc limit ${}", n + 1),
         };
-        rows.map_err(other)?.iter().map(post_row).collect()
+        let sql = format!("{POST_SELECT} where {cond} {page}");
+        let mut q = sqlx::query(&sql);
+        if let Some(v) = value {
+            q = q.bind(v);
+        }
+        if let Some((ts, id)) = before {
+            q = q.bind(ts).bind(id);
+        }
+        let rows = q.bind(limit).fetch_all(&self.pool).await.map_err(other)?;
+        rows.iter().map(post_row).collect()
     }
 }
 
@@ -473,27 +512,7 @@ impl Store for Db {
     }
 
     async fn insert_account(&self, a: &Account, password_hash: Option<&str>) -> StoreResult<()> {
-        sqlx::query(
-            "insert into accounts (id, handle, handle_key, display_name, email, email_key, password_hash, country, kind, bio, created_at) \
-             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-        )
-        .bind(&a.id)
-        .bind(&a.handle)
-        .bind(a.handle.to_lowercase())
-        .bind(&a.display_name)
-        .bind(&a.email)
-        .bind(a.email.as_ref().map(|e| e.to_lowercase()))
-        .bind(password_hash)
-        .bind(&a.country)
-        .bind(match a.kind {
-            AccountKind::Person => "person",
-            AccountKind::Merchant => "merchant",
-        })
-        .bind(&a.bio)
-        .bind(a.created_at)
-        .execute(&self.pool)
-        .await
-        .map_err(other)?;
+        account_insert(a, password_hash).execute(&self.pool).await.map_err(other)?;
         Ok(())
     }
 
@@ -637,7 +656,7 @@ impl Store for Db {
     async fn find_home_timeline(&self, viewer: &str, before: Before<'_>, limit: i64) -> StoreResult<Vec<Post>> {
         self.posts_where(
             "(p.author_id = $1 or p.author_id in (select followee_id from follows where follower_id = $1))",
-            viewer,
+            Some(viewer),
             before,
             limit,
         )
@@ -645,12 +664,11 @@ impl Store for Db {
     }
 
     async fn find_posts_by_author(&self, author: &str, before: Before<'_>, limit: i64) -> StoreResult<Vec<Post>> {
-        self.posts_where("p.author_id = $1", author, before, limit).await
+        self.posts_where("p.author_id = $1", Some(author), before, limit).await
     }
 
     async fn find_recent_posts(&self, before: Before<'_>, limit: i64) -> StoreResult<Vec<Post>> {
-        // `$1` is bound but only there to keep one query shape for all three lists.
-        self.posts_where("p.reply_to is null and $1 = $1", "", before, limit).await
+        self.posts_where("p.reply_to is null", None, before, limit).await
     }
 
     async fn insert_merchant(
@@ -661,20 +679,7 @@ impl Store for Db {
         webhook_secret: &str,
     ) -> StoreResult<()> {
         let mut tx = self.begin().await?;
-        sqlx::query(
-            "insert into accounts (id, handle, handle_key, display_name, email, email_key, password_hash, country, kind, bio, created_at) \
-             values ($1, $2, $3, $4, null, null, null, $5, 'merchant', $6, $7)",
-        )
-        .bind(&account.id)
-        .bind(&account.handle)
-        .bind(account.handle.to_lowercase())
-        .bind(&account.display_name)
-        .bind(&account.country)
-        .bind(&account.bio)
-        .bind(account.created_at)
-        .execute(&mut *tx)
-        .await
-        .map_err(other)?;
+        account_insert(account, None).execute(&mut *tx).await.map_err(other)?;
         sqlx::query(
             "insert into merchants (id, account_id, owner_account_id, name, kind, country, currency, webhook_url, \
              webhook_secret, cart_hashtags, tax_rates, return_policy, created_at) \
@@ -1348,23 +1353,7 @@ impl Store for Db {
             tx.rollback().await.map_err(other)?;
             return Ok(false);
         }
-        let txn = new_id("txn");
-        for p in postings {
-            sqlx::query(
-                "insert into ledger_entries (id, txn_id, account, currency, amount, order_id, created_at) \
-                 values ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(new_id("le"))
-            .bind(&txn)
-            .bind(&p.account)
-            .bind(currency)
-            .bind(p.amount)
-            .bind(order_id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(other)?;
-        }
+        post_ledger(&mut tx, order_id, currency, postings, now).await?;
         tx.commit().await.map_err(other)?;
         Ok(true)
     }

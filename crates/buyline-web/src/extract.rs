@@ -71,16 +71,12 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let q = parts.uri.query().unwrap_or("");
-        let de = serde_urlencoded::Deserializer::new(form_urlencoded_parse(q));
+        let de = serde_urlencoded::Deserializer::new(url::form_urlencoded::parse(q.as_bytes()));
         serde_path_to_error::deserialize(de).map(ApiQuery).map_err(|e| {
             let field = e.path().to_string();
             Error::field(if field == "." { "query" } else { &field }, &e.into_inner().to_string()).into()
         })
     }
-}
-
-fn form_urlencoded_parse(q: &str) -> url::form_urlencoded::Parse<'_> {
-    url::form_urlencoded::parse(q.as_bytes())
 }
 
 pub const SESSION_COOKIE: &str = "bl_session";

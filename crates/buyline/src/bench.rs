@@ -508,13 +508,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         drop_pg(&base, &db).await;
     }
 
-    let name =
-        format!("{:?}", args.scenario).to_lowercase().replace("onetap", "one-tap").replace("flashsale", "flash-sale");
-    let name = match args.scenario {
-        Scenario::OneTap => "one-tap".to_string(),
-        Scenario::FlashSale => "flash-sale".to_string(),
-        _ => name,
-    };
+    let name = args.scenario.to_possible_value().map(|v| v.get_name().to_string()).unwrap_or_default();
     let ratio = measured.per_s() / base.per_s().max(1e-9);
     println!("scenario          {name}");
     println!("clients           {}", args.clients);

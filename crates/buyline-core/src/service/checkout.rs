@@ -8,6 +8,7 @@
 //! a retry gets the same answer; an order is unique per checkout and per payment; capture
 //! posts to the ledger only on the `captured_at is null` → set transition.
 
+use super::paging::PageArgs;
 use super::{Principal, Services};
 use crate::checkout::{capture_postings, platform_fee, quantity, Address, Totals};
 use crate::error::{Error, Errors, Result};
@@ -130,6 +131,13 @@ pub struct ReconcileReport {
     pub reopened: usize,
     pub canceled: usize,
     pub refunds: usize,
+}
+
+/// A checkout just priced, with what pricing it read: the merchant and the products.
+struct Opened {
+    record: CheckoutRecord,
+    merchant: Merchant,
+    products: HashMap<String, Product>,
 }
 
 struct Validated {
@@ -266,10 +274,16 @@ impl Services {
             .collect()
     }
 
-    async fn checkout_view(&self, c: &CheckoutRecord, country: &str) -> Result<Checkout> {
-        let ids: Vec<String> = c.lines.iter().map(|l| l.variant_id.clone()).collect();
-        let products = self.products_for(&ids).await?;
-        let merchant = self.merchant(&c.merchant_id).await?;
+    fn line_variants(c: &CheckoutRecord) -> Vec<String> {
+        c.lines.iter().map(|l| l.variant_id.clone()).collect()
+    }
+
+    fn checkout_view(
+        c: &CheckoutRecord,
+        country: &str,
+        merchant: &Merchant,
+        products: &HashMap<String, Product>,
+    ) -> Checkout {
         let list: Vec<&Product> = c.lines.iter().filter_map(|l| products.get(&l.variant_id)).collect();
         let options = Self::shipping_options(&list, country);
         let requires_shipping = c.lines.iter().any(|l| l.kind == ProductKind::Physical);
@@ -278,7 +292,7 @@ impl Services {
         let tax = merchant.tax_rates.get(country).copied().unwrap_or(0);
         let return_policy =
             list.first().map(|p| p.return_policy.clone()).unwrap_or_else(|| merchant.return_policy.clone());
-        Ok(Checkout {
+        Checkout {
             id: c.id.clone(),
             status: c.status.clone(),
             merchant_id: c.merchant_id.clone(),
@@ -289,23 +303,18 @@ impl Services {
             return_policy,
             order_id: c.order_id.clone(),
             expires_at: c.expires_at,
-        })
+        }
     }
 
     /// Opens a checkout: prices and availability are checked and frozen for 30 minutes.
     pub async fn open_checkout(&self, who: &Principal, input: CheckoutInput) -> Result<Checkout> {
         let shopper = who.shopper()?;
-        let record = self.new_checkout(shopper, &input.lines, input.post_id.as_deref()).await?;
-        self.store.insert_checkout(&record).await?;
-        self.checkout_view(&record, &shopper.country).await
+        let o = self.new_checkout(shopper, &input.lines, input.post_id.as_deref()).await?;
+        self.store.insert_checkout(&o.record).await?;
+        Ok(Self::checkout_view(&o.record, &shopper.country, &o.merchant, &o.products))
     }
 
-    async fn new_checkout(
-        &self,
-        shopper: &Account,
-        lines: &[LineInput],
-        post_id: Option<&str>,
-    ) -> Result<CheckoutRecord> {
+    async fn new_checkout(&self, shopper: &Account, lines: &[LineInput], post_id: Option<&str>) -> Result<Opened> {
         let mut e = Errors::default();
         if lines.is_empty() || lines.len() > 20 {
             return Err(Error::field("lines", "must list 1 to 20 items"));
@@ -386,7 +395,7 @@ impl Services {
             return Err(Error::NotAvailable("Buy is not available for your account in this market".into()));
         }
         let now = now_micros();
-        Ok(CheckoutRecord {
+        let record = CheckoutRecord {
             id: new_id("chk"),
             shopper_id: shopper.id.clone(),
             merchant_id: merchant.id.clone(),
@@ -398,13 +407,16 @@ impl Services {
             order_id: None,
             created_at: now,
             expires_at: now + CHECKOUT_TTL,
-        })
+        };
+        Ok(Opened { record, merchant, products })
     }
 
     pub async fn checkout(&self, who: &Principal, id: &str) -> Result<Checkout> {
         let shopper = who.shopper()?;
         let c = self.own_checkout(shopper, id).await?;
-        self.checkout_view(&c, &shopper.country).await
+        let products = self.products_for(&Self::line_variants(&c)).await?;
+        let merchant = self.merchant(&c.merchant_id).await?;
+        Ok(Self::checkout_view(&c, &shopper.country, &merchant, &products))
     }
 
     async fn own_checkout(&self, shopper: &Account, id: &str) -> Result<CheckoutRecord> {
@@ -417,40 +429,47 @@ impl Services {
         }
     }
 
-    /// One tap: opens and completes a checkout in one call.
+    /// One tap: opens and pays a checkout in one call. Everything is checked before anything
+    /// is written, so bad input leaves no checkout behind; the checkout is then written
+    /// already claimed (no other request can know its id yet).
     pub async fn place_order(&self, who: &Principal, input: OrderInput) -> Result<Order> {
         let shopper = who.shopper()?;
-        let record = self.new_checkout(shopper, &input.lines, input.post_id.as_deref()).await?;
-        // Checked before anything is written, so a bad address leaves no checkout behind.
+        let Opened { mut record, merchant, products } =
+            self.new_checkout(shopper, &input.lines, input.post_id.as_deref()).await?;
         let complete = CompleteInput {
             shipping_address: input.shipping_address,
             address_id: input.address_id,
             shipping_rate_id: input.shipping_rate_id,
             payment: input.payment,
         };
-        self.validate_completion(&record, &complete).await?;
+        let v = self.validate_completion(shopper, &record, &products, &complete).await?;
+        record.status = "completing".into();
+        record.attempt = 1;
         self.store.insert_checkout(&record).await?;
-        self.complete_checkout(who, &record.id, complete).await
+        self.pay(shopper, &record, &merchant, v, 1).await
     }
 
-    async fn validate_completion(&self, c: &CheckoutRecord, input: &CompleteInput) -> Result<Validated> {
+    async fn validate_completion(
+        &self,
+        shopper: &Account,
+        c: &CheckoutRecord,
+        products: &HashMap<String, Product>,
+        input: &CompleteInput,
+    ) -> Result<Validated> {
         let mut e = Errors::default();
         let requires_shipping = c.lines.iter().any(|l| l.kind == ProductKind::Physical);
-        let shopper = self.store.find_account(&c.shopper_id).await?.ok_or(Error::NotFound("account"))?;
         let mut address = None;
         let mut shipping = None;
         if requires_shipping {
             match (&input.shipping_address, input.address_id.as_deref().map(str::trim).filter(|s| !s.is_empty())) {
                 (Some(a), _) => address = Address::parse("shipping_address", a, &mut e),
-                (None, Some(id)) => match self.open_address(&shopper, id, "ship an order").await? {
+                (None, Some(id)) => match self.open_address(shopper, id, "ship an order").await? {
                     Some(a) => address = Some(a),
                     None => e.push("address_id", "is not one of your saved addresses"),
                 },
                 (None, None) => e.push("shipping_address", "is required for items that ship"),
             }
             if let Some(a) = &address {
-                let ids: Vec<String> = c.lines.iter().map(|l| l.variant_id.clone()).collect();
-                let products = self.products_for(&ids).await?;
                 let list: Vec<&Product> = c.lines.iter().filter_map(|l| products.get(&l.variant_id)).collect();
                 let options = Self::shipping_options(&list, &a.country);
                 if options.is_empty() {
@@ -469,15 +488,10 @@ impl Services {
                 }
             }
         }
-        let (y, m) = {
-            use chrono::Datelike;
-            let d = chrono::Utc::now();
-            (d.year() as u32, d.month())
-        };
         let card = match &input.payment {
-            Some(PaymentInput { card: Some(card), .. }) => Card::parse("payment.card", card, (y, m), &mut e),
+            Some(PaymentInput { card: Some(card), .. }) => Card::parse("payment.card", card, today(), &mut e),
             Some(PaymentInput { payment_method_id: Some(id), .. }) => {
-                match self.open_card(&shopper, id.trim(), "authorize a payment").await? {
+                match self.open_card(shopper, id.trim(), "authorize a payment").await? {
                     Some(card) => Some(card),
                     None => {
                         e.push("payment.payment_method_id", "is not one of your saved cards");
@@ -504,17 +518,31 @@ impl Services {
         if let Some(order) = self.settled(&c).await? {
             return Ok(order);
         }
-        let v = self.validate_completion(&c, &input).await?;
+        let products = self.products_for(&Self::line_variants(&c)).await?;
+        let v = self.validate_completion(shopper, &c, &products, &input).await?;
         let merchant = self.merchant(&c.merchant_id).await?;
         let flag = self.buy_button_flag().await?;
         if flag.arm(&shopper.id, &shopper.country, &merchant.id) != Arm::Buy {
             return Err(Error::NotAvailable("Buy is not available for your account in this market".into()));
         }
-        let now = now_micros();
-        let Some(attempt) = self.store.claim_checkout(&c.id, &shopper.id, now).await? else {
+        let Some(attempt) = self.store.claim_checkout(&c.id, &shopper.id, now_micros()).await? else {
             // Someone else holds it (a double tap): wait for their answer.
             return self.await_completion(&c.id).await;
         };
+        self.pay(shopper, &c, &merchant, v, attempt).await
+    }
+
+    /// Pays a claimed checkout: reserve stock, authorise, commit the order, capture. Any
+    /// failure before the commit gives the stock back and reopens the checkout.
+    async fn pay(
+        &self,
+        shopper: &Account,
+        c: &CheckoutRecord,
+        merchant: &Merchant,
+        v: Validated,
+        attempt: i64,
+    ) -> Result<Order> {
+        let now = now_micros();
         let mut wanted: BTreeMap<String, i64> = BTreeMap::new();
         for l in &c.lines {
             *wanted.entry(l.variant_id.clone()).or_default() += l.quantity;
@@ -531,7 +559,7 @@ impl Services {
         let destination = v.address.as_ref().map(|a| a.country.clone()).unwrap_or_else(|| shopper.country.clone());
         let totals =
             Totals::compute(subtotal, ship, merchant.tax_rates.get(&destination).copied().unwrap_or(0), c.currency);
-        let fee_bps = self.fee_policy().await?.bps_for(&merchant);
+        let fee_bps = self.fee_policy().await?.bps_for(merchant);
         let fee_base: i64 =
             c.lines.iter().filter(|l| l.kind != ProductKind::Donation).map(|l| l.unit_price * l.quantity).sum::<i64>()
                 + ship;
@@ -557,7 +585,7 @@ impl Services {
                 return Err(payment_error(err));
             }
         };
-        let order = Order {
+        let mut order = Order {
             id: order_id,
             status,
             merchant_id: merchant.id.clone(),
@@ -604,9 +632,9 @@ impl Services {
             }
         }
         if status == OrderStatus::Paid {
-            self.capture(&order).await;
+            order.captured = self.capture(&order).await;
         }
-        self.store.find_order(&order.id).await?.ok_or_else(|| Error::Internal("order vanished".into()))
+        Ok(order)
     }
 
     /// The order of a checkout that already has one.
@@ -716,17 +744,9 @@ impl Services {
 
     pub async fn orders(&self, who: &Principal, cursor: Option<&str>, limit: Option<i64>) -> Result<Page<Order>> {
         let shopper = who.shopper()?;
-        let limit = super::social::page_limit(limit)?;
-        let before = super::social::decode_cursor(cursor)?;
-        let before = before.as_ref().map(|(t, i)| (*t, i.as_str()));
-        let mut list = self.store.find_orders_by_shopper(&shopper.id, before, limit + 1).await?;
-        let next_cursor = if list.len() as i64 > limit {
-            list.truncate(limit as usize);
-            list.last().map(|o| super::social::encode_cursor(o.created_at, &o.id))
-        } else {
-            None
-        };
-        Ok(Page { data: list, next_cursor })
+        let args = PageArgs::parse(cursor, limit)?;
+        let list = self.store.find_orders_by_shopper(&shopper.id, args.before(), args.fetch()).await?;
+        Ok(args.page(list, |o| (o.created_at, &o.id)))
     }
 
     pub async fn notifications(&self, who: &Principal) -> Result<Vec<crate::order::Notification>> {
@@ -799,6 +819,13 @@ impl Services {
         }
         Ok(report)
     }
+}
+
+/// (year, month) now, for card expiry.
+pub(crate) fn today() -> (u32, u32) {
+    use chrono::Datelike;
+    let d = chrono::Utc::now();
+    (d.year() as u32, d.month())
 }
 
 fn payment_error(e: ProcessorError) -> Error {

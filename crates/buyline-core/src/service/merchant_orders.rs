@@ -4,6 +4,7 @@
 //! of a total `T` gives back `fee × r / T` (half to even), and the refund that completes the
 //! total gives back whatever of the fee is left, so a full refund returns the whole fee.
 
+use super::paging::PageArgs;
 use super::webhooks::{merchant_view, order_event};
 use super::{Principal, Services};
 use crate::checkout::{div_half_even, payable, Posting, RECEIVABLE, REVENUE};
@@ -63,18 +64,11 @@ impl Services {
                 ));
             }
         }
-        let limit = super::social::page_limit(limit)?;
-        let before = super::social::decode_cursor(cursor)?;
-        let before = before.as_ref().map(|(t, i)| (*t, i.as_str()));
-        let mut list =
-            self.store.find_orders_by_merchant(&m.id, status.filter(|s| !s.is_empty()), before, limit + 1).await?;
-        let next_cursor = if list.len() as i64 > limit {
-            list.truncate(limit as usize);
-            list.last().map(|o| super::social::encode_cursor(o.created_at, &o.id))
-        } else {
-            None
-        };
-        Ok(Page { data: list.iter().map(merchant_view).collect(), next_cursor })
+        let args = PageArgs::parse(cursor, limit)?;
+        let status = status.filter(|s| !s.is_empty());
+        let list = self.store.find_orders_by_merchant(&m.id, status, args.before(), args.fetch()).await?;
+        let page = args.page(list, |o| (o.created_at, &o.id));
+        Ok(Page { data: page.data.iter().map(merchant_view).collect(), next_cursor: page.next_cursor })
     }
 
     pub async fn merchant_order_view(&self, who: &Principal, id: &str) -> Result<serde_json::Value> {

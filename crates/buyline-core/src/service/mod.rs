@@ -6,6 +6,7 @@ mod checkout;
 mod idempotency;
 mod mail;
 mod merchant_orders;
+mod paging;
 mod saved;
 mod social;
 mod webhooks;

@@ -1,6 +1,7 @@
 //! Saved cards and addresses (sealed in the vault), data rights (export, erase) and key
 //! rotation. Every decrypt is written to the audit log with what, for whom and why.
 
+use super::checkout::today;
 use super::{Principal, Services};
 use crate::checkout::Address;
 use crate::error::{Error, Errors, Result};
@@ -22,12 +23,6 @@ struct CardSecret {
 
 fn aad(kind: &str, owner: &str, id: &str) -> Vec<u8> {
     format!("{kind}:{owner}:{id}").into_bytes()
-}
-
-fn today() -> (u32, u32) {
-    use chrono::Datelike;
-    let d = chrono::Utc::now();
-    (d.year() as u32, d.month())
 }
 
 /// What an export holds: everything Buyline keeps about a person.

@@ -1,14 +1,13 @@
 //! Posts, replies, follows, timelines and profiles.
 
+use super::paging::PageArgs;
 use super::{Principal, Services};
 use crate::error::{Error, Errors, Result};
 use crate::ids::{has_prefix, new_id};
-use crate::model::{Account, NewPost, Page, Post, Product, Profile, TimelineItem};
+use crate::model::{Account, Author, NewPost, Page, Post, Product, Profile, TimelineItem};
 use crate::rollout::{Arm, BuyButtonFlag};
-use crate::store::Before;
 use crate::text::PostText;
 use crate::types::{now_micros, Handle};
-use base64::Engine;
 use serde::Deserialize;
 use std::collections::HashMap;
 
@@ -17,31 +16,6 @@ pub struct PostInput {
     pub text: String,
     pub reply_to: Option<String>,
     pub product_id: Option<String>,
-}
-
-pub const DEFAULT_PAGE: i64 = 20;
-pub const MAX_PAGE: i64 = 100;
-
-/// Cursors are opaque to clients: base64url of `created_at:id` of the last item.
-pub(crate) fn encode_cursor(created_at: i64, id: &str) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{created_at}:{id}"))
-}
-
-pub(crate) fn decode_cursor(cursor: Option<&str>) -> Result<Option<(i64, String)>> {
-    let Some(c) = cursor.filter(|c| !c.is_empty()) else { return Ok(None) };
-    let bad = || Error::field("cursor", "is not a cursor this API returned");
-    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(c).map_err(|_| bad())?;
-    let raw = String::from_utf8(raw).map_err(|_| bad())?;
-    let (ts, id) = raw.split_once(':').ok_or_else(bad)?;
-    Ok(Some((ts.parse().map_err(|_| bad())?, id.to_string())))
-}
-
-pub(crate) fn page_limit(limit: Option<i64>) -> Result<i64> {
-    match limit {
-        None => Ok(DEFAULT_PAGE),
-        Some(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
-        Some(_) => Err(Error::field("limit", "must be between 1 and 100")),
-    }
 }
 
 impl Services {
@@ -86,7 +60,19 @@ impl Services {
             entities: text.entities,
         };
         self.store.insert_post(&new).await?;
-        self.store.find_post(&new.id).await?.ok_or_else(|| Error::Internal("post vanished".into()))
+        Ok(Post {
+            id: new.id,
+            author: Author {
+                id: account.id.clone(),
+                handle: account.handle.clone(),
+                display_name: account.display_name.clone(),
+            },
+            text: new.text,
+            created_at: new.created_at,
+            reply_to: new.reply_to,
+            product_id: new.product_id,
+            entities: new.entities,
+        })
     }
 
     /// A post with its direct replies (oldest first) and its timeline decoration for the viewer.
@@ -106,20 +92,16 @@ impl Services {
         cursor: Option<&str>,
         limit: Option<i64>,
     ) -> Result<Page<TimelineItem>> {
-        let limit = page_limit(limit)?;
-        let before = decode_cursor(cursor)?;
-        let before: Before<'_> = before.as_ref().map(|(t, i)| (*t, i.as_str()));
-        let posts = self.store.find_home_timeline(&viewer.id, before, limit + 1).await?;
-        self.page(posts, limit, Some(viewer)).await
+        let args = PageArgs::parse(cursor, limit)?;
+        let posts = self.store.find_home_timeline(&viewer.id, args.before(), args.fetch()).await?;
+        self.page(&args, posts, Some(viewer)).await
     }
 
     /// Recent posts by everyone: what a signed-out visitor sees on `/`.
     pub async fn public_timeline(&self, cursor: Option<&str>, limit: Option<i64>) -> Result<Page<TimelineItem>> {
-        let limit = page_limit(limit)?;
-        let before = decode_cursor(cursor)?;
-        let before: Before<'_> = before.as_ref().map(|(t, i)| (*t, i.as_str()));
-        let posts = self.store.find_recent_posts(before, limit + 1).await?;
-        self.page(posts, limit, None).await
+        let args = PageArgs::parse(cursor, limit)?;
+        let posts = self.store.find_recent_posts(args.before(), args.fetch()).await?;
+        self.page(&args, posts, None).await
     }
 
     pub async fn profile_posts(
@@ -129,21 +111,14 @@ impl Services {
         cursor: Option<&str>,
         limit: Option<i64>,
     ) -> Result<Page<TimelineItem>> {
-        let limit = page_limit(limit)?;
-        let before = decode_cursor(cursor)?;
-        let before: Before<'_> = before.as_ref().map(|(t, i)| (*t, i.as_str()));
-        let posts = self.store.find_posts_by_author(&author.id, before, limit + 1).await?;
-        self.page(posts, limit, viewer).await
+        let args = PageArgs::parse(cursor, limit)?;
+        let posts = self.store.find_posts_by_author(&author.id, args.before(), args.fetch()).await?;
+        self.page(&args, posts, viewer).await
     }
 
-    async fn page(&self, mut posts: Vec<Post>, limit: i64, viewer: Option<&Account>) -> Result<Page<TimelineItem>> {
-        let next_cursor = if posts.len() as i64 > limit {
-            posts.truncate(limit as usize);
-            posts.last().map(|p| encode_cursor(p.created_at, &p.id))
-        } else {
-            None
-        };
-        Ok(Page { data: self.decorate(posts, viewer).await?, next_cursor })
+    async fn page(&self, args: &PageArgs, posts: Vec<Post>, viewer: Option<&Account>) -> Result<Page<TimelineItem>> {
+        let page = args.page(posts, |p| (p.created_at, &p.id));
+        Ok(Page { data: self.decorate(page.data, viewer).await?, next_cursor: page.next_cursor })
     }
 
     /// Attaches buy cards per the rollout flag. A signed-out visitor sees the card; the
@@ -222,21 +197,5 @@ impl Services {
     pub async fn profile(&self, handle: &str, viewer: Option<&Account>) -> Result<Profile> {
         let h = Handle::parse("handle", handle).map_err(|_| Error::NotFound("account"))?;
         self.store.find_profile(&h.key(), viewer.map(|v| v.id.as_str())).await?.ok_or(Error::NotFound("account"))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cursor_round_trip_and_junk() {
-        let c = encode_cursor(1_700_000_000_000_000, "post_abc");
-        assert_eq!(decode_cursor(Some(&c)).unwrap(), Some((1_700_000_000_000_000, "post_abc".into())));
-        assert!(decode_cursor(Some("!!")).is_err());
-        assert!(decode_cursor(Some("Zm9v")).is_err());
-        assert_eq!(decode_cursor(None).unwrap(), None);
-        assert!(page_limit(Some(0)).is_err());
-        assert!(page_limit(Some(101)).is_err());
     }
 }

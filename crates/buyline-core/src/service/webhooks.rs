@@ -1,6 +1,7 @@
 //! The outbox's other end: events as webhook bodies, the retry schedule, what the worker
 //! records, the merchant's delivery log, and the guard on webhook targets.
 
+use super::paging::PageArgs;
 use super::{Principal, Services};
 use crate::error::{Error, FieldError, Result};
 use crate::ids::{has_prefix, new_id};
@@ -139,10 +140,6 @@ pub(crate) fn new_webhook_secret() -> String {
 }
 
 impl Services {
-    pub fn allow_private_webhooks(&self) -> bool {
-        self.config.allow_private_webhooks
-    }
-
     /// Leases up to `limit` due deliveries to this worker for `lease_micros`.
     pub async fn claim_deliveries(&self, limit: i64, lease_micros: i64) -> Result<Vec<DeliveryJob>> {
         let now = now_micros();
@@ -186,17 +183,9 @@ impl Services {
         limit: Option<i64>,
     ) -> Result<Page<Delivery>> {
         let m = who.merchant()?;
-        let limit = super::social::page_limit(limit)?;
-        let before = super::social::decode_cursor(cursor)?;
-        let before = before.as_ref().map(|(t, i)| (*t, i.as_str()));
-        let mut list = self.store.find_deliveries(&m.id, before, limit + 1).await?;
-        let next_cursor = if list.len() as i64 > limit {
-            list.truncate(limit as usize);
-            list.last().map(|d| super::social::encode_cursor(d.created_at, &d.id))
-        } else {
-            None
-        };
-        Ok(Page { data: list, next_cursor })
+        let args = PageArgs::parse(cursor, limit)?;
+        let list = self.store.find_deliveries(&m.id, args.before(), args.fetch()).await?;
+        Ok(args.page(list, |d| (d.created_at, &d.id)))
     }
 
     /// Sends a delivery again now (a replay), whatever became of it.
@@ -221,12 +210,13 @@ impl Services {
     /// second are held back so that one committing late never slips behind a cursor.
     pub async fn events_after(&self, who: &Principal, after: Option<&str>, limit: Option<i64>) -> Result<Page<Event>> {
         let m = who.merchant()?;
-        let limit = super::social::page_limit(limit)?;
+        let limit = super::paging::page_limit(limit)?;
         let after = match after.filter(|a| !a.is_empty()) {
-            Some(id) => match self.store.find_event(id).await? {
-                Some(e) if has_prefix(id, "evt") => Some((e.created_at, e.id)),
-                _ => return Err(Error::field("after", "is not an event id of yours")),
+            Some(id) if has_prefix(id, "evt") => match self.store.find_event(id).await? {
+                Some(e) => Some((e.created_at, e.id)),
+                None => return Err(Error::field("after", "is not an event id of yours")),
             },
+            Some(_) => return Err(Error::field("after", "is not an event id of yours")),
             None => None,
         };
         let list = self

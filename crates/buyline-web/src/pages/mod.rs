@@ -24,7 +24,6 @@ use axum_extra::extract::cookie::{Cookie, SameSite};
 use axum_extra::extract::CookieJar;
 use buyline_core::model::Account;
 use buyline_core::{Error, FieldError, Principal};
-use serde::de::DeserializeOwned;
 use std::collections::HashMap;
 
 pub fn router() -> Router<AppState> {
@@ -148,11 +147,6 @@ impl CsrfForm {
 
     pub fn opt(&self, k: &str) -> Option<String> {
         self.0.get(k).map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
-    }
-
-    pub fn parse<T: DeserializeOwned>(&self) -> Result<T, Error> {
-        let v = serde_json::to_value(&self.0).map_err(|e| Error::Internal(e.to_string()))?;
-        serde_json::from_value(v).map_err(|e| Error::field("form", &e.to_string()))
     }
 }
 

@@ -24,13 +24,6 @@ fn variant(p: &Value, size: &str, colour: &str) -> String {
         .to_string()
 }
 
-async fn stock_of(app: &TestApp, product: &Value, vid: &str) -> i64 {
-    let p = app.get(&format!("/products/{}", product["id"].as_str().unwrap()), None).await.body;
-    p["variants"].as_array().unwrap().iter().find(|v| v["id"] == vid).unwrap()["inventory"]["quantity"]
-        .as_i64()
-        .unwrap()
-}
-
 #[tokio::test]
 async fn one_tap_order_is_paid_captured_and_booked() {
     let app = spawn_app().await;

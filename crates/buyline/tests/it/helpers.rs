@@ -255,3 +255,11 @@ pub async fn join_all<F: std::future::Future<Output = Resp>>(futs: Vec<F>) -> Ve
     .await;
     results.into_iter().map(Option::unwrap).collect()
 }
+
+/// Units left of a product's variant, as the public product API shows them.
+pub async fn stock_of(app: &TestApp, product: &Value, vid: &str) -> i64 {
+    let p = app.get(&format!("/products/{}", product["id"].as_str().unwrap()), None).await.body;
+    p["variants"].as_array().unwrap().iter().find(|v| v["id"] == vid).unwrap()["inventory"]["quantity"]
+        .as_i64()
+        .unwrap()
+}
