@@ -1,6 +1,7 @@
 //! Buyline's domain: parsed types, rules, the services that run each use case, and the
 //! storage trait they need. No HTTP, no SQL, no I/O of its own.
 
+pub mod cart;
 pub mod checkout;
 pub mod error;
 pub mod ids;

@@ -112,6 +112,9 @@ pub struct Merchant {
     pub webhook_url: Option<String>,
     /// Cart hashtag per shopper country, e.g. `{"US": "#AcmeCart"}`.
     pub cart_hashtags: BTreeMap<String, String>,
+    /// The product kinds shoppers may add by hashtag (`physical` by default; `digital` if the
+    /// merchant allows it; never `donation`, whose amount the shopper picks at checkout).
+    pub cart_kinds: Vec<crate::types::ProductKind>,
     /// Tax rate per destination country in basis points, e.g. `{"US": 825}`.
     pub tax_rates: BTreeMap<String, u32>,
     pub return_policy: String,

@@ -39,7 +39,10 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_follow(&self, follower: &str, followee: &str) -> StoreResult<()>;
     async fn find_profile(&self, handle: &str, viewer: Option<&str>) -> StoreResult<Option<Profile>>;
 
-    async fn insert_post(&self, post: &NewPost) -> StoreResult<()>;
+    /// With `cart_job`, also queues the post's hashtag-cart job, in the same transaction.
+    async fn insert_post(&self, post: &NewPost, cart_job: bool) -> StoreResult<()>;
+    /// Deletes the author's post; its replies stay, no longer attached. False if not theirs.
+    async fn delete_post(&self, id: &str, author_id: &str) -> StoreResult<bool>;
     async fn find_post(&self, id: &str) -> StoreResult<Option<Post>>;
     /// Direct replies, oldest first.
     async fn find_replies(&self, id: &str, limit: i64) -> StoreResult<Vec<Post>>;
@@ -265,6 +268,30 @@ pub trait Store: Send + Sync + 'static {
         now: i64,
     ) -> StoreResult<()>;
     async fn find_vault_audit(&self, owner_id: &str) -> StoreResult<Vec<crate::saved::AuditEntry>>;
+
+    // --- hashtag carts
+    /// The cart hashtags with these keys (see [`crate::cart::tag_key`]).
+    async fn find_cart_tags(&self, keys: &[String]) -> StoreResult<Vec<crate::cart::CartTag>>;
+    /// Idempotent: linking twice keeps the first consent time.
+    async fn insert_merchant_link(&self, account_id: &str, merchant_id: &str, now: i64) -> StoreResult<()>;
+    /// True if there was a link to revoke.
+    async fn delete_merchant_link(&self, account_id: &str, merchant_id: &str) -> StoreResult<bool>;
+    /// `(merchant_id, linked_at)` of the shopper's links, oldest first.
+    async fn find_merchant_links(&self, account_id: &str) -> StoreResult<Vec<(String, i64)>>;
+    /// When the shopper's last `limit` cart-hashtag posts since `since` were written, newest first.
+    async fn find_recent_cart_jobs(&self, account_id: &str, since: i64, limit: i64) -> StoreResult<Vec<i64>>;
+    /// Leases up to `limit` pending jobs until `lease_until`, each to one worker.
+    async fn claim_cart_jobs(&self, now: i64, lease_until: i64, limit: i64) -> StoreResult<Vec<crate::cart::CartJob>>;
+    /// Writes each result (cart item, reply, notification, event) with its job's `done` mark,
+    /// all in one transaction; a job already done is skipped. Returns how many were written.
+    async fn finish_cart_jobs(&self, results: &[crate::cart::CartResult], now: i64) -> StoreResult<usize>;
+    /// The shopper's cart items with every merchant, oldest first.
+    async fn find_cart_items(&self, account_id: &str) -> StoreResult<Vec<crate::cart::CartItemRecord>>;
+    /// False if it is not the shopper's item with that merchant.
+    async fn delete_cart_item(&self, account_id: &str, merchant_id: &str, item_id: &str) -> StoreResult<bool>;
+    /// Writes the checkout and marks the cart items it came from: the order it becomes
+    /// removes them (in [`Store::commit_order`]'s transaction).
+    async fn insert_cart_checkout(&self, c: &CheckoutRecord, item_ids: &[String]) -> StoreResult<()>;
 
     // --- data rights
     async fn find_follow_handles(&self, account_id: &str) -> StoreResult<(Vec<String>, Vec<String>)>;

@@ -66,6 +66,34 @@ impl PostText {
     }
 }
 
+/// Every `http://` or `https://` word of the text, with code-point indices, whether or not
+/// twitter-text counts it as a URL: it recognises only hosts under a known top-level domain,
+/// so a deployment's own links on `localhost` or an IP address are found here instead.
+pub fn links(text: &str) -> Vec<UrlEntity> {
+    let mut out = Vec::new();
+    let chars: Vec<char> = text.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        if chars[i].is_whitespace() {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < chars.len() && !chars[i].is_whitespace() {
+            i += 1;
+        }
+        let mut end = i;
+        while end > start && matches!(chars[end - 1], '.' | ',' | '!' | '?' | ')' | ';' | ':' | '"' | '\'') {
+            end -= 1;
+        }
+        let word: String = chars[start..end].iter().collect();
+        if (word.starts_with("http://") || word.starts_with("https://")) && word.len() > "https://".len() {
+            out.push(UrlEntity { url: word, indices: [start as i32, end as i32] });
+        }
+    }
+    out
+}
+
 /// Extracts hashtags, mentions and URLs with code-point indices.
 pub fn extract_entities(text: &str) -> Entities {
     let extractor = Extractor::new();
@@ -91,6 +119,13 @@ mod tests {
     fn extracts_entities_with_code_point_indices() {
         let p = PostText::parse("text", "héllo #Sale @acme see https://example.com/p/1").unwrap();
         assert_eq!(p.entities.hashtags, vec![HashtagEntity { tag: "Sale".into(), indices: [6, 11] }]);
+        assert_eq!(
+            links("Cart: http://127.0.0.1:8080/cart. And ftp://x, https://é.example/p/1!"),
+            vec![
+                UrlEntity { url: "http://127.0.0.1:8080/cart".into(), indices: [6, 32] },
+                UrlEntity { url: "https://é.example/p/1".into(), indices: [47, 68] },
+            ]
+        );
         assert_eq!(p.entities.mentions, vec![MentionEntity { handle: "acme".into(), indices: [12, 17] }]);
         assert_eq!(p.entities.urls[0].url, "https://example.com/p/1");
         assert_eq!(p.entities.urls[0].indices, [22, 45]);

@@ -3,6 +3,7 @@
 //! No business rules live here: each method writes what a service decided, atomically.
 
 use async_trait::async_trait;
+use buyline_core::cart::{CartItemRecord, CartJob, CartResult, CartTag};
 use buyline_core::checkout::{Address, Posting, Totals};
 use buyline_core::error::StoreError;
 use buyline_core::ids::new_id;
@@ -115,8 +116,79 @@ const ACCOUNT_COLUMNS: &str = "id, handle, display_name, email, country, kind, b
 const POST_SELECT: &str = "select p.id, p.author_id, a.handle, a.display_name, p.text, p.entities, p.reply_to, \
      p.product_id, p.created_at from posts p join accounts a on a.id = p.author_id";
 const MERCHANT_SELECT: &str = "select m.id, m.account_id, m.owner_account_id, a.handle, m.name, m.kind, m.country, \
-     m.currency, m.webhook_url, m.cart_hashtags, m.tax_rates, m.return_policy, m.created_at \
+     m.currency, m.webhook_url, m.cart_hashtags, m.cart_kinds, m.tax_rates, m.return_policy, m.created_at \
      from merchants m join accounts a on a.id = m.account_id";
+
+type AnyQuery<'a> = sqlx::query::Query<'a, sqlx::Any, sqlx::any::AnyArguments<'a>>;
+
+fn post_insert(p: &NewPost) -> StoreResult<AnyQuery<'_>> {
+    Ok(sqlx::query(
+        "insert into posts (id, author_id, text, entities, reply_to, product_id, created_at) \
+         values ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(&p.id)
+    .bind(&p.author_id)
+    .bind(&p.text)
+    .bind(serde_json::to_string(&p.entities).map_err(json_err)?)
+    .bind(&p.reply_to)
+    .bind(&p.product_id)
+    .bind(p.created_at))
+}
+
+fn checkout_insert(c: &CheckoutRecord) -> StoreResult<AnyQuery<'_>> {
+    Ok(sqlx::query(
+        "insert into checkouts (id, shopper_id, merchant_id, post_id, lines, currency, status, attempt, order_id, \
+         created_at, updated_at, expires_at) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11)",
+    )
+    .bind(&c.id)
+    .bind(&c.shopper_id)
+    .bind(&c.merchant_id)
+    .bind(&c.post_id)
+    .bind(serde_json::to_string(&c.lines).map_err(json_err)?)
+    .bind(c.currency.code())
+    .bind(&c.status)
+    .bind(c.attempt)
+    .bind(&c.order_id)
+    .bind(c.created_at)
+    .bind(c.expires_at))
+}
+
+/// Replaces the merchant's rows in `cart_hashtags`, whose key makes a tag one merchant's.
+async fn write_cart_tags(tx: &mut sqlx::Transaction<'static, sqlx::Any>, m: &Merchant) -> StoreResult<()> {
+    sqlx::query("delete from cart_hashtags where merchant_id = $1")
+        .bind(&m.id)
+        .execute(&mut **tx)
+        .await
+        .map_err(other)?;
+    for (country, tag) in &m.cart_hashtags {
+        let key = buyline_core::cart::tag_key(tag);
+        sqlx::query("insert into cart_hashtags (tag_key, merchant_id, country, tag) values ($1, $2, $3, $4)")
+            .bind(&key)
+            .bind(&m.id)
+            .bind(country)
+            .bind(tag)
+            .execute(&mut **tx)
+            .await
+            .map_err(|e| match other(e) {
+                StoreError::Unique(_) => StoreError::Unique(format!("cart_hashtags:{key}")),
+                e => e,
+            })?;
+    }
+    Ok(())
+}
+
+fn cart_item_row(r: &AnyRow) -> StoreResult<CartItemRecord> {
+    Ok(CartItemRecord {
+        id: r.try_get("id").map_err(other)?,
+        account_id: r.try_get("account_id").map_err(other)?,
+        merchant_id: r.try_get("merchant_id").map_err(other)?,
+        product_id: r.try_get("product_id").map_err(other)?,
+        variant_id: r.try_get("variant_id").map_err(other)?,
+        quantity: r.try_get("quantity").map_err(other)?,
+        source_post_id: r.try_get("source_post_id").map_err(other)?,
+        created_at: r.try_get("created_at").map_err(other)?,
+    })
+}
 
 /// The insert of an account row, for the pool or a transaction.
 fn account_insert<'a>(
@@ -179,6 +251,7 @@ fn merchant_row(r: &AnyRow) -> StoreResult<Merchant> {
     let currency: String = r.try_get("currency").map_err(other)?;
     let hashtags: String = r.try_get("cart_hashtags").map_err(other)?;
     let tax: String = r.try_get("tax_rates").map_err(other)?;
+    let kinds: String = r.try_get("cart_kinds").map_err(other)?;
     Ok(Merchant {
         id: r.try_get("id").map_err(other)?,
         account_id: r.try_get("account_id").map_err(other)?,
@@ -190,6 +263,7 @@ fn merchant_row(r: &AnyRow) -> StoreResult<Merchant> {
         currency: Currency::parse(&currency).ok_or_else(|| StoreError::Other(format!("currency {currency}")))?,
         webhook_url: r.try_get("webhook_url").map_err(other)?,
         cart_hashtags: serde_json::from_str(&hashtags).map_err(json_err)?,
+        cart_kinds: serde_json::from_str(&kinds).map_err(json_err)?,
         tax_rates: serde_json::from_str(&tax).map_err(json_err)?,
         return_policy: r.try_get("return_policy").map_err(other)?,
         created_at: r.try_get("created_at").map_err(other)?,
@@ -623,22 +697,45 @@ impl Store for Db {
         }))
     }
 
-    async fn insert_post(&self, p: &NewPost) -> StoreResult<()> {
+    async fn insert_post(&self, p: &NewPost, cart_job: bool) -> StoreResult<()> {
+        if !cart_job {
+            post_insert(p)?.execute(&self.pool).await.map_err(other)?;
+            return Ok(());
+        }
+        let mut tx = self.begin().await?;
+        post_insert(p)?.execute(&mut *tx).await.map_err(other)?;
         sqlx::query(
-            "insert into posts (id, author_id, text, entities, reply_to, product_id, created_at) \
-             values ($1, $2, $3, $4, $5, $6, $7)",
+            "insert into cart_jobs (post_id, account_id, parent_id, state, created_at) values ($1, $2, $3, 'pending', $4)",
         )
         .bind(&p.id)
         .bind(&p.author_id)
-        .bind(&p.text)
-        .bind(serde_json::to_string(&p.entities).map_err(json_err)?)
         .bind(&p.reply_to)
-        .bind(&p.product_id)
         .bind(p.created_at)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(other)?;
-        Ok(())
+        tx.commit().await.map_err(other)
+    }
+
+    async fn delete_post(&self, id: &str, author_id: &str) -> StoreResult<bool> {
+        let mut tx = self.begin().await?;
+        let mine = sqlx::query("select 1 from posts where id = $1 and author_id = $2")
+            .bind(id)
+            .bind(author_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(other)?;
+        if mine.is_none() {
+            return Ok(false);
+        }
+        sqlx::query("update posts set reply_to = null where reply_to = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(other)?;
+        sqlx::query("delete from posts where id = $1").bind(id).execute(&mut *tx).await.map_err(other)?;
+        tx.commit().await.map_err(other)?;
+        Ok(true)
     }
 
     async fn find_post(&self, id: &str) -> StoreResult<Option<Post>> {
@@ -682,8 +779,8 @@ impl Store for Db {
         account_insert(account, None).execute(&mut *tx).await.map_err(other)?;
         sqlx::query(
             "insert into merchants (id, account_id, owner_account_id, name, kind, country, currency, webhook_url, \
-             webhook_secret, cart_hashtags, tax_rates, return_policy, created_at) \
-             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+             webhook_secret, cart_hashtags, tax_rates, return_policy, created_at, cart_kinds) \
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
         )
         .bind(&m.id)
         .bind(&m.account_id)
@@ -698,9 +795,11 @@ impl Store for Db {
         .bind(serde_json::to_string(&m.tax_rates).map_err(json_err)?)
         .bind(&m.return_policy)
         .bind(m.created_at)
+        .bind(serde_json::to_string(&m.cart_kinds).map_err(json_err)?)
         .execute(&mut *tx)
         .await
         .map_err(other)?;
+        write_cart_tags(&mut tx, m).await?;
         sqlx::query("insert into api_keys (key_hash, merchant_id, created_at) values ($1, $2, $3)")
             .bind(api_key_hash)
             .bind(&m.id)
@@ -760,7 +859,8 @@ impl Store for Db {
         let mut tx = self.begin().await?;
         sqlx::query(
             "update merchants set name = $1, webhook_url = $2, cart_hashtags = $3, tax_rates = $4, return_policy = $5, \
-             webhook_disabled_at = case when webhook_url = $2 then webhook_disabled_at else null end where id = $6",
+             webhook_disabled_at = case when webhook_url = $2 then webhook_disabled_at else null end, cart_kinds = $7 \
+             where id = $6",
         )
         .bind(&m.name)
         .bind(&m.webhook_url)
@@ -768,9 +868,11 @@ impl Store for Db {
         .bind(serde_json::to_string(&m.tax_rates).map_err(json_err)?)
         .bind(&m.return_policy)
         .bind(&m.id)
+        .bind(serde_json::to_string(&m.cart_kinds).map_err(json_err)?)
         .execute(&mut *tx)
         .await
         .map_err(other)?;
+        write_cart_tags(&mut tx, m).await?;
         sqlx::query("update accounts set display_name = $1 where id = $2")
             .bind(&m.name)
             .bind(&m.account_id)
@@ -1036,24 +1138,7 @@ impl Store for Db {
     }
 
     async fn insert_checkout(&self, c: &CheckoutRecord) -> StoreResult<()> {
-        sqlx::query(
-            "insert into checkouts (id, shopper_id, merchant_id, post_id, lines, currency, status, attempt, order_id, \
-             created_at, updated_at, expires_at) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11)",
-        )
-        .bind(&c.id)
-        .bind(&c.shopper_id)
-        .bind(&c.merchant_id)
-        .bind(&c.post_id)
-        .bind(serde_json::to_string(&c.lines).map_err(json_err)?)
-        .bind(c.currency.code())
-        .bind(&c.status)
-        .bind(c.attempt)
-        .bind(&c.order_id)
-        .bind(c.created_at)
-        .bind(c.expires_at)
-        .execute(&self.pool)
-        .await
-        .map_err(other)?;
+        checkout_insert(c)?.execute(&self.pool).await.map_err(other)?;
         Ok(())
     }
 
@@ -1239,6 +1324,12 @@ impl Store for Db {
             tx.rollback().await.map_err(other)?;
             return Err(StoreError::Other(format!("checkout {} was not completing", o.checkout_id)));
         }
+        // Bought from the cart: those items leave it with the order.
+        sqlx::query("delete from cart_items where checkout_id = $1")
+            .bind(&o.checkout_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(other)?;
         if let Some(r) = receipt {
             insert_receipt(&mut tx, r, now).await?;
         }
@@ -1710,6 +1801,195 @@ impl Store for Db {
             .collect()
     }
 
+    async fn find_cart_tags(&self, keys: &[String]) -> StoreResult<Vec<CartTag>> {
+        if keys.is_empty() {
+            return Ok(vec![]);
+        }
+        let refs: Vec<&String> = keys.iter().collect();
+        let sql = format!(
+            "select tag_key, merchant_id, country, tag from cart_hashtags where tag_key in ({})",
+            placeholders(1, refs.len())
+        );
+        let rows = self.fetch_in(&sql, &refs).await?;
+        rows.iter()
+            .map(|r| {
+                Ok(CartTag {
+                    key: r.try_get("tag_key").map_err(other)?,
+                    merchant_id: r.try_get("merchant_id").map_err(other)?,
+                    country: r.try_get("country").map_err(other)?,
+                    tag: r.try_get("tag").map_err(other)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn insert_merchant_link(&self, account_id: &str, merchant_id: &str, now: i64) -> StoreResult<()> {
+        sqlx::query(
+            "insert into merchant_links (account_id, merchant_id, created_at) values ($1, $2, $3) \
+             on conflict (account_id, merchant_id) do nothing",
+        )
+        .bind(account_id)
+        .bind(merchant_id)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(other)?;
+        Ok(())
+    }
+
+    async fn delete_merchant_link(&self, account_id: &str, merchant_id: &str) -> StoreResult<bool> {
+        let r = sqlx::query("delete from merchant_links where account_id = $1 and merchant_id = $2")
+            .bind(account_id)
+            .bind(merchant_id)
+            .execute(&self.pool)
+            .await
+            .map_err(other)?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    async fn find_merchant_links(&self, account_id: &str) -> StoreResult<Vec<(String, i64)>> {
+        let rows = sqlx::query(
+            "select merchant_id, created_at from merchant_links where account_id = $1 order by created_at, merchant_id",
+        )
+        .bind(account_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(other)?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("merchant_id").map_err(other)?, r.try_get("created_at").map_err(other)?)))
+            .collect()
+    }
+
+    async fn find_recent_cart_jobs(&self, account_id: &str, since: i64, limit: i64) -> StoreResult<Vec<i64>> {
+        let rows = sqlx::query(
+            "select created_at from cart_jobs where account_id = $1 and created_at > $2 \
+             order by created_at desc limit $3",
+        )
+        .bind(account_id)
+        .bind(since)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(other)?;
+        rows.iter().map(|r| r.try_get("created_at").map_err(other)).collect()
+    }
+
+    async fn claim_cart_jobs(&self, now: i64, lease_until: i64, limit: i64) -> StoreResult<Vec<CartJob>> {
+        // As with deliveries: `skip locked` shares the work between PostgreSQL processes.
+        let lock = if self.backend == Backend::Postgres { "for update skip locked" } else { "" };
+        let sql = format!(
+            "update cart_jobs set lease_until = $1, attempts = attempts + 1 where post_id in ( \
+               select post_id from cart_jobs where state = 'pending' and lease_until <= $2 \
+               order by created_at limit $3 {lock}) \
+             returning post_id, account_id, parent_id, attempts"
+        );
+        let rows =
+            sqlx::query(&sql).bind(lease_until).bind(now).bind(limit).fetch_all(&self.pool).await.map_err(other)?;
+        rows.iter()
+            .map(|r| {
+                Ok(CartJob {
+                    post_id: r.try_get("post_id").map_err(other)?,
+                    account_id: r.try_get("account_id").map_err(other)?,
+                    parent_id: r.try_get("parent_id").map_err(other)?,
+                    attempts: r.try_get("attempts").map_err(other)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn finish_cart_jobs(&self, results: &[CartResult], now: i64) -> StoreResult<usize> {
+        if results.is_empty() {
+            return Ok(0);
+        }
+        // One transaction for the batch: one durable commit answers many replies.
+        let mut tx = self.begin().await?;
+        let mut written = 0;
+        for r in results {
+            let done = sqlx::query(
+                "update cart_jobs set state = 'done', outcome = $1, reply_post_id = $2, processed_at = $3 \
+                 where post_id = $4 and state = 'pending'",
+            )
+            .bind(r.outcome.as_str())
+            .bind(r.reply.as_ref().map(|p| &p.id))
+            .bind(now)
+            .bind(&r.job_post_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(other)?;
+            if done.rows_affected() != 1 {
+                continue;
+            }
+            let mut inserted = true;
+            if let Some(i) = &r.item {
+                let added = sqlx::query(
+                    "insert into cart_items (id, account_id, merchant_id, product_id, variant_id, quantity, \
+                     source_post_id, created_at) values ($1, $2, $3, $4, $5, $6, $7, $8) \
+                     on conflict (account_id, variant_id) do nothing",
+                )
+                .bind(&i.id)
+                .bind(&i.account_id)
+                .bind(&i.merchant_id)
+                .bind(&i.product_id)
+                .bind(&i.variant_id)
+                .bind(i.quantity)
+                .bind(&i.source_post_id)
+                .bind(i.created_at)
+                .execute(&mut *tx)
+                .await
+                .map_err(other)?;
+                // Another process added the same item a moment ago: no second event for it.
+                inserted = added.rows_affected() == 1;
+            }
+            if let Some(reply) = &r.reply {
+                post_insert(reply)?.execute(&mut *tx).await.map_err(other)?;
+            }
+            if let Some(n) = &r.notification {
+                insert_receipt(&mut tx, n, now).await?;
+            }
+            if let (Some(e), true) = (&r.event, inserted) {
+                insert_event(&mut tx, e).await?;
+            }
+            written += 1;
+        }
+        tx.commit().await.map_err(other)?;
+        Ok(written)
+    }
+
+    async fn find_cart_items(&self, account_id: &str) -> StoreResult<Vec<CartItemRecord>> {
+        let rows = sqlx::query("select * from cart_items where account_id = $1 order by created_at, id")
+            .bind(account_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(other)?;
+        rows.iter().map(cart_item_row).collect()
+    }
+
+    async fn delete_cart_item(&self, account_id: &str, merchant_id: &str, item_id: &str) -> StoreResult<bool> {
+        let r = sqlx::query("delete from cart_items where id = $1 and account_id = $2 and merchant_id = $3")
+            .bind(item_id)
+            .bind(account_id)
+            .bind(merchant_id)
+            .execute(&self.pool)
+            .await
+            .map_err(other)?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    async fn insert_cart_checkout(&self, c: &CheckoutRecord, item_ids: &[String]) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        checkout_insert(c)?.execute(&mut *tx).await.map_err(other)?;
+        for id in item_ids {
+            sqlx::query("update cart_items set checkout_id = $1 where id = $2 and account_id = $3")
+                .bind(&c.id)
+                .bind(id)
+                .bind(&c.shopper_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(other)?;
+        }
+        tx.commit().await.map_err(other)
+    }
+
     async fn find_follow_handles(&self, account_id: &str) -> StoreResult<(Vec<String>, Vec<String>)> {
         let following = sqlx::query(
             "select a.handle from follows f join accounts a on a.id = f.followee_id where f.follower_id = $1 order by a.handle",
@@ -1739,6 +2019,9 @@ impl Store for Db {
             "delete from sessions where account_id = $1 and $2 = $2",
             "delete from follows where (follower_id = $1 or followee_id = $1) and $2 = $2",
             "delete from notifications where account_id = $1 and $2 = $2",
+            "delete from cart_items where account_id = $1 and $2 = $2",
+            "delete from merchant_links where account_id = $1 and $2 = $2",
+            "delete from cart_jobs where account_id = $1 and $2 = $2",
             // Replies by others stay, no longer under a parent that is gone.
             "update posts set reply_to = null where reply_to in (select id from posts where author_id = $1) and $2 = $2",
             "delete from posts where author_id = $1 and $2 = $2",

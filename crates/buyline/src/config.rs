@@ -77,6 +77,9 @@ pub struct ServeConfig {
     /// Seconds a merchant's endpoint has to answer a webhook.
     #[arg(long, env = "BUYLINE_WEBHOOK_TIMEOUT_SECS", default_value_t = 10)]
     pub webhook_timeout_secs: u64,
+    /// Posts with a cart hashtag one shopper may make per minute; more get 429.
+    #[arg(long, env = "BUYLINE_CART_REPLY_LIMIT", default_value_t = 20)]
+    pub cart_reply_limit: u32,
     /// SMTP server for receipts, e.g. `smtps://user:pass@mail.example.com`; otherwise
     /// receipts are written as `.eml` files into `DATA_DIR/mail`.
     #[arg(long, env = "BUYLINE_SMTP_URL", hide_env_values = true)]
@@ -84,6 +87,9 @@ pub struct ServeConfig {
     /// Sender of receipts.
     #[arg(long, env = "BUYLINE_MAIL_FROM", default_value = "Buyline <receipts@buyline.localhost>")]
     pub mail_from: String,
+    /// Run the hashtag-cart answerer in this process (tests turn it off to drain jobs by hand).
+    #[arg(skip = true)]
+    pub cart_worker: bool,
     /// The operator token; otherwise one is created in the data dir (`buyline admin-token`).
     #[arg(skip = std::env::var("BUYLINE_ADMIN_TOKEN").ok().filter(|s| !s.is_empty()))]
     pub admin_token: Option<String>,
@@ -100,6 +106,8 @@ impl ServeConfig {
             no_demo: false,
             allow_private_webhooks: false,
             webhook_timeout_secs: 10,
+            cart_reply_limit: 20,
+            cart_worker: true,
             smtp_url: None,
             mail_from: "Buyline <receipts@buyline.localhost>".into(),
             admin_token: None,

@@ -95,6 +95,8 @@ async fn seed(s: &Services) -> anyhow::Result<DemoCredentials> {
         country: "US".into(),
         webhook_url: None,
         cart_hashtags: Some(BTreeMap::from([("US".to_string(), format!("#{}Cart", handle_title(handle)))])),
+        // The artist sells downloads, and lets shoppers put them in the cart too.
+        cart_kinds: (kind == "artist").then(|| vec!["physical".into(), "digital".into()]),
         return_policy: None,
     };
     let specs = [
@@ -210,9 +212,19 @@ async fn seed(s: &Services) -> anyhow::Result<DemoCredentials> {
     .await?;
     s.create_post(&maya, post("New print: Desert Dawn. Instant download. #art", Some(&print.id))).await?;
     s.create_post(&northwind, post("Our House Blend is back in stock. Whole bean or ground.", Some(&beans.id))).await?;
+    s.create_post(&acme, post("The Buyline Tee is here: red or blue, S to L. Tap Buy to get yours.", Some(&tee.id)))
+        .await?;
+    let medium_red = tee.variants.iter().find(|v| v.sku == "TEE-M-RED").map(|v| v.id.clone()).unwrap_or_default();
     s.create_post(
         &acme,
-        post("The Buyline Tee is here: red or blue, S to L. Tap Buy to get yours. #AcmeCart", Some(&tee.id)),
+        post(
+            &format!(
+                "Reply #AcmeCart to put the Buyline Tee (M, red) in your cart: {}/p/{}?variant={medium_red}",
+                s.config().public_url,
+                tee.id
+            ),
+            None,
+        ),
     )
     .await?;
 

@@ -147,7 +147,12 @@ pub async fn rotate_keys(data_dir: &std::path::Path, database_url: &str) -> anyh
         store.clone(),
         Arc::new(TestProcessor::new(store, String::new())),
         vault.clone(),
-        ServiceConfig { public_url: String::new(), session_ttl_micros: 0, allow_private_webhooks: false },
+        ServiceConfig {
+            public_url: String::new(),
+            session_ttl_micros: 0,
+            allow_private_webhooks: false,
+            cart_replies_per_minute: 0,
+        },
     );
     let moved = services.rewrap_vault().await?;
     let usage = services.vault_key_usage().await?;
@@ -188,6 +193,7 @@ pub async fn spawn(cfg: ServeConfig) -> anyhow::Result<Running> {
             public_url: public_url.clone(),
             session_ttl_micros: 30 * 24 * 3600 * 1_000_000,
             allow_private_webhooks: cfg.allow_private_webhooks,
+            cart_replies_per_minute: cfg.cart_reply_limit,
         },
     );
     // Recovery first: whatever a crash left half-done is settled before new work arrives.
@@ -218,6 +224,9 @@ pub async fn spawn(cfg: ServeConfig) -> anyhow::Result<Running> {
             Duration::from_secs(cfg.webhook_timeout_secs.max(1)),
         )?);
         background.push(webhooks::run(services.clone(), sender, tx.subscribe()));
+        if cfg.cart_worker {
+            background.push(workers::cart_replies(services.clone(), tx.subscribe()));
+        }
         let s = services.clone();
         background.push(workers::every("mailer", Duration::from_secs(1), tx.subscribe(), move || {
             let (s, m, f) = (s.clone(), mailer.clone(), from.clone());

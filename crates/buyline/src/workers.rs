@@ -1,4 +1,5 @@
-//! Background work beside the HTTP server: the reconciler and the mailer. Each loop stops
+//! Background work beside the HTTP server: the reconciler, the mailer and the hashtag-cart
+//! answerer. Each loop stops
 //! when the server shuts down; each pass is safe to run on several processes at once.
 
 use anyhow::Context;
@@ -92,6 +93,38 @@ where
             }
             if let Err(e) = pass().await {
                 tracing::warn!(worker = name, error = %e, "pass failed");
+            }
+        }
+    })
+}
+
+/// Answers posts with a cart hashtag until shutdown: at once when this process wrote one,
+/// every 200 ms otherwise (jobs from other processes, and jobs whose lease ran out after a
+/// crash). A full batch is followed at once by the next.
+pub fn cart_replies(services: Services, mut stop: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        const BATCH: i64 = 128;
+        let wake = services.cart_wakeup();
+        loop {
+            if *stop.borrow() {
+                break;
+            }
+            let n = match services.process_cart_jobs(BATCH).await {
+                Ok(n) => {
+                    metrics::counter!("cart_jobs_processed_total").increment(n as u64);
+                    n
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cart reply pass failed");
+                    0
+                }
+            };
+            if n < BATCH as usize {
+                tokio::select! {
+                    _ = wake.notified() => {}
+                    _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                    _ = stop.changed() => {}
+                }
             }
         }
     })

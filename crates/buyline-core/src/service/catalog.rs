@@ -20,6 +20,8 @@ pub struct MerchantInput {
     pub country: String,
     pub webhook_url: Option<String>,
     pub cart_hashtags: Option<BTreeMap<String, String>>,
+    /// Product kinds shoppers may add by hashtag: `physical` (default) and/or `digital`.
+    pub cart_kinds: Option<Vec<String>>,
     pub return_policy: Option<String>,
 }
 
@@ -37,6 +39,8 @@ pub struct MerchantUpdate {
     /// An `https://` (or `http://`) URL; the empty string removes it.
     pub webhook_url: Option<String>,
     pub cart_hashtags: Option<BTreeMap<String, String>>,
+    /// Product kinds shoppers may add by hashtag: `physical` and/or `digital`.
+    pub cart_kinds: Option<Vec<String>>,
     /// Basis points per destination country, 0–10000.
     pub tax_rates: Option<BTreeMap<String, u32>>,
     pub return_policy: Option<String>,
@@ -145,7 +149,44 @@ fn cart_hashtags(e: &mut Errors, input: &BTreeMap<String, String>) -> BTreeMap<S
             _ => e.push(&field, "must be a single hashtag such as #AcmeCart"),
         }
     }
+    // One tag names one country: the reply's country check depends on it.
+    let mut seen: BTreeMap<String, &String> = BTreeMap::new();
+    for (country, tag) in &out {
+        if let Some(first) = seen.insert(crate::cart::tag_key(tag), country) {
+            e.push(&format!("cart_hashtags.{country}"), format!("is already the hashtag for {first}"));
+        }
+    }
     out
+}
+
+fn cart_kinds(e: &mut Errors, input: Option<&Vec<String>>) -> Option<Vec<ProductKind>> {
+    let input = input?;
+    let mut out = Vec::new();
+    for (i, k) in input.iter().enumerate() {
+        let f = format!("cart_kinds[{i}]");
+        match ProductKind::parse(&f, k) {
+            Ok(ProductKind::Donation) => e.push(&f, "donations cannot go in a cart: the shopper picks the amount"),
+            Ok(kind) if !out.contains(&kind) => out.push(kind),
+            Ok(_) => {}
+            Err(_) => e.push(&f, "must be physical or digital"),
+        }
+    }
+    Some(out)
+}
+
+/// A clash with another merchant's cart hashtag, named on the field that holds it.
+fn hashtag_conflict(m: &Merchant, e: crate::error::StoreError) -> Error {
+    match e {
+        crate::error::StoreError::Unique(what) if what.starts_with("cart_hashtags:") => {
+            let key = &what["cart_hashtags:".len()..];
+            let country = m.cart_hashtags.iter().find(|(_, t)| crate::cart::tag_key(t) == key).map(|(c, _)| c.clone());
+            Error::conflict_field(
+                &format!("cart_hashtags.{}", country.unwrap_or_default()),
+                "is already another merchant's cart hashtag",
+            )
+        }
+        other => account_conflict(other),
+    }
 }
 
 fn inventory(e: &mut Errors, field: &str, inv: &Inventory) -> Inventory {
@@ -227,6 +268,7 @@ impl Services {
         };
         let webhook_url = input.webhook_url.as_deref().and_then(|u| web_url(&mut e, "webhook_url", u));
         let hashtags = cart_hashtags(&mut e, &input.cart_hashtags.unwrap_or_default());
+        let kinds = cart_kinds(&mut e, input.cart_kinds.as_ref()).unwrap_or_else(|| vec![ProductKind::Physical]);
         let return_policy =
             short_text(&mut e, "return_policy", input.return_policy.as_deref().unwrap_or(""), 2000, false);
         if let Some(u) = &webhook_url {
@@ -263,6 +305,7 @@ impl Services {
             currency,
             webhook_url,
             cart_hashtags: hashtags,
+            cart_kinds: kinds,
             tax_rates: BTreeMap::new(),
             return_policy: if return_policy.is_empty() {
                 "Returns accepted within 30 days of delivery.".into()
@@ -276,7 +319,7 @@ impl Services {
         self.store
             .insert_merchant(&merchant, &account, &crate::ids::hash_secret(&api_key), &webhook_secret)
             .await
-            .map_err(account_conflict)?;
+            .map_err(|e| hashtag_conflict(&merchant, e))?;
         tracing::info!(merchant_id = %merchant.id, owner = %owner.id, "merchant created");
         Ok(NewMerchant { merchant, api_key, webhook_secret })
     }
@@ -309,6 +352,9 @@ impl Services {
         if let Some(h) = &input.cart_hashtags {
             m.cart_hashtags = cart_hashtags(&mut e, h);
         }
+        if let Some(kinds) = cart_kinds(&mut e, input.cart_kinds.as_ref()) {
+            m.cart_kinds = kinds;
+        }
         if let Some(rates) = &input.tax_rates {
             m.tax_rates = BTreeMap::new();
             for (c, bps) in rates {
@@ -326,7 +372,7 @@ impl Services {
             m.return_policy = short_text(&mut e, "return_policy", r, 2000, false);
         }
         e.finish()?;
-        self.store.update_merchant(&m).await?;
+        self.store.update_merchant(&m).await.map_err(|e| hashtag_conflict(&m, e))?;
         Ok(m)
     }
 

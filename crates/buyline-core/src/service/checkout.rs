@@ -134,10 +134,10 @@ pub struct ReconcileReport {
 }
 
 /// A checkout just priced, with what pricing it read: the merchant and the products.
-struct Opened {
-    record: CheckoutRecord,
-    merchant: Merchant,
-    products: HashMap<String, Product>,
+pub(super) struct Opened {
+    pub(super) record: CheckoutRecord,
+    pub(super) merchant: Merchant,
+    pub(super) products: HashMap<String, Product>,
 }
 
 struct Validated {
@@ -278,7 +278,7 @@ impl Services {
         c.lines.iter().map(|l| l.variant_id.clone()).collect()
     }
 
-    fn checkout_view(
+    pub(super) fn checkout_view(
         c: &CheckoutRecord,
         country: &str,
         merchant: &Merchant,
@@ -314,7 +314,12 @@ impl Services {
         Ok(Self::checkout_view(&o.record, &shopper.country, &o.merchant, &o.products))
     }
 
-    async fn new_checkout(&self, shopper: &Account, lines: &[LineInput], post_id: Option<&str>) -> Result<Opened> {
+    pub(super) async fn new_checkout(
+        &self,
+        shopper: &Account,
+        lines: &[LineInput],
+        post_id: Option<&str>,
+    ) -> Result<Opened> {
         let mut e = Errors::default();
         if lines.is_empty() || lines.len() > 20 {
             return Err(Error::field("lines", "must list 1 to 20 items"));

@@ -1,6 +1,7 @@
 //! The use cases. Pages and the JSON API call these same services.
 
 mod accounts;
+mod carts;
 mod catalog;
 mod checkout;
 mod idempotency;
@@ -83,6 +84,8 @@ pub struct ServiceConfig {
     pub session_ttl_micros: i64,
     /// Let webhook URLs point at loopback or private addresses.
     pub allow_private_webhooks: bool,
+    /// Cart-hashtag posts one shopper may make per minute before getting 429.
+    pub cart_replies_per_minute: u32,
 }
 
 #[derive(Clone)]
@@ -92,6 +95,7 @@ pub struct Services {
     pub(crate) processor: Arc<dyn Processor>,
     pub(crate) vault: Arc<dyn Sealer>,
     pub(crate) config: ServiceConfig,
+    pub(crate) cart_wakeup: Arc<tokio::sync::Notify>,
 }
 
 impl Services {
@@ -101,7 +105,7 @@ impl Services {
         vault: Arc<dyn Sealer>,
         config: ServiceConfig,
     ) -> Self {
-        Services { throttle: Arc::default(), store, processor, vault, config }
+        Services { throttle: Arc::default(), store, processor, vault, config, cart_wakeup: Arc::default() }
     }
 
     pub fn config(&self) -> &ServiceConfig {

@@ -37,6 +37,9 @@ pub struct Export {
     pub addresses: Vec<SavedAddress>,
     pub notifications: Vec<crate::order::Notification>,
     pub merchants: Vec<crate::model::Merchant>,
+    /// Merchants allowed to fill the cart from hashtag replies.
+    pub merchant_links: Vec<crate::cart::MerchantLink>,
+    pub carts: Vec<crate::cart::Cart>,
     pub vault_audit: Vec<crate::saved::AuditEntry>,
     #[serde(serialize_with = "crate::model::ser_time")]
     #[schema(value_type = String, format = DateTime)]
@@ -229,6 +232,8 @@ impl Services {
             addresses: self.addresses(who, "data export").await?,
             notifications: self.store.find_notifications(&me.id, 10_000).await?,
             merchants: self.store.find_merchants_by_owner(&me.id).await?,
+            merchant_links: self.merchant_links(who).await?,
+            carts: self.carts(who).await?,
             vault_audit: self.store.find_vault_audit(&me.id).await?,
             account,
             exported_at: now_micros(),

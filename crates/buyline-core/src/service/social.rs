@@ -50,6 +50,10 @@ impl Services {
         }
         e.finish()?;
         let text = text.unwrap();
+        let cart_tag = self.cart_tag_of(account, &text.entities).await?;
+        if cart_tag.is_some() {
+            self.limit_cart_posts(account).await?;
+        }
         let new = NewPost {
             id: new_id("post"),
             author_id: account.id.clone(),
@@ -59,7 +63,10 @@ impl Services {
             product_id: product_id.map(str::to_string),
             entities: text.entities,
         };
-        self.store.insert_post(&new).await?;
+        self.store.insert_post(&new, cart_tag.is_some()).await?;
+        if cart_tag.is_some() {
+            self.cart_wakeup.notify_one();
+        }
         Ok(Post {
             id: new.id,
             author: Author {
@@ -73,6 +80,15 @@ impl Services {
             product_id: new.product_id,
             entities: new.entities,
         })
+    }
+
+    /// Deletes one of the caller's posts. Its replies stay, detached from it.
+    pub async fn delete_post(&self, who: &Principal, id: &str) -> Result<()> {
+        let account = who.account()?;
+        if !has_prefix(id, "post") || !self.store.delete_post(id, &account.id).await? {
+            return Err(Error::NotFound("post"));
+        }
+        Ok(())
     }
 
     /// A post with its direct replies (oldest first) and its timeline decoration for the viewer.

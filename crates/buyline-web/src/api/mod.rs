@@ -3,6 +3,7 @@
 
 mod accounts;
 mod admin;
+mod carts;
 mod catalog;
 mod merchant;
 mod orders;
@@ -29,6 +30,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
         (name = "vault", description = "Saved cards and addresses, data rights"),
         (name = "merchant orders", description = "Orders as the merchant handles them"),
         (name = "webhooks", description = "Signed event delivery, its log, and the polling fallback"),
+        (name = "carts", description = "Hashtag carts: merchant links, carts and their checkout"),
         (name = "admin", description = "Operator controls"),
     )
 )]
@@ -69,7 +71,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(accounts::list_account_posts))
         .routes(routes!(accounts::follow_account, accounts::unfollow_account))
         .routes(routes!(posts::create_post))
-        .routes(routes!(posts::get_post))
+        .routes(routes!(posts::get_post, posts::delete_post))
         .routes(routes!(posts::get_timeline))
         .routes(routes!(catalog::create_merchant))
         .routes(routes!(catalog::get_merchant, catalog::update_merchant))
@@ -94,6 +96,11 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(merchant::list_deliveries))
         .routes(routes!(merchant::retry_delivery))
         .routes(routes!(merchant::rotate_webhook_secret))
+        .routes(routes!(carts::link_merchant, carts::unlink_merchant))
+        .routes(routes!(carts::list_links))
+        .routes(routes!(carts::list_carts))
+        .routes(routes!(carts::delete_cart_item))
+        .routes(routes!(carts::checkout_cart))
         .routes(routes!(admin::get_buy_button_flag, admin::put_buy_button_flag))
         .routes(routes!(admin::get_fees, admin::put_fees))
         .routes(routes!(admin::get_trial_balance))

@@ -46,6 +46,14 @@ pub async fn get_post(
     Ok(Json(PostThread { post: item.post, buy: item.buy, product_url: item.product_url, replies }))
 }
 
+/// Delete one of your posts. Replies to it stay, no longer under it.
+#[utoipa::path(delete, path = "/posts/{id}", tag = "posts", security(("bearer" = [])),
+    responses((status = 204), (status = 404, body = Problem)))]
+pub async fn delete_post(State(st): State<AppState>, Auth(who): Auth, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    st.services.delete_post(&who, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// The home timeline: own posts and those of followed accounts, newest first.
 #[utoipa::path(get, path = "/timeline", tag = "posts", params(PageQuery), security(("bearer" = [])),
     responses((status = 200, body = Page<TimelineItem>), (status = 401, body = Problem), (status = 422, body = Problem)))]

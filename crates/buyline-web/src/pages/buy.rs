@@ -102,11 +102,11 @@ pub(super) fn parse_amount(s: &str) -> Option<i64> {
 
 /// The viewer's saved cards and addresses as choices for the sheet.
 pub struct Saved {
-    cards: Vec<(String, String)>,
-    addresses: Vec<(String, String)>,
+    pub(super) cards: Vec<(String, String)>,
+    pub(super) addresses: Vec<(String, String)>,
 }
 
-async fn saved(st: &AppState, viewer: &buyline_core::model::Account) -> Saved {
+pub(super) async fn saved(st: &AppState, viewer: &buyline_core::model::Account) -> Saved {
     let who = Principal::Shopper(viewer.clone());
     let cards = st
         .services
@@ -275,7 +275,7 @@ pub async fn buy_sheet(State(st): State<AppState>, ctx: PageCtx, Path(post_id): 
 }
 
 /// Field names of the form, for the field names services report.
-fn form_field(service_field: &str) -> String {
+pub(super) fn form_field(service_field: &str) -> String {
     match service_field {
         f if f.starts_with("shipping_address.") => f["shipping_address.".len()..].to_string(),
         "shipping_address" => "name".into(),

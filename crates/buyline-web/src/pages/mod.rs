@@ -4,6 +4,7 @@
 //! the user typed.
 
 mod buy;
+mod cart;
 mod feed;
 mod merchant;
 mod product;
@@ -41,6 +42,12 @@ pub fn router() -> Router<AppState> {
         .route("/orders/{id}", get(buy::order_page))
         .route("/orders/{id}/return", get(buy::order_return))
         .route("/test-processor/challenge/{id}", get(buy::challenge_page).post(buy::challenge_submit))
+        .route("/connect/{handle}", get(cart::connect_page).post(cart::connect))
+        .route("/cart", get(cart::cart_page))
+        .route("/cart/{merchant_id}/items/{item_id}/delete", post(cart::remove_item))
+        .route("/cart/{merchant_id}/checkout", post(cart::checkout_cart))
+        .route("/checkouts/{id}", get(cart::checkout_sheet).post(cart::complete))
+        .route("/settings/links/{merchant_id}/delete", post(cart::unlink_from_settings))
         .route("/settings", get(settings::settings))
         .route("/settings/cards", post(settings::add_card))
         .route("/settings/cards/{id}/delete", post(settings::delete_card))

@@ -1,4 +1,4 @@
-//! `/settings`: saved cards and addresses, export, account deletion.
+//! `/settings`: saved cards and addresses, linked merchants, export, account deletion.
 
 use super::{error_page, CsrfForm, FormErrors, PageCtx};
 use crate::extract::SESSION_COOKIE;
@@ -20,6 +20,7 @@ pub struct SettingsPage<'a> {
     pub ctx: &'a PageCtx,
     pub cards: Vec<(PaymentMethod, String)>,
     pub addresses: Vec<SavedAddress>,
+    pub links: Vec<buyline_core::cart::MerchantLink>,
     pub form: HashMap<String, String>,
     pub errors: FormErrors,
 }
@@ -51,8 +52,12 @@ async fn page(
         Ok(a) => a,
         Err(e) => return error_page(ctx, e),
     };
+    let links = match st.services.merchant_links(who).await {
+        Ok(l) => l,
+        Err(e) => return error_page(ctx, e),
+    };
     let status = if errors.0.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
-    ctx.render(status, SettingsPage { ctx, cards, addresses, form, errors })
+    ctx.render(status, SettingsPage { ctx, cards, addresses, links, form, errors })
 }
 
 pub async fn settings(State(st): State<AppState>, ctx: PageCtx) -> Response {

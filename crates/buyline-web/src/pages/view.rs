@@ -29,7 +29,8 @@ pub fn post_html(text: &str, entities: &Entities) -> String {
         let (s, e) = (m.indices[0] as usize, m.indices[1] as usize);
         spans.push((s, e, format!("<a href=\"/u/{}\">", escape(&m.handle))));
     }
-    for u in &entities.urls {
+    let bare = buyline_core::text::links(text);
+    for u in entities.urls.iter().chain(bare.iter()) {
         let (s, e) = (u.indices[0] as usize, u.indices[1] as usize);
         let href = if u.url.starts_with("http://") || u.url.starts_with("https://") {
             u.url.clone()

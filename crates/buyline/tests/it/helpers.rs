@@ -91,6 +91,23 @@ impl TestApp {
         self.dir.keep()
     }
 
+    /// Stops the server and starts a new one on the same data dir and database.
+    pub async fn restart(mut self, f: impl FnOnce(&mut ServeConfig)) -> TestApp {
+        if let Some(r) = self.running.take() {
+            r.stop().await.expect("clean stop");
+        }
+        let mut cfg = ServeConfig::new(self.dir.path().to_path_buf());
+        cfg.listen = "127.0.0.1:0".into();
+        cfg.no_demo = true;
+        cfg.admin_token = Some(self.admin_token.clone());
+        cfg.database_url = Some(self.database_url.clone());
+        f(&mut cfg);
+        let running = buyline::spawn(cfg).await.expect("server restarts");
+        self.url = running.public_url.clone();
+        self.running = Some(running);
+        self
+    }
+
     pub fn services(&self) -> &buyline_core::Services {
         &self.running.as_ref().expect("running").services
     }

@@ -1,0 +1,356 @@
+//! Hashtag carts in the browser: `/connect/{handle}` (consent), `/cart`, and the checkout
+//! sheet of an open checkout (`/checkouts/{id}`) that a cart opens. Linked merchants are
+//! listed and revoked in settings.
+
+use super::buy::{form_field, saved, Saved};
+use super::view::escape;
+use super::{error_page, CsrfForm, FormErrors, PageCtx};
+use crate::state::AppState;
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use buyline_core::cart::Cart;
+use buyline_core::checkout::Address;
+use buyline_core::model::Merchant;
+use buyline_core::order::{Checkout, OrderStatus};
+use buyline_core::payment::CardInput;
+use buyline_core::service::{CompleteInput, PaymentInput};
+use buyline_core::types::Money;
+use buyline_core::Error;
+use serde::Deserialize;
+use std::collections::HashMap;
+
+#[derive(Template)]
+#[template(path = "connect.html")]
+pub struct ConnectPage<'a> {
+    pub ctx: &'a PageCtx,
+    pub merchant: Merchant,
+    pub linked: bool,
+    /// Country → hashtag, for the explanation.
+    pub tags: Vec<(String, String)>,
+}
+
+#[derive(Deserialize)]
+pub struct ConnectQuery {
+    pub next: Option<String>,
+}
+
+pub async fn connect_page(State(st): State<AppState>, ctx: PageCtx, Path(handle): Path<String>) -> Response {
+    let Some(who) = ctx.principal() else {
+        return Redirect::to(&format!("/login?next=/connect/{}", escape(&handle))).into_response();
+    };
+    let merchant = match st.services.merchant_by_handle(&handle).await {
+        Ok(m) => m,
+        Err(e) => return error_page(&ctx, e),
+    };
+    let linked = match st.services.merchant_links(&who).await {
+        Ok(links) => links.iter().any(|l| l.merchant_id == merchant.id),
+        Err(e) => return error_page(&ctx, e),
+    };
+    let tags = merchant.cart_hashtags.iter().map(|(c, t)| (c.clone(), t.clone())).collect();
+    ctx.render(StatusCode::OK, ConnectPage { ctx: &ctx, merchant, linked, tags })
+}
+
+pub async fn connect(
+    State(st): State<AppState>,
+    ctx: PageCtx,
+    Path(handle): Path<String>,
+    Query(q): Query<ConnectQuery>,
+    form: CsrfForm,
+) -> Response {
+    let Some(who) = ctx.principal() else { return Redirect::to("/login").into_response() };
+    let merchant = match st.services.merchant_by_handle(&handle).await {
+        Ok(m) => m,
+        Err(e) => return error_page(&ctx, e),
+    };
+    let result = if form.get("action") == "unlink" {
+        st.services.unlink_merchant(&who, &merchant.id).await
+    } else {
+        st.services.link_merchant(&who, &merchant.id).await.map(|_| ())
+    };
+    match result {
+        // Only a local path: never an open redirect.
+        Ok(()) => match q.next.filter(|n| n.starts_with('/') && !n.starts_with("//")) {
+            Some(next) => Redirect::to(&next).into_response(),
+            None => Redirect::to(&format!("/connect/{}", merchant.handle)).into_response(),
+        },
+        Err(e) => error_page(&ctx, e),
+    }
+}
+
+pub async fn unlink_from_settings(
+    State(st): State<AppState>,
+    ctx: PageCtx,
+    Path(id): Path<String>,
+    _f: CsrfForm,
+) -> Response {
+    let Some(who) = ctx.principal() else { return Redirect::to("/login").into_response() };
+    match st.services.unlink_merchant(&who, &id).await {
+        Ok(()) | Err(Error::NotFound(_)) => Redirect::to("/settings#links-h").into_response(),
+        Err(e) => error_page(&ctx, e),
+    }
+}
+
+pub struct CartView {
+    pub cart: Cart,
+    /// (item id, name, options, quantity, line total, available)
+    pub items: Vec<(String, String, String, i64, String, bool)>,
+    pub subtotal: String,
+}
+
+#[derive(Template)]
+#[template(path = "cart.html")]
+pub struct CartPage<'a> {
+    pub ctx: &'a PageCtx,
+    pub carts: Vec<CartView>,
+}
+
+pub async fn cart_page(State(st): State<AppState>, ctx: PageCtx) -> Response {
+    let Some(who) = ctx.principal() else { return Redirect::to("/login?next=/cart").into_response() };
+    let carts = match st.services.carts(&who).await {
+        Ok(c) => c,
+        Err(e) => return error_page(&ctx, e),
+    };
+    let carts = carts
+        .into_iter()
+        .map(|cart| {
+            let m = |a| Money::new(a, cart.currency).display();
+            CartView {
+                items: cart
+                    .items
+                    .iter()
+                    .map(|i| {
+                        let opts = i.options.values().cloned().collect::<Vec<_>>().join(" / ");
+                        (i.id.clone(), i.name.clone(), opts, i.quantity, m(i.unit_price * i.quantity), i.available)
+                    })
+                    .collect(),
+                subtotal: m(cart.subtotal),
+                cart,
+            }
+        })
+        .collect();
+    ctx.render(StatusCode::OK, CartPage { ctx: &ctx, carts })
+}
+
+pub async fn remove_item(
+    State(st): State<AppState>,
+    ctx: PageCtx,
+    Path((merchant_id, item_id)): Path<(String, String)>,
+    _f: CsrfForm,
+) -> Response {
+    let Some(who) = ctx.principal() else { return Redirect::to("/login").into_response() };
+    match st.services.remove_cart_item(&who, &merchant_id, &item_id).await {
+        Ok(()) | Err(Error::NotFound(_)) => Redirect::to("/cart").into_response(),
+        Err(e) => error_page(&ctx, e),
+    }
+}
+
+pub async fn checkout_cart(
+    State(st): State<AppState>,
+    ctx: PageCtx,
+    Path(merchant_id): Path<String>,
+    _f: CsrfForm,
+) -> Response {
+    let Some(who) = ctx.principal() else { return Redirect::to("/login").into_response() };
+    match st.services.checkout_cart(&who, &merchant_id).await {
+        Ok(c) => Redirect::to(&format!("/checkouts/{}", c.id)).into_response(),
+        Err(e) => error_page(&ctx, e),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "checkout.html")]
+pub struct CheckoutPage<'a> {
+    pub ctx: &'a PageCtx,
+    pub checkout: Checkout,
+    pub merchant: Merchant,
+    /// (name, options, quantity, line total)
+    pub lines: Vec<(String, String, i64, String)>,
+    pub physical: bool,
+    pub rates: Vec<(String, String, String, bool)>,
+    pub form: HashMap<String, String>,
+    pub errors: FormErrors,
+    pub subtotal: String,
+    pub shipping: String,
+    pub tax: String,
+    pub total: String,
+    pub data_json: String,
+    pub cards: Vec<(String, String)>,
+    pub addresses: Vec<(String, String)>,
+}
+
+impl CheckoutPage<'_> {
+    pub fn v(&self, k: &str) -> &str {
+        self.form.get(k).map(String::as_str).unwrap_or("")
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn render_sheet(
+    ctx: &PageCtx,
+    status: StatusCode,
+    checkout: Checkout,
+    merchant: Merchant,
+    mut form: HashMap<String, String>,
+    errors: FormErrors,
+    saved: Saved,
+) -> Response {
+    if !form.contains_key("payment_choice") {
+        form.insert("payment_choice".into(), saved.cards.first().map(|c| c.0.clone()).unwrap_or_else(|| "new".into()));
+    }
+    if !form.contains_key("address_choice") {
+        form.insert(
+            "address_choice".into(),
+            saved.addresses.first().map(|a| a.0.clone()).unwrap_or_else(|| "new".into()),
+        );
+    }
+    let currency = checkout.totals.currency;
+    let m = |a| Money::new(a, currency).display();
+    if !form.contains_key("shipping_rate_id") {
+        if let Some(first) = checkout.shipping_options.first() {
+            form.insert("shipping_rate_id".into(), first.id.clone());
+        }
+    }
+    if !form.contains_key("country") {
+        form.insert("country".into(), ctx.viewer.as_ref().map(|v| v.country.clone()).unwrap_or_default());
+    }
+    let rates = checkout
+        .shipping_options
+        .iter()
+        .map(|r| {
+            let checked = form.get("shipping_rate_id") == Some(&r.id);
+            (r.id.clone(), format!("{} — {}", r.name, m(r.price)), String::new(), checked)
+        })
+        .collect();
+    let lines = checkout
+        .lines
+        .iter()
+        .map(|l| {
+            let opts = l.options.values().cloned().collect::<Vec<_>>().join(" / ");
+            (l.name.clone(), opts, l.quantity, m(l.unit_price * l.quantity))
+        })
+        .collect();
+    // The buy sheet's script keeps totals current: one "variant" priced at the subtotal.
+    let data = serde_json::json!({
+        "currency": currency.code(),
+        "variants": [{"id": "cart", "options": {}, "price": checkout.totals.subtotal, "available": true}],
+        "rates": checkout.shipping_options.iter().map(|r| serde_json::json!({"id": r.id, "price": r.price})).collect::<Vec<_>>(),
+        "tax": merchant.tax_rates,
+        "donation": null,
+    });
+    let t = &checkout.totals;
+    ctx.render(
+        status,
+        CheckoutPage {
+            ctx,
+            physical: checkout.requires_shipping,
+            rates,
+            lines,
+            subtotal: m(t.subtotal),
+            shipping: m(t.shipping),
+            tax: m(t.tax),
+            total: m(t.total),
+            data_json: data.to_string().replace('<', "\\u003c"),
+            cards: saved.cards,
+            addresses: saved.addresses,
+            checkout,
+            merchant,
+            form,
+            errors,
+        },
+    )
+}
+
+async fn load_checkout(st: &AppState, who: &buyline_core::Principal, id: &str) -> Result<(Checkout, Merchant), Error> {
+    let c = st.services.checkout(who, id).await?;
+    let m = st.services.merchant(&c.merchant_id).await?;
+    Ok((c, m))
+}
+
+pub async fn checkout_sheet(State(st): State<AppState>, ctx: PageCtx, Path(id): Path<String>) -> Response {
+    let (Some(who), Some(viewer)) = (ctx.principal(), ctx.viewer.clone()) else {
+        return Redirect::to(&format!("/login?next=/checkouts/{}", escape(&id))).into_response();
+    };
+    let (checkout, merchant) = match load_checkout(&st, &who, &id).await {
+        Ok(x) => x,
+        Err(e) => return error_page(&ctx, e),
+    };
+    if let Some(order) = &checkout.order_id {
+        return Redirect::to(&format!("/orders/{order}")).into_response();
+    }
+    let saved = saved(&st, &viewer).await;
+    render_sheet(&ctx, StatusCode::OK, checkout, merchant, HashMap::new(), FormErrors::default(), saved)
+}
+
+/// Completes the open checkout. Completing it twice (a double tap) lands on the same order:
+/// the checkout itself is the idempotency key.
+pub async fn complete(State(st): State<AppState>, ctx: PageCtx, Path(id): Path<String>, form: CsrfForm) -> Response {
+    let (Some(who), Some(viewer)) = (ctx.principal(), ctx.viewer.clone()) else {
+        return Redirect::to("/login").into_response();
+    };
+    let (checkout, merchant) = match load_checkout(&st, &who, &id).await {
+        Ok(x) => x,
+        Err(e) => return error_page(&ctx, e),
+    };
+    let saved_address = form.opt("address_choice").filter(|c| c.starts_with("addr_"));
+    let saved_card = form.opt("payment_choice").filter(|c| c.starts_with("pm_"));
+    let input = CompleteInput {
+        shipping_address: (checkout.requires_shipping && saved_address.is_none()).then(|| Address {
+            name: form.get("name"),
+            line1: form.get("line1"),
+            line2: form.opt("line2"),
+            city: form.get("city"),
+            region: form.get("region"),
+            postal_code: form.get("postal_code"),
+            country: form.get("country"),
+            phone: form.opt("phone"),
+        }),
+        address_id: saved_address,
+        shipping_rate_id: form.opt("shipping_rate_id"),
+        payment: Some(match saved_card {
+            Some(pm) => PaymentInput { card: None, save: false, payment_method_id: Some(pm) },
+            None => PaymentInput {
+                card: Some(CardInput {
+                    number: form.get("card_number"),
+                    exp_month: form.get("card_exp_month").trim().parse().unwrap_or(0),
+                    exp_year: form.get("card_exp_year").trim().parse().unwrap_or(0),
+                    cvc: form.get("card_cvc"),
+                    name: form.opt("card_name"),
+                }),
+                save: form.opt("save").is_some(),
+                payment_method_id: None,
+            },
+        }),
+    };
+    let keep: HashMap<String, String> = form
+        .0
+        .iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "card_number" | "card_cvc" | "csrf"))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let mut errors = FormErrors::default();
+    match st.services.complete_checkout(&who, &id, input).await {
+        Ok(order) => {
+            let to = match (&order.status, &order.challenge_url) {
+                (OrderStatus::RequiresAction, Some(url)) => url.clone(),
+                _ => format!("/orders/{}?placed=1", order.id),
+            };
+            return Redirect::to(&to).into_response();
+        }
+        Err(Error::Validation(list)) => {
+            for fe in list {
+                errors.0.entry(form_field(&fe.field)).or_insert(fe.message);
+            }
+        }
+        Err(Error::Payment { message, .. }) => {
+            errors.0.insert("card_number".into(), format!("{message} Try another card."));
+        }
+        Err(Error::OutOfStock(m)) => {
+            errors.0.insert("lines".into(), format!("{m}. Remove it from your cart and try again."));
+        }
+        Err(e) => return error_page(&ctx, e),
+    }
+    let saved = saved(&st, &viewer).await;
+    render_sheet(&ctx, StatusCode::UNPROCESSABLE_ENTITY, checkout, merchant, keep, errors, saved)
+}
