@@ -17,7 +17,8 @@ BUYLINE_TEST_DATABASE_URL="${BUYLINE_TEST_DATABASE_URL:-postgres://postgres@127.
 cargo build -p buyline
 
 # Every benchmark scenario for a moment: a run fails on a correctness counter (oversold,
-# double charges, lost or badly signed webhooks, an unbalanced ledger), never on speed.
+# double charges, lost or badly signed webhooks, an unbalanced ledger, cart replies unanswered
+# or answered twice), never on speed.
 echo "== benchmark smoke"
 B=target/debug/buyline
 PG_URL="${BUYLINE_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}"
@@ -26,6 +27,7 @@ $B bench one-tap --duration 2 --clients 8
 $B bench timeline --duration 2 --clients 8
 $B bench flash-sale --stock 50 --buyers 500 --database-url "$PG_URL"
 $B bench webhooks --duration 2 --outage 3 --clients 8
+$B bench hashtag-cart --duration 2 --clients 8 --rate 100
 
 echo "== browser tests (Chromium)"
 (cd tests/browser && npm test)

@@ -99,6 +99,7 @@ pub struct CartJob {
     /// The post it replied to when it was written (`None`: not a reply).
     pub parent_id: Option<String>,
     pub attempts: i64,
+    pub created_at: i64,
 }
 
 /// Everything one processed job writes, in one transaction with the job's `done` mark.

@@ -270,6 +270,13 @@ pub trait Store: Send + Sync + 'static {
     async fn find_vault_audit(&self, owner_id: &str) -> StoreResult<Vec<crate::saved::AuditEntry>>;
 
     // --- hashtag carts
+    /// Posts by id, in any order; unknown ids are skipped.
+    async fn find_posts(&self, ids: &[String]) -> StoreResult<Vec<Post>>;
+    async fn find_accounts(&self, ids: &[String]) -> StoreResult<Vec<Account>>;
+    /// `(account_id, merchant_id)` of every link of these accounts.
+    async fn find_links_of(&self, account_ids: &[String]) -> StoreResult<Vec<(String, String)>>;
+    /// The cart items of these accounts, oldest first.
+    async fn find_cart_items_of(&self, account_ids: &[String]) -> StoreResult<Vec<crate::cart::CartItemRecord>>;
     /// The cart hashtags with these keys (see [`crate::cart::tag_key`]).
     async fn find_cart_tags(&self, keys: &[String]) -> StoreResult<Vec<crate::cart::CartTag>>;
     /// Idempotent: linking twice keeps the first consent time.

@@ -37,6 +37,10 @@ pub enum Backend {
 #[derive(Clone)]
 pub struct Db {
     pool: AnyPool,
+    /// Where writes go. On SQLite a pool of one connection: writers queue here, in order,
+    /// instead of contending for the database lock (SQLite's busy handler waits by sleeping,
+    /// in steps of up to 100 ms). On PostgreSQL the same pool as reads.
+    writer: AnyPool,
     backend: Backend,
 }
 
@@ -91,7 +95,16 @@ impl Db {
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
         migrator.run(&pool).await.map_err(|e| StoreError::Other(format!("migration failed: {e}")))?;
-        Ok(Db { pool, backend })
+        let writer = match backend {
+            Backend::Sqlite => AnyPoolOptions::new()
+                .max_connections(1)
+                .acquire_timeout(Duration::from_secs(60))
+                .connect(url)
+                .await
+                .map_err(other)?,
+            Backend::Postgres => pool.clone(),
+        };
+        Ok(Db { pool, writer, backend })
     }
 
     pub fn backend(&self) -> Backend {
@@ -99,16 +112,21 @@ impl Db {
     }
 
     pub async fn close(&self) {
+        self.writer.close().await;
         self.pool.close().await;
     }
 
-    /// A write transaction. On SQLite it takes the write lock up front (`begin immediate`),
-    /// so two writers queue on the busy timeout instead of failing to upgrade a read lock.
+    /// A write transaction, on the writer pool. On SQLite it also takes the write lock up
+    /// front (`begin immediate`), so a read inside it cannot fail to upgrade to a write.
     async fn begin(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Any>> {
         match self.backend {
-            Backend::Sqlite => self.pool.begin_with("begin immediate").await.map_err(other),
+            Backend::Sqlite => self.writer.begin_with("begin immediate").await.map_err(other),
             Backend::Postgres => self.pool.begin().await.map_err(other),
         }
+    }
+
+    fn writer(&self) -> &AnyPool {
+        &self.writer
     }
 }
 
@@ -586,7 +604,7 @@ impl Store for Db {
     }
 
     async fn insert_account(&self, a: &Account, password_hash: Option<&str>) -> StoreResult<()> {
-        account_insert(a, password_hash).execute(&self.pool).await.map_err(other)?;
+        account_insert(a, password_hash).execute(self.writer()).await.map_err(other)?;
         Ok(())
     }
 
@@ -628,7 +646,7 @@ impl Store for Db {
             .bind(account_id)
             .bind(buyline_core::types::now_micros())
             .bind(expires_at)
-            .execute(&self.pool)
+            .execute(self.writer())
             .await
             .map_err(other)?;
         Ok(())
@@ -644,7 +662,7 @@ impl Store for Db {
     async fn delete_session(&self, token_hash: &str) -> StoreResult<()> {
         sqlx::query("delete from sessions where token_hash = $1")
             .bind(token_hash)
-            .execute(&self.pool)
+            .execute(self.writer())
             .await
             .map_err(other)?;
         Ok(())
@@ -658,7 +676,7 @@ impl Store for Db {
         .bind(follower)
         .bind(followee)
         .bind(at)
-        .execute(&self.pool)
+        .execute(self.writer())
         .await
         .map_err(other)?;
         Ok(())
@@ -668,7 +686,7 @@ impl Store for Db {
         sqlx::query("delete from follows where follower_id = $1 and followee_id = $2")
             .bind(follower)
             .bind(followee)
-            .execute(&self.pool)
+            .execute(self.writer())
             .await
             .map_err(other)?;
         Ok(())
@@ -699,7 +717,7 @@ impl Store for Db {
 
     async fn insert_post(&self, p: &NewPost, cart_job: bool) -> StoreResult<()> {
         if !cart_job {
-            post_insert(p)?.execute(&self.pool).await.map_err(other)?;
+            post_insert(p)?.execute(self.writer()).await.map_err(other)?;
             return Ok(());
         }
         let mut tx = self.begin().await?;
@@ -1032,7 +1050,7 @@ impl Store for Db {
         .bind(qty)
         .bind(&v.id)
         .bind(product_id)
-        .execute(&self.pool)
+        .execute(self.writer())
         .await
         .map_err(other)?;
         Ok(())
@@ -1055,7 +1073,7 @@ impl Store for Db {
         .bind(name)
         .bind(value)
         .bind(buyline_core::types::now_micros())
-        .execute(&self.pool)
+        .execute(self.writer())
         .await
         .map_err(other)?;
         Ok(())
@@ -1078,7 +1096,7 @@ impl Store for Db {
         .bind(&p.decline_code)
         .bind(&p.return_url)
         .bind(p.created_at)
-        .execute(&self.pool)
+        .execute(self.writer())
         .await
         .map_err(other)?;
         Ok(())
@@ -1119,7 +1137,7 @@ impl Store for Db {
             .bind(error_code)
             .bind(buyline_core::types::now_micros())
             .bind(id)
-            .execute(&self.pool)
+            .execute(self.writer())
             .await
             .map_err(other)?;
         Ok(r.rows_affected() == 1)
@@ -1138,7 +1156,7 @@ impl Store for Db {
     }
 
     async fn insert_checkout(&self, c: &CheckoutRecord) -> StoreResult<()> {
-        checkout_insert(c)?.execute(&self.pool).await.map_err(other)?;
+        checkout_insert(c)?.execute(self.writer()).await.map_err(other)?;
         Ok(())
     }
 
@@ -1159,7 +1177,7 @@ impl Store for Db {
         .bind(now)
         .bind(id)
         .bind(shopper_id)
-        .execute(&self.pool)
+        .execute(self.writer())
         .await
         .map_err(other)?;
         if r.rows_affected() != 1 {
@@ -1179,7 +1197,7 @@ impl Store for Db {
             .bind(buyline_core::types::now_micros())
             .bind(id)
             .bind(from)
-            .execute(&self.pool)
+            .execute(self.writer())
             .await
             .map_err(other)?;
         Ok(r.rows_affected() == 1)
@@ -1342,7 +1360,7 @@ impl Store for Db {
     async fn consume_reservation(&self, checkout_id: &str) -> StoreResult<()> {
         sqlx::query("update reservations set state = 'consumed' where checkout_id = $1 and state = 'held'")
             .bind(checkout_id)
-            .execute(&self.pool)
+            .execute(self.writer())
             .await
             .map_err(other)?;
         Ok(())
@@ -1552,7 +1570,7 @@ impl Store for Db {
         sqlx::query("update emails set sent_at = $1 where id = $2 and sent_at is null")
             .bind(now)
             .bind(id)
-            .execute(&self.pool)
+            .execute(self.writer())
             .await
             .map_err(other)?;
         Ok(())
@@ -1575,7 +1593,7 @@ impl Store for Db {
         .bind(key)
         .bind(request_hash)
         .bind(now)
-        .execute(&self.pool)
+        .execute(self.writer())
         .await
         .map_err(other)?;
         if inserted.rows_affected() == 1 {
@@ -1609,7 +1627,7 @@ impl Store for Db {
                     .bind(scope)
                     .bind(key)
                     .bind(created)
-                    .execute(&self.pool)
+                    .execute(self.writer())
                     .await
                     .map_err(other)?;
                     if took.rows_affected() == 1 {
@@ -1637,7 +1655,7 @@ impl Store for Db {
         .bind(body)
         .bind(scope)
         .bind(key)
-        .execute(&self.pool)
+        .execute(self.writer())
         .await
         .map_err(other)?;
         Ok(())
@@ -1647,7 +1665,7 @@ impl Store for Db {
         sqlx::query("delete from idempotency_keys where scope = $1 and key = $2 and status is null")
             .bind(scope)
             .bind(key)
-            .execute(&self.pool)
+            .execute(self.writer())
             .await
             .map_err(other)?;
         Ok(())
@@ -1667,7 +1685,7 @@ impl Store for Db {
         .bind(b64(&sealed.ciphertext))
         .bind(&r.summary)
         .bind(r.created_at)
-        .execute(&self.pool)
+        .execute(self.writer())
         .await
         .map_err(other)?;
         Ok(())
@@ -1706,7 +1724,7 @@ impl Store for Db {
         .bind(now)
         .bind(id)
         .bind(owner_id)
-        .execute(&self.pool)
+        .execute(self.writer())
         .await
         .map_err(other)?;
         Ok(r.rows_affected() == 1)
@@ -1741,7 +1759,7 @@ impl Store for Db {
         .bind(b64(&sealed.wrapped_key))
         .bind(id)
         .bind(old_kek)
-        .execute(&self.pool)
+        .execute(self.writer())
         .await
         .map_err(other)?;
         Ok(r.rows_affected() == 1)
@@ -1776,7 +1794,7 @@ impl Store for Db {
         .bind(purpose)
         .bind(actor)
         .bind(now)
-        .execute(&self.pool)
+        .execute(self.writer())
         .await
         .map_err(other)?;
         Ok(())
@@ -1799,6 +1817,52 @@ impl Store for Db {
                 })
             })
             .collect()
+    }
+
+    async fn find_posts(&self, ids: &[String]) -> StoreResult<Vec<Post>> {
+        if ids.is_empty() {
+            return Ok(vec![]);
+        }
+        let refs: Vec<&String> = ids.iter().collect();
+        let sql = format!("{POST_SELECT} where p.id in ({})", placeholders(1, refs.len()));
+        self.fetch_in(&sql, &refs).await?.iter().map(post_row).collect()
+    }
+
+    async fn find_accounts(&self, ids: &[String]) -> StoreResult<Vec<Account>> {
+        if ids.is_empty() {
+            return Ok(vec![]);
+        }
+        let refs: Vec<&String> = ids.iter().collect();
+        let sql = format!("select {ACCOUNT_COLUMNS} from accounts where id in ({})", placeholders(1, refs.len()));
+        self.fetch_in(&sql, &refs).await?.iter().map(account_row).collect()
+    }
+
+    async fn find_links_of(&self, account_ids: &[String]) -> StoreResult<Vec<(String, String)>> {
+        if account_ids.is_empty() {
+            return Ok(vec![]);
+        }
+        let refs: Vec<&String> = account_ids.iter().collect();
+        let sql = format!(
+            "select account_id, merchant_id from merchant_links where account_id in ({})",
+            placeholders(1, refs.len())
+        );
+        self.fetch_in(&sql, &refs)
+            .await?
+            .iter()
+            .map(|r| Ok((r.try_get("account_id").map_err(other)?, r.try_get("merchant_id").map_err(other)?)))
+            .collect()
+    }
+
+    async fn find_cart_items_of(&self, account_ids: &[String]) -> StoreResult<Vec<CartItemRecord>> {
+        if account_ids.is_empty() {
+            return Ok(vec![]);
+        }
+        let refs: Vec<&String> = account_ids.iter().collect();
+        let sql = format!(
+            "select * from cart_items where account_id in ({}) order by created_at, id",
+            placeholders(1, refs.len())
+        );
+        self.fetch_in(&sql, &refs).await?.iter().map(cart_item_row).collect()
     }
 
     async fn find_cart_tags(&self, keys: &[String]) -> StoreResult<Vec<CartTag>> {
@@ -1831,7 +1895,7 @@ impl Store for Db {
         .bind(account_id)
         .bind(merchant_id)
         .bind(now)
-        .execute(&self.pool)
+        .execute(self.writer())
         .await
         .map_err(other)?;
         Ok(())
@@ -1841,7 +1905,7 @@ impl Store for Db {
         let r = sqlx::query("delete from merchant_links where account_id = $1 and merchant_id = $2")
             .bind(account_id)
             .bind(merchant_id)
-            .execute(&self.pool)
+            .execute(self.writer())
             .await
             .map_err(other)?;
         Ok(r.rows_affected() > 0)
@@ -1881,10 +1945,10 @@ impl Store for Db {
             "update cart_jobs set lease_until = $1, attempts = attempts + 1 where post_id in ( \
                select post_id from cart_jobs where state = 'pending' and lease_until <= $2 \
                order by created_at limit $3 {lock}) \
-             returning post_id, account_id, parent_id, attempts"
+             returning post_id, account_id, parent_id, attempts, created_at"
         );
         let rows =
-            sqlx::query(&sql).bind(lease_until).bind(now).bind(limit).fetch_all(&self.pool).await.map_err(other)?;
+            sqlx::query(&sql).bind(lease_until).bind(now).bind(limit).fetch_all(self.writer()).await.map_err(other)?;
         rows.iter()
             .map(|r| {
                 Ok(CartJob {
@@ -1892,6 +1956,7 @@ impl Store for Db {
                     account_id: r.try_get("account_id").map_err(other)?,
                     parent_id: r.try_get("parent_id").map_err(other)?,
                     attempts: r.try_get("attempts").map_err(other)?,
+                    created_at: r.try_get("created_at").map_err(other)?,
                 })
             })
             .collect()
@@ -1969,7 +2034,7 @@ impl Store for Db {
             .bind(item_id)
             .bind(account_id)
             .bind(merchant_id)
-            .execute(&self.pool)
+            .execute(self.writer())
             .await
             .map_err(other)?;
         Ok(r.rows_affected() > 0)
@@ -2109,7 +2174,7 @@ impl Store for Db {
         .bind(now)
         .bind(id)
         .bind(merchant_id)
-        .execute(&self.pool)
+        .execute(self.writer())
         .await
         .map_err(other)?;
         Ok(r.rows_affected() == 1)
@@ -2311,7 +2376,7 @@ impl Store for Db {
                order by next_attempt_at limit $3 {lock}) returning id"
         );
         let claimed =
-            sqlx::query(&sql).bind(lease_until).bind(now).bind(limit).fetch_all(&self.pool).await.map_err(other)?;
+            sqlx::query(&sql).bind(lease_until).bind(now).bind(limit).fetch_all(self.writer()).await.map_err(other)?;
         let ids: Vec<String> = claimed.iter().map(|r| r.try_get("id")).collect::<Result<_, _>>().map_err(other)?;
         if ids.is_empty() {
             return Ok(vec![]);
@@ -2456,7 +2521,7 @@ impl Store for Db {
         .bind(now)
         .bind(id)
         .bind(merchant_id)
-        .execute(&self.pool)
+        .execute(self.writer())
         .await
         .map_err(other)?;
         Ok(r.rows_affected() == 1)
@@ -2478,7 +2543,7 @@ impl Store for Db {
         .bind(old_until)
         .bind(secret)
         .bind(merchant_id)
-        .execute(&self.pool)
+        .execute(self.writer())
         .await
         .map_err(other)?;
         Ok(())

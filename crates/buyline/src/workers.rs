@@ -98,12 +98,12 @@ where
     })
 }
 
-/// Answers posts with a cart hashtag until shutdown: at once when this process wrote one,
-/// every 200 ms otherwise (jobs from other processes, and jobs whose lease ran out after a
+/// Answers posts with a cart hashtag until shutdown: within [`GATHER`] when this process
+/// wrote one, every 200 ms otherwise (jobs from other processes, and jobs whose lease ran out after a
 /// crash). A full batch is followed at once by the next.
 pub fn cart_replies(services: Services, mut stop: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        const BATCH: i64 = 128;
+        const BATCH: i64 = 512;
         let wake = services.cart_wakeup();
         loop {
             if *stop.borrow() {
@@ -121,7 +121,9 @@ pub fn cart_replies(services: Services, mut stop: watch::Receiver<bool>) -> toki
             };
             if n < BATCH as usize {
                 tokio::select! {
-                    _ = wake.notified() => {}
+                    // A moment for the replies arriving together to share one batch (and one
+                    // durable commit) instead of one each.
+                    _ = wake.notified() => tokio::time::sleep(GATHER).await,
                     _ = tokio::time::sleep(Duration::from_millis(200)) => {}
                     _ = stop.changed() => {}
                 }
@@ -129,3 +131,6 @@ pub fn cart_replies(services: Services, mut stop: watch::Receiver<bool>) -> toki
         }
     })
 }
+
+/// How long the cart worker lets replies gather after the first wakes it.
+const GATHER: Duration = Duration::from_millis(10);

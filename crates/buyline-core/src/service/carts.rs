@@ -19,7 +19,7 @@ use crate::order::{Checkout, NewEvent, Receipt};
 use crate::service::checkout::LineInput;
 use crate::text::{extract_entities, Entities};
 use crate::types::now_micros;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// How long a worker holds a claimed job before another may take it.
 const JOB_LEASE: i64 = 30 * 1_000_000;
@@ -59,82 +59,113 @@ impl Services {
         Ok(())
     }
 
-    /// Claims up to `limit` due jobs, answers each, and writes the answers in one
-    /// transaction. Returns how many jobs it claimed.
+    /// Claims up to `limit` due jobs, reads what they need in a few queries for the whole
+    /// batch, answers each, and writes the answers in one transaction. Returns how many jobs
+    /// it claimed.
     pub async fn process_cart_jobs(&self, limit: i64) -> Result<usize> {
         let now = now_micros();
-        let jobs = self.store.claim_cart_jobs(now, now + JOB_LEASE, limit).await?;
+        let mut jobs = self.store.claim_cart_jobs(now, now + JOB_LEASE, limit).await?;
         if jobs.is_empty() {
             return Ok(0);
         }
+        // In the order the posts were written (`returning` keeps no order): the first of two
+        // replies for one item is the one that adds it.
+        jobs.sort_by(|a, b| (a.created_at, &a.post_id).cmp(&(b.created_at, &b.post_id)));
+        let mut batch = self.load_batch(&jobs).await?;
         let mut results = Vec::with_capacity(jobs.len());
-        // Items this batch adds: a second reply for the same item in the batch finds it there.
-        let mut adding: Vec<(String, String)> = Vec::new();
         for job in &jobs {
             if job.attempts > MAX_ATTEMPTS {
                 tracing::error!(post_id = %job.post_id, attempts = job.attempts, "cart job keeps failing; closed unanswered");
-                results.push(self.silent_result(job));
+                results.push(silent_result(job));
                 continue;
             }
-            match self.answer_cart_job(job, &adding).await {
-                Ok(Some(r)) => {
-                    if let Some(i) = &r.item {
-                        adding.push((i.account_id.clone(), i.variant_id.clone()));
-                    }
-                    results.push(r);
-                }
-                // Nothing to answer (the post or its author is gone): close the job quietly.
-                Ok(None) => results.push(self.silent_result(job)),
-                Err(e) => {
-                    tracing::warn!(post_id = %job.post_id, attempts = job.attempts, error = %e, "cart job failed; will retry")
-                }
-            }
+            // Nothing to answer (the post or its author is gone): close the job quietly.
+            results.push(self.answer(job, &mut batch).unwrap_or_else(|| silent_result(job)));
         }
         self.store.finish_cart_jobs(&results, now_micros()).await?;
         Ok(jobs.len())
     }
 
-    /// A job whose post was deleted before it was answered: marked done with no reply.
-    fn silent_result(&self, job: &CartJob) -> CartResult {
-        CartResult {
-            job_post_id: job.post_id.clone(),
-            outcome: Outcome::ParentDeleted,
-            item: None,
-            reply: None,
-            notification: None,
-            event: None,
+    /// Everything a batch of jobs reads, fetched together.
+    async fn load_batch(&self, jobs: &[CartJob]) -> Result<Batch> {
+        let mut post_ids: Vec<String> = jobs.iter().map(|j| j.post_id.clone()).collect();
+        post_ids.extend(jobs.iter().filter_map(|j| j.parent_id.clone()));
+        post_ids.sort();
+        post_ids.dedup();
+        let posts: HashMap<String, Post> =
+            self.store.find_posts(&post_ids).await?.into_iter().map(|p| (p.id.clone(), p)).collect();
+        let mut account_ids: Vec<String> = jobs.iter().map(|j| j.account_id.clone()).collect();
+        account_ids.sort();
+        account_ids.dedup();
+        let accounts: HashMap<String, Account> =
+            self.store.find_accounts(&account_ids).await?.into_iter().map(|a| (a.id.clone(), a)).collect();
+        let mut keys: Vec<String> = jobs
+            .iter()
+            .filter_map(|j| posts.get(&j.post_id))
+            .flat_map(|p| p.entities.hashtags.iter().map(|h| tag_key(&h.tag)))
+            .collect();
+        keys.sort();
+        keys.dedup();
+        let tags = self.store.find_cart_tags(&keys).await?;
+        let mut merchants = HashMap::new();
+        for t in &tags {
+            if !merchants.contains_key(&t.merchant_id) {
+                if let Some(m) = self.store.find_merchant(&t.merchant_id).await? {
+                    merchants.insert(m.id.clone(), m);
+                }
+            }
         }
+        let mut product_ids: Vec<String> = jobs
+            .iter()
+            .filter_map(|j| j.parent_id.as_ref().and_then(|id| posts.get(id)))
+            .flat_map(|p| product_links(p).into_iter().map(|l| l.product_id).chain(p.product_id.clone()))
+            .collect();
+        product_ids.sort();
+        product_ids.dedup();
+        let products = self
+            .store
+            .find_products(&product_ids)
+            .await?
+            .into_iter()
+            .map(|p| (p.id.clone(), self.finish_product(p)))
+            .collect();
+        let links = self.store.find_links_of(&account_ids).await?.into_iter().collect();
+        let cart = self
+            .store
+            .find_cart_items_of(&account_ids)
+            .await?
+            .into_iter()
+            .map(|i| (i.account_id, i.merchant_id, i.variant_id))
+            .collect();
+        Ok(Batch { posts, accounts, tags, merchants, products, links, cart })
     }
 
-    async fn answer_cart_job(&self, job: &CartJob, adding: &[(String, String)]) -> Result<Option<CartResult>> {
-        let Some(post) = self.store.find_post(&job.post_id).await? else { return Ok(None) };
-        let Some(shopper) = self.store.find_account(&job.account_id).await? else { return Ok(None) };
-        let Some(tag) = self.cart_tag_of(&shopper, &post.entities).await? else { return Ok(None) };
-        let Some(merchant) = self.store.find_merchant(&tag.merchant_id).await? else { return Ok(None) };
-        let parent = match &job.parent_id {
-            Some(id) => self.store.find_post(id).await?,
-            None => None,
-        };
-        let linked = self.store.find_merchant_links(&shopper.id).await?.iter().any(|(m, _)| *m == merchant.id);
-        let (product, variant_id) = match &parent {
-            Some(p) => self.linked_product(p, &merchant).await?,
+    fn answer(&self, job: &CartJob, b: &mut Batch) -> Option<CartResult> {
+        let post = b.posts.get(&job.post_id)?;
+        let shopper = b.accounts.get(&job.account_id)?;
+        let keys: Vec<String> = post.entities.hashtags.iter().map(|h| tag_key(&h.tag)).collect();
+        let tag = keys.iter().find_map(|k| b.tags.iter().find(|t| t.key == *k))?;
+        let merchant = b.merchants.get(&tag.merchant_id)?;
+        let parent = job.parent_id.as_ref().and_then(|id| b.posts.get(id));
+        let linked = b.links.contains(&(shopper.id.clone(), merchant.id.clone()));
+        let (product, variant_id) = match parent {
+            Some(p) => linked_product(p, merchant, &b.products),
             None => (None, None),
         };
-        let cart = self.store.find_cart_items(&shopper.id).await?;
-        let in_cart: Vec<String> = cart
+        let in_cart: Vec<String> = b
+            .cart
             .iter()
-            .filter(|i| i.merchant_id == merchant.id)
-            .map(|i| i.variant_id.clone())
-            .chain(adding.iter().filter(|(a, _)| *a == shopper.id).map(|(_, v)| v.clone()))
+            .filter(|(a, m, _)| *a == shopper.id && *m == merchant.id)
+            .map(|(_, _, v)| v.clone())
             .collect();
         let situation = Situation {
-            shopper: &shopper,
-            tag: &tag,
-            merchant: &merchant,
+            shopper,
+            tag,
+            merchant,
             is_reply: job.parent_id.is_some(),
-            parent: parent.as_ref(),
+            parent,
             linked,
-            product: product.as_ref().map(|p| (p, variant_id.as_deref())),
+            product: product.map(|p| (p, variant_id.as_deref())),
             in_cart: &in_cart,
         };
         let (outcome, variant) = decide(&situation);
@@ -151,8 +182,8 @@ impl Services {
             reply_to: Some(post.id.clone()),
             product_id: None,
         };
-        let label = product.as_ref().map(|p| item_label(p, variant)).unwrap_or_default();
-        let (item, event, note) = match (outcome, &product, variant) {
+        let label = product.map(|p| item_label(p, variant)).unwrap_or_default();
+        let (item, event, note) = match (outcome, product, variant) {
             (Outcome::Added, Some(p), Some(v)) => {
                 let item = CartItemRecord {
                     id: new_id("citem"),
@@ -194,35 +225,19 @@ impl Services {
             format!("/posts/{}", post.id)
         };
         tracing::info!(post_id = %post.id, merchant_id = %merchant.id, outcome = outcome.as_str(), "cart hashtag answered");
-        Ok(Some(CartResult {
+        let result = CartResult {
             job_post_id: post.id.clone(),
             outcome,
             item,
             reply: Some(reply),
             notification: Some(Receipt { account_id: shopper.id.clone(), text: note, link, email: None }),
             event,
-        }))
-    }
-
-    /// The first of the merchant's products the post links (or carries as its buy card), and
-    /// the variant the link names.
-    async fn linked_product(&self, post: &Post, merchant: &Merchant) -> Result<(Option<Product>, Option<String>)> {
-        let mut links: Vec<(String, Option<String>)> =
-            product_links(post).into_iter().map(|l| (l.product_id, l.variant_id)).collect();
-        if let (Some(pid), true) = (&post.product_id, post.author.id == merchant.account_id) {
-            links.push((pid.clone(), None));
+        };
+        // Later jobs of the batch see this item in the cart.
+        if let Some(i) = &result.item {
+            b.cart.push((i.account_id.clone(), i.merchant_id.clone(), i.variant_id.clone()));
         }
-        if links.is_empty() {
-            return Ok((None, None));
-        }
-        let ids: Vec<String> = links.iter().map(|(p, _)| p.clone()).collect();
-        let products = self.store.find_products(&ids).await?;
-        for (pid, variant) in links {
-            if let Some(p) = products.iter().find(|p| p.id == pid && p.merchant_id == merchant.id) {
-                return Ok((Some(self.finish_product(p.clone())), variant));
-            }
-        }
-        Ok((None, None))
+        Some(result)
     }
 
     // --- links
@@ -345,4 +360,47 @@ impl Services {
         self.store.insert_cart_checkout(&o.record, &ids).await?;
         Ok(Self::checkout_view(&o.record, &me.country, &o.merchant, &o.products))
     }
+}
+
+/// What one batch of jobs reads.
+struct Batch {
+    /// The jobs' posts and the posts they reply to.
+    posts: HashMap<String, Post>,
+    accounts: HashMap<String, Account>,
+    tags: Vec<CartTag>,
+    merchants: HashMap<String, Merchant>,
+    products: HashMap<String, Product>,
+    /// `(account, merchant)` consents.
+    links: HashSet<(String, String)>,
+    /// `(account, merchant, variant)` in carts, with what this batch adds.
+    cart: Vec<(String, String, String)>,
+}
+
+/// Closes a job whose post is gone: marked done with no reply.
+fn silent_result(job: &CartJob) -> CartResult {
+    CartResult {
+        job_post_id: job.post_id.clone(),
+        outcome: Outcome::ParentDeleted,
+        item: None,
+        reply: None,
+        notification: None,
+        event: None,
+    }
+}
+
+/// The first of the merchant's products the post links (or carries as its buy card), and
+/// the variant the link names.
+fn linked_product<'a>(
+    post: &Post,
+    merchant: &Merchant,
+    products: &'a HashMap<String, Product>,
+) -> (Option<&'a Product>, Option<String>) {
+    let attached = post.product_id.iter().filter(|_| post.author.id == merchant.account_id);
+    let links = product_links(post).into_iter().map(|l| (l.product_id, l.variant_id));
+    for (pid, variant) in links.chain(attached.map(|p| (p.clone(), None))) {
+        if let Some(p) = products.get(&pid).filter(|p| p.merchant_id == merchant.id) {
+            return (Some(p), variant);
+        }
+    }
+    (None, None)
 }
