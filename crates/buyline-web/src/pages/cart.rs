@@ -3,7 +3,6 @@
 //! listed and revoked in settings.
 
 use super::buy::{form_field, saved, Saved};
-use super::view::escape;
 use super::{error_page, CsrfForm, FormErrors, PageCtx};
 use crate::state::AppState;
 use askama::Template;
@@ -20,6 +19,11 @@ use buyline_core::types::Money;
 use buyline_core::Error;
 use serde::Deserialize;
 use std::collections::HashMap;
+
+/// What of a path segment may travel in a `next=` link: handles and ids are `[A-Za-z0-9_]`.
+fn path_safe(s: &str) -> String {
+    s.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').collect()
+}
 
 #[derive(Template)]
 #[template(path = "connect.html")]
@@ -38,7 +42,7 @@ pub struct ConnectQuery {
 
 pub async fn connect_page(State(st): State<AppState>, ctx: PageCtx, Path(handle): Path<String>) -> Response {
     let Some(who) = ctx.principal() else {
-        return Redirect::to(&format!("/login?next=/connect/{}", escape(&handle))).into_response();
+        return Redirect::to(&format!("/login?next=/connect/{}", path_safe(&handle))).into_response();
     };
     let merchant = match st.services.merchant_by_handle(&handle).await {
         Ok(m) => m,
@@ -270,7 +274,7 @@ async fn load_checkout(st: &AppState, who: &buyline_core::Principal, id: &str) -
 
 pub async fn checkout_sheet(State(st): State<AppState>, ctx: PageCtx, Path(id): Path<String>) -> Response {
     let (Some(who), Some(viewer)) = (ctx.principal(), ctx.viewer.clone()) else {
-        return Redirect::to(&format!("/login?next=/checkouts/{}", escape(&id))).into_response();
+        return Redirect::to(&format!("/login?next=/checkouts/{}", path_safe(&id))).into_response();
     };
     let (checkout, merchant) = match load_checkout(&st, &who, &id).await {
         Ok(x) => x,
