@@ -111,7 +111,7 @@ async fn cart_hashtags_are_unique_across_merchants_ignoring_case() {
 async fn a_linked_shoppers_reply_fills_the_cart_and_the_cart_checks_out() {
     let app = hooked_app().await;
     let rx = Receiver::start().await;
-    let (_, acme, shirt, post) = cart_merchant(&app, "acme", Some(&rx)).await;
+    let (merchant_key, acme, shirt, post) = cart_merchant(&app, "acme", Some(&rx)).await;
     let (ann, ann_acct) = app.signup("ann").await;
 
     // Consent first, shown in the shopper's links; linking twice is one link.
@@ -156,11 +156,22 @@ async fn a_linked_shoppers_reply_fills_the_cart_and_the_cart_checks_out() {
     let carts = app.get("/carts", Some(&ann)).await;
     assert_eq!(carts.body["data"][0]["items"].as_array().unwrap().len(), 1);
 
-    // Check out the cart through the normal checkout; the order empties the cart.
+    // A second item, from a post linking another variant.
+    let blue_m = variant(&shirt, "M", "blue");
+    let text = format!("Blue too: {}/p/{}?variant={blue_m}", app.url, id(&shirt));
+    let second_post = app.post("/posts", Some(&merchant_key), json!({"text": text})).await.body;
+    let r2 = reply(&app, &ann, Some(id(&second_post)), "#AcmeCart").await;
+    assert!(answer_text(&app, &r2).await.contains("Added Tee (M, blue)"));
+    let carts = app.get("/carts", Some(&ann)).await;
+    assert_eq!(carts.body["data"][0]["items"].as_array().unwrap().len(), 2);
+    assert_eq!(carts.body["data"][0]["subtotal"], 5000);
+
+    // Check out the cart through the normal checkout, every line in one order; the order
+    // empties the cart.
     let mid = id(&acme).to_string();
     let chk = app.post(&format!("/carts/{mid}/checkout"), Some(&ann), json!({})).await;
     assert_eq!(chk.status, 201, "{}", chk.text);
-    assert_eq!(chk.body["lines"].as_array().unwrap().len(), 1);
+    assert_eq!(chk.body["lines"].as_array().unwrap().len(), 2);
     assert_eq!(chk.body["status"], "open");
     let done = app
         .post(
@@ -171,9 +182,11 @@ async fn a_linked_shoppers_reply_fills_the_cart_and_the_cart_checks_out() {
         .await;
     assert_eq!(done.status, 201, "{}", done.text);
     assert_eq!(done.body["status"], "paid");
-    assert_eq!(done.body["totals"]["subtotal"], 2500);
+    assert_eq!(done.body["totals"]["subtotal"], 5000);
+    assert_eq!(done.body["lines"].as_array().unwrap().len(), 2);
     assert_eq!(app.get("/carts", Some(&ann)).await.body["data"], json!([]));
     assert_eq!(stock_of(&app, &shirt, &variant(&shirt, "S", "red")).await, 4);
+    assert_eq!(stock_of(&app, &shirt, &blue_m).await, 4);
     let r = app.post(&format!("/carts/{mid}/checkout"), Some(&ann), json!({})).await;
     assert_problem(&r, 404, "not_found");
 
