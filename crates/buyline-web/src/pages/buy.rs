@@ -18,7 +18,7 @@ use buyline_core::model::{Merchant, Product};
 use buyline_core::order::{Order, OrderStatus};
 use buyline_core::payment::CardInput;
 use buyline_core::rollout::Arm;
-use buyline_core::service::{Idempotency, LineInput, OrderInput, PaymentInput};
+use buyline_core::service::{CompleteInput, Idempotency, LineInput, OrderInput, PaymentInput};
 use buyline_core::types::{Money, ProductKind};
 use buyline_core::{Error, Principal};
 use serde::Deserialize;
@@ -146,16 +146,7 @@ fn render(
     errors: FormErrors,
     saved: Saved,
 ) -> Response {
-    // A returning shopper gets their saved card and address preselected: Confirm is one tap.
-    if !form.contains_key("payment_choice") {
-        form.insert("payment_choice".into(), saved.cards.first().map(|c| c.0.clone()).unwrap_or_else(|| "new".into()));
-    }
-    if !form.contains_key("address_choice") {
-        form.insert(
-            "address_choice".into(),
-            saved.addresses.first().map(|a| a.0.clone()).unwrap_or_else(|| "new".into()),
-        );
-    }
+    preselect(&mut form, &saved);
     let options = product
         .options
         .iter()
@@ -274,6 +265,62 @@ pub async fn buy_sheet(State(st): State<AppState>, ctx: PageCtx, Path(post_id): 
     render(&ctx, StatusCode::OK, &post_id, product, merchant, form, FormErrors::default(), saved)
 }
 
+/// A returning shopper gets their saved card and address preselected: Confirm is one tap.
+pub(super) fn preselect(form: &mut HashMap<String, String>, saved: &Saved) {
+    if !form.contains_key("payment_choice") {
+        form.insert("payment_choice".into(), saved.cards.first().map(|c| c.0.clone()).unwrap_or_else(|| "new".into()));
+    }
+    if !form.contains_key("address_choice") {
+        form.insert(
+            "address_choice".into(),
+            saved.addresses.first().map(|a| a.0.clone()).unwrap_or_else(|| "new".into()),
+        );
+    }
+}
+
+/// What the form shows again after an error: everything typed but the card number and CVC.
+pub(super) fn kept(form: &CsrfForm) -> HashMap<String, String> {
+    form.0
+        .iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "card_number" | "card_cvc" | "csrf" | "attempt"))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+/// The sheet's shipping and payment fields, as the checkout services take them.
+pub(super) fn sheet_choice(form: &CsrfForm, ships: bool) -> CompleteInput {
+    let address_id = form.opt("address_choice").filter(|c| c.starts_with("addr_"));
+    let saved_card = form.opt("payment_choice").filter(|c| c.starts_with("pm_"));
+    CompleteInput {
+        shipping_address: (ships && address_id.is_none()).then(|| Address {
+            name: form.get("name"),
+            line1: form.get("line1"),
+            line2: form.opt("line2"),
+            city: form.get("city"),
+            region: form.get("region"),
+            postal_code: form.get("postal_code"),
+            country: form.get("country"),
+            phone: form.opt("phone"),
+        }),
+        address_id,
+        shipping_rate_id: form.opt("shipping_rate_id"),
+        payment: Some(match saved_card {
+            Some(pm) => PaymentInput { card: None, save: false, payment_method_id: Some(pm) },
+            None => PaymentInput {
+                card: Some(CardInput {
+                    number: form.get("card_number"),
+                    exp_month: form.get("card_exp_month").trim().parse().unwrap_or(0),
+                    exp_year: form.get("card_exp_year").trim().parse().unwrap_or(0),
+                    cvc: form.get("card_cvc"),
+                    name: form.opt("card_name"),
+                }),
+                save: form.opt("save").is_some(),
+                payment_method_id: None,
+            },
+        }),
+    }
+}
+
 /// Field names of the form, for the field names services report.
 pub(super) fn form_field(service_field: &str) -> String {
     match service_field {
@@ -321,12 +368,7 @@ pub async fn place(State(st): State<AppState>, ctx: PageCtx, Path(post_id): Path
             _ => {}
         }
     }
-    let keep: HashMap<String, String> = form
-        .0
-        .iter()
-        .filter(|(k, _)| !matches!(k.as_str(), "card_number" | "card_cvc" | "csrf" | "attempt"))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
+    let keep = kept(&form);
     let fail = |errors: FormErrors| {
         let (st, ctx, product, merchant, keep) = (&st, &ctx, product.clone(), merchant.clone(), keep.clone());
         let scope = scope.clone();
@@ -367,38 +409,14 @@ pub async fn place(State(st): State<AppState>, ctx: PageCtx, Path(post_id): Path
         None
     };
     let quantity = if product.donation.is_some() { 1 } else { form.get("quantity").trim().parse::<i64>().unwrap_or(0) };
-    let saved_address = form.opt("address_choice").filter(|c| c.starts_with("addr_"));
-    let saved_card = form.opt("payment_choice").filter(|c| c.starts_with("pm_"));
-    let shipping_address = (product.kind == ProductKind::Physical && saved_address.is_none()).then(|| Address {
-        name: form.get("name"),
-        line1: form.get("line1"),
-        line2: form.opt("line2"),
-        city: form.get("city"),
-        region: form.get("region"),
-        postal_code: form.get("postal_code"),
-        country: form.get("country"),
-        phone: form.opt("phone"),
-    });
+    let choice = sheet_choice(&form, product.kind == ProductKind::Physical);
     let input = OrderInput {
         lines: vec![LineInput { variant_id: variant.id.clone(), quantity: Some(quantity), amount }],
         post_id: Some(post_id.clone()),
-        shipping_address,
-        address_id: saved_address,
-        shipping_rate_id: form.opt("shipping_rate_id"),
-        payment: Some(match saved_card {
-            Some(pm) => PaymentInput { card: None, save: false, payment_method_id: Some(pm) },
-            None => PaymentInput {
-                card: Some(CardInput {
-                    number: form.get("card_number"),
-                    exp_month: form.get("card_exp_month").trim().parse().unwrap_or(0),
-                    exp_year: form.get("card_exp_year").trim().parse().unwrap_or(0),
-                    cvc: form.get("card_cvc"),
-                    name: form.opt("card_name"),
-                }),
-                save: form.opt("save").is_some(),
-                payment_method_id: None,
-            },
-        }),
+        shipping_address: choice.shipping_address,
+        address_id: choice.address_id,
+        shipping_rate_id: choice.shipping_rate_id,
+        payment: choice.payment,
     };
     let who = Principal::Shopper(viewer.clone());
     match st.services.place_order(&who, input).await {

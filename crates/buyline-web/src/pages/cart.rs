@@ -2,7 +2,7 @@
 //! sheet of an open checkout (`/checkouts/{id}`) that a cart opens. Linked merchants are
 //! listed and revoked in settings.
 
-use super::buy::{form_field, saved, Saved};
+use super::buy::{form_field, kept, preselect, saved, sheet_choice, Saved};
 use super::{error_page, CsrfForm, FormErrors, PageCtx};
 use crate::state::AppState;
 use askama::Template;
@@ -10,11 +10,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use buyline_core::cart::Cart;
-use buyline_core::checkout::Address;
 use buyline_core::model::Merchant;
 use buyline_core::order::{Checkout, OrderStatus};
-use buyline_core::payment::CardInput;
-use buyline_core::service::{CompleteInput, PaymentInput};
 use buyline_core::types::Money;
 use buyline_core::Error;
 use serde::Deserialize;
@@ -200,15 +197,7 @@ fn render_sheet(
     errors: FormErrors,
     saved: Saved,
 ) -> Response {
-    if !form.contains_key("payment_choice") {
-        form.insert("payment_choice".into(), saved.cards.first().map(|c| c.0.clone()).unwrap_or_else(|| "new".into()));
-    }
-    if !form.contains_key("address_choice") {
-        form.insert(
-            "address_choice".into(),
-            saved.addresses.first().map(|a| a.0.clone()).unwrap_or_else(|| "new".into()),
-        );
-    }
+    preselect(&mut form, &saved);
     let currency = checkout.totals.currency;
     let m = |a| Money::new(a, currency).display();
     if !form.contains_key("shipping_rate_id") {
@@ -297,42 +286,8 @@ pub async fn complete(State(st): State<AppState>, ctx: PageCtx, Path(id): Path<S
         Ok(x) => x,
         Err(e) => return error_page(&ctx, e),
     };
-    let saved_address = form.opt("address_choice").filter(|c| c.starts_with("addr_"));
-    let saved_card = form.opt("payment_choice").filter(|c| c.starts_with("pm_"));
-    let input = CompleteInput {
-        shipping_address: (checkout.requires_shipping && saved_address.is_none()).then(|| Address {
-            name: form.get("name"),
-            line1: form.get("line1"),
-            line2: form.opt("line2"),
-            city: form.get("city"),
-            region: form.get("region"),
-            postal_code: form.get("postal_code"),
-            country: form.get("country"),
-            phone: form.opt("phone"),
-        }),
-        address_id: saved_address,
-        shipping_rate_id: form.opt("shipping_rate_id"),
-        payment: Some(match saved_card {
-            Some(pm) => PaymentInput { card: None, save: false, payment_method_id: Some(pm) },
-            None => PaymentInput {
-                card: Some(CardInput {
-                    number: form.get("card_number"),
-                    exp_month: form.get("card_exp_month").trim().parse().unwrap_or(0),
-                    exp_year: form.get("card_exp_year").trim().parse().unwrap_or(0),
-                    cvc: form.get("card_cvc"),
-                    name: form.opt("card_name"),
-                }),
-                save: form.opt("save").is_some(),
-                payment_method_id: None,
-            },
-        }),
-    };
-    let keep: HashMap<String, String> = form
-        .0
-        .iter()
-        .filter(|(k, _)| !matches!(k.as_str(), "card_number" | "card_cvc" | "csrf"))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
+    let input = sheet_choice(&form, checkout.requires_shipping);
+    let keep = kept(&form);
     let mut errors = FormErrors::default();
     match st.services.complete_checkout(&who, &id, input).await {
         Ok(order) => {

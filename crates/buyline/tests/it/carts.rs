@@ -31,18 +31,6 @@ async fn cart_merchant(app: &TestApp, handle: &str, rx: Option<&Receiver>) -> (S
     (key, r.body["merchant"].clone(), shirt, p.body)
 }
 
-fn variant(product: &Value, size: &str, colour: &str) -> String {
-    product["variants"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|v| v["options"]["size"] == size && v["options"]["colour"] == colour)
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
-
 fn id(v: &Value) -> &str {
     v["id"].as_str().unwrap()
 }

@@ -12,18 +12,6 @@ async fn setup(app: &TestApp, stock: i64) -> (String, Value, String) {
     (key, p, shopper)
 }
 
-fn variant(p: &Value, size: &str, colour: &str) -> String {
-    p["variants"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|v| v["options"]["size"] == size && v["options"]["colour"] == colour)
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
-
 #[tokio::test]
 async fn one_tap_order_is_paid_captured_and_booked() {
     let app = spawn_app().await;

@@ -273,6 +273,19 @@ pub async fn join_all<F: std::future::Future<Output = Resp>>(futs: Vec<F>) -> Ve
     results.into_iter().map(Option::unwrap).collect()
 }
 
+/// The id of the shirt's variant with this size and colour.
+pub fn variant(p: &Value, size: &str, colour: &str) -> String {
+    p["variants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["options"]["size"] == size && v["options"]["colour"] == colour)
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
 /// Units left of a product's variant, as the public product API shows them.
 pub async fn stock_of(app: &TestApp, product: &Value, vid: &str) -> i64 {
     let p = app.get(&format!("/products/{}", product["id"].as_str().unwrap()), None).await.body;
