@@ -64,7 +64,7 @@ impl Error {
 }
 
 /// What storage reports; services turn it into [`Error`].
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// A unique constraint failed; the string is the constraint or column that clashed.
     #[error("unique violation on {0}")]

@@ -41,8 +41,21 @@ pub struct Db {
     /// instead of contending for the database lock (SQLite's busy handler waits by sleeping,
     /// in steps of up to 100 ms). On PostgreSQL the same pool as reads.
     writer: AnyPool,
+    /// SQLite: posts go to a task that commits all that are waiting in one transaction
+    /// (group commit). `None` on PostgreSQL, whose writers run side by side.
+    posts: Option<tokio::sync::mpsc::Sender<PostWrite>>,
     backend: Backend,
 }
+
+/// A post (with its cart job or not) waiting for the group commit, and who to tell.
+struct PostWrite {
+    post: NewPost,
+    cart_job: bool,
+    done: tokio::sync::oneshot::Sender<StoreResult<()>>,
+}
+
+/// Most posts written in one group-commit transaction.
+const POST_GROUP: usize = 256;
 
 fn other(e: sqlx::Error) -> StoreError {
     if let sqlx::Error::Database(db) = &e {
@@ -56,6 +69,11 @@ fn other(e: sqlx::Error) -> StoreError {
 
 fn json_err(e: serde_json::Error) -> StoreError {
     StoreError::Other(format!("stored JSON does not parse: {e}"))
+}
+
+/// `($s, …, $s+cols-1), (…)` for `rows` rows of `cols` values, numbered from `start`.
+fn rows_of(rows: usize, cols: usize, start: usize) -> String {
+    (0..rows).map(|r| format!("({})", placeholders(start + r * cols, cols))).collect::<Vec<_>>().join(", ")
 }
 
 /// `$start, $start+1, …` for `n` values.
@@ -104,7 +122,12 @@ impl Db {
                 .map_err(other)?,
             Backend::Postgres => pool.clone(),
         };
-        Ok(Db { pool, writer, backend })
+        let posts = (backend == Backend::Sqlite).then(|| {
+            let (tx, rx) = tokio::sync::mpsc::channel(4 * POST_GROUP);
+            tokio::spawn(group_commit_posts(writer.clone(), rx));
+            tx
+        });
+        Ok(Db { pool, writer, posts, backend })
     }
 
     pub fn backend(&self) -> Backend {
@@ -139,20 +162,6 @@ const MERCHANT_SELECT: &str = "select m.id, m.account_id, m.owner_account_id, a.
 
 type AnyQuery<'a> = sqlx::query::Query<'a, sqlx::Any, sqlx::any::AnyArguments<'a>>;
 
-fn post_insert(p: &NewPost) -> StoreResult<AnyQuery<'_>> {
-    Ok(sqlx::query(
-        "insert into posts (id, author_id, text, entities, reply_to, product_id, created_at) \
-         values ($1, $2, $3, $4, $5, $6, $7)",
-    )
-    .bind(&p.id)
-    .bind(&p.author_id)
-    .bind(&p.text)
-    .bind(serde_json::to_string(&p.entities).map_err(json_err)?)
-    .bind(&p.reply_to)
-    .bind(&p.product_id)
-    .bind(p.created_at))
-}
-
 fn checkout_insert(c: &CheckoutRecord) -> StoreResult<AnyQuery<'_>> {
     Ok(sqlx::query(
         "insert into checkouts (id, shopper_id, merchant_id, post_id, lines, currency, status, attempt, order_id, \
@@ -169,6 +178,79 @@ fn checkout_insert(c: &CheckoutRecord) -> StoreResult<AnyQuery<'_>> {
     .bind(&c.order_id)
     .bind(c.created_at)
     .bind(c.expires_at))
+}
+
+/// Writes posts, and the cart jobs of those that have one, with one statement each.
+async fn write_posts(tx: &mut sqlx::Transaction<'static, sqlx::Any>, posts: &[(&NewPost, bool)]) -> StoreResult<()> {
+    let sql = format!(
+        "insert into posts (id, author_id, text, entities, reply_to, product_id, created_at) values {}",
+        rows_of(posts.len(), 7, 1)
+    );
+    let mut q = sqlx::query(&sql);
+    for (p, _) in posts {
+        q = q
+            .bind(&p.id)
+            .bind(&p.author_id)
+            .bind(&p.text)
+            .bind(serde_json::to_string(&p.entities).map_err(json_err)?)
+            .bind(&p.reply_to)
+            .bind(&p.product_id)
+            .bind(p.created_at);
+    }
+    q.execute(&mut **tx).await.map_err(other)?;
+    let jobs: Vec<&NewPost> = posts.iter().filter(|(_, job)| *job).map(|(p, _)| *p).collect();
+    if !jobs.is_empty() {
+        let sql = format!(
+            "insert into cart_jobs (post_id, account_id, parent_id, state, created_at) values {}",
+            (0..jobs.len())
+                .map(|k| format!("(${}, ${}, ${}, 'pending', ${})", 4 * k + 1, 4 * k + 2, 4 * k + 3, 4 * k + 4))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let mut q = sqlx::query(&sql);
+        for p in jobs {
+            q = q.bind(&p.id).bind(&p.author_id).bind(&p.reply_to).bind(p.created_at);
+        }
+        q.execute(&mut **tx).await.map_err(other)?;
+    }
+    Ok(())
+}
+
+/// Group commit of posts on SQLite: takes every post waiting (up to [`POST_GROUP`]) and
+/// writes them in one transaction, one fsync for all. If that fails (one post's parent was
+/// deleted a moment ago, say), each is written alone, so only the bad one fails.
+async fn group_commit_posts(writer: AnyPool, mut rx: tokio::sync::mpsc::Receiver<PostWrite>) {
+    while let Some(first) = rx.recv().await {
+        let mut group = vec![first];
+        while group.len() < POST_GROUP {
+            match rx.try_recv() {
+                Ok(w) => group.push(w),
+                Err(_) => break,
+            }
+        }
+        let together: Vec<(&NewPost, bool)> = group.iter().map(|w| (&w.post, w.cart_job)).collect();
+        let result = async {
+            let mut tx = writer.begin_with("begin immediate").await.map_err(other)?;
+            write_posts(&mut tx, &together).await?;
+            tx.commit().await.map_err(other)
+        }
+        .await;
+        if result.is_ok() || group.len() == 1 {
+            for w in group {
+                let _ = w.done.send(result.clone());
+            }
+            continue;
+        }
+        for w in group {
+            let alone = async {
+                let mut tx = writer.begin_with("begin immediate").await.map_err(other)?;
+                write_posts(&mut tx, &[(&w.post, w.cart_job)]).await?;
+                tx.commit().await.map_err(other)
+            }
+            .await;
+            let _ = w.done.send(alone);
+        }
+    }
 }
 
 /// Replaces the merchant's rows in `cart_hashtags`, whose key makes a tag one merchant's.
@@ -716,23 +798,19 @@ impl Store for Db {
     }
 
     async fn insert_post(&self, p: &NewPost, cart_job: bool) -> StoreResult<()> {
-        if !cart_job {
-            post_insert(p)?.execute(self.writer()).await.map_err(other)?;
-            return Ok(());
+        match &self.posts {
+            Some(queue) => {
+                let (done, answer) = tokio::sync::oneshot::channel();
+                let write = PostWrite { post: p.clone(), cart_job, done };
+                queue.send(write).await.map_err(|_| StoreError::Other("the post writer has stopped".into()))?;
+                answer.await.map_err(|_| StoreError::Other("the post writer has stopped".into()))?
+            }
+            None => {
+                let mut tx = self.begin().await?;
+                write_posts(&mut tx, &[(p, cart_job)]).await?;
+                tx.commit().await.map_err(other)
+            }
         }
-        let mut tx = self.begin().await?;
-        post_insert(p)?.execute(&mut *tx).await.map_err(other)?;
-        sqlx::query(
-            "insert into cart_jobs (post_id, account_id, parent_id, state, created_at) values ($1, $2, $3, 'pending', $4)",
-        )
-        .bind(&p.id)
-        .bind(&p.author_id)
-        .bind(&p.reply_to)
-        .bind(p.created_at)
-        .execute(&mut *tx)
-        .await
-        .map_err(other)?;
-        tx.commit().await.map_err(other)
     }
 
     async fn delete_post(&self, id: &str, author_id: &str) -> StoreResult<bool> {
@@ -1966,58 +2044,124 @@ impl Store for Db {
         if results.is_empty() {
             return Ok(0);
         }
-        // One transaction for the batch: one durable commit answers many replies.
+        // One transaction and a handful of statements for the whole batch: one durable commit
+        // answers many replies, and the single SQLite writer is held briefly.
         let mut tx = self.begin().await?;
-        let mut written = 0;
+        // Mark the jobs done, each with its outcome; only those still pending are ours.
+        let n = results.len();
+        let whens = |col: usize| -> String {
+            (0..n).map(|k| format!("when ${} then ${}", 2 + 3 * k, 2 + 3 * k + col)).collect::<Vec<_>>().join(" ")
+        };
+        let sql = format!(
+            "update cart_jobs set state = 'done', processed_at = $1, \
+             outcome = case post_id {} end, reply_post_id = case post_id {} end \
+             where state = 'pending' and post_id in ({}) returning post_id",
+            whens(1),
+            whens(2),
+            (0..n).map(|k| format!("${}", 2 + 3 * k)).collect::<Vec<_>>().join(", ")
+        );
+        let mut q = sqlx::query(&sql).bind(now);
         for r in results {
-            let done = sqlx::query(
-                "update cart_jobs set state = 'done', outcome = $1, reply_post_id = $2, processed_at = $3 \
-                 where post_id = $4 and state = 'pending'",
-            )
-            .bind(r.outcome.as_str())
-            .bind(r.reply.as_ref().map(|p| &p.id))
-            .bind(now)
-            .bind(&r.job_post_id)
-            .execute(&mut *tx)
+            q = q.bind(&r.job_post_id).bind(r.outcome.as_str()).bind(r.reply.as_ref().map(|p| p.id.clone()));
+        }
+        let owned: std::collections::HashSet<String> = q
+            .fetch_all(&mut *tx)
             .await
+            .map_err(other)?
+            .iter()
+            .map(|r| r.try_get("post_id"))
+            .collect::<Result<_, _>>()
             .map_err(other)?;
-            if done.rows_affected() != 1 {
-                continue;
+        let mine: Vec<&CartResult> = results.iter().filter(|r| owned.contains(&r.job_post_id)).collect();
+
+        // Cart items; `returning` names those inserted (another process may have added one
+        // a moment ago: that one gets no second event).
+        let items: Vec<&CartItemRecord> = mine.iter().filter_map(|r| r.item.as_ref()).collect();
+        let mut inserted = std::collections::HashSet::new();
+        if !items.is_empty() {
+            let sql = format!(
+                "insert into cart_items (id, account_id, merchant_id, product_id, variant_id, quantity, source_post_id, \
+                 created_at) values {} on conflict (account_id, variant_id) do nothing returning id",
+                rows_of(items.len(), 8, 1)
+            );
+            let mut q = sqlx::query(&sql);
+            for i in &items {
+                q = q
+                    .bind(&i.id)
+                    .bind(&i.account_id)
+                    .bind(&i.merchant_id)
+                    .bind(&i.product_id)
+                    .bind(&i.variant_id)
+                    .bind(i.quantity)
+                    .bind(&i.source_post_id)
+                    .bind(i.created_at);
             }
-            let mut inserted = true;
-            if let Some(i) = &r.item {
-                let added = sqlx::query(
-                    "insert into cart_items (id, account_id, merchant_id, product_id, variant_id, quantity, \
-                     source_post_id, created_at) values ($1, $2, $3, $4, $5, $6, $7, $8) \
-                     on conflict (account_id, variant_id) do nothing",
-                )
-                .bind(&i.id)
-                .bind(&i.account_id)
-                .bind(&i.merchant_id)
-                .bind(&i.product_id)
-                .bind(&i.variant_id)
-                .bind(i.quantity)
-                .bind(&i.source_post_id)
-                .bind(i.created_at)
-                .execute(&mut *tx)
-                .await
-                .map_err(other)?;
-                // Another process added the same item a moment ago: no second event for it.
-                inserted = added.rows_affected() == 1;
+            for r in q.fetch_all(&mut *tx).await.map_err(other)? {
+                inserted.insert(r.try_get::<String, _>("id").map_err(other)?);
             }
-            if let Some(reply) = &r.reply {
-                post_insert(reply)?.execute(&mut *tx).await.map_err(other)?;
+        }
+
+        let replies: Vec<(&NewPost, bool)> = mine.iter().filter_map(|r| r.reply.as_ref()).map(|p| (p, false)).collect();
+        if !replies.is_empty() {
+            write_posts(&mut tx, &replies).await?;
+        }
+
+        let notes: Vec<&Receipt> = mine.iter().filter_map(|r| r.notification.as_ref()).collect();
+        if !notes.is_empty() {
+            let sql = format!(
+                "insert into notifications (id, account_id, text, link, created_at) values {}",
+                rows_of(notes.len(), 5, 1)
+            );
+            let mut q = sqlx::query(&sql);
+            for n in &notes {
+                q = q.bind(new_id("ntf")).bind(&n.account_id).bind(&n.text).bind(&n.link).bind(now);
             }
-            if let Some(n) = &r.notification {
-                insert_receipt(&mut tx, n, now).await?;
+            q.execute(&mut *tx).await.map_err(other)?;
+        }
+
+        let events: Vec<&NewEvent> = mine
+            .iter()
+            .filter(|r| r.item.as_ref().is_some_and(|i| inserted.contains(&i.id)))
+            .filter_map(|r| r.event.as_ref())
+            .collect();
+        if !events.is_empty() {
+            let sql = format!(
+                "insert into events (id, merchant_id, type, payload, created_at) values {}",
+                rows_of(events.len(), 5, 1)
+            );
+            let mut q = sqlx::query(&sql);
+            for e in &events {
+                q = q.bind(&e.id).bind(&e.merchant_id).bind(&e.kind).bind(&e.payload).bind(e.created_at);
             }
-            if let (Some(e), true) = (&r.event, inserted) {
-                insert_event(&mut tx, e).await?;
+            q.execute(&mut *tx).await.map_err(other)?;
+            // A delivery for each event whose merchant has a live endpoint (as `insert_event`).
+            let sql = (0..events.len())
+                .map(|k| {
+                    let b = 4 * k;
+                    format!(
+                        "select ${}, ${}, id, 'pending', 0, ${}, 0, ${} from merchants \
+                         where id = ${} and webhook_url is not null and webhook_disabled_at is null",
+                        b + 1,
+                        b + 2,
+                        b + 3,
+                        b + 3,
+                        b + 4
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(" union all ");
+            let sql = format!(
+                "insert into webhook_deliveries (id, event_id, merchant_id, status, attempts, next_attempt_at, \
+                 locked_until, created_at) {sql}"
+            );
+            let mut q = sqlx::query(&sql);
+            for e in &events {
+                q = q.bind(new_id("dlv")).bind(&e.id).bind(e.created_at).bind(&e.merchant_id);
             }
-            written += 1;
+            q.execute(&mut *tx).await.map_err(other)?;
         }
         tx.commit().await.map_err(other)?;
-        Ok(written)
+        Ok(mine.len())
     }
 
     async fn find_cart_items(&self, account_id: &str) -> StoreResult<Vec<CartItemRecord>> {

@@ -127,3 +127,44 @@ async fn timeline_pages_cover_everything_once() {
     assert_eq!(seen[22], "post 0");
     app.stop().await;
 }
+
+/// Posts written at the same moment share one transaction on SQLite (group commit); one
+/// that cannot be written (its parent is gone) fails alone, and the others are kept.
+#[tokio::test]
+async fn posts_written_together_fail_alone() {
+    use buyline_core::model::NewPost;
+    use buyline_core::store::Store;
+    let app = spawn_app().await;
+    let (_, me) = app.signup("crowd").await;
+    let author = me["id"].as_str().unwrap().to_string();
+    let db = app.db().clone();
+    let writes: Vec<_> = (0..20)
+        .map(|i| {
+            let (db, author) = (db.clone(), author.clone());
+            tokio::spawn(async move {
+                let post = NewPost {
+                    id: format!("post_crowd{i}"),
+                    author_id: author,
+                    text: format!("post {i}"),
+                    created_at: buyline_core::types::now_micros(),
+                    // One reply to a post that does not exist.
+                    reply_to: (i == 7).then(|| "post_missing".to_string()),
+                    product_id: None,
+                    entities: Default::default(),
+                };
+                db.insert_post(&post, i % 2 == 0).await
+            })
+        })
+        .collect();
+    let mut failed = Vec::new();
+    for (i, w) in writes.into_iter().enumerate() {
+        if w.await.unwrap().is_err() {
+            failed.push(i);
+        }
+    }
+    assert_eq!(failed, [7]);
+    let ids: Vec<String> = (0..20).filter(|i| *i != 7).map(|i| format!("post_crowd{i}")).collect();
+    assert_eq!(db.find_posts(&ids).await.unwrap().len(), 19);
+    assert!(db.find_post("post_crowd7").await.unwrap().is_none());
+    app.stop().await;
+}
