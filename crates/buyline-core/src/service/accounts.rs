@@ -196,7 +196,9 @@ impl Services {
     }
 
     pub async fn log_out(&self, token: &str) -> Result<()> {
-        Ok(self.store.delete_session(&hash_secret(token)).await?)
+        let key = hash_secret(token);
+        self.caches.sessions.forget(&key);
+        Ok(self.store.delete_session(&key).await?)
     }
 
     /// The account behind a session token, if the session is live.
@@ -204,7 +206,15 @@ impl Services {
         if !token.starts_with("st_") {
             return Ok(None);
         }
-        Ok(self.store.find_session_account(&hash_secret(token), now_micros()).await?)
+        let key = hash_secret(token);
+        if let Some(a) = self.caches.sessions.get(&key) {
+            return Ok(Some(a));
+        }
+        let found = self.store.find_session_account(&key, now_micros()).await?;
+        if let Some(a) = &found {
+            self.caches.sessions.put(key, a.clone());
+        }
+        Ok(found)
     }
 
     /// Resolves a bearer token: a session token, a merchant key, or the operator token.

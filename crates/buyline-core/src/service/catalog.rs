@@ -618,6 +618,7 @@ impl Services {
             p.image_url.clear();
         }
         self.store.update_product(&p).await?;
+        self.forget_products([&p.id]);
         self.product(id).await
     }
 
@@ -647,6 +648,7 @@ impl Services {
         }
         e.finish()?;
         self.store.update_variant(&p.id, &v).await?;
+        self.forget_products([&p.id]);
         self.product(id).await
     }
 }

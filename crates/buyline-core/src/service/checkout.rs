@@ -207,7 +207,7 @@ impl Services {
     }
 
     pub async fn fee_policy(&self) -> Result<FeePolicy> {
-        Ok(match self.store.find_flag("fees").await? {
+        Ok(match self.flag_json("fees").await? {
             Some(json) => serde_json::from_str(&json).map_err(|e| Error::Internal(format!("bad fee policy: {e}")))?,
             None => FeePolicy::default(),
         })
@@ -235,7 +235,7 @@ impl Services {
         merged.kinds.extend(policy.kinds);
         merged.merchants = policy.merchants;
         let json = serde_json::to_string(&merged).map_err(|e| Error::Internal(e.to_string()))?;
-        self.store.upsert_flag("fees", &json).await?;
+        self.set_flag_json("fees", &json).await?;
         tracing::info!(policy = %json, "fee policy changed");
         Ok(merged)
     }
@@ -558,6 +558,8 @@ impl Services {
             let name = c.lines.iter().find(|l| l.variant_id == variant).map(|l| l.name.clone()).unwrap_or_default();
             return Err(Error::OutOfStock(format!("{name} is sold out in that choice or quantity")));
         }
+        // Buy cards served by this process show the new stock at once.
+        self.forget_products(c.lines.iter().map(|l| &l.product_id));
 
         let subtotal: i64 = c.lines.iter().map(|l| l.unit_price * l.quantity).sum();
         let ship = v.shipping.as_ref().map(|s| s.price).unwrap_or(0);

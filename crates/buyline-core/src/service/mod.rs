@@ -1,6 +1,7 @@
 //! The use cases. Pages and the JSON API call these same services.
 
 mod accounts;
+mod cache;
 mod carts;
 mod catalog;
 mod checkout;
@@ -96,6 +97,7 @@ pub struct Services {
     pub(crate) vault: Arc<dyn Sealer>,
     pub(crate) config: ServiceConfig,
     pub(crate) cart_wakeup: Arc<tokio::sync::Notify>,
+    pub(crate) caches: Arc<cache::Caches>,
 }
 
 impl Services {
@@ -105,7 +107,58 @@ impl Services {
         vault: Arc<dyn Sealer>,
         config: ServiceConfig,
     ) -> Self {
-        Services { throttle: Arc::default(), store, processor, vault, config, cart_wakeup: Arc::default() }
+        Services {
+            throttle: Arc::default(),
+            store,
+            processor,
+            vault,
+            config,
+            cart_wakeup: Arc::default(),
+            caches: Arc::default(),
+        }
+    }
+
+    /// A flag's JSON, through the one-second cache.
+    pub(crate) async fn flag_json(&self, name: &'static str) -> Result<Option<String>> {
+        if let Some(v) = self.caches.flags.get(&name) {
+            return Ok(v);
+        }
+        let v = self.store.find_flag(name).await?;
+        self.caches.flags.put(name, v.clone());
+        Ok(v)
+    }
+
+    pub(crate) async fn set_flag_json(&self, name: &'static str, json: &str) -> Result<()> {
+        self.store.upsert_flag(name, json).await?;
+        self.caches.flags.forget(&name);
+        Ok(())
+    }
+
+    /// Products for display (buy cards), through the one-second cache; unknown ids skipped.
+    pub(crate) async fn display_products(&self, ids: &[String]) -> Result<Vec<crate::model::Product>> {
+        let mut out = Vec::with_capacity(ids.len());
+        let mut missing = Vec::new();
+        for id in ids {
+            match self.caches.products.get(id) {
+                Some(p) => out.push(p),
+                None => missing.push(id.clone()),
+            }
+        }
+        if !missing.is_empty() {
+            for p in self.store.find_products(&missing).await? {
+                let p = self.finish_product(p);
+                self.caches.products.put(p.id.clone(), p.clone());
+                out.push(p);
+            }
+        }
+        Ok(out)
+    }
+
+    /// A change to these products (or their stock) made here shows at once.
+    pub(crate) fn forget_products<'a>(&self, ids: impl IntoIterator<Item = &'a String>) {
+        for id in ids {
+            self.caches.products.forget(id);
+        }
     }
 
     pub fn config(&self) -> &ServiceConfig {

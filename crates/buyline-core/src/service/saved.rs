@@ -245,6 +245,8 @@ impl Services {
     pub async fn delete_account(&self, who: &Principal) -> Result<()> {
         let me = who.shopper()?;
         self.store.erase_account(&me.id, now_micros()).await?;
+        // Its sessions are gone: none may be served from the cache either.
+        self.caches.sessions.clear();
         tracing::info!(account_id = %me.id, "account erased");
         Ok(())
     }

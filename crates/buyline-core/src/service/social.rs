@@ -144,8 +144,8 @@ impl Services {
         let mut products: HashMap<String, Product> = HashMap::new();
         let mut flag = None;
         if !ids.is_empty() {
-            for p in self.store.find_products(&ids).await? {
-                products.insert(p.id.clone(), self.finish_product(p));
+            for p in self.display_products(&ids).await? {
+                products.insert(p.id.clone(), p);
             }
             flag = Some(self.buy_button_flag().await?);
         }
@@ -173,7 +173,7 @@ impl Services {
     }
 
     pub async fn buy_button_flag(&self) -> Result<BuyButtonFlag> {
-        Ok(match self.store.find_flag("buy_button").await? {
+        Ok(match self.flag_json("buy_button").await? {
             Some(json) => serde_json::from_str(&json).map_err(|e| Error::Internal(format!("bad flag: {e}")))?,
             None => BuyButtonFlag::default(),
         })
@@ -183,7 +183,7 @@ impl Services {
         who.operator()?;
         flag.validate()?;
         let json = serde_json::to_string(&flag).map_err(|e| Error::Internal(e.to_string()))?;
-        self.store.upsert_flag("buy_button", &json).await?;
+        self.set_flag_json("buy_button", &json).await?;
         tracing::info!(flag = %json, "buy_button flag changed");
         Ok(flag)
     }
