@@ -241,7 +241,10 @@ pub fn error_page(ctx: &PageCtx, e: Error) -> Response {
         Error::RateLimited { retry_after } => (
             StatusCode::TOO_MANY_REQUESTS,
             "Too many attempts".into(),
-            format!("Too many attempts. Try again in {} minutes.", retry_after.div_ceil(60)),
+            match retry_after.div_ceil(60) {
+                1 => "Too many attempts. Try again in a minute.".to_string(),
+                m => format!("Too many attempts. Try again in {m} minutes."),
+            },
         ),
         Error::IdempotencyMismatch => {
             (StatusCode::UNPROCESSABLE_ENTITY, "Already submitted".into(), "That form was already sent.".into())
