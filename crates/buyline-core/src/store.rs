@@ -191,12 +191,10 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<crate::order::Event>>;
     /// Leases up to `limit` due deliveries until `lease_until`, each to one worker.
     async fn claim_deliveries(&self, now: i64, lease_until: i64, limit: i64) -> StoreResult<Vec<DeliveryJob>>;
-    /// Logs an attempt and moves the delivery on, in one transaction.
-    async fn record_delivery_attempt(
+    /// Logs each attempt and moves its delivery on, all in one transaction.
+    async fn record_delivery_attempts(
         &self,
-        job: &DeliveryJob,
-        attempt: &crate::order::DeliveryAttempt,
-        outcome: &DeliveryOutcome,
+        attempts: &[(&DeliveryJob, crate::order::DeliveryAttempt, DeliveryOutcome)],
     ) -> StoreResult<()>;
     async fn find_deliveries(&self, merchant_id: &str, before: Before<'_>, limit: i64) -> StoreResult<Vec<Delivery>>;
     /// Schedules a delivery of this merchant's again, now; false if it is not theirs.

@@ -2552,55 +2552,62 @@ impl Store for Db {
             .collect()
     }
 
-    async fn record_delivery_attempt(
+    async fn record_delivery_attempts(
         &self,
-        job: &DeliveryJob,
-        a: &DeliveryAttempt,
-        outcome: &DeliveryOutcome,
+        attempts: &[(&DeliveryJob, DeliveryAttempt, DeliveryOutcome)],
     ) -> StoreResult<()> {
+        if attempts.is_empty() {
+            return Ok(());
+        }
+        // One transaction for a worker's whole batch: one durable commit for many attempts.
         let mut tx = self.begin().await?;
-        sqlx::query(
-            "insert into webhook_attempts (id, delivery_id, merchant_id, url, attempted_at, status_code, latency_ms, excerpt, error) \
-             values ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .bind(new_id("att"))
-        .bind(&job.delivery_id)
-        .bind(&job.merchant_id)
-        .bind(&a.url)
-        .bind(a.attempted_at)
-        .bind(a.status_code)
-        .bind(a.latency_ms)
-        .bind(&a.excerpt)
-        .bind(&a.error)
-        .execute(&mut *tx)
-        .await
-        .map_err(other)?;
-        let (status, next, delivered) = match outcome {
-            DeliveryOutcome::Delivered => ("delivered", a.attempted_at, Some(a.attempted_at)),
-            DeliveryOutcome::Retry { at } => ("pending", *at, None),
-            DeliveryOutcome::Failed => ("failed", a.attempted_at, None),
-            DeliveryOutcome::Disabled => ("disabled", a.attempted_at, None),
-        };
-        sqlx::query(
-            "update webhook_deliveries set status = $1, next_attempt_at = $2, locked_until = 0, last_status = $3, \
-             last_error = $4, delivered_at = coalesce($5, delivered_at) where id = $6 and status = 'pending'",
-        )
-        .bind(status)
-        .bind(next)
-        .bind(a.status_code)
-        .bind(&a.error)
-        .bind(delivered)
-        .bind(&job.delivery_id)
-        .execute(&mut *tx)
-        .await
-        .map_err(other)?;
-        if matches!(outcome, DeliveryOutcome::Disabled) {
-            sqlx::query("update merchants set webhook_disabled_at = $1 where id = $2")
-                .bind(a.attempted_at)
+        let sql = format!(
+            "insert into webhook_attempts (id, delivery_id, merchant_id, url, attempted_at, status_code, latency_ms, \
+             excerpt, error) values {}",
+            rows_of(attempts.len(), 9, 1)
+        );
+        let mut q = sqlx::query(&sql);
+        for (job, a, _) in attempts {
+            q = q
+                .bind(new_id("att"))
+                .bind(&job.delivery_id)
                 .bind(&job.merchant_id)
-                .execute(&mut *tx)
-                .await
-                .map_err(other)?;
+                .bind(&a.url)
+                .bind(a.attempted_at)
+                .bind(a.status_code)
+                .bind(a.latency_ms)
+                .bind(&a.excerpt)
+                .bind(&a.error);
+        }
+        q.execute(&mut *tx).await.map_err(other)?;
+        for (job, a, outcome) in attempts {
+            let (status, next, delivered) = match outcome {
+                DeliveryOutcome::Delivered => ("delivered", a.attempted_at, Some(a.attempted_at)),
+                DeliveryOutcome::Retry { at } => ("pending", *at, None),
+                DeliveryOutcome::Failed => ("failed", a.attempted_at, None),
+                DeliveryOutcome::Disabled => ("disabled", a.attempted_at, None),
+            };
+            sqlx::query(
+                "update webhook_deliveries set status = $1, next_attempt_at = $2, locked_until = 0, last_status = $3, \
+                 last_error = $4, delivered_at = coalesce($5, delivered_at) where id = $6 and status = 'pending'",
+            )
+            .bind(status)
+            .bind(next)
+            .bind(a.status_code)
+            .bind(&a.error)
+            .bind(delivered)
+            .bind(&job.delivery_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(other)?;
+            if matches!(outcome, DeliveryOutcome::Disabled) {
+                sqlx::query("update merchants set webhook_disabled_at = $1 where id = $2")
+                    .bind(a.attempted_at)
+                    .bind(&job.merchant_id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(other)?;
+            }
         }
         tx.commit().await.map_err(other)
     }

@@ -51,6 +51,9 @@ pub struct BenchArgs {
     /// Webhooks: seconds the receiver is down before it recovers.
     #[arg(long, default_value_t = 10)]
     pub outage: u64,
+    /// Webhooks: events put in the outbox at once to measure the pure delivery rate.
+    #[arg(long, default_value_t = 5000)]
+    pub backlog: usize,
     /// Hashtag cart: replies per second offered (open loop, spread over the clients).
     #[arg(long, default_value_t = 1000)]
     pub rate: u64,
@@ -505,7 +508,13 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         Scenario::FlashSale => {
             flash_sale(&args, &servers, &mut counters, &mut failures, pg_cleanup.as_ref().map(|p| p.1.clone())).await?
         }
-        Scenario::Webhooks => webhooks(&api, &args, duration, &mut counters, &mut failures).await?,
+        Scenario::Webhooks => {
+            let db_url = args
+                .database_url
+                .clone()
+                .or_else(|| servers[0]._dir.as_ref().map(|d| crate::config::database_url(d.path(), None)));
+            webhooks(&api, &args, duration, db_url, &mut counters, &mut failures).await?
+        }
         Scenario::HashtagCart => hashtag_cart(&api, &args, duration, &mut counters, &mut failures).await?,
     };
     let rss = servers.iter().map(Server::peak_rss_mib).fold(0.0, f64::max);
@@ -683,6 +692,7 @@ async fn webhooks(
     api: &Api,
     args: &BenchArgs,
     duration: Duration,
+    db_url: Option<String>,
     counters: &mut BTreeMap<String, Value>,
     failures: &mut Vec<String>,
 ) -> anyhow::Result<Measured> {
@@ -707,6 +717,26 @@ async fn webhooks(
         )
         .await?;
     let variant = p["variants"][0]["id"].as_str().unwrap_or("").to_string();
+    // Phase 0: the pure delivery rate. `--backlog` events go into the outbox at once, as the
+    // request path's transactions would write them, and the clock runs until the receiver
+    // has verified every one.
+    let mut burst_rate = 0.0;
+    if args.backlog > 0 {
+        let url = db_url.context("the webhooks scenario needs the server's database")?;
+        let merchant_id = m["merchant"]["id"].as_str().unwrap_or("").to_string();
+        let t0 = enqueue_events(&url, &merchant_id, args.backlog).await?;
+        let got = rx.wait_for(args.backlog, Duration::from_secs(300)).await;
+        let took = t0.elapsed();
+        burst_rate = got as f64 / took.as_secs_f64().max(1e-9);
+        counters.insert("burst_events".into(), json!(args.backlog));
+        counters.insert("burst_delivered".into(), json!(got));
+        counters.insert("burst_delivered_per_s".into(), json!(burst_rate.round()));
+        if got < args.backlog {
+            failures.push(format!("{} of {} enqueued events never delivered", args.backlog - got, args.backlog));
+        }
+        rx.seen.lock().unwrap().clear();
+        rx.delivered_at.lock().unwrap().clear();
+    }
     let ws = Arc::new(wallets(api, args.clients.min(64), "hook").await?);
     let orders = Arc::new(AtomicU64::new(0));
     let place = |d: Duration| {
@@ -763,7 +793,67 @@ async fn webhooks(
     if rx.bad.load(Ordering::Relaxed) > 0 {
         failures.push("bad signatures".into());
     }
+    // The scenario's throughput is the pure delivery rate when it was measured.
+    if burst_rate > 0.0 {
+        let secs = args.backlog as f64 / burst_rate;
+        return Ok(Measured {
+            ok: args.backlog as u64,
+            errors: 0,
+            latencies_us: lat,
+            elapsed: Duration::from_secs_f64(secs),
+        });
+    }
     Ok(Measured { ok: got as u64, errors: 0, latencies_us: lat, elapsed: phase1 })
+}
+
+/// Writes `n` events and their pending deliveries for the merchant in one transaction;
+/// returns when they were committed.
+async fn enqueue_events(url: &str, merchant_id: &str, n: usize) -> anyhow::Result<Instant> {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::any::AnyPoolOptions::new().max_connections(1).connect(url).await?;
+    let now = chrono::Utc::now();
+    let micros = now.timestamp_micros();
+    let mut tx = pool.begin().await?;
+    let ids: Vec<usize> = (0..n).collect();
+    for chunk in ids.chunks(500) {
+        let values = |cols: usize| {
+            (0..chunk.len())
+                .map(|r| {
+                    format!("({})", (1..=cols).map(|c| format!("${}", r * cols + c)).collect::<Vec<_>>().join(", "))
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let sql = format!("insert into events (id, merchant_id, type, payload, created_at) values {}", values(5));
+        let mut q = sqlx::query(&sql);
+        for i in chunk {
+            let payload = json!({"type": "bench.ping", "timestamp": now.to_rfc3339(), "data": {"n": i}}).to_string();
+            q = q.bind(format!("evt_bench{i}")).bind(merchant_id).bind("bench.ping").bind(payload).bind(micros);
+        }
+        q.execute(&mut *tx).await?;
+        let sql = format!(
+            "insert into webhook_deliveries (id, event_id, merchant_id, status, attempts, next_attempt_at, \
+             locked_until, created_at) values {}",
+            values(8)
+        );
+        let mut q = sqlx::query(&sql);
+        for i in chunk {
+            q = q
+                .bind(format!("dlv_bench{i}"))
+                .bind(format!("evt_bench{i}"))
+                .bind(merchant_id)
+                .bind("pending")
+                .bind(0i64)
+                .bind(micros)
+                .bind(0i64)
+                .bind(micros);
+        }
+        q.execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    let at = Instant::now();
+    pool.close().await;
+    Ok(at)
 }
 
 /// Replies with a cart hashtag at `--rate` per second from `--clients` linked shoppers, each

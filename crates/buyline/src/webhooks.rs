@@ -143,18 +143,25 @@ pub async fn deliver_batch(services: &Services, sender: &Arc<Sender>, batch: i64
     let n = jobs.len();
     let mut tasks = tokio::task::JoinSet::new();
     for job in jobs {
-        let (services, sender) = (services.clone(), sender.clone());
+        let sender = sender.clone();
         tasks.spawn(async move {
             let result = sender.send(&job).await;
-            if let Err(e) = services.finish_delivery(&job, &result).await {
-                // The lease runs out and the delivery is tried again: at least once.
-                tracing::warn!(delivery_id = %job.delivery_id, error = %e, "could not record a delivery attempt");
-            }
             metrics::counter!("webhook_attempts_total", "ok" => result.status.is_some_and(|s| (200..300).contains(&s)).to_string())
                 .increment(1);
+            (job, result)
         });
     }
-    while tasks.join_next().await.is_some() {}
+    let mut done = Vec::with_capacity(n);
+    while let Some(r) = tasks.join_next().await {
+        if let Ok(pair) = r {
+            done.push(pair);
+        }
+    }
+    // The batch's attempts are recorded together. If that fails, the leases run out and the
+    // deliveries are sent again: at least once.
+    if let Err(e) = services.finish_deliveries(&done).await {
+        tracing::warn!(deliveries = done.len(), error = %e, "could not record delivery attempts");
+    }
     Ok(n)
 }
 

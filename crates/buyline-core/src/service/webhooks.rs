@@ -147,29 +147,34 @@ impl Services {
     }
 
     /// Records an attempt and schedules what follows.
-    pub async fn finish_delivery(&self, job: &DeliveryJob, r: &AttemptResult) -> Result<DeliveryOutcome> {
+    /// Records a batch of attempts (each with the next step it leads to) in one write.
+    pub async fn finish_deliveries(&self, done: &[(DeliveryJob, AttemptResult)]) -> Result<Vec<DeliveryOutcome>> {
         let now = now_micros();
-        let jitter = rand::thread_rng().gen_range(-0.2..0.2);
-        let outcome = next_step(job.attempts, r, now, jitter);
-        let attempt = DeliveryAttempt {
-            attempted_at: now,
-            url: r.url.clone(),
-            status_code: r.status.map(i64::from),
-            latency_ms: r.latency_ms,
-            excerpt: r.excerpt.clone(),
-            error: r.error.clone(),
-        };
-        self.store.record_delivery_attempt(job, &attempt, &outcome).await?;
-        match &outcome {
-            DeliveryOutcome::Disabled => {
-                tracing::warn!(merchant_id = %job.merchant_id, "webhook endpoint answered 410; disabled")
+        let mut rows = Vec::with_capacity(done.len());
+        for (job, r) in done {
+            let jitter = rand::thread_rng().gen_range(-0.2..0.2);
+            let outcome = next_step(job.attempts, r, now, jitter);
+            let attempt = DeliveryAttempt {
+                attempted_at: now,
+                url: r.url.clone(),
+                status_code: r.status.map(i64::from),
+                latency_ms: r.latency_ms,
+                excerpt: r.excerpt.clone(),
+                error: r.error.clone(),
+            };
+            match &outcome {
+                DeliveryOutcome::Disabled => {
+                    tracing::warn!(merchant_id = %job.merchant_id, "webhook endpoint answered 410; disabled")
+                }
+                DeliveryOutcome::Failed => {
+                    tracing::warn!(delivery_id = %job.delivery_id, "webhook delivery gave up after its retries")
+                }
+                _ => {}
             }
-            DeliveryOutcome::Failed => {
-                tracing::warn!(delivery_id = %job.delivery_id, "webhook delivery gave up after its retries")
-            }
-            _ => {}
+            rows.push((job, attempt, outcome));
         }
-        Ok(outcome)
+        self.store.record_delivery_attempts(&rows).await?;
+        Ok(rows.into_iter().map(|(_, _, o)| o).collect())
     }
 
     pub async fn pending_deliveries(&self) -> Result<i64> {
