@@ -14,6 +14,7 @@ use buyline_core::types::{Currency, Money};
 use buyline_core::{Error, Principal};
 use serde::Deserialize;
 use serde_json::Value;
+use std::collections::{BTreeMap, HashMap};
 
 #[derive(Deserialize, Default)]
 pub struct MerchantQuery {
@@ -65,6 +66,9 @@ pub struct MerchantPage<'a> {
     pub deliveries: Vec<Delivery>,
     pub new_secret: Option<String>,
     pub webhook_url: String,
+    /// (country, hashtag) for each market a shop can open in.
+    pub cart_tags: Vec<(String, String)>,
+    pub cart_digital: bool,
     pub errors: FormErrors,
 }
 
@@ -96,7 +100,7 @@ async fn dashboard(
     who: Principal,
     status: Option<String>,
     new_secret: Option<String>,
-    webhook_url: Option<String>,
+    kept: HashMap<String, String>,
     errors: FormErrors,
 ) -> Response {
     let result = async {
@@ -117,7 +121,25 @@ async fn dashboard(
                 status_code,
                 MerchantPage {
                     ctx,
-                    webhook_url: webhook_url.unwrap_or_else(|| merchant.webhook_url.clone().unwrap_or_default()),
+                    webhook_url: kept
+                        .get("webhook_url")
+                        .cloned()
+                        .unwrap_or_else(|| merchant.webhook_url.clone().unwrap_or_default()),
+                    cart_tags: ["US", "GB"]
+                        .iter()
+                        .map(|c| {
+                            let typed = kept.get(&format!("tag_{c}")).cloned();
+                            (
+                                c.to_string(),
+                                typed.or_else(|| merchant.cart_hashtags.get(*c).cloned()).unwrap_or_default(),
+                            )
+                        })
+                        .collect(),
+                    cart_digital: if kept.contains_key("cart_form") {
+                        kept.contains_key("digital")
+                    } else {
+                        merchant.cart_kinds.contains(&buyline_core::types::ProductKind::Digital)
+                    },
                     merchant,
                     others,
                     orders: orders.data.iter().map(row).collect(),
@@ -142,7 +164,8 @@ fn no_shop(ctx: &PageCtx) -> Response {
 pub async fn merchant_home(State(st): State<AppState>, ctx: PageCtx, Query(q): Query<MerchantQuery>) -> Response {
     match principal(&st, &ctx, q.m.as_deref()).await {
         Ok(Some(who)) => {
-            dashboard(&st, &ctx, who, q.status.filter(|s| !s.is_empty()), None, None, FormErrors::default()).await
+            dashboard(&st, &ctx, who, q.status.filter(|s| !s.is_empty()), None, HashMap::new(), FormErrors::default())
+                .await
         }
         Ok(None) => no_shop(&ctx),
         Err(e) => error_page(&ctx, e),
@@ -164,9 +187,40 @@ pub async fn save_webhook(State(st): State<AppState>, ctx: PageCtx, form: CsrfFo
         Ok(m) => Redirect::to(&back(&m.id)).into_response(),
         Err(Error::Validation(list)) => {
             let errors = FormErrors(list.into_iter().map(|e| (e.field, e.message)).collect());
-            dashboard(&st, &ctx, who, None, None, Some(url), errors).await
+            dashboard(&st, &ctx, who, None, None, HashMap::from([("webhook_url".to_string(), url)]), errors).await
         }
         Err(e) => error_page(&ctx, e),
+    }
+}
+
+/// The shop's cart hashtags (one per market) and whether digital products may go in carts.
+pub async fn save_cart_settings(State(st): State<AppState>, ctx: PageCtx, form: CsrfForm) -> Response {
+    let Ok(Some(who)) = principal(&st, &ctx, form.opt("m").as_deref()).await else { return no_shop(&ctx) };
+    let tags: BTreeMap<String, String> =
+        ["US", "GB"].iter().filter_map(|c| form.opt(&format!("tag_{c}")).map(|t| (c.to_string(), t))).collect();
+    let mut kinds = vec!["physical".to_string()];
+    if form.opt("digital").is_some() {
+        kinds.push("digital".into());
+    }
+    let update = MerchantUpdate { cart_hashtags: Some(tags), cart_kinds: Some(kinds), ..Default::default() };
+    match st.services.update_merchant(&who, update).await {
+        Ok(m) => Redirect::to(&back(&m.id)).into_response(),
+        Err(e) => match FormErrors::from_error(&e) {
+            Some(errors) => {
+                // `cart_hashtags.US` is the field `tag_US` here.
+                let errors =
+                    FormErrors(errors.0.into_iter().map(|(k, v)| (k.replace("cart_hashtags.", "tag_"), v)).collect());
+                let mut kept: HashMap<String, String> = form
+                    .0
+                    .iter()
+                    .filter(|(k, _)| k.starts_with("tag_") || *k == "digital")
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                kept.insert("cart_form".into(), "1".into());
+                dashboard(&st, &ctx, who, None, None, kept, errors).await
+            }
+            None => error_page(&ctx, e),
+        },
     }
 }
 
@@ -174,7 +228,7 @@ pub async fn rotate_secret(State(st): State<AppState>, ctx: PageCtx, form: CsrfF
     let Ok(Some(who)) = principal(&st, &ctx, form.opt("m").as_deref()).await else { return no_shop(&ctx) };
     match st.services.rotate_webhook_secret(&who).await {
         // Shown once, on this response only.
-        Ok(secret) => dashboard(&st, &ctx, who, None, Some(secret), None, FormErrors::default()).await,
+        Ok(secret) => dashboard(&st, &ctx, who, None, Some(secret), HashMap::new(), FormErrors::default()).await,
         Err(e) => error_page(&ctx, e),
     }
 }

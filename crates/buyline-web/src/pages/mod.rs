@@ -57,6 +57,7 @@ pub fn router() -> Router<AppState> {
         .route("/settings/delete", post(settings::delete_account))
         .route("/merchant", get(merchant::merchant_home))
         .route("/merchant/webhook", post(merchant::save_webhook))
+        .route("/merchant/cart", post(merchant::save_cart_settings))
         .route("/merchant/webhook_secret/rotate", post(merchant::rotate_secret))
         .route("/merchant/webhook_deliveries/{id}/retry", post(merchant::replay))
         .route("/merchant/orders/{id}", get(merchant::merchant_order))

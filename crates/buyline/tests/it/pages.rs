@@ -204,3 +204,34 @@ async fn product_thread_and_profile_pages() {
     assert_eq!(b.get("/no/such/page").await.0, 404);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn merchants_set_cart_hashtags_on_the_shop_page() {
+    let app = spawn_app().await;
+    let (owner, _) = app.signup("shopowner").await;
+    let body = json!({"name": "Page Shop", "handle": "pageshop", "kind": "retailer", "country": "US"});
+    let r = app.post("/merchants", Some(&owner), body).await;
+    let (mid, key) = (r.body["merchant"]["id"].as_str().unwrap(), r.body["api_key"].as_str().unwrap());
+    let (rival, _) = app.merchant("rival").await;
+    assert_eq!(app.patch("/merchant", Some(&rival), json!({"cart_hashtags": {"US": "#TakenCart"}})).await.status, 200);
+
+    let b = Browser::new(&app);
+    let login = [("login", "shopowner"), ("password", "correct horse battery")];
+    assert_eq!(b.submit("/login", "/login", &login).await.0, 303);
+    // Another shop's hashtag: the message sits beside the field, what was typed is kept.
+    let fields = [("m", mid), ("tag_US", "#takencart"), ("tag_GB", "#PageBasket")];
+    let (status, page, _) = b.submit("/merchant", "/merchant/cart", &fields).await;
+    assert_eq!(status, 422);
+    assert!(page.contains("id=\"tag_US-error\"") && page.contains("another merchant"), "{page}");
+    assert!(page.contains("value=\"#takencart\"") && page.contains("value=\"#PageBasket\""));
+
+    let fields = [("m", mid), ("tag_US", "#PageCart"), ("tag_GB", "#PageBasket"), ("digital", "1")];
+    let (status, _, _) = b.submit("/merchant", "/merchant/cart", &fields).await;
+    assert_eq!(status, 303);
+    let m = app.get("/merchant", Some(key)).await.body;
+    assert_eq!(m["cart_hashtags"], json!({"GB": "#PageBasket", "US": "#PageCart"}));
+    assert_eq!(m["cart_kinds"], json!(["physical", "digital"]));
+    let (_, page) = b.get("/merchant").await;
+    assert!(page.contains("value=\"#PageCart\"") && page.contains("name=\"digital\" value=\"1\" checked"));
+    app.stop().await;
+}
