@@ -40,6 +40,8 @@ pub struct CheckoutRecord {
     pub order_id: Option<String>,
     pub created_at: i64,
     pub expires_at: i64,
+    /// Opened from a hashtag cart: its order takes the items out of the cart.
+    pub from_cart: bool,
 }
 
 /// An open checkout as the API shows it.

@@ -125,9 +125,15 @@ pub trait Store: Send + Sync + 'static {
     async fn consume_reservation(&self, checkout_id: &str) -> StoreResult<()>;
     /// `(variant_id, product_id)` for the variants that exist.
     async fn find_product_ids_by_variants(&self, variant_ids: &[String]) -> StoreResult<Vec<(String, String)>>;
-    /// One transaction: the order, its reservation consumed, its checkout completed, its receipt.
-    async fn commit_order(&self, order: &Order, receipt: Option<&Receipt>, event: Option<&NewEvent>)
-        -> StoreResult<()>;
+    /// One transaction: the order, its reservation consumed, its checkout completed, its receipt
+    /// and event, and (`from_cart`) the cart items it was checked out from removed.
+    async fn commit_order(
+        &self,
+        order: &Order,
+        from_cart: bool,
+        receipt: Option<&Receipt>,
+        event: Option<&NewEvent>,
+    ) -> StoreResult<()>;
     async fn find_order(&self, id: &str) -> StoreResult<Option<Order>>;
     async fn find_order_by_checkout(&self, checkout_id: &str) -> StoreResult<Option<Order>>;
     async fn find_order_by_payment(&self, payment_id: &str) -> StoreResult<Option<Order>>;
@@ -271,18 +277,16 @@ pub trait Store: Send + Sync + 'static {
     /// Posts by id, in any order; unknown ids are skipped.
     async fn find_posts(&self, ids: &[String]) -> StoreResult<Vec<Post>>;
     async fn find_accounts(&self, ids: &[String]) -> StoreResult<Vec<Account>>;
-    /// `(account_id, merchant_id)` of every link of these accounts.
-    async fn find_links_of(&self, account_ids: &[String]) -> StoreResult<Vec<(String, String)>>;
     /// The cart items of these accounts, oldest first.
-    async fn find_cart_items_of(&self, account_ids: &[String]) -> StoreResult<Vec<crate::cart::CartItemRecord>>;
+    async fn find_cart_items(&self, account_ids: &[String]) -> StoreResult<Vec<crate::cart::CartItemRecord>>;
     /// The cart hashtags with these keys (see [`crate::cart::tag_key`]).
     async fn find_cart_tags(&self, keys: &[String]) -> StoreResult<Vec<crate::cart::CartTag>>;
     /// Idempotent: linking twice keeps the first consent time.
     async fn insert_merchant_link(&self, account_id: &str, merchant_id: &str, now: i64) -> StoreResult<()>;
     /// True if there was a link to revoke.
     async fn delete_merchant_link(&self, account_id: &str, merchant_id: &str) -> StoreResult<bool>;
-    /// `(merchant_id, linked_at)` of the shopper's links, oldest first.
-    async fn find_merchant_links(&self, account_id: &str) -> StoreResult<Vec<(String, i64)>>;
+    /// `(account_id, merchant_id, linked_at)` of these accounts' links, oldest first.
+    async fn find_merchant_links(&self, account_ids: &[String]) -> StoreResult<Vec<(String, String, i64)>>;
     /// When the shopper's last `limit` cart-hashtag posts since `since` were written, newest first.
     async fn find_recent_cart_jobs(&self, account_id: &str, since: i64, limit: i64) -> StoreResult<Vec<i64>>;
     /// Leases up to `limit` pending jobs until `lease_until`, each to one worker.
@@ -290,8 +294,6 @@ pub trait Store: Send + Sync + 'static {
     /// Writes each result (cart item, reply, notification, event) with its job's `done` mark,
     /// all in one transaction; a job already done is skipped. Returns how many were written.
     async fn finish_cart_jobs(&self, results: &[crate::cart::CartResult], now: i64) -> StoreResult<usize>;
-    /// The shopper's cart items with every merchant, oldest first.
-    async fn find_cart_items(&self, account_id: &str) -> StoreResult<Vec<crate::cart::CartItemRecord>>;
     /// False if it is not the shopper's item with that merchant.
     async fn delete_cart_item(&self, account_id: &str, merchant_id: &str, item_id: &str) -> StoreResult<bool>;
     /// Writes the checkout and marks the cart items it came from: the order it becomes

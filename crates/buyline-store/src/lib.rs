@@ -165,7 +165,7 @@ type AnyQuery<'a> = sqlx::query::Query<'a, sqlx::Any, sqlx::any::AnyArguments<'a
 fn checkout_insert(c: &CheckoutRecord) -> StoreResult<AnyQuery<'_>> {
     Ok(sqlx::query(
         "insert into checkouts (id, shopper_id, merchant_id, post_id, lines, currency, status, attempt, order_id, \
-         created_at, updated_at, expires_at) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11)",
+         created_at, updated_at, expires_at, from_cart) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11, $12)",
     )
     .bind(&c.id)
     .bind(&c.shopper_id)
@@ -177,7 +177,8 @@ fn checkout_insert(c: &CheckoutRecord) -> StoreResult<AnyQuery<'_>> {
     .bind(c.attempt)
     .bind(&c.order_id)
     .bind(c.created_at)
-    .bind(c.expires_at))
+    .bind(c.expires_at)
+    .bind(i64::from(c.from_cart)))
 }
 
 /// Writes posts, and the cart jobs of those that have one, with one statement each.
@@ -450,6 +451,7 @@ fn checkout_row(r: &AnyRow) -> StoreResult<CheckoutRecord> {
         order_id: r.try_get("order_id").map_err(other)?,
         created_at: r.try_get("created_at").map_err(other)?,
         expires_at: r.try_get("expires_at").map_err(other)?,
+        from_cart: r.try_get::<i64, _>("from_cart").map_err(other)? != 0,
     })
 }
 
@@ -497,25 +499,34 @@ fn order_row(r: &AnyRow) -> StoreResult<Order> {
 }
 
 async fn insert_receipt(tx: &mut sqlx::Transaction<'static, sqlx::Any>, r: &Receipt, now: i64) -> StoreResult<()> {
-    sqlx::query("insert into notifications (id, account_id, text, link, created_at) values ($1, $2, $3, $4, $5)")
-        .bind(new_id("ntf"))
-        .bind(&r.account_id)
-        .bind(&r.text)
-        .bind(&r.link)
-        .bind(now)
-        .execute(&mut **tx)
-        .await
-        .map_err(other)?;
-    if let Some((to, subject, body)) = &r.email {
-        sqlx::query("insert into emails (id, to_address, subject, body, created_at) values ($1, $2, $3, $4, $5)")
-            .bind(new_id("eml"))
-            .bind(to)
-            .bind(subject)
-            .bind(body)
-            .bind(now)
-            .execute(&mut **tx)
-            .await
-            .map_err(other)?;
+    insert_receipts(tx, &[r], now).await
+}
+
+/// In-app notifications and the e-mails that go with them: one statement per table.
+async fn insert_receipts(tx: &mut sqlx::Transaction<'static, sqlx::Any>, rs: &[&Receipt], now: i64) -> StoreResult<()> {
+    if rs.is_empty() {
+        return Ok(());
+    }
+    let sql = format!(
+        "insert into notifications (id, account_id, text, link, created_at) values {}",
+        rows_of(rs.len(), 5, 1)
+    );
+    let mut q = sqlx::query(&sql);
+    for r in rs {
+        q = q.bind(new_id("ntf")).bind(&r.account_id).bind(&r.text).bind(&r.link).bind(now);
+    }
+    q.execute(&mut **tx).await.map_err(other)?;
+    let mails: Vec<&(String, String, String)> = rs.iter().filter_map(|r| r.email.as_ref()).collect();
+    if !mails.is_empty() {
+        let sql = format!(
+            "insert into emails (id, to_address, subject, body, created_at) values {}",
+            rows_of(mails.len(), 5, 1)
+        );
+        let mut q = sqlx::query(&sql);
+        for (to, subject, body) in mails {
+            q = q.bind(new_id("eml")).bind(to).bind(subject).bind(body).bind(now);
+        }
+        q.execute(&mut **tx).await.map_err(other)?;
     }
     Ok(())
 }
@@ -559,30 +570,49 @@ fn vault_row(r: &AnyRow) -> StoreResult<buyline_core::saved::VaultRecord> {
     })
 }
 
-/// Writes an event and, if the merchant has a live webhook endpoint, its delivery: in the
-/// caller's transaction, so the event exists exactly when the change it reports does.
 async fn insert_event(tx: &mut sqlx::Transaction<'static, sqlx::Any>, e: &NewEvent) -> StoreResult<()> {
-    sqlx::query("insert into events (id, merchant_id, type, payload, created_at) values ($1, $2, $3, $4, $5)")
-        .bind(&e.id)
-        .bind(&e.merchant_id)
-        .bind(&e.kind)
-        .bind(&e.payload)
-        .bind(e.created_at)
-        .execute(&mut **tx)
-        .await
-        .map_err(other)?;
-    sqlx::query(
-        "insert into webhook_deliveries (id, event_id, merchant_id, status, attempts, next_attempt_at, locked_until, created_at) \
-         select $1, $2, id, 'pending', 0, $3, 0, $3 from merchants \
-         where id = $4 and webhook_url is not null and webhook_disabled_at is null",
-    )
-    .bind(new_id("dlv"))
-    .bind(&e.id)
-    .bind(e.created_at)
-    .bind(&e.merchant_id)
-    .execute(&mut **tx)
-    .await
-    .map_err(other)?;
+    insert_events(tx, &[e]).await
+}
+
+/// Writes events and, for each whose merchant has a live webhook endpoint, its delivery: in
+/// the caller's transaction, so an event exists exactly when the change it reports does.
+async fn insert_events(tx: &mut sqlx::Transaction<'static, sqlx::Any>, events: &[&NewEvent]) -> StoreResult<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let sql = format!(
+        "insert into events (id, merchant_id, type, payload, created_at) values {}",
+        rows_of(events.len(), 5, 1)
+    );
+    let mut q = sqlx::query(&sql);
+    for e in events {
+        q = q.bind(&e.id).bind(&e.merchant_id).bind(&e.kind).bind(&e.payload).bind(e.created_at);
+    }
+    q.execute(&mut **tx).await.map_err(other)?;
+    let selects = (0..events.len())
+        .map(|k| {
+            let b = 4 * k;
+            format!(
+                "select ${}, ${}, id, 'pending', 0, ${}, 0, ${} from merchants \
+                 where id = ${} and webhook_url is not null and webhook_disabled_at is null",
+                b + 1,
+                b + 2,
+                b + 3,
+                b + 3,
+                b + 4
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" union all ");
+    let sql = format!(
+        "insert into webhook_deliveries (id, event_id, merchant_id, status, attempts, next_attempt_at, locked_until, \
+         created_at) {selects}"
+    );
+    let mut q = sqlx::query(&sql);
+    for e in events {
+        q = q.bind(new_id("dlv")).bind(&e.id).bind(e.created_at).bind(&e.merchant_id);
+    }
+    q.execute(&mut **tx).await.map_err(other)?;
     Ok(())
 }
 
@@ -1356,7 +1386,13 @@ impl Store for Db {
         tx.commit().await.map_err(other)
     }
 
-    async fn commit_order(&self, o: &Order, receipt: Option<&Receipt>, event: Option<&NewEvent>) -> StoreResult<()> {
+    async fn commit_order(
+        &self,
+        o: &Order,
+        from_cart: bool,
+        receipt: Option<&Receipt>,
+        event: Option<&NewEvent>,
+    ) -> StoreResult<()> {
         let now = buyline_core::types::now_micros();
         let mut tx = self.begin().await?;
         sqlx::query(
@@ -1420,12 +1456,14 @@ impl Store for Db {
             tx.rollback().await.map_err(other)?;
             return Err(StoreError::Other(format!("checkout {} was not completing", o.checkout_id)));
         }
-        // Bought from the cart: those items leave it with the order.
-        sqlx::query("delete from cart_items where checkout_id = $1")
-            .bind(&o.checkout_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(other)?;
+        if from_cart {
+            // Bought from the cart: those items leave it with the order.
+            sqlx::query("delete from cart_items where checkout_id = $1")
+                .bind(&o.checkout_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(other)?;
+        }
         if let Some(r) = receipt {
             insert_receipt(&mut tx, r, now).await?;
         }
@@ -1915,23 +1953,7 @@ impl Store for Db {
         self.fetch_in(&sql, &refs).await?.iter().map(account_row).collect()
     }
 
-    async fn find_links_of(&self, account_ids: &[String]) -> StoreResult<Vec<(String, String)>> {
-        if account_ids.is_empty() {
-            return Ok(vec![]);
-        }
-        let refs: Vec<&String> = account_ids.iter().collect();
-        let sql = format!(
-            "select account_id, merchant_id from merchant_links where account_id in ({})",
-            placeholders(1, refs.len())
-        );
-        self.fetch_in(&sql, &refs)
-            .await?
-            .iter()
-            .map(|r| Ok((r.try_get("account_id").map_err(other)?, r.try_get("merchant_id").map_err(other)?)))
-            .collect()
-    }
-
-    async fn find_cart_items_of(&self, account_ids: &[String]) -> StoreResult<Vec<CartItemRecord>> {
+    async fn find_cart_items(&self, account_ids: &[String]) -> StoreResult<Vec<CartItemRecord>> {
         if account_ids.is_empty() {
             return Ok(vec![]);
         }
@@ -1989,16 +2011,26 @@ impl Store for Db {
         Ok(r.rows_affected() > 0)
     }
 
-    async fn find_merchant_links(&self, account_id: &str) -> StoreResult<Vec<(String, i64)>> {
-        let rows = sqlx::query(
-            "select merchant_id, created_at from merchant_links where account_id = $1 order by created_at, merchant_id",
-        )
-        .bind(account_id)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(other)?;
-        rows.iter()
-            .map(|r| Ok((r.try_get("merchant_id").map_err(other)?, r.try_get("created_at").map_err(other)?)))
+    async fn find_merchant_links(&self, account_ids: &[String]) -> StoreResult<Vec<(String, String, i64)>> {
+        if account_ids.is_empty() {
+            return Ok(vec![]);
+        }
+        let refs: Vec<&String> = account_ids.iter().collect();
+        let sql = format!(
+            "select account_id, merchant_id, created_at from merchant_links where account_id in ({}) \
+             order by created_at, merchant_id",
+            placeholders(1, refs.len())
+        );
+        self.fetch_in(&sql, &refs)
+            .await?
+            .iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("account_id").map_err(other)?,
+                    r.try_get("merchant_id").map_err(other)?,
+                    r.try_get("created_at").map_err(other)?,
+                ))
+            })
             .collect()
     }
 
@@ -2107,70 +2139,15 @@ impl Store for Db {
         }
 
         let notes: Vec<&Receipt> = mine.iter().filter_map(|r| r.notification.as_ref()).collect();
-        if !notes.is_empty() {
-            let sql = format!(
-                "insert into notifications (id, account_id, text, link, created_at) values {}",
-                rows_of(notes.len(), 5, 1)
-            );
-            let mut q = sqlx::query(&sql);
-            for n in &notes {
-                q = q.bind(new_id("ntf")).bind(&n.account_id).bind(&n.text).bind(&n.link).bind(now);
-            }
-            q.execute(&mut *tx).await.map_err(other)?;
-        }
-
+        insert_receipts(&mut tx, &notes, now).await?;
         let events: Vec<&NewEvent> = mine
             .iter()
             .filter(|r| r.item.as_ref().is_some_and(|i| inserted.contains(&i.id)))
             .filter_map(|r| r.event.as_ref())
             .collect();
-        if !events.is_empty() {
-            let sql = format!(
-                "insert into events (id, merchant_id, type, payload, created_at) values {}",
-                rows_of(events.len(), 5, 1)
-            );
-            let mut q = sqlx::query(&sql);
-            for e in &events {
-                q = q.bind(&e.id).bind(&e.merchant_id).bind(&e.kind).bind(&e.payload).bind(e.created_at);
-            }
-            q.execute(&mut *tx).await.map_err(other)?;
-            // A delivery for each event whose merchant has a live endpoint (as `insert_event`).
-            let sql = (0..events.len())
-                .map(|k| {
-                    let b = 4 * k;
-                    format!(
-                        "select ${}, ${}, id, 'pending', 0, ${}, 0, ${} from merchants \
-                         where id = ${} and webhook_url is not null and webhook_disabled_at is null",
-                        b + 1,
-                        b + 2,
-                        b + 3,
-                        b + 3,
-                        b + 4
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join(" union all ");
-            let sql = format!(
-                "insert into webhook_deliveries (id, event_id, merchant_id, status, attempts, next_attempt_at, \
-                 locked_until, created_at) {sql}"
-            );
-            let mut q = sqlx::query(&sql);
-            for e in &events {
-                q = q.bind(new_id("dlv")).bind(&e.id).bind(e.created_at).bind(&e.merchant_id);
-            }
-            q.execute(&mut *tx).await.map_err(other)?;
-        }
+        insert_events(&mut tx, &events).await?;
         tx.commit().await.map_err(other)?;
         Ok(mine.len())
-    }
-
-    async fn find_cart_items(&self, account_id: &str) -> StoreResult<Vec<CartItemRecord>> {
-        let rows = sqlx::query("select * from cart_items where account_id = $1 order by created_at, id")
-            .bind(account_id)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(other)?;
-        rows.iter().map(cart_item_row).collect()
     }
 
     async fn delete_cart_item(&self, account_id: &str, merchant_id: &str, item_id: &str) -> StoreResult<bool> {

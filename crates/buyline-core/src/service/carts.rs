@@ -129,10 +129,10 @@ impl Services {
             .into_iter()
             .map(|p| (p.id.clone(), self.finish_product(p)))
             .collect();
-        let links = self.store.find_links_of(&account_ids).await?.into_iter().collect();
+        let links = self.store.find_merchant_links(&account_ids).await?.into_iter().map(|(a, m, _)| (a, m)).collect();
         let cart = self
             .store
-            .find_cart_items_of(&account_ids)
+            .find_cart_items(&account_ids)
             .await?
             .into_iter()
             .map(|i| (i.account_id, i.merchant_id, i.variant_id))
@@ -272,7 +272,7 @@ impl Services {
     pub async fn merchant_links(&self, who: &Principal) -> Result<Vec<MerchantLink>> {
         let me = who.shopper()?;
         let mut out = Vec::new();
-        for (merchant_id, linked_at) in self.store.find_merchant_links(&me.id).await? {
+        for (_, merchant_id, linked_at) in self.store.find_merchant_links(std::slice::from_ref(&me.id)).await? {
             if let Some(m) = self.store.find_merchant(&merchant_id).await? {
                 out.push(MerchantLink {
                     merchant_id: m.id,
@@ -291,7 +291,7 @@ impl Services {
     /// The shopper's carts, one per merchant, at today's prices.
     pub async fn carts(&self, who: &Principal) -> Result<Vec<Cart>> {
         let me = who.shopper()?;
-        let items = self.store.find_cart_items(&me.id).await?;
+        let items = self.store.find_cart_items(std::slice::from_ref(&me.id)).await?;
         let ids: Vec<String> = items.iter().map(|i| i.product_id.clone()).collect();
         let products: HashMap<String, Product> =
             self.store.find_products(&ids).await?.into_iter().map(|p| (p.id.clone(), p)).collect();
@@ -346,8 +346,13 @@ impl Services {
     /// it becomes takes those items out of the cart.
     pub async fn checkout_cart(&self, who: &Principal, merchant_id: &str) -> Result<Checkout> {
         let me = who.shopper()?;
-        let items: Vec<CartItemRecord> =
-            self.store.find_cart_items(&me.id).await?.into_iter().filter(|i| i.merchant_id == merchant_id).collect();
+        let items: Vec<CartItemRecord> = self
+            .store
+            .find_cart_items(std::slice::from_ref(&me.id))
+            .await?
+            .into_iter()
+            .filter(|i| i.merchant_id == merchant_id)
+            .collect();
         if items.is_empty() {
             return Err(Error::NotFound("cart"));
         }
@@ -355,7 +360,8 @@ impl Services {
             .iter()
             .map(|i| LineInput { variant_id: i.variant_id.clone(), quantity: Some(i.quantity), amount: None })
             .collect();
-        let o = self.new_checkout(me, &lines, None).await?;
+        let mut o = self.new_checkout(me, &lines, None).await?;
+        o.record.from_cart = true;
         let ids: Vec<String> = items.into_iter().map(|i| i.id).collect();
         self.store.insert_cart_checkout(&o.record, &ids).await?;
         Ok(Self::checkout_view(&o.record, &me.country, &o.merchant, &o.products))

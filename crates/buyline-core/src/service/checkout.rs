@@ -412,6 +412,7 @@ impl Services {
             order_id: None,
             created_at: now,
             expires_at: now + CHECKOUT_TTL,
+            from_cart: false,
         };
         Ok(Opened { record, merchant, products })
     }
@@ -618,7 +619,7 @@ impl Services {
         let receipt = if status == OrderStatus::Paid { self.paid_receipt(&order, Some(shopper)) } else { None };
         // `order.created` goes out when the order is paid (now, or after the card check).
         let event = (status == OrderStatus::Paid).then(|| super::webhooks::order_event("order.created", &order, None));
-        if let Err(e) = self.store.commit_order(&order, receipt.as_ref(), event.as_ref()).await {
+        if let Err(e) = self.store.commit_order(&order, c.from_cart, receipt.as_ref(), event.as_ref()).await {
             // The authorisation has no order: give it back now (the reconciler would later).
             let _ = self.processor.void(&order.payment_id).await;
             let _ = self.store.release_reservation(&c.id).await;

@@ -13,7 +13,6 @@ use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use buyline_core::checkout::Address;
 use buyline_core::model::{Merchant, Product};
 use buyline_core::order::{Order, OrderStatus};
 use buyline_core::payment::CardInput;
@@ -278,30 +277,12 @@ pub(super) fn preselect(form: &mut HashMap<String, String>, saved: &Saved) {
     }
 }
 
-/// What the form shows again after an error: everything typed but the card number and CVC.
-pub(super) fn kept(form: &CsrfForm) -> HashMap<String, String> {
-    form.0
-        .iter()
-        .filter(|(k, _)| !matches!(k.as_str(), "card_number" | "card_cvc" | "csrf" | "attempt"))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect()
-}
-
 /// The sheet's shipping and payment fields, as the checkout services take them.
 pub(super) fn sheet_choice(form: &CsrfForm, ships: bool) -> CompleteInput {
     let address_id = form.opt("address_choice").filter(|c| c.starts_with("addr_"));
     let saved_card = form.opt("payment_choice").filter(|c| c.starts_with("pm_"));
     CompleteInput {
-        shipping_address: (ships && address_id.is_none()).then(|| Address {
-            name: form.get("name"),
-            line1: form.get("line1"),
-            line2: form.opt("line2"),
-            city: form.get("city"),
-            region: form.get("region"),
-            postal_code: form.get("postal_code"),
-            country: form.get("country"),
-            phone: form.opt("phone"),
-        }),
+        shipping_address: (ships && address_id.is_none()).then(|| form.address()),
         address_id,
         shipping_rate_id: form.opt("shipping_rate_id"),
         payment: Some(match saved_card {
@@ -368,7 +349,7 @@ pub async fn place(State(st): State<AppState>, ctx: PageCtx, Path(post_id): Path
             _ => {}
         }
     }
-    let keep = kept(&form);
+    let keep = form.kept();
     let fail = |errors: FormErrors| {
         let (st, ctx, product, merchant, keep) = (&st, &ctx, product.clone(), merchant.clone(), keep.clone());
         let scope = scope.clone();

@@ -2,7 +2,7 @@
 //! sheet of an open checkout (`/checkouts/{id}`) that a cart opens. Linked merchants are
 //! listed and revoked in settings.
 
-use super::buy::{form_field, kept, preselect, saved, sheet_choice, Saved};
+use super::buy::{form_field, preselect, saved, sheet_choice, Saved};
 use super::{error_page, CsrfForm, FormErrors, PageCtx};
 use crate::state::AppState;
 use askama::Template;
@@ -287,7 +287,7 @@ pub async fn complete(State(st): State<AppState>, ctx: PageCtx, Path(id): Path<S
         Err(e) => return error_page(&ctx, e),
     };
     let input = sheet_choice(&form, checkout.requires_shipping);
-    let keep = kept(&form);
+    let keep = form.kept();
     let mut errors = FormErrors::default();
     match st.services.complete_checkout(&who, &id, input).await {
         Ok(order) => {

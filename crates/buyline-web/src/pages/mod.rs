@@ -156,6 +156,30 @@ impl CsrfForm {
     pub fn opt(&self, k: &str) -> Option<String> {
         self.0.get(k).map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
     }
+
+    /// What a form shows again after an error: everything typed but the card number, the
+    /// CVC and the one-time tokens.
+    pub fn kept(&self) -> HashMap<String, String> {
+        self.0
+            .iter()
+            .filter(|(k, _)| !matches!(k.as_str(), "card_number" | "card_cvc" | "csrf" | "attempt"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    /// The address fields every address form names alike.
+    pub fn address(&self) -> buyline_core::checkout::Address {
+        buyline_core::checkout::Address {
+            name: self.get("name"),
+            line1: self.get("line1"),
+            line2: self.opt("line2"),
+            city: self.get("city"),
+            region: self.get("region"),
+            postal_code: self.get("postal_code"),
+            country: self.get("country"),
+            phone: self.opt("phone"),
+        }
+    }
 }
 
 impl FromRequest<AppState> for CsrfForm {

@@ -8,7 +8,6 @@ use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::CookieJar;
-use buyline_core::checkout::Address;
 use buyline_core::payment::CardInput;
 use buyline_core::saved::{PaymentMethod, SavedAddress};
 use buyline_core::{Error, Principal};
@@ -65,14 +64,6 @@ pub async fn settings(State(st): State<AppState>, ctx: PageCtx) -> Response {
     page(&st, &ctx, &who, HashMap::new(), FormErrors::default()).await
 }
 
-fn kept(form: &CsrfForm) -> HashMap<String, String> {
-    form.0
-        .iter()
-        .filter(|(k, _)| !matches!(k.as_str(), "card_number" | "card_cvc" | "csrf"))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect()
-}
-
 /// Field names the services use, as this form names them.
 fn field(f: &str) -> String {
     f.replace("card.", "card_").replace("address.", "")
@@ -91,7 +82,7 @@ pub async fn add_card(State(st): State<AppState>, ctx: PageCtx, form: CsrfForm) 
         Ok(_) => Redirect::to("/settings").into_response(),
         Err(Error::Validation(list)) => {
             let errors = FormErrors(list.into_iter().map(|e| (field(&e.field), e.message)).collect());
-            page(&st, &ctx, &who, kept(&form), errors).await
+            page(&st, &ctx, &who, form.kept(), errors).await
         }
         Err(e) => error_page(&ctx, e),
     }
@@ -99,21 +90,12 @@ pub async fn add_card(State(st): State<AppState>, ctx: PageCtx, form: CsrfForm) 
 
 pub async fn add_address(State(st): State<AppState>, ctx: PageCtx, form: CsrfForm) -> Response {
     let Some(who) = ctx.principal() else { return Redirect::to("/login").into_response() };
-    let input = Address {
-        name: form.get("name"),
-        line1: form.get("line1"),
-        line2: form.opt("line2"),
-        city: form.get("city"),
-        region: form.get("region"),
-        postal_code: form.get("postal_code"),
-        country: form.get("country"),
-        phone: form.opt("phone"),
-    };
+    let input = form.address();
     match st.services.add_address(&who, input).await {
         Ok(_) => Redirect::to("/settings").into_response(),
         Err(Error::Validation(list)) => {
             let errors = FormErrors(list.into_iter().map(|e| (field(&e.field), e.message)).collect());
-            page(&st, &ctx, &who, kept(&form), errors).await
+            page(&st, &ctx, &who, form.kept(), errors).await
         }
         Err(e) => error_page(&ctx, e),
     }
@@ -167,7 +149,7 @@ pub async fn delete_account(State(st): State<AppState>, ctx: PageCtx, jar: Cooki
     let handle = who.account().map(|a| a.handle.clone()).unwrap_or_default();
     if !form.get("confirm").trim().eq_ignore_ascii_case(&handle) {
         let errors = FormErrors([("confirm".to_string(), format!("type your handle, {handle}, to confirm"))].into());
-        return page(&st, &ctx, &who, kept(&form), errors).await;
+        return page(&st, &ctx, &who, form.kept(), errors).await;
     }
     match st.services.delete_account(&who).await {
         Ok(()) => (jar.remove(axum_extra::extract::cookie::Cookie::build(SESSION_COOKIE).path("/")), Redirect::to("/"))
