@@ -226,15 +226,21 @@ pub trait Store: Send + Sync + 'static {
 
     // --- Idempotency-Key
     /// Records the key as in progress, or says what became of it. An in-progress record
-    /// older than `abandoned_after` is taken over.
+    /// older than `abandoned_after` is taken over; a record created before `expired_before`
+    /// is forgotten and the key starts afresh.
+    #[allow(clippy::too_many_arguments)]
     async fn begin_idempotent(
         &self,
         scope: &str,
+        account_id: Option<&str>,
         key: &str,
         request_hash: &str,
         now: i64,
         abandoned_after: i64,
+        expired_before: i64,
     ) -> StoreResult<crate::service::Idempotency>;
+    /// Deletes the records created before `before`; returns how many.
+    async fn delete_idempotency_before(&self, before: i64) -> StoreResult<u64>;
     async fn finish_idempotent(
         &self,
         scope: &str,

@@ -1695,18 +1695,21 @@ impl Store for Db {
     async fn begin_idempotent(
         &self,
         scope: &str,
+        account_id: Option<&str>,
         key: &str,
         request_hash: &str,
         now: i64,
         abandoned_after: i64,
+        expired_before: i64,
     ) -> StoreResult<buyline_core::service::Idempotency> {
         use buyline_core::service::Idempotency;
         let inserted = sqlx::query(
-            "insert into idempotency_keys (scope, key, request_hash, created_at) values ($1, $2, $3, $4) \
+            "insert into idempotency_keys (scope, key, account_id, request_hash, created_at) values ($1, $2, $3, $4, $5) \
              on conflict (scope, key) do nothing",
         )
         .bind(scope)
         .bind(key)
+        .bind(account_id)
         .bind(request_hash)
         .bind(now)
         .execute(self.writer())
@@ -1721,6 +1724,24 @@ impl Store for Db {
             .fetch_one(&self.pool)
             .await
             .map_err(other)?;
+        let created: i64 = r.try_get("created_at").map_err(other)?;
+        if created < expired_before {
+            // Past its replay window: the key is new again, for whatever request this is.
+            let took = sqlx::query(
+                "update idempotency_keys set request_hash = $1, account_id = $2, status = null, content_type = null, \
+                 response = null, created_at = $3 where scope = $4 and key = $5 and created_at = $6",
+            )
+            .bind(request_hash)
+            .bind(account_id)
+            .bind(now)
+            .bind(scope)
+            .bind(key)
+            .bind(created)
+            .execute(self.writer())
+            .await
+            .map_err(other)?;
+            return Ok(if took.rows_affected() == 1 { Idempotency::New } else { Idempotency::InProgress });
+        }
         let hash: String = r.try_get("request_hash").map_err(other)?;
         if hash != request_hash {
             return Ok(Idempotency::Mismatch);
@@ -1733,7 +1754,6 @@ impl Store for Db {
                 body: r.try_get::<Option<String>, _>("response").map_err(other)?.unwrap_or_default(),
             }),
             None => {
-                let created: i64 = r.try_get("created_at").map_err(other)?;
                 if created < now - abandoned_after {
                     let took = sqlx::query(
                         "update idempotency_keys set created_at = $1 where scope = $2 and key = $3 and created_at = $4 \
@@ -1753,6 +1773,15 @@ impl Store for Db {
                 Ok(Idempotency::InProgress)
             }
         }
+    }
+
+    async fn delete_idempotency_before(&self, before: i64) -> StoreResult<u64> {
+        let r = sqlx::query("delete from idempotency_keys where created_at < $1")
+            .bind(before)
+            .execute(self.writer())
+            .await
+            .map_err(other)?;
+        Ok(r.rows_affected())
     }
 
     async fn finish_idempotent(

@@ -1,17 +1,43 @@
 //! The `Idempotency-Key` middleware for API POSTs (SPEC §3): the same key and body replay
-//! the first response; the same key with another body is 422 `idempotency_mismatch`; a
-//! retry while the first is still running is 409. Keys are scoped to the caller's
-//! credentials, so one client's key never meets another's.
+//! the first response; the same key with another body is 422 `idempotency_mismatch`.
+//!
+//! Keys are scoped to the caller (the account, the merchant, the operator, or anonymous), so
+//! one client's key never meets another's, and a shopper's keys can be found (and erased)
+//! by account. Replays never hold a secret: session tokens, API keys and signing secrets in
+//! a response are blanked before it is stored (they are shown once). Replays expire after
+//! 24 hours, as Stripe's do.
+//!
+//! A purchase is bound to its key ([`BoundKey`]): the checkout it pays is named after the
+//! key, so a retry — while the first is still running, or after the server running it died —
+//! finds that purchase and answers with its order instead of starting a second one. Other
+//! requests still running when a duplicate arrives are waited for briefly and replayed; a
+//! first attempt that died with its server is taken as abandoned after a minute.
 
 use crate::error::{problem, ApiError};
+use crate::extract::SESSION_COOKIE;
 use crate::state::AppState;
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use buyline_core::service::Idempotency;
+use axum_extra::extract::CookieJar;
+use buyline_core::service::{Idempotency, Principal};
 use buyline_core::Error;
+use serde_json::Value;
+
+/// The key of the request being served, hashed with its caller and body: what a purchase is
+/// bound to. Handed to handlers as a request extension.
+#[derive(Debug, Clone)]
+pub struct BoundKey(pub String);
+
+/// Response fields that carry a secret shown once; a stored replay has them `null`.
+const SECRET_FIELDS: &[&str] = &["token", "api_key", "webhook_secret", "secret", "password"];
+/// Prefixes of our secrets, for any string value a handler might return under another name.
+const SECRET_PREFIXES: &[&str] = &["st_", "sk_", "whsec_", "op_", "csrf_"];
+
+/// How long a duplicate waits for the first request's answer before it is told to retry.
+const WAIT_FOR_FIRST_MS: u64 = 3_000;
 
 fn sha256_hex(parts: &[&[u8]]) -> String {
     use sha2::Digest;
@@ -21,6 +47,80 @@ fn sha256_hex(parts: &[&[u8]]) -> String {
         h.update(p);
     }
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Routes whose handlers settle a retry through the purchase bound to the key, so they may
+/// run again while (or after) the first attempt runs.
+fn binds_purchase(path: &str) -> bool {
+    path == "/api/v1/orders"
+}
+
+/// Who is calling, for scoping keys: `(scope, account to erase it with)`. Bad credentials
+/// get `None`: the handler answers 401 and nothing is recorded.
+async fn caller(st: &AppState, headers: &HeaderMap) -> Option<(String, Option<String>)> {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim);
+    let session = CookieJar::from_headers(headers).get(SESSION_COOKIE).map(|c| c.value().to_string());
+    let principal = match (bearer, session) {
+        (Some(token), _) => Some(st.services.authenticate(token, st.operator_token.as_deref()).await.ok()?),
+        (None, Some(session)) => Some(Principal::Shopper(st.services.session_account(&session).await.ok()??)),
+        (None, None) => None,
+    };
+    Some(match principal {
+        Some(Principal::Shopper(a)) => (format!("acct:{}", a.id), Some(a.id)),
+        Some(Principal::Merchant { merchant, account }) => (format!("mer:{}", merchant.id), Some(account.id)),
+        Some(Principal::Operator) => ("operator".into(), None),
+        None => ("anonymous".into(), None),
+    })
+}
+
+/// Blanks every secret in a JSON body before it is kept for replays.
+fn without_secrets(v: &mut Value) {
+    match v {
+        Value::Object(map) => {
+            for (k, field) in map.iter_mut() {
+                if SECRET_FIELDS.contains(&k.as_str()) && !field.is_null() {
+                    *field = Value::Null;
+                } else {
+                    without_secrets(field);
+                }
+            }
+        }
+        Value::Array(list) => list.iter_mut().for_each(without_secrets),
+        Value::String(s) if SECRET_PREFIXES.iter().any(|p| s.starts_with(p)) => *v = Value::Null,
+        _ => {}
+    }
+}
+
+/// The body to keep for replays: JSON with its secrets blanked; anything else not at all.
+fn replayable(content_type: &str, bytes: &[u8]) -> String {
+    if !content_type.contains("json") {
+        return String::new();
+    }
+    match serde_json::from_slice::<Value>(bytes) {
+        Ok(mut v) => {
+            without_secrets(&mut v);
+            v.to_string()
+        }
+        Err(_) => String::new(),
+    }
+}
+
+/// A 409 that says "in progress" (code `conflict`), not a final one such as `out_of_stock`.
+fn still_running(body: &[u8]) -> bool {
+    serde_json::from_slice::<Value>(body).is_ok_and(|v| v["code"] == "conflict")
+}
+
+fn replay(status: u16, content_type: &str, body: String) -> Response {
+    let mut resp = (StatusCode::from_u16(status).unwrap_or(StatusCode::OK), body).into_response();
+    if let Ok(ct) = HeaderValue::from_str(content_type) {
+        resp.headers_mut().insert(header::CONTENT_TYPE, ct);
+    }
+    resp.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+    resp
 }
 
 pub async fn idempotency(State(st): State<AppState>, req: Request, next: Next) -> Response {
@@ -33,51 +133,95 @@ pub async fn idempotency(State(st): State<AppState>, req: Request, next: Next) -
     if key.is_empty() || key.len() > 255 {
         return ApiError::Core(Error::field("Idempotency-Key", "must be 1 to 255 characters")).into_response();
     }
-    let credentials = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .or_else(|| req.headers().get(header::COOKIE))
-        .map(|v| v.as_bytes().to_vec())
-        .unwrap_or_default();
-    let scope = sha256_hex(&[&credentials]);
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
+    let Some((scope, account_id)) = caller(&st, &parts.headers).await else {
+        return next.run(Request::from_parts(parts, body)).await;
+    };
     let bytes = match axum::body::to_bytes(body, crate::BODY_LIMIT).await {
         Ok(b) => b,
         Err(_) => return ApiError::PayloadTooLarge.into_response(),
     };
     let hash = sha256_hex(&[parts.method.as_str().as_bytes(), parts.uri.path().as_bytes(), &bytes]);
-    match st.services.idempotency_begin(&scope, &key, &hash).await {
+    let bound = binds_purchase(parts.uri.path());
+    parts.extensions.insert(BoundKey(sha256_hex(&[scope.as_bytes(), key.as_bytes(), hash.as_bytes()])));
+    let mut state = st.services.idempotency_begin(&scope, account_id.as_deref(), &key, &hash).await;
+    // A duplicate of a request still running: wait a little for its answer.
+    let mut waited = 0;
+    while matches!(state, Ok(Idempotency::InProgress)) && !bound && waited < WAIT_FOR_FIRST_MS {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        waited += 50;
+        state = st.services.idempotency_begin(&scope, account_id.as_deref(), &key, &hash).await;
+    }
+    match state {
         Err(e) => ApiError::Core(e).into_response(),
         Ok(Idempotency::Mismatch) => ApiError::Core(Error::IdempotencyMismatch).into_response(),
-        Ok(Idempotency::InProgress) => problem(
-            StatusCode::CONFLICT,
-            "conflict",
-            "A request with this Idempotency-Key is still being processed; retry shortly.".into(),
-            vec![],
-        ),
-        Ok(Idempotency::Replay { status, content_type, body }) => {
-            let mut resp = (StatusCode::from_u16(status).unwrap_or(StatusCode::OK), body).into_response();
-            if let Ok(ct) = HeaderValue::from_str(&content_type) {
-                resp.headers_mut().insert(header::CONTENT_TYPE, ct);
-            }
-            resp.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+        Ok(Idempotency::InProgress) if !bound => {
+            let mut resp = problem(
+                StatusCode::CONFLICT,
+                "conflict",
+                "A request with this Idempotency-Key is still being processed; retry shortly.".into(),
+                vec![],
+            );
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             resp
         }
-        Ok(Idempotency::New) => {
+        Ok(Idempotency::Replay { status, content_type, body }) => replay(status, &content_type, body),
+        // New, or a purchase whose first attempt is still running or died: the handler
+        // settles it through the bound checkout.
+        Ok(Idempotency::New) | Ok(Idempotency::InProgress) => {
             let resp = next.run(Request::from_parts(parts, Body::from(bytes))).await;
             let status = resp.status();
             if status.is_server_error() {
+                // Nothing final to replay: a retry runs again (and, for a purchase, finds it).
                 let _ = st.services.idempotency_abandon(&scope, &key).await;
                 return resp;
             }
             let (parts, body) = resp.into_parts();
             let bytes = axum::body::to_bytes(body, 16 * 1024 * 1024).await.unwrap_or_default();
             let ct = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-            let text = String::from_utf8_lossy(&bytes).to_string();
-            if let Err(e) = st.services.idempotency_finish(&scope, &key, status.as_u16(), &ct, &text).await {
+            if status == StatusCode::CONFLICT && still_running(&bytes) {
+                // "Still being placed" is no final answer either.
+                let _ = st.services.idempotency_abandon(&scope, &key).await;
+                return Response::from_parts(parts, Body::from(bytes));
+            }
+            let kept = replayable(&ct, &bytes);
+            if let Err(e) = st.services.idempotency_finish(&scope, &key, status.as_u16(), &ct, &kept).await {
                 tracing::warn!(error = %e, "could not record the idempotent response");
             }
             Response::from_parts(parts, Body::from(bytes))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_blanked_at_any_depth() {
+        let mut v = serde_json::json!({
+            "account": {"id": "acct_1", "handle": "ann"},
+            "token": "st_abc",
+            "merchant": {"id": "mer_1"},
+            "api_key": "sk_x",
+            "webhook_secret": "whsec_y",
+            "list": [{"note": "sk_hidden"}, "plain"],
+        });
+        without_secrets(&mut v);
+        assert_eq!(v["token"], Value::Null);
+        assert_eq!(v["api_key"], Value::Null);
+        assert_eq!(v["webhook_secret"], Value::Null);
+        assert_eq!(v["list"][0]["note"], Value::Null);
+        assert_eq!(v["list"][1], "plain");
+        assert_eq!(v["account"]["handle"], "ann");
+    }
+
+    #[test]
+    fn only_json_is_kept() {
+        assert_eq!(replayable("text/html", b"<p>st_x</p>"), "");
+        assert_eq!(
+            replayable("application/json", br#"{"token":"st_x","id":"acct_1"}"#),
+            r#"{"id":"acct_1","token":null}"#
+        );
     }
 }

@@ -87,6 +87,14 @@ pub struct ServeConfig {
     /// Sender of receipts.
     #[arg(long, env = "BUYLINE_MAIL_FROM", default_value = "Buyline <receipts@buyline.localhost>")]
     pub mail_from: String,
+    /// Seconds between reconciler passes (each settles what a crash left half-done).
+    #[arg(long, env = "BUYLINE_RECONCILE_INTERVAL_SECS", default_value_t = 30)]
+    pub reconcile_interval_secs: u64,
+    /// Seconds after which a purchase still being completed is taken to have died with its
+    /// server: the reconciler gives its stock back, voids its authorisation if no order came
+    /// of it, and a retry of the same request may pay again.
+    #[arg(long, env = "BUYLINE_STUCK_CHECKOUT_SECS", default_value_t = 120)]
+    pub stuck_checkout_secs: u64,
     /// Run the hashtag-cart answerer in this process (tests turn it off to drain jobs by hand).
     #[arg(skip = true)]
     pub cart_worker: bool,
@@ -107,6 +115,8 @@ impl ServeConfig {
             allow_private_webhooks: false,
             webhook_timeout_secs: 10,
             cart_reply_limit: 20,
+            reconcile_interval_secs: 30,
+            stuck_checkout_secs: 120,
             cart_worker: true,
             smtp_url: None,
             mail_from: "Buyline <receipts@buyline.localhost>".into(),

@@ -152,6 +152,7 @@ pub async fn rotate_keys(data_dir: &std::path::Path, database_url: &str) -> anyh
             session_ttl_micros: 0,
             allow_private_webhooks: false,
             cart_replies_per_minute: 0,
+            stuck_after_micros: 120 * 1_000_000,
         },
     );
     let moved = services.rewrap_vault().await?;
@@ -194,6 +195,7 @@ pub async fn spawn(cfg: ServeConfig) -> anyhow::Result<Running> {
             session_ttl_micros: 30 * 24 * 3600 * 1_000_000,
             allow_private_webhooks: cfg.allow_private_webhooks,
             cart_replies_per_minute: cfg.cart_reply_limit,
+            stuck_after_micros: cfg.stuck_checkout_secs.max(1) as i64 * 1_000_000,
         },
     );
     // Recovery first: whatever a crash left half-done is settled before new work arrives.
@@ -215,10 +217,15 @@ pub async fn spawn(cfg: ServeConfig) -> anyhow::Result<Running> {
     let mut background = Vec::new();
     {
         let s = services.clone();
-        background.push(workers::every("reconciler", Duration::from_secs(30), tx.subscribe(), move || {
-            let s = s.clone();
-            async move { s.reconcile(buyline_core::types::now_micros()).await.map(|_| ()).map_err(Into::into) }
-        }));
+        background.push(workers::every(
+            "reconciler",
+            Duration::from_secs(cfg.reconcile_interval_secs.max(1)),
+            tx.subscribe(),
+            move || {
+                let s = s.clone();
+                async move { s.reconcile(buyline_core::types::now_micros()).await.map(|_| ()).map_err(Into::into) }
+            },
+        ));
         let sender = Arc::new(webhooks::Sender::new(
             cfg.allow_private_webhooks,
             Duration::from_secs(cfg.webhook_timeout_secs.max(1)),

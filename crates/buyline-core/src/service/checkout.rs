@@ -28,8 +28,6 @@ use std::collections::{BTreeMap, HashMap};
 const CHECKOUT_TTL: i64 = 30 * 60 * 1_000_000;
 /// How long stock stays reserved for a completion in flight.
 const RESERVATION_TTL: i64 = 10 * 60 * 1_000_000;
-/// A completion still `completing` after this is taken to have crashed.
-const STUCK_AFTER: i64 = 2 * 60 * 1_000_000;
 /// An unfinished 3-D Secure check is given up after this.
 const CHALLENGE_TIMEOUT: i64 = 60 * 60 * 1_000_000;
 
@@ -438,21 +436,63 @@ impl Services {
     /// One tap: opens and pays a checkout in one call. Everything is checked before anything
     /// is written, so bad input leaves no checkout behind; the checkout is then written
     /// already claimed (no other request can know its id yet).
-    pub async fn place_order(&self, who: &Principal, input: OrderInput) -> Result<Order> {
+    ///
+    /// `bound` ties the purchase to the request that asked for it (its `Idempotency-Key`,
+    /// or the buy sheet's one-time key): the checkout's id is derived from it, so a retry of
+    /// that request — after a timeout, a double tap or a crash of the server that ran it —
+    /// finds the purchase already made (or still in flight) instead of starting another.
+    pub async fn place_order(&self, who: &Principal, input: OrderInput, bound: Option<&str>) -> Result<Order> {
         let shopper = who.shopper()?;
+        let bound_id = bound.map(|b| bound_checkout_id(&shopper.id, b));
+        if let Some(id) = &bound_id {
+            if let Some(order) = self.resume_bound(who, shopper, id, &input).await? {
+                return Ok(order);
+            }
+        }
         let Opened { mut record, merchant, products } =
             self.new_checkout(shopper, &input.lines, input.post_id.as_deref()).await?;
-        let complete = CompleteInput {
-            shipping_address: input.shipping_address,
-            address_id: input.address_id,
-            shipping_rate_id: input.shipping_rate_id,
-            payment: input.payment,
-        };
+        let complete = completion_of(&input);
         let v = self.validate_completion(shopper, &record, &products, &complete).await?;
+        if let Some(id) = bound_id {
+            record.id = id;
+        }
         record.status = "completing".into();
         record.attempt = 1;
-        self.store.insert_checkout(&record).await?;
+        match self.store.insert_checkout(&record).await {
+            Ok(()) => {}
+            // The same request is being run beside us (its retry raced it): settle through it.
+            Err(crate::error::StoreError::Unique(_)) if bound.is_some() => {
+                return match self.resume_bound(who, shopper, &record.id, &input).await? {
+                    Some(order) => Ok(order),
+                    None => Err(Error::Conflict {
+                        message: "this purchase is being placed; check your orders in a moment".into(),
+                        errors: vec![],
+                    }),
+                };
+            }
+            Err(e) => return Err(e.into()),
+        }
         self.pay(shopper, &record, &merchant, v, 1).await
+    }
+
+    /// A bound purchase that already has a checkout: its order if it has one (waiting for a
+    /// completion in flight), or a new attempt on it if an earlier one failed or a crash was
+    /// cleaned up by the reconciler. `None` when there is no such checkout yet.
+    async fn resume_bound(
+        &self,
+        who: &Principal,
+        shopper: &Account,
+        checkout_id: &str,
+        input: &OrderInput,
+    ) -> Result<Option<Order>> {
+        let Some(c) = self.store.find_checkout(checkout_id).await? else { return Ok(None) };
+        if c.shopper_id != shopper.id {
+            return Ok(None);
+        }
+        if let Some(order) = self.settled(&c).await? {
+            return Ok(Some(order));
+        }
+        self.complete_checkout(who, checkout_id, completion_of(input)).await.map(Some)
     }
 
     async fn validate_completion(
@@ -667,6 +707,8 @@ impl Services {
             }
             match self.store.find_checkout(checkout_id).await? {
                 Some(c) if c.status == "completing" => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+                // Its order committed between the two reads: the next look finds it.
+                Some(c) if c.status == "completed" => continue,
                 Some(c) if c.status == "open" => {
                     return Err(Error::Conflict {
                         message: "the payment for this checkout did not go through; try again".into(),
@@ -784,7 +826,9 @@ impl Services {
                 report.canceled += 1;
             }
         }
-        for checkout_id in self.store.find_stuck_checkouts(now - STUCK_AFTER).await? {
+        // A completion still `completing` after this is taken to have crashed.
+        let stuck_after = self.config.stuck_after_micros;
+        for checkout_id in self.store.find_stuck_checkouts(now - stuck_after).await? {
             if self.store.find_order_by_checkout(&checkout_id).await?.is_none() {
                 self.store.release_reservation(&checkout_id).await?;
                 if self.store.set_checkout_status(&checkout_id, "completing", "open").await? {
@@ -799,7 +843,7 @@ impl Services {
                 report.released += 1;
             }
         }
-        match self.processor.open_authorizations(now - STUCK_AFTER).await {
+        match self.processor.open_authorizations(now - stuck_after).await {
             Ok(list) => {
                 for auth in list {
                     if self.store.find_order_by_payment(&auth.payment_id).await?.is_none() {
@@ -814,7 +858,7 @@ impl Services {
             }
             Err(e) => tracing::warn!(error = %e, "could not list open authorisations"),
         }
-        for id in self.store.find_uncaptured_orders(now - 30 * 1_000_000).await? {
+        for id in self.store.find_uncaptured_orders(now - stuck_after.min(30 * 1_000_000)).await? {
             if let Some(o) = self.store.find_order(&id).await? {
                 if self.capture(&o).await {
                     report.captured += 1;
@@ -822,10 +866,33 @@ impl Services {
             }
         }
         report.refunds = self.reconcile_refunds(now).await?;
+        self.prune_idempotency(now).await?;
         if report != ReconcileReport::default() {
             tracing::info!(?report, "reconciled");
         }
         Ok(report)
+    }
+}
+
+/// The checkout id of a purchase bound to a request key: a hash of the shopper and the key,
+/// so one shopper's key never names another's checkout.
+fn bound_checkout_id(shopper_id: &str, bound: &str) -> String {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    h.update(b"bound-checkout\0");
+    h.update(shopper_id.as_bytes());
+    h.update(b"\0");
+    h.update(bound.as_bytes());
+    let d = h.finalize();
+    format!("chk_{}", d[..16].iter().map(|b| format!("{b:02x}")).collect::<String>())
+}
+
+fn completion_of(input: &OrderInput) -> CompleteInput {
+    CompleteInput {
+        shipping_address: input.shipping_address.clone(),
+        address_id: input.address_id.clone(),
+        shipping_rate_id: input.shipping_rate_id.clone(),
+        payment: input.payment.clone(),
     }
 }
 

@@ -19,11 +19,31 @@ pub enum Idempotency {
 }
 
 /// A request still marked in progress after this is taken to have died with its process.
+/// (A purchase does not depend on it: it is bound to its key and settled through that.)
 const ABANDONED_AFTER: i64 = 60 * 1_000_000;
+/// How long a response is kept for replays; after that the key may be used afresh.
+pub const REPLAY_TTL: i64 = 24 * 3600 * 1_000_000;
 
 impl Services {
-    pub async fn idempotency_begin(&self, scope: &str, key: &str, request_hash: &str) -> Result<Idempotency> {
-        Ok(self.store.begin_idempotent(scope, key, request_hash, now_micros(), ABANDONED_AFTER).await?)
+    /// Records the start of a keyed request; `account_id` is whose it is, so erasing the
+    /// account erases its replays.
+    pub async fn idempotency_begin(
+        &self,
+        scope: &str,
+        account_id: Option<&str>,
+        key: &str,
+        request_hash: &str,
+    ) -> Result<Idempotency> {
+        let now = now_micros();
+        Ok(self
+            .store
+            .begin_idempotent(scope, account_id, key, request_hash, now, ABANDONED_AFTER, now - REPLAY_TTL)
+            .await?)
+    }
+
+    /// Forgets replays older than [`REPLAY_TTL`]; the reconciler calls it.
+    pub async fn prune_idempotency(&self, now: i64) -> Result<u64> {
+        Ok(self.store.delete_idempotency_before(now - REPLAY_TTL).await?)
     }
 
     pub async fn idempotency_finish(

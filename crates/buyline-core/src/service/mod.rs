@@ -87,6 +87,9 @@ pub struct ServiceConfig {
     pub allow_private_webhooks: bool,
     /// Cart-hashtag posts one shopper may make per minute before getting 429.
     pub cart_replies_per_minute: u32,
+    /// A checkout still `completing` after this long is taken to have died with its
+    /// server: the reconciler reopens it and voids its authorisation if no order came of it.
+    pub stuck_after_micros: i64,
 }
 
 #[derive(Clone)]

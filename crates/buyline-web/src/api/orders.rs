@@ -3,10 +3,11 @@
 use super::accounts::PageQuery;
 use crate::error::{ApiResult, Problem};
 use crate::extract::{ApiJson, ApiQuery, Auth};
+use crate::idempotency::BoundKey;
 use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::Json;
+use axum::{Extension, Json};
 use buyline_core::model::Page;
 use buyline_core::order::{Checkout, Notification, Order};
 use buyline_core::service::{CheckoutInput, CompleteInput, OrderInput};
@@ -57,9 +58,11 @@ pub async fn complete_checkout(
 pub async fn create_order(
     State(st): State<AppState>,
     Auth(who): Auth,
+    bound: Option<Extension<BoundKey>>,
     ApiJson(input): ApiJson<OrderInput>,
 ) -> ApiResult<(StatusCode, Json<Order>)> {
-    Ok((StatusCode::CREATED, Json(st.services.place_order(&who, input).await?)))
+    let bound = bound.map(|Extension(BoundKey(k))| k);
+    Ok((StatusCode::CREATED, Json(st.services.place_order(&who, input, bound.as_deref()).await?)))
 }
 
 /// The caller's orders, newest first.

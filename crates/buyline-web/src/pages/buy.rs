@@ -327,13 +327,13 @@ pub async fn place(State(st): State<AppState>, ctx: PageCtx, Path(post_id): Path
     let scope = format!("page:{}", viewer.id);
     let attempt = form.get("attempt");
     if !attempt.is_empty() {
-        match st.services.idempotency_begin(&scope, &attempt, "buy").await {
+        match st.services.idempotency_begin(&scope, Some(&viewer.id), &attempt, "buy").await {
             Ok(Idempotency::Replay { body, .. }) => return Redirect::to(&body).into_response(),
             Ok(Idempotency::InProgress) => {
                 for _ in 0..100 {
                     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                     if let Ok(Idempotency::Replay { body, .. }) =
-                        st.services.idempotency_begin(&scope, &attempt, "buy").await
+                        st.services.idempotency_begin(&scope, Some(&viewer.id), &attempt, "buy").await
                     {
                         return Redirect::to(&body).into_response();
                     }
@@ -400,7 +400,9 @@ pub async fn place(State(st): State<AppState>, ctx: PageCtx, Path(post_id): Path
         payment: choice.payment,
     };
     let who = Principal::Shopper(viewer.clone());
-    match st.services.place_order(&who, input).await {
+    // The order is bound to this rendering's key, so a retry after a crash finds it.
+    let bound = (!attempt.is_empty()).then(|| format!("{scope}:{attempt}"));
+    match st.services.place_order(&who, input, bound.as_deref()).await {
         Ok(order) => {
             let to = match (&order.status, &order.challenge_url) {
                 (OrderStatus::RequiresAction, Some(url)) => url.clone(),

@@ -108,6 +108,20 @@ impl TestApp {
         self
     }
 
+    /// A client of a server this test started itself (another process), on `dir` and
+    /// `database_url`; `stop` only drops its database.
+    pub fn external(url: String, admin_token: String, database_url: String, dir: tempfile::TempDir) -> TestApp {
+        TestApp {
+            url,
+            client: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap(),
+            admin_token,
+            database_url,
+            demo: None,
+            dir,
+            running: None,
+        }
+    }
+
     pub fn services(&self) -> &buyline_core::Services {
         &self.running.as_ref().expect("running").services
     }
