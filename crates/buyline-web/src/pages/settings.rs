@@ -125,17 +125,20 @@ pub async fn delete_address(
 
 pub async fn export(State(st): State<AppState>, ctx: PageCtx) -> Response {
     let Some(who) = ctx.principal() else { return to_login("/settings") };
+    // Handles are `[A-Za-z0-9_]` already; the filter keeps the header valid whatever a
+    // stored handle holds.
+    let name: String = who
+        .account()
+        .map(|a| a.handle.as_str())
+        .unwrap_or("export")
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect();
     match st.services.export(&who).await {
         Ok(x) => (
             [
                 (header::CONTENT_TYPE, "application/json".to_string()),
-                (
-                    header::CONTENT_DISPOSITION,
-                    format!(
-                        "attachment; filename=\"buyline-{}.json\"",
-                        who.account().map(|a| a.handle.as_str()).unwrap_or("export")
-                    ),
-                ),
+                (header::CONTENT_DISPOSITION, format!("attachment; filename=\"buyline-{name}.json\"")),
                 (header::CACHE_CONTROL, "no-store".to_string()),
             ],
             serde_json::to_string_pretty(&x).unwrap_or_default(),

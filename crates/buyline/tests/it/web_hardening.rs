@@ -179,6 +179,28 @@ async fn a_planted_csrf_cookie_does_not_make_a_token() {
 }
 
 #[tokio::test]
+async fn servers_on_one_database_accept_each_others_forms() {
+    let a = spawn_app().await;
+    let shared = a.database_url.clone();
+    let b = spawn_with(move |c| c.database_url = Some(shared)).await;
+    let (token, _) = a.signup("roamer").await;
+    let me = format!("bl_session={token}");
+    // The key is in the database, not in either process: a page from one server posts to
+    // the other, signed in and signed out.
+    let (_, _, page) = get_with(&a, "/", Some(&me)).await;
+    let (status, loc) = post_form(&b, "/compose", &me, &[("text", "from a to b"), ("csrf", &csrf_of(&page))]).await;
+    assert_eq!((status, loc.as_deref()), (303, Some("/")));
+    let pre = "bl_presession=pre_roamerRoamerRoamerRoamer00";
+    let (_, _, page) = get_with(&b, "/login", Some(pre)).await;
+    let form = [("login", "roamer"), ("password", "correct horse battery"), ("csrf", &csrf_of(&page))];
+    let (status, loc) = post_form(&a, "/login", pre, &form).await;
+    assert_eq!((status, loc.as_deref()), (303, Some("/")));
+    let dir = b.running_stop().await;
+    let _ = std::fs::remove_dir_all(dir);
+    a.stop().await;
+}
+
+#[tokio::test]
 async fn responses_with_secrets_or_personal_data_are_not_stored() {
     let app = spawn_app().await;
     let no_store = |r: &Resp, what: &str| {
