@@ -35,7 +35,7 @@ pub struct ConnectQuery {
 
 pub async fn connect_page(State(st): State<AppState>, ctx: PageCtx, Path(handle): Path<String>) -> Response {
     let Some(who) = ctx.principal() else {
-        return to_login(&format!("/connect/{}", handle));
+        return to_login(&format!("/connect/{handle}"));
     };
     let merchant = match st.services.merchant_by_handle(&handle).await {
         Ok(m) => m,
@@ -259,7 +259,7 @@ async fn load_checkout(st: &AppState, who: &buyline_core::Principal, id: &str) -
 
 pub async fn checkout_sheet(State(st): State<AppState>, ctx: PageCtx, Path(id): Path<String>) -> Response {
     let (Some(who), Some(viewer)) = (ctx.principal(), ctx.viewer.clone()) else {
-        return to_login(&format!("/checkouts/{}", id));
+        return to_login(&format!("/checkouts/{id}"));
     };
     let (checkout, merchant) = match load_checkout(&st, &who, &id).await {
         Ok(x) => x,
