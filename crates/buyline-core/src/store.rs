@@ -79,6 +79,9 @@ pub trait Store: Send + Sync + 'static {
 
     async fn find_flag(&self, name: &str) -> StoreResult<Option<String>>;
     async fn upsert_flag(&self, name: &str, value_json: &str) -> StoreResult<()>;
+    /// Writes the flag only if it does not exist yet, and returns the value it holds then:
+    /// processes racing to create it all get the first one written.
+    async fn insert_flag_once(&self, name: &str, value_json: &str) -> StoreResult<String>;
 
     // --- the built-in test processor's own records
     /// Inserts unless a payment with the same idempotency key exists.

@@ -1187,6 +1187,23 @@ impl Store for Db {
         Ok(())
     }
 
+    async fn insert_flag_once(&self, name: &str, value: &str) -> StoreResult<String> {
+        sqlx::query("insert into flags (name, value, updated_at) values ($1, $2, $3) on conflict (name) do nothing")
+            .bind(name)
+            .bind(value)
+            .bind(buyline_core::types::now_micros())
+            .execute(self.writer())
+            .await
+            .map_err(other)?;
+        // Read through the writer: on SQLite the read pool might not see the row yet.
+        let row = sqlx::query("select value from flags where name = $1")
+            .bind(name)
+            .fetch_one(self.writer())
+            .await
+            .map_err(other)?;
+        row.try_get("value").map_err(other)
+    }
+
     async fn insert_processor_payment(&self, p: &ProcessorPayment) -> StoreResult<()> {
         sqlx::query(
             "insert into processor_payments (id, idempotency_key, amount, currency, status, brand, last4, error_code, \

@@ -80,7 +80,6 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
 }
 
 pub const SESSION_COOKIE: &str = "bl_session";
-pub const CSRF_COOKIE: &str = "bl_csrf";
 
 fn bearer(parts: &Parts) -> Option<&str> {
     parts
@@ -92,7 +91,8 @@ fn bearer(parts: &Parts) -> Option<&str> {
 }
 
 /// Resolves the caller: a bearer token, or the browser's session cookie. A cookie alone
-/// may read; to change anything it must come with `X-CSRF-Token` equal to the CSRF cookie.
+/// may read; to change anything it must come with `X-CSRF-Token`, the token the pages
+/// render for this session (see [`crate::csrf`]).
 async fn principal(parts: &mut Parts, state: &AppState) -> Result<Option<Principal>, ApiError> {
     if let Some(token) = bearer(parts) {
         return Ok(Some(state.services.authenticate(token, state.operator_token.as_deref()).await?));
@@ -101,8 +101,7 @@ async fn principal(parts: &mut Parts, state: &AppState) -> Result<Option<Princip
     let Some(session) = jar.get(SESSION_COOKIE) else { return Ok(None) };
     if !matches!(parts.method, Method::GET | Method::HEAD) {
         let header = parts.headers.get("x-csrf-token").and_then(|v| v.to_str().ok()).unwrap_or("");
-        let cookie = jar.get(CSRF_COOKIE).map(|c| c.value()).unwrap_or("");
-        if cookie.is_empty() || !buyline_core::ids::constant_time_eq(header, cookie) {
+        if !state.csrf.verify(&parts.headers, header) {
             return Err(Error::Forbidden("a cookie-authenticated change needs the X-CSRF-Token header".into()).into());
         }
     }

@@ -2,6 +2,8 @@
 //! metrics. Handlers call core services only; errors become RFC 9457 problem details.
 
 pub mod api;
+pub mod cache;
+pub mod csrf;
 pub mod error;
 pub mod extract;
 pub mod idempotency;
@@ -46,6 +48,7 @@ pub fn app(state: AppState) -> Router {
         .merge(pages::router())
         .with_state(state)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn(cache::set_no_store))
         // Pages load only their own scripts, styles and forms, and are never framed.
         .layer(SetResponseHeaderLayer::if_not_present(
             header::CONTENT_SECURITY_POLICY,

@@ -1,5 +1,6 @@
 //! What every handler shares.
 
+use crate::csrf::CsrfKey;
 use buyline_core::test_processor::TestProcessor;
 use buyline_core::Services;
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -15,4 +16,6 @@ pub struct AppState {
     pub metrics: Option<PrometheusHandle>,
     /// Mark cookies `Secure` (the public URL is https).
     pub secure_cookies: bool,
+    /// Signs the CSRF tokens of pages and cookie-authenticated API writes.
+    pub csrf: CsrfKey,
 }

@@ -211,6 +211,8 @@ pub async fn spawn(cfg: ServeConfig) -> anyhow::Result<Running> {
         operator_token: Some(admin_token.clone()),
         metrics: metrics_handle(),
         secure_cookies: public_url.starts_with("https://"),
+        // In the database, so every process serving it signs and checks alike.
+        csrf: buyline_web::csrf::CsrfKey::new(services.shared_key("csrf").await?.as_bytes()),
     };
     let app = buyline_web::app(state);
     let (tx, mut rx) = tokio::sync::watch::channel(false);

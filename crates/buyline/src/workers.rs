@@ -54,7 +54,7 @@ pub async fn send_pending_mail(services: &Services, mailer: &Mailer, from: &Mail
                 continue;
             }
         };
-        let msg = Message::builder().from(from.clone()).to(to).subject(&mail.subject).body(mail.body.clone())?;
+        let msg = receipt_message(from, to, &mail.subject, &mail.body)?;
         match mailer.send(msg).await {
             Ok(()) => {
                 services.mark_email_sent(&mail.id).await?;
@@ -67,6 +67,18 @@ pub async fn send_pending_mail(services: &Services, mailer: &Mailer, from: &Mail
         }
     }
     Ok(sent)
+}
+
+/// A plain-text e-mail that says what it is: `MIME-Version: 1.0` and `Content-Type:
+/// text/plain; charset=utf-8`, so a name like "Zoë" or a "£" reads right in every client.
+pub fn receipt_message(from: &Mailbox, to: Mailbox, subject: &str, body: &str) -> anyhow::Result<Message> {
+    Ok(Message::builder()
+        .from(from.clone())
+        .to(to)
+        .subject(subject)
+        .header(lettre::message::header::MIME_VERSION_1_0)
+        .header(lettre::message::header::ContentType::TEXT_PLAIN)
+        .body(body.to_string())?)
 }
 
 /// Runs `pass` every `every` until shutdown.

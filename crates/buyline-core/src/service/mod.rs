@@ -137,6 +137,19 @@ impl Services {
         Ok(())
     }
 
+    /// A random secret the server processes sharing this database all use for `purpose`
+    /// (such as signing CSRF tokens): created by the first process that asks, kept in
+    /// `flags` under `key:{purpose}`. Never exposed through the flag API, which knows only
+    /// named flags.
+    pub async fn shared_key(&self, purpose: &str) -> Result<zeroize::Zeroizing<String>> {
+        let name = format!("key:{purpose}");
+        let fresh =
+            serde_json::to_string(&crate::ids::new_secret("key")).map_err(|e| Error::Internal(e.to_string()))?;
+        let json = zeroize::Zeroizing::new(self.store.insert_flag_once(&name, &fresh).await?);
+        let key: String = serde_json::from_str(&json).map_err(|e| Error::Internal(format!("flag {name}: {e}")))?;
+        Ok(zeroize::Zeroizing::new(key))
+    }
+
     /// Products for display (buy cards), through the one-second cache; unknown ids skipped.
     pub(crate) async fn display_products(&self, ids: &[String]) -> Result<Vec<crate::model::Product>> {
         let mut out = Vec::with_capacity(ids.len());

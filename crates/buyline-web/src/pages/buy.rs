@@ -6,13 +6,14 @@
 //! `attempt` key, recorded through the same idempotency store the API uses; a second
 //! submission with that key waits for the first and lands on the same order.
 
+use super::redirect::{see_other, see_other_processor, to_login};
 use super::view::{escape, price_range};
 use super::{error_page, CsrfForm, FormErrors, PageCtx};
 use crate::state::AppState;
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use buyline_core::model::{Merchant, Product};
 use buyline_core::order::{Order, OrderStatus};
 use buyline_core::payment::CardInput;
@@ -240,7 +241,7 @@ async fn arm(st: &AppState, viewer: &buyline_core::model::Account, merchant: &Me
 
 pub async fn buy_sheet(State(st): State<AppState>, ctx: PageCtx, Path(post_id): Path<String>) -> Response {
     let Some(viewer) = ctx.viewer.clone() else {
-        return Redirect::to(&format!("/login?next=/buy/{post_id}")).into_response();
+        return to_login(&format!("/buy/{post_id}"));
     };
     let (product, merchant) = match load(&st, &post_id).await {
         Ok(x) => x,
@@ -318,7 +319,7 @@ pub(super) fn form_field(service_field: &str) -> String {
 }
 
 pub async fn place(State(st): State<AppState>, ctx: PageCtx, Path(post_id): Path<String>, form: CsrfForm) -> Response {
-    let Some(viewer) = ctx.viewer.clone() else { return Redirect::to("/login").into_response() };
+    let Some(viewer) = ctx.viewer.clone() else { return see_other("/login") };
     let (product, merchant) = match load(&st, &post_id).await {
         Ok(x) => x,
         Err(e) => return error_page(&ctx, e),
@@ -328,14 +329,14 @@ pub async fn place(State(st): State<AppState>, ctx: PageCtx, Path(post_id): Path
     let attempt = form.get("attempt");
     if !attempt.is_empty() {
         match st.services.idempotency_begin(&scope, Some(&viewer.id), &attempt, "buy").await {
-            Ok(Idempotency::Replay { body, .. }) => return Redirect::to(&body).into_response(),
+            Ok(Idempotency::Replay { body, .. }) => return see_other_processor(&body),
             Ok(Idempotency::InProgress) => {
                 for _ in 0..100 {
                     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                     if let Ok(Idempotency::Replay { body, .. }) =
                         st.services.idempotency_begin(&scope, Some(&viewer.id), &attempt, "buy").await
                     {
-                        return Redirect::to(&body).into_response();
+                        return see_other_processor(&body);
                     }
                 }
                 return error_page(
@@ -409,7 +410,7 @@ pub async fn place(State(st): State<AppState>, ctx: PageCtx, Path(post_id): Path
                 _ => format!("/orders/{}?placed=1", order.id),
             };
             let _ = st.services.idempotency_finish(&scope, &attempt, 303, "", &to).await;
-            Redirect::to(&to).into_response()
+            see_other_processor(&to)
         }
         Err(Error::Validation(list)) => {
             for fe in list {
@@ -497,7 +498,7 @@ pub async fn order_page(
     Path(id): Path<String>,
     Query(q): Query<Placed>,
 ) -> Response {
-    let Some(who) = ctx.principal() else { return Redirect::to(&format!("/login?next=/orders/{id}")).into_response() };
+    let Some(who) = ctx.principal() else { return to_login(&format!("/orders/{id}")) };
     let order = match st.services.order(&who, &id).await {
         Ok(o) if o.status == OrderStatus::RequiresAction => st.services.resume_order(&o.id).await,
         other => other,
@@ -509,7 +510,7 @@ pub async fn order_page(
 }
 
 pub async fn orders_page(State(st): State<AppState>, ctx: PageCtx, Query(q): Query<Placed>) -> Response {
-    let Some(who) = ctx.principal() else { return Redirect::to("/login?next=/orders").into_response() };
+    let Some(who) = ctx.principal() else { return to_login("/orders") };
     let notifications = st.services.notifications(&who).await.unwrap_or_default();
     let notifications =
         notifications.into_iter().take(5).map(|n| (n.text, n.link, super::view::ago(n.created_at))).collect();
@@ -527,10 +528,16 @@ pub async fn orders_page(State(st): State<AppState>, ctx: PageCtx, Query(q): Que
     }
 }
 
-/// Back from the processor's challenge page: settle the order, then show it.
+/// Back from the processor's challenge page: settle the order, then show it. Only the
+/// shopper's own order: another's, like an unknown id, is 404 and is not touched.
 pub async fn order_return(State(st): State<AppState>, ctx: PageCtx, Path(id): Path<String>) -> Response {
-    match st.services.resume_order(&id).await {
-        Ok(o) => Redirect::to(&format!("/orders/{}?placed=1", o.id)).into_response(),
+    let Some(who) = ctx.principal() else { return to_login(&format!("/orders/{id}/return")) };
+    let order = match st.services.order(&who, &id).await {
+        Ok(o) => st.services.resume_order(&o.id).await,
+        Err(e) => Err(e),
+    };
+    match order {
+        Ok(o) => see_other(&format!("/orders/{}?placed=1", o.id)),
         Err(e) => error_page(&ctx, e),
     }
 }
@@ -556,7 +563,7 @@ pub async fn challenge_page(State(st): State<AppState>, Path(id): Path<String>) 
             ))
             .into_response()
         }
-        Ok(p) => Redirect::to(&p.return_url).into_response(),
+        Ok(p) => see_other_processor(&p.return_url),
         Err(_) => (StatusCode::NOT_FOUND, "No such payment.").into_response(),
     }
 }
@@ -572,7 +579,7 @@ pub async fn challenge_submit(
     axum::Form(f): axum::Form<ChallengeResult>,
 ) -> Response {
     match st.processor.complete_challenge(&id, f.result == "pass").await {
-        Ok(url) => Redirect::to(&url).into_response(),
+        Ok(url) => see_other_processor(&url),
         Err(_) => (StatusCode::NOT_FOUND, "No such payment.").into_response(),
     }
 }

@@ -3,12 +3,13 @@
 //! listed and revoked in settings.
 
 use super::buy::{form_field, preselect, saved, sheet_choice, Saved};
+use super::redirect::{is_local_path, see_other, see_other_processor, to_login};
 use super::{error_page, CsrfForm, FormErrors, PageCtx};
 use crate::state::AppState;
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::Response;
 use buyline_core::cart::Cart;
 use buyline_core::model::Merchant;
 use buyline_core::order::{Checkout, OrderStatus};
@@ -16,11 +17,6 @@ use buyline_core::types::Money;
 use buyline_core::Error;
 use serde::Deserialize;
 use std::collections::HashMap;
-
-/// What of a path segment may travel in a `next=` link: handles and ids are `[A-Za-z0-9_]`.
-fn path_safe(s: &str) -> String {
-    s.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').collect()
-}
 
 #[derive(Template)]
 #[template(path = "connect.html")]
@@ -39,7 +35,7 @@ pub struct ConnectQuery {
 
 pub async fn connect_page(State(st): State<AppState>, ctx: PageCtx, Path(handle): Path<String>) -> Response {
     let Some(who) = ctx.principal() else {
-        return Redirect::to(&format!("/login?next=/connect/{}", path_safe(&handle))).into_response();
+        return to_login(&format!("/connect/{handle}"));
     };
     let merchant = match st.services.merchant_by_handle(&handle).await {
         Ok(m) => m,
@@ -60,7 +56,7 @@ pub async fn connect(
     Query(q): Query<ConnectQuery>,
     form: CsrfForm,
 ) -> Response {
-    let Some(who) = ctx.principal() else { return Redirect::to("/login").into_response() };
+    let Some(who) = ctx.principal() else { return see_other("/login") };
     let merchant = match st.services.merchant_by_handle(&handle).await {
         Ok(m) => m,
         Err(e) => return error_page(&ctx, e),
@@ -72,9 +68,9 @@ pub async fn connect(
     };
     match result {
         // Only a local path: never an open redirect.
-        Ok(()) => match q.next.filter(|n| n.starts_with('/') && !n.starts_with("//")) {
-            Some(next) => Redirect::to(&next).into_response(),
-            None => Redirect::to(&format!("/connect/{}", merchant.handle)).into_response(),
+        Ok(()) => match q.next.filter(|n| is_local_path(n)) {
+            Some(next) => see_other(&next),
+            None => see_other(&format!("/connect/{}", merchant.handle)),
         },
         Err(e) => error_page(&ctx, e),
     }
@@ -86,9 +82,9 @@ pub async fn unlink_from_settings(
     Path(id): Path<String>,
     _f: CsrfForm,
 ) -> Response {
-    let Some(who) = ctx.principal() else { return Redirect::to("/login").into_response() };
+    let Some(who) = ctx.principal() else { return see_other("/login") };
     match st.services.unlink_merchant(&who, &id).await {
-        Ok(()) | Err(Error::NotFound(_)) => Redirect::to("/settings#links-h").into_response(),
+        Ok(()) | Err(Error::NotFound(_)) => see_other("/settings#links-h"),
         Err(e) => error_page(&ctx, e),
     }
 }
@@ -108,7 +104,7 @@ pub struct CartPage<'a> {
 }
 
 pub async fn cart_page(State(st): State<AppState>, ctx: PageCtx) -> Response {
-    let Some(who) = ctx.principal() else { return Redirect::to("/login?next=/cart").into_response() };
+    let Some(who) = ctx.principal() else { return to_login("/cart") };
     let carts = match st.services.carts(&who).await {
         Ok(c) => c,
         Err(e) => return error_page(&ctx, e),
@@ -140,9 +136,9 @@ pub async fn remove_item(
     Path((merchant_id, item_id)): Path<(String, String)>,
     _f: CsrfForm,
 ) -> Response {
-    let Some(who) = ctx.principal() else { return Redirect::to("/login").into_response() };
+    let Some(who) = ctx.principal() else { return see_other("/login") };
     match st.services.remove_cart_item(&who, &merchant_id, &item_id).await {
-        Ok(()) | Err(Error::NotFound(_)) => Redirect::to("/cart").into_response(),
+        Ok(()) | Err(Error::NotFound(_)) => see_other("/cart"),
         Err(e) => error_page(&ctx, e),
     }
 }
@@ -153,9 +149,9 @@ pub async fn checkout_cart(
     Path(merchant_id): Path<String>,
     _f: CsrfForm,
 ) -> Response {
-    let Some(who) = ctx.principal() else { return Redirect::to("/login").into_response() };
+    let Some(who) = ctx.principal() else { return see_other("/login") };
     match st.services.checkout_cart(&who, &merchant_id).await {
-        Ok(c) => Redirect::to(&format!("/checkouts/{}", c.id)).into_response(),
+        Ok(c) => see_other(&format!("/checkouts/{}", c.id)),
         Err(e) => error_page(&ctx, e),
     }
 }
@@ -263,14 +259,14 @@ async fn load_checkout(st: &AppState, who: &buyline_core::Principal, id: &str) -
 
 pub async fn checkout_sheet(State(st): State<AppState>, ctx: PageCtx, Path(id): Path<String>) -> Response {
     let (Some(who), Some(viewer)) = (ctx.principal(), ctx.viewer.clone()) else {
-        return Redirect::to(&format!("/login?next=/checkouts/{}", path_safe(&id))).into_response();
+        return to_login(&format!("/checkouts/{id}"));
     };
     let (checkout, merchant) = match load_checkout(&st, &who, &id).await {
         Ok(x) => x,
         Err(e) => return error_page(&ctx, e),
     };
     if let Some(order) = &checkout.order_id {
-        return Redirect::to(&format!("/orders/{order}")).into_response();
+        return see_other(&format!("/orders/{order}"));
     }
     let saved = saved(&st, &viewer).await;
     render_sheet(&ctx, StatusCode::OK, checkout, merchant, HashMap::new(), FormErrors::default(), saved)
@@ -280,7 +276,7 @@ pub async fn checkout_sheet(State(st): State<AppState>, ctx: PageCtx, Path(id): 
 /// the checkout itself is the idempotency key.
 pub async fn complete(State(st): State<AppState>, ctx: PageCtx, Path(id): Path<String>, form: CsrfForm) -> Response {
     let (Some(who), Some(viewer)) = (ctx.principal(), ctx.viewer.clone()) else {
-        return Redirect::to("/login").into_response();
+        return see_other("/login");
     };
     let (checkout, merchant) = match load_checkout(&st, &who, &id).await {
         Ok(x) => x,
@@ -295,7 +291,7 @@ pub async fn complete(State(st): State<AppState>, ctx: PageCtx, Path(id): Path<S
                 (OrderStatus::RequiresAction, Some(url)) => url.clone(),
                 _ => format!("/orders/{}?placed=1", order.id),
             };
-            return Redirect::to(&to).into_response();
+            return see_other_processor(&to);
         }
         Err(Error::Validation(list)) => {
             for fe in list {

@@ -1,12 +1,13 @@
 //! Home timeline with composer, threads, profiles, follows.
 
+use super::redirect::{see_other, to_login};
 use super::view::PostView;
 use super::{error_page, CsrfForm, FormErrors, PageCtx};
 use crate::state::AppState;
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::Response;
 use buyline_core::model::Profile;
 use buyline_core::service::PostInput;
 use buyline_core::Error;
@@ -75,13 +76,13 @@ pub async fn home(State(st): State<AppState>, ctx: PageCtx, Query(q): Query<Curs
 }
 
 pub async fn compose(State(st): State<AppState>, ctx: PageCtx, form: CsrfForm) -> Response {
-    let Some(who) = ctx.principal() else { return Redirect::to("/login").into_response() };
+    let Some(who) = ctx.principal() else { return see_other("/login") };
     let reply_to = form.opt("reply_to");
     let input = PostInput { text: form.get("text"), reply_to: reply_to.clone(), product_id: None };
     match st.services.create_post(&who, input).await {
         Ok(post) => match reply_to {
-            Some(parent) => Redirect::to(&format!("/posts/{parent}#{}", post.id)).into_response(),
-            None => Redirect::to("/").into_response(),
+            Some(parent) => see_other(&format!("/posts/{parent}#{}", post.id)),
+            None => see_other("/"),
         },
         Err(e) => match (FormErrors::from_error(&e), reply_to) {
             (Some(errors), Some(parent)) => thread_page(&st, &ctx, &parent, form.get("text"), errors).await,
@@ -145,17 +146,17 @@ pub async fn profile(
 }
 
 pub async fn follow(State(st): State<AppState>, ctx: PageCtx, Path(handle): Path<String>, _f: CsrfForm) -> Response {
-    let Some(who) = ctx.principal() else { return Redirect::to(&format!("/login?next=/u/{handle}")).into_response() };
+    let Some(who) = ctx.principal() else { return to_login(&format!("/u/{handle}")) };
     match st.services.follow(&who, &handle).await {
-        Ok(p) => Redirect::to(&format!("/u/{}", p.account.handle)).into_response(),
+        Ok(p) => see_other(&format!("/u/{}", p.account.handle)),
         Err(e) => error_page(&ctx, e),
     }
 }
 
 pub async fn unfollow(State(st): State<AppState>, ctx: PageCtx, Path(handle): Path<String>, _f: CsrfForm) -> Response {
-    let Some(who) = ctx.principal() else { return Redirect::to("/login").into_response() };
+    let Some(who) = ctx.principal() else { return see_other("/login") };
     match st.services.unfollow(&who, &handle).await {
-        Ok(p) => Redirect::to(&format!("/u/{}", p.account.handle)).into_response(),
+        Ok(p) => see_other(&format!("/u/{}", p.account.handle)),
         Err(e) => error_page(&ctx, e),
     }
 }

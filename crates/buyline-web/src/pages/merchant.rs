@@ -1,12 +1,13 @@
 //! `/merchant`: the owner runs their shop — orders with fulfil, cancel and refund; webhook
 //! settings with secret rotation; the delivery log with replay.
 
+use super::redirect::{see_other, to_login};
 use super::{error_page, CsrfForm, FormErrors, PageCtx};
 use crate::state::AppState;
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::Response;
 use buyline_core::model::Merchant;
 use buyline_core::order::Delivery;
 use buyline_core::service::{FulfillInput, MerchantUpdate, RefundInput};
@@ -156,7 +157,7 @@ async fn dashboard(
 
 fn no_shop(ctx: &PageCtx) -> Response {
     if ctx.viewer.is_none() {
-        return Redirect::to("/login?next=/merchant").into_response();
+        return to_login("/merchant");
     }
     error_page(ctx, Error::Forbidden("You do not run a shop yet. Open one with POST /api/v1/merchants.".into()))
 }
@@ -184,7 +185,7 @@ pub async fn save_webhook(State(st): State<AppState>, ctx: PageCtx, form: CsrfFo
         .update_merchant(&who, MerchantUpdate { webhook_url: Some(url.clone()), ..Default::default() })
         .await
     {
-        Ok(m) => Redirect::to(&back(&m.id)).into_response(),
+        Ok(m) => see_other(&back(&m.id)),
         Err(Error::Validation(list)) => {
             let errors = FormErrors(list.into_iter().map(|e| (e.field, e.message)).collect());
             dashboard(&st, &ctx, who, None, None, HashMap::from([("webhook_url".to_string(), url)]), errors).await
@@ -204,7 +205,7 @@ pub async fn save_cart_settings(State(st): State<AppState>, ctx: PageCtx, form: 
     }
     let update = MerchantUpdate { cart_hashtags: Some(tags), cart_kinds: Some(kinds), ..Default::default() };
     match st.services.update_merchant(&who, update).await {
-        Ok(m) => Redirect::to(&back(&m.id)).into_response(),
+        Ok(m) => see_other(&back(&m.id)),
         Err(e) => match FormErrors::from_error(&e) {
             Some(errors) => {
                 // `cart_hashtags.US` is the field `tag_US` here.
@@ -236,7 +237,7 @@ pub async fn rotate_secret(State(st): State<AppState>, ctx: PageCtx, form: CsrfF
 pub async fn replay(State(st): State<AppState>, ctx: PageCtx, Path(id): Path<String>, form: CsrfForm) -> Response {
     let Ok(Some(who)) = principal(&st, &ctx, form.opt("m").as_deref()).await else { return no_shop(&ctx) };
     match st.services.retry_delivery(&who, &id).await {
-        Ok(()) => Redirect::to(&back(&who.merchant().map(|m| m.id.clone()).unwrap_or_default())).into_response(),
+        Ok(()) => see_other(&back(&who.merchant().map(|m| m.id.clone()).unwrap_or_default())),
         Err(e) => error_page(&ctx, e),
     }
 }
@@ -349,7 +350,7 @@ pub async fn order_action(
     };
     let m = who.merchant().map(|m| m.id.clone()).unwrap_or_default();
     match result {
-        Ok(_) => Redirect::to(&format!("/merchant/orders/{id}?m={m}")).into_response(),
+        Ok(_) => see_other(&format!("/merchant/orders/{id}?m={m}")),
         Err(Error::Validation(list)) => {
             let errors = FormErrors(list.into_iter().map(|e| (e.field, e.message)).collect());
             order_page(&st, &ctx, &who, &id, errors).await

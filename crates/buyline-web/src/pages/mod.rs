@@ -1,30 +1,34 @@
 //! Server-rendered pages. Mobile-first HTML that works without JavaScript. Every page calls
-//! the same core services as the API. Forms carry a CSRF token (double-submit: a random
-//! `bl_csrf` cookie echoed in a hidden field), show errors beside their fields and keep what
-//! the user typed.
+//! the same core services as the API. Forms carry a CSRF token bound to the browser's
+//! session (or, before log-in, its pre-session cookie; see [`crate::csrf`]), show errors
+//! beside their fields and keep what the user typed. Every redirect goes through
+//! [`redirect`].
 
 mod buy;
 mod cart;
 mod feed;
 mod merchant;
 mod product;
+pub mod redirect;
 mod session;
 mod settings;
 pub mod view;
 
-use crate::extract::{CSRF_COOKIE, SESSION_COOKIE};
+use crate::csrf::{Binding, PRE_SESSION_COOKIE};
+use crate::extract::SESSION_COOKIE;
 use crate::state::AppState;
 use askama::Template;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use axum_extra::extract::cookie::{Cookie, SameSite};
 use axum_extra::extract::CookieJar;
 use buyline_core::model::Account;
 use buyline_core::{Error, FieldError, Principal};
+use redirect::see_other;
 use std::collections::HashMap;
 
 pub fn router() -> Router<AppState> {
@@ -81,8 +85,9 @@ pub fn router() -> Router<AppState> {
 pub struct PageCtx {
     pub viewer: Option<Account>,
     pub csrf: String,
-    /// Set when the browser had no CSRF cookie yet; sent with the response.
-    new_csrf: bool,
+    /// A pre-session id for a browser that had neither a session nor one yet; sent with
+    /// the response as its cookie.
+    new_pre_session: Option<String>,
     secure: bool,
 }
 
@@ -91,13 +96,13 @@ impl PageCtx {
         self.viewer.clone().map(Principal::Shopper)
     }
 
-    /// The page, with the CSRF cookie set if this browser had none.
+    /// The page, with the pre-session cookie set if this browser had none.
     pub fn render<T: Template>(&self, status: StatusCode, page: T) -> Response {
         match page.render() {
             Ok(html) => {
                 let mut resp = (status, Html(html)).into_response();
-                if self.new_csrf {
-                    let c = cookie(CSRF_COOKIE, self.csrf.clone(), self.secure);
+                if let Some(pre) = &self.new_pre_session {
+                    let c = cookie(PRE_SESSION_COOKIE, pre.clone(), self.secure);
                     if let Ok(v) = HeaderValue::from_str(&c.to_string()) {
                         resp.headers_mut().append(header::SET_COOKIE, v);
                     }
@@ -136,15 +141,18 @@ impl FromRequestParts<AppState> for PageCtx {
             Some(c) => state.services.session_account(c.value()).await.unwrap_or(None),
             None => None,
         };
-        let (csrf, new_csrf) = match jar.get(CSRF_COOKIE).map(|c| c.value().to_string()).filter(|v| v.len() >= 20) {
-            Some(v) => (v, false),
-            None => (buyline_core::ids::new_secret("csrf"), true),
+        let (csrf, new_pre_session) = match Binding::of(&jar) {
+            Some(b) => (state.csrf.token(b), None),
+            None => {
+                let pre = buyline_core::ids::new_secret("pre");
+                (state.csrf.token(Binding::PreSession(&pre)), Some(pre))
+            }
         };
-        Ok(PageCtx { viewer, csrf, new_csrf, secure: state.secure_cookies })
+        Ok(PageCtx { viewer, csrf, new_pre_session, secure: state.secure_cookies })
     }
 }
 
-/// A submitted form whose CSRF field matches the cookie. Fields arrive as strings so a form
+/// A submitted form whose CSRF field is the token of the cookies it came with. Fields arrive as strings so a form
 /// with bad input can be shown again exactly as typed.
 pub struct CsrfForm(pub HashMap<String, String>);
 
@@ -186,13 +194,12 @@ impl FromRequest<AppState> for CsrfForm {
     type Rejection = Response;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        let jar = CookieJar::from_headers(req.headers());
-        let cookie = jar.get(CSRF_COOKIE).map(|c| c.value().to_string()).unwrap_or_default();
+        let headers = req.headers().clone();
         let axum::Form(fields) = axum::Form::<HashMap<String, String>>::from_request(req, state)
             .await
             .map_err(|e| (e.status(), "That form could not be read. Go back and try again.").into_response())?;
         let sent = fields.get("csrf").map(String::as_str).unwrap_or("");
-        if cookie.is_empty() || !buyline_core::ids::constant_time_eq(sent, &cookie) {
+        if !state.csrf.verify(&headers, sent) {
             return Err((
                 StatusCode::FORBIDDEN,
                 Html(
@@ -253,7 +260,7 @@ pub struct MessagePage<'a> {
 pub fn error_page(ctx: &PageCtx, e: Error) -> Response {
     let (status, title, message) = match &e {
         Error::NotFound(what) => (StatusCode::NOT_FOUND, "Not found".to_string(), format!("There is no such {what}.")),
-        Error::Unauthorized => return Redirect::to("/login").into_response(),
+        Error::Unauthorized => return see_other("/login"),
         Error::Forbidden(m) | Error::NotAvailable(m) => (StatusCode::FORBIDDEN, "Not allowed".into(), m.clone()),
         Error::Conflict { message, .. } => (StatusCode::CONFLICT, "Conflict".into(), message.clone()),
         Error::Validation(list) => (

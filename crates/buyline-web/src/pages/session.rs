@@ -1,12 +1,13 @@
 //! Sign-up, log-in and log-out pages.
 
+use super::redirect::{safe_next, see_other};
 use super::{cookie, error_page, CsrfForm, FormErrors, PageCtx};
 use crate::extract::SESSION_COOKIE;
 use crate::state::AppState;
 use askama::Template;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use axum_extra::extract::CookieJar;
 use buyline_core::service::{LoginInput, SignUpInput};
 use buyline_core::Error;
@@ -38,17 +39,9 @@ pub struct Next {
     next: Option<String>,
 }
 
-/// Only same-site paths: an open redirect would let a link send people anywhere.
-fn safe_next(next: Option<&str>) -> String {
-    match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_string(),
-        _ => "/".to_string(),
-    }
-}
-
 pub async fn signup_form(ctx: PageCtx) -> Response {
     if ctx.viewer.is_some() {
-        return Redirect::to("/").into_response();
+        return see_other("/");
     }
     ctx.render(
         StatusCode::OK,
@@ -72,9 +65,7 @@ pub async fn signup(State(st): State<AppState>, ctx: PageCtx, jar: CookieJar, fo
         display_name: form.opt("display_name"),
     };
     match st.services.sign_up(input).await {
-        Ok((_, token)) => {
-            (jar.add(cookie(SESSION_COOKIE, token, st.secure_cookies)), Redirect::to("/")).into_response()
-        }
+        Ok((_, token)) => (jar.add(cookie(SESSION_COOKIE, token, st.secure_cookies)), see_other("/")).into_response(),
         Err(e) => match FormErrors::from_error(&e) {
             Some(errors) => ctx.render(
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -94,7 +85,7 @@ pub async fn signup(State(st): State<AppState>, ctx: PageCtx, jar: CookieJar, fo
 
 pub async fn login_form(ctx: PageCtx, Query(q): Query<Next>) -> Response {
     if ctx.viewer.is_some() {
-        return Redirect::to(&safe_next(q.next.as_deref())).into_response();
+        return see_other(&safe_next(q.next.as_deref()));
     }
     ctx.render(
         StatusCode::OK,
@@ -119,9 +110,7 @@ pub async fn login(
     let input = LoginInput { login: form.get("login"), password: form.get("password") };
     let ip = Some(client.ip().to_string());
     match st.services.log_in_from(input, ip.as_deref()).await {
-        Ok((_, token)) => {
-            (jar.add(cookie(SESSION_COOKIE, token, st.secure_cookies)), Redirect::to(&next)).into_response()
-        }
+        Ok((_, token)) => (jar.add(cookie(SESSION_COOKIE, token, st.secure_cookies)), see_other(&next)).into_response(),
         Err(e @ (Error::Unauthorized | Error::Validation(_))) => {
             let failed = matches!(e, Error::Unauthorized);
             ctx.render(
@@ -143,6 +132,5 @@ pub async fn logout(State(st): State<AppState>, jar: CookieJar, _form: CsrfForm)
     if let Some(c) = jar.get(SESSION_COOKIE) {
         let _ = st.services.log_out(c.value()).await;
     }
-    (jar.remove(axum_extra::extract::cookie::Cookie::build(SESSION_COOKIE).path("/")), Redirect::to("/"))
-        .into_response()
+    (jar.remove(axum_extra::extract::cookie::Cookie::build(SESSION_COOKIE).path("/")), see_other("/")).into_response()
 }

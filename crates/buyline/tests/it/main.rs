@@ -12,4 +12,5 @@ mod ops;
 mod pages;
 mod posts;
 mod vault;
+mod web_hardening;
 mod webhooks;
