@@ -10,5 +10,6 @@ mod helpers;
 mod ops;
 mod pages;
 mod posts;
+mod rights;
 mod vault;
 mod webhooks;
