@@ -200,6 +200,8 @@ pub struct NewEvent {
     /// The whole webhook body: `{"type", "timestamp", "data"}`.
     pub payload: String,
     pub created_at: i64,
+    /// The shopper whose order or cart it reports: erasing them rewrites the payload.
+    pub account_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]

@@ -28,6 +28,13 @@ pub trait Store: Send + Sync + 'static {
     /// Looks up by handle or e-mail, case-insensitively.
     async fn find_credentials(&self, login: &str) -> StoreResult<Option<Credentials>>;
     async fn count_accounts(&self) -> StoreResult<i64>;
+    /// `(key, failures, window_start)` of the log-in failure counters under these keys
+    /// whose window started at or after `since` (older windows have ended).
+    async fn find_login_failures(&self, keys: &[String], since: i64) -> StoreResult<Vec<(String, i64, i64)>>;
+    /// Counts one failed log-in under each key, atomically across processes: a window that
+    /// started before `since` starts again at `now`. Ended windows are pruned.
+    async fn record_login_failure(&self, keys: &[String], now: i64, since: i64) -> StoreResult<()>;
+    async fn delete_login_failures(&self, key: &str) -> StoreResult<()>;
 
     async fn insert_session(&self, token_hash: &str, account_id: &str, expires_at: i64) -> StoreResult<()>;
     /// The account of a live session.
@@ -160,7 +167,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<Order>>;
     /// Marks the order seen by its merchant; false if it is not theirs.
     async fn acknowledge_order(&self, id: &str, merchant_id: &str, now: i64) -> StoreResult<bool>;
-    /// `paid` → `fulfilled` with carrier and tracking, and the shopper's receipt.
+    /// `paid` → `fulfilled` with carrier and tracking, and the shopper's receipt; a
+    /// `partially_refunded` order not yet shipped keeps its status and gains the tracking.
     async fn fulfill_order(
         &self,
         id: &str,
@@ -244,6 +252,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<crate::service::Idempotency>;
     /// Deletes the records created before `before`; returns how many.
     async fn delete_idempotency_before(&self, before: i64) -> StoreResult<u64>;
+    /// Records the answer; `account_id`, when given, names whose it is (a sign-up's new
+    /// account), so erasing that account erases the replay.
     async fn finish_idempotent(
         &self,
         scope: &str,
@@ -251,6 +261,7 @@ pub trait Store: Send + Sync + 'static {
         status: u16,
         content_type: &str,
         body: &str,
+        account_id: Option<&str>,
     ) -> StoreResult<()>;
     async fn abandon_idempotent(&self, scope: &str, key: &str) -> StoreResult<()>;
 
@@ -312,7 +323,14 @@ pub trait Store: Send + Sync + 'static {
     // --- data rights
     async fn find_follow_handles(&self, account_id: &str) -> StoreResult<(Vec<String>, Vec<String>)>;
     /// Erases a person in one transaction: vault records shredded, sessions, follows,
-    /// notifications and posts deleted, orders kept with personal data removed, the account
-    /// row reduced to a tombstone.
-    async fn erase_account(&self, account_id: &str, now: i64) -> StoreResult<()>;
+    /// notifications, e-mails, cart and link records and posts deleted (with the
+    /// merchants' automatic cart answers to them), orders kept with personal data removed,
+    /// the payloads of their events rewritten by `erase_payload`, the account row reduced to
+    /// a tombstone. Returns the ids of the deleted e-mails.
+    async fn erase_account(
+        &self,
+        account_id: &str,
+        now: i64,
+        erase_payload: for<'p> fn(&'p str) -> Option<String>,
+    ) -> StoreResult<Vec<String>>;
 }

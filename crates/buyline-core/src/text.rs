@@ -94,12 +94,30 @@ pub fn links(text: &str) -> Vec<UrlEntity> {
     out
 }
 
-/// Extracts hashtags, mentions and URLs with code-point indices.
+/// Extracts hashtags, mentions and URLs with code-point indices, as twitter-text's own
+/// `extractEntitiesWithIndices` does: URLs with or without a scheme (`example.com` is one),
+/// then hashtags and mentions, and where two overlap the earlier one wins.
+///
+/// The crate's combined extraction leaves out URLs without a scheme and counts indices in
+/// UTF-16 units (an emoji before an entity shifts it by one), so this asks for each kind
+/// separately and converts the offsets to code points.
 pub fn extract_entities(text: &str) -> Entities {
     let extractor = Extractor::new();
+    debug_assert!(extractor.get_extract_url_without_protocol());
+    let mut found: Vec<twitter_text::entity::Entity<'_>> = Vec::new();
+    found.extend(extractor.extract_urls_with_indices(text));
+    found.extend(extractor.extract_hashtags_with_indices(text));
+    found.extend(extractor.extract_mentions_or_lists_with_indices(text));
+    found.sort_by_key(|e| (e.get_start(), std::cmp::Reverse(e.get_end())));
+    let points = Utf16ToCodePoints::new(text);
     let mut out = Entities::default();
-    for e in extractor.extract_entities_with_indices(text) {
-        let indices = [e.get_start(), e.get_end()];
+    let mut covered_to = 0;
+    for e in found {
+        if e.get_start() < covered_to {
+            continue;
+        }
+        covered_to = e.get_end();
+        let indices = [points.convert(e.get_start()), points.convert(e.get_end())];
         let value = e.get_value().to_string();
         match e.get_type() {
             Type::HASHTAG => out.hashtags.push(HashtagEntity { tag: value, indices }),
@@ -109,6 +127,30 @@ pub fn extract_entities(text: &str) -> Entities {
         }
     }
     out
+}
+
+/// Maps UTF-16 offsets (what the crate reports) to code-point offsets (what twitter-text's
+/// entities and the SPEC count).
+struct Utf16ToCodePoints {
+    /// The UTF-16 offset at which each code point starts, ascending.
+    starts: Vec<i32>,
+}
+
+impl Utf16ToCodePoints {
+    fn new(text: &str) -> Self {
+        let mut starts = Vec::with_capacity(text.len());
+        let mut at = 0i32;
+        for c in text.chars() {
+            starts.push(at);
+            at += c.len_utf16() as i32;
+        }
+        Utf16ToCodePoints { starts }
+    }
+
+    /// The code point at (or, inside a surrogate pair, just after) this UTF-16 offset.
+    fn convert(&self, utf16: i32) -> i32 {
+        self.starts.partition_point(|&s| s < utf16) as i32
+    }
 }
 
 #[cfg(test)]
@@ -129,6 +171,45 @@ mod tests {
         assert_eq!(p.entities.mentions, vec![MentionEntity { handle: "acme".into(), indices: [12, 17] }]);
         assert_eq!(p.entities.urls[0].url, "https://example.com/p/1");
         assert_eq!(p.entities.urls[0].indices, [22, 45]);
+    }
+
+    fn urls(e: &Entities) -> Vec<(&str, [i32; 2])> {
+        e.urls.iter().map(|u| (u.url.as_str(), u.indices)).collect()
+    }
+
+    #[test]
+    fn bare_domains_are_urls_as_in_twitter_text() {
+        let e = extract_entities("see example.com and www.example.org/p?q=1, or https://x.example.net/a.");
+        assert_eq!(
+            urls(&e),
+            vec![("example.com", [4, 15]), ("www.example.org/p?q=1", [20, 41]), ("https://x.example.net/a", [46, 69]),]
+        );
+        // Not a domain: an unknown top-level domain without a scheme, a file name.
+        assert!(extract_entities("notes.txt and foo.notatld").urls.is_empty());
+    }
+
+    #[test]
+    fn indices_count_code_points_after_emoji() {
+        // 😀 is one code point (two UTF-16 units); 👍🏽 is two code points.
+        let t = "😀 #Sale @acme 👍🏽 https://example.com/é example.org";
+        let e = extract_entities(t);
+        assert_eq!(e.hashtags, vec![HashtagEntity { tag: "Sale".into(), indices: [2, 7] }]);
+        assert_eq!(e.mentions, vec![MentionEntity { handle: "acme".into(), indices: [8, 13] }]);
+        assert_eq!(urls(&e), vec![("https://example.com/é", [17, 38]), ("example.org", [39, 50])]);
+        let chars: Vec<char> = t.chars().collect();
+        let at = |i: [i32; 2]| chars[i[0] as usize..i[1] as usize].iter().collect::<String>();
+        assert_eq!(at(e.hashtags[0].indices), "#Sale");
+        assert_eq!(at(e.mentions[0].indices), "@acme");
+        assert_eq!(at(e.urls[0].indices), "https://example.com/é");
+        assert_eq!(at(e.urls[1].indices), "example.org");
+    }
+
+    #[test]
+    fn a_hashtag_inside_a_url_is_part_of_the_url() {
+        let e = extract_entities("🎉 https://example.com/#deals and #real");
+        assert_eq!(urls(&e), vec![("https://example.com/#deals", [2, 28])]);
+        assert_eq!(e.hashtags, vec![HashtagEntity { tag: "real".into(), indices: [33, 38] }]);
+        assert!(e.mentions.is_empty());
     }
 
     #[test]

@@ -516,15 +516,16 @@ async fn insert_receipts(tx: &mut sqlx::Transaction<'static, sqlx::Any>, rs: &[&
         q = q.bind(new_id("ntf")).bind(&r.account_id).bind(&r.text).bind(&r.link).bind(now);
     }
     q.execute(&mut **tx).await.map_err(other)?;
-    let mails: Vec<&(String, String, String)> = rs.iter().filter_map(|r| r.email.as_ref()).collect();
+    let mails: Vec<(&str, &(String, String, String))> =
+        rs.iter().filter_map(|r| r.email.as_ref().map(|m| (r.account_id.as_str(), m))).collect();
     if !mails.is_empty() {
         let sql = format!(
-            "insert into emails (id, to_address, subject, body, created_at) values {}",
-            rows_of(mails.len(), 5, 1)
+            "insert into emails (id, to_address, subject, body, created_at, account_id) values {}",
+            rows_of(mails.len(), 6, 1)
         );
         let mut q = sqlx::query(&sql);
-        for (to, subject, body) in mails {
-            q = q.bind(new_id("eml")).bind(to).bind(subject).bind(body).bind(now);
+        for (account_id, (to, subject, body)) in mails {
+            q = q.bind(new_id("eml")).bind(to).bind(subject).bind(body).bind(now).bind(account_id);
         }
         q.execute(&mut **tx).await.map_err(other)?;
     }
@@ -581,12 +582,12 @@ async fn insert_events(tx: &mut sqlx::Transaction<'static, sqlx::Any>, events: &
         return Ok(());
     }
     let sql = format!(
-        "insert into events (id, merchant_id, type, payload, created_at) values {}",
-        rows_of(events.len(), 5, 1)
+        "insert into events (id, merchant_id, type, payload, created_at, account_id) values {}",
+        rows_of(events.len(), 6, 1)
     );
     let mut q = sqlx::query(&sql);
     for e in events {
-        q = q.bind(&e.id).bind(&e.merchant_id).bind(&e.kind).bind(&e.payload).bind(e.created_at);
+        q = q.bind(&e.id).bind(&e.merchant_id).bind(&e.kind).bind(&e.payload).bind(e.created_at).bind(&e.account_id);
     }
     q.execute(&mut **tx).await.map_err(other)?;
     let selects = (0..events.len())
@@ -750,6 +751,65 @@ impl Store for Db {
     async fn count_accounts(&self) -> StoreResult<i64> {
         let r = sqlx::query("select count(*) as n from accounts").fetch_one(&self.pool).await.map_err(other)?;
         r.try_get("n").map_err(other)
+    }
+
+    async fn find_login_failures(&self, keys: &[String], since: i64) -> StoreResult<Vec<(String, i64, i64)>> {
+        if keys.is_empty() {
+            return Ok(vec![]);
+        }
+        let sql = format!(
+            "select key, failures, window_start from login_failures where key in ({}) and window_start >= $1",
+            placeholders(2, keys.len())
+        );
+        let mut q = sqlx::query(&sql).bind(since);
+        for k in keys {
+            q = q.bind(k);
+        }
+        let rows = q.fetch_all(&self.pool).await.map_err(other)?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("key").map_err(other)?,
+                    r.try_get("failures").map_err(other)?,
+                    r.try_get("window_start").map_err(other)?,
+                ))
+            })
+            .collect()
+    }
+
+    async fn record_login_failure(&self, keys: &[String], now: i64, since: i64) -> StoreResult<()> {
+        // Each statement commits on its own: a transaction holding one key's row while it
+        // waits for another's could deadlock with a concurrent prune on PostgreSQL.
+        for k in keys {
+            sqlx::query(
+                "insert into login_failures (key, window_start, failures) values ($1, $2, 1) \
+                 on conflict (key) do update set \
+                 failures = case when login_failures.window_start < $3 then 1 else login_failures.failures + 1 end, \
+                 window_start = case when login_failures.window_start < $3 then $2 else login_failures.window_start end",
+            )
+            .bind(k)
+            .bind(now)
+            .bind(since)
+            .execute(self.writer())
+            .await
+            .map_err(other)?;
+        }
+        // Bounded: only windows still running are kept.
+        sqlx::query("delete from login_failures where window_start < $1")
+            .bind(since)
+            .execute(self.writer())
+            .await
+            .map_err(other)?;
+        Ok(())
+    }
+
+    async fn delete_login_failures(&self, key: &str) -> StoreResult<()> {
+        sqlx::query("delete from login_failures where key = $1")
+            .bind(key)
+            .execute(self.writer())
+            .await
+            .map_err(other)?;
+        Ok(())
     }
 
     async fn insert_session(&self, token_hash: &str, account_id: &str, expires_at: i64) -> StoreResult<()> {
@@ -1808,15 +1868,18 @@ impl Store for Db {
         status: u16,
         content_type: &str,
         body: &str,
+        account_id: Option<&str>,
     ) -> StoreResult<()> {
         sqlx::query(
-            "update idempotency_keys set status = $1, content_type = $2, response = $3 where scope = $4 and key = $5",
+            "update idempotency_keys set status = $1, content_type = $2, response = $3, \
+             account_id = coalesce($6, account_id) where scope = $4 and key = $5",
         )
         .bind(status as i64)
         .bind(content_type)
         .bind(body)
         .bind(scope)
         .bind(key)
+        .bind(account_id)
         .execute(self.writer())
         .await
         .map_err(other)?;
@@ -2243,17 +2306,61 @@ impl Store for Db {
         Ok((h(following)?, h(followers)?))
     }
 
-    async fn erase_account(&self, account_id: &str, now: i64) -> StoreResult<()> {
+    async fn erase_account(
+        &self,
+        account_id: &str,
+        now: i64,
+        erase_payload: for<'p> fn(&'p str) -> Option<String>,
+    ) -> StoreResult<Vec<String>> {
         let mut tx = self.begin().await?;
+        // Events about the shopper's orders and cart keep their place in the merchant's
+        // history; their stored bodies, which the events API and every later delivery
+        // (a retry, a replay) send, lose the personal data.
+        let rows = sqlx::query("select id, payload from events where account_id = $1")
+            .bind(account_id)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(other)?;
+        for r in &rows {
+            let payload: String = r.try_get("payload").map_err(other)?;
+            if let Some(erased) = erase_payload(&payload) {
+                let id: String = r.try_get("id").map_err(other)?;
+                sqlx::query("update events set payload = $1 where id = $2")
+                    .bind(erased)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(other)?;
+            }
+        }
+        let emails: Vec<String> = sqlx::query("select id from emails where account_id = $1")
+            .bind(account_id)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(other)?
+            .iter()
+            .map(|r| r.try_get("id").map_err(other))
+            .collect::<StoreResult<_>>()?;
         let steps: &[&str] = &[
             "update vault_records set wrapped_key = null, ciphertext = null, kek_id = null, summary = '{}', deleted_at = $2 \
              where owner_id = $1 and deleted_at is null",
             "delete from sessions where account_id = $1 and $2 = $2",
             "delete from follows where (follower_id = $1 or followee_id = $1) and $2 = $2",
             "delete from notifications where account_id = $1 and $2 = $2",
+            // Receipts, sent or not: they carry her address and what she bought.
+            "delete from emails where account_id = $1 and $2 = $2",
+            "update events set account_id = null where account_id = $1 and $2 = $2",
             "delete from cart_items where account_id = $1 and $2 = $2",
             "delete from merchant_links where account_id = $1 and $2 = $2",
+            // The merchants' automatic answers to her cart hashtags name her (`@handle …`)
+            // and answer posts that are going: they go too.
+            "update posts set reply_to = null where reply_to in \
+             (select reply_post_id from cart_jobs where account_id = $1 and reply_post_id is not null) and $2 = $2",
+            "delete from posts where id in \
+             (select reply_post_id from cart_jobs where account_id = $1 and reply_post_id is not null) and $2 = $2",
             "delete from cart_jobs where account_id = $1 and $2 = $2",
+            // Her idempotency replays (her requests, and the sign-up that made her).
+            "delete from idempotency_keys where account_id = $1 and $2 = $2",
             // Replies by others stay, no longer under a parent that is gone.
             "update posts set reply_to = null where reply_to in (select id from posts where author_id = $1) and $2 = $2",
             "delete from posts where author_id = $1 and $2 = $2",
@@ -2261,11 +2368,14 @@ impl Store for Db {
              where shopper_id = $1",
             "update accounts set handle = 'deleted', handle_key = 'deleted:' || id, display_name = 'Deleted account', \
              email = null, email_key = null, password_hash = null, bio = '', kind = 'deleted' where id = $1 and $2 = $2",
+            // Her failed log-in count is keyed by her account id.
+            "delete from login_failures where key = 'account:' || $1 and $2 = $2",
         ];
         for sql in steps {
             sqlx::query(sql).bind(account_id).bind(now).execute(&mut *tx).await.map_err(other)?;
         }
-        tx.commit().await.map_err(other)
+        tx.commit().await.map_err(other)?;
+        Ok(emails)
     }
 
     async fn apply_processor_refund(
@@ -2350,12 +2460,18 @@ impl Store for Db {
     async fn fulfill_order(&self, id: &str, f: &Fulfillment, receipt: Option<&Receipt>) -> StoreResult<bool> {
         let now = buyline_core::types::now_micros();
         let mut tx = self.begin().await?;
+        // A partly refunded order still ships the rest: it keeps its status (the refund
+        // stays on record) and gains its tracking, once — `$4` is the unshipped fulfilment.
+        let unshipped = Fulfillment { carrier: None, tracking_number: None };
         let r = sqlx::query(
-            "update orders set status = 'fulfilled', fulfillment = $1, updated_at = $2 where id = $3 and status = 'paid'",
+            "update orders set status = case when status = 'paid' then 'fulfilled' else status end, \
+             fulfillment = $1, updated_at = $2 \
+             where id = $3 and (status = 'paid' or (status = 'partially_refunded' and fulfillment = $4))",
         )
         .bind(serde_json::to_string(f).map_err(json_err)?)
         .bind(now)
         .bind(id)
+        .bind(serde_json::to_string(&unshipped).map_err(json_err)?)
         .execute(&mut *tx)
         .await
         .map_err(other)?;

@@ -109,6 +109,15 @@ fn replayable(content_type: &str, bytes: &[u8]) -> String {
     }
 }
 
+/// The account a response created (`{"account": {"id": "acct_…"}}`), if any.
+fn made_account(content_type: &str, bytes: &[u8]) -> Option<String> {
+    if !content_type.contains("json") {
+        return None;
+    }
+    let v: Value = serde_json::from_slice(bytes).ok()?;
+    v["account"]["id"].as_str().filter(|id| id.starts_with("acct_")).map(str::to_string)
+}
+
 /// A 409 that says "in progress" (code `conflict`), not a final one such as `out_of_stock`.
 fn still_running(body: &[u8]) -> bool {
     serde_json::from_slice::<Value>(body).is_ok_and(|v| v["code"] == "conflict")
@@ -185,7 +194,11 @@ pub async fn idempotency(State(st): State<AppState>, req: Request, next: Next) -
                 return Response::from_parts(parts, Body::from(bytes));
             }
             let kept = replayable(&ct, &bytes);
-            if let Err(e) = st.services.idempotency_finish(&scope, &key, status.as_u16(), &ct, &kept).await {
+            // A sign-up's replay belongs to the account it made.
+            let made = account_id.is_none().then(|| made_account(&ct, &bytes)).flatten();
+            if let Err(e) =
+                st.services.idempotency_finish(&scope, &key, status.as_u16(), &ct, &kept, made.as_deref()).await
+            {
                 tracing::warn!(error = %e, "could not record the idempotent response");
             }
             Response::from_parts(parts, Body::from(bytes))

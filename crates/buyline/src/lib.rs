@@ -186,7 +186,8 @@ pub async fn spawn(cfg: ServeConfig) -> anyhow::Result<Running> {
     let store: Arc<dyn buyline_core::store::Store> = Arc::new(db.clone());
     let processor = Arc::new(TestProcessor::new(store.clone(), public_url.clone()));
     let vault = open_vault(&cfg.data_dir, &db).await?;
-    let services = Services::new(
+    let mailer = workers::Mailer::new(&cfg.data_dir, cfg.smtp_url.as_deref())?;
+    let mut services = Services::new(
         store,
         processor.clone(),
         vault,
@@ -198,9 +199,11 @@ pub async fn spawn(cfg: ServeConfig) -> anyhow::Result<Running> {
             stuck_after_micros: cfg.stuck_checkout_secs.max(1) as i64 * 1_000_000,
         },
     );
+    if let Some(spool) = mailer.spool() {
+        services = services.with_mail_spool(Arc::new(spool));
+    }
     // Recovery first: whatever a crash left half-done is settled before new work arrives.
     services.reconcile(buyline_core::types::now_micros()).await.context("start-up reconciliation")?;
-    let mailer = workers::Mailer::new(&cfg.data_dir, cfg.smtp_url.as_deref())?;
     let from: lettre::message::Mailbox =
         cfg.mail_from.parse().with_context(|| format!("BUYLINE_MAIL_FROM {:?} is not an address", cfg.mail_from))?;
     let admin_token = cfg.admin_token()?;

@@ -5,16 +5,52 @@
 use anyhow::Context;
 use buyline_core::Services;
 use lettre::message::Mailbox;
-use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
-use std::path::Path;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio::sync::watch;
 
 /// Where receipts go: `.eml` files in the data dir, or an SMTP server.
 #[derive(Clone)]
 pub enum Mailer {
-    Files(AsyncFileTransport<Tokio1Executor>),
+    /// One `{outbox id}.eml` per e-mail, so erasing a person can find and remove theirs.
+    Files(MailDir),
     Smtp(AsyncSmtpTransport<Tokio1Executor>),
+}
+
+/// The folder of sent e-mails kept when no SMTP server is set.
+#[derive(Clone, Debug)]
+pub struct MailDir(PathBuf);
+
+impl MailDir {
+    /// Outbox ids are `eml_` and base62; anything else is never a file name here.
+    fn path(&self, id: &str) -> Option<PathBuf> {
+        let safe = !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        safe.then(|| self.0.join(format!("{id}.eml")))
+    }
+
+    async fn write(&self, id: &str, msg: &Message) -> anyhow::Result<()> {
+        let path = self.path(id).ok_or_else(|| anyhow::anyhow!("unexpected e-mail id"))?;
+        // Written aside and renamed, so a reader never sees half a message.
+        let tmp = self.0.join(format!(".{id}.tmp"));
+        tokio::fs::write(&tmp, msg.formatted()).await?;
+        tokio::fs::rename(&tmp, &path).await?;
+        Ok(())
+    }
+}
+
+impl buyline_core::service::MailSpool for MailDir {
+    fn forget(&self, email_ids: &[String]) -> std::io::Result<()> {
+        for id in email_ids {
+            if let Some(path) = self.path(id) {
+                match std::fs::remove_file(path) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                    _ => {}
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Mailer {
@@ -29,14 +65,22 @@ impl Mailer {
             None => {
                 let dir = data_dir.join("mail");
                 std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-                Ok(Mailer::Files(AsyncFileTransport::<Tokio1Executor>::new(dir)))
+                Ok(Mailer::Files(MailDir(dir)))
             }
         }
     }
 
-    async fn send(&self, msg: Message) -> anyhow::Result<()> {
+    /// The spool erasure must clean, if this mailer keeps one.
+    pub fn spool(&self) -> Option<MailDir> {
         match self {
-            Mailer::Files(t) => t.send(msg).await.map(|_| ()).map_err(|e| anyhow::anyhow!("{e}")),
+            Mailer::Files(d) => Some(d.clone()),
+            Mailer::Smtp(_) => None,
+        }
+    }
+
+    async fn send(&self, id: &str, msg: Message) -> anyhow::Result<()> {
+        match self {
+            Mailer::Files(d) => d.write(id, &msg).await,
             Mailer::Smtp(t) => t.send(msg).await.map(|_| ()).map_err(|e| anyhow::anyhow!("{e}")),
         }
     }
@@ -55,7 +99,7 @@ pub async fn send_pending_mail(services: &Services, mailer: &Mailer, from: &Mail
             }
         };
         let msg = receipt_message(from, to, &mail.subject, &mail.body)?;
-        match mailer.send(msg).await {
+        match mailer.send(&mail.id, msg).await {
             Ok(()) => {
                 services.mark_email_sent(&mail.id).await?;
                 sent += 1;

@@ -64,69 +64,68 @@ pub(crate) fn account_conflict(e: crate::error::StoreError) -> Error {
 
 /// Failed log-ins allowed per account in a window, and per client address (looser: behind
 /// a proxy many people share one address, and one guesser must not lock them all out).
-const MAX_FAILURES: u32 = 10;
-const MAX_CLIENT_FAILURES: u32 = 50;
-const WINDOW: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+const MAX_FAILURES: i64 = 10;
+const MAX_CLIENT_FAILURES: i64 = 50;
+const WINDOW_MICROS: i64 = 15 * 60 * 1_000_000;
 
-/// Counts failed log-ins per account and per client address, in this process. Guessing a
-/// password gets 10 tries per account (50 per client address) per 15 minutes, then `429`
-/// until the window ends; a successful log-in clears the account's count.
-#[derive(Default)]
-pub struct LoginThrottle {
-    failures: std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, u32)>>,
-}
-
-impl LoginThrottle {
-    /// Seconds to wait if any of `keys` is over the limit.
-    fn blocked(&self, keys: &[String]) -> Option<u64> {
-        let mut map = self.failures.lock().expect("throttle lock");
-        let now = std::time::Instant::now();
-        map.retain(|_, (start, _)| now.duration_since(*start) < WINDOW);
-        keys.iter()
-            .filter_map(|k| map.get(k).map(|v| (k, v)))
-            .filter(|(k, (_, n))| *n >= if k.starts_with("client:") { MAX_CLIENT_FAILURES } else { MAX_FAILURES })
-            .map(|(_, v)| v)
-            .map(|(start, _)| WINDOW.saturating_sub(now.duration_since(*start)).as_secs().max(1))
-            .max()
-    }
-
-    fn fail(&self, keys: &[String]) {
-        let mut map = self.failures.lock().expect("throttle lock");
-        let now = std::time::Instant::now();
-        for k in keys {
-            let e = map.entry(k.clone()).or_insert((now, 0));
-            e.1 += 1;
-        }
-    }
-
-    fn clear(&self, key: &str) {
-        self.failures.lock().expect("throttle lock").remove(key);
-    }
+/// The handle or e-mail as accounts are looked up by it.
+fn normalise_login(login: &str) -> String {
+    login.trim().trim_start_matches('@').to_lowercase()
 }
 
 impl Services {
-    /// [`Services::log_in`] with failed attempts throttled per account and per `client`
-    /// (the caller's address).
+    /// Checks credentials and starts a session, with failed attempts throttled per account
+    /// and per `client` (the caller's address). Every failure is the same 401.
+    ///
+    /// The counts live in the database, so every server process shares them, and they are
+    /// kept per account: its handle and its e-mail share one count of 10 per 15 minutes.
+    /// A login that names no account is counted under its normalised text, so probing it
+    /// costs the same. Past the limit every attempt, the right password too, waits out the
+    /// window with `429`: a guess can never be confirmed.
     pub async fn log_in_from(&self, input: LoginInput, client: Option<&str>) -> Result<(Account, String)> {
-        let login = input.login.trim().trim_start_matches('@').to_lowercase();
-        let mut keys = vec![format!("login:{login}")];
+        let login = normalise_login(&input.login);
+        if login.is_empty() || input.password.is_empty() {
+            let mut e = Errors::default();
+            if login.is_empty() {
+                e.push("login", "is required");
+            }
+            if input.password.is_empty() {
+                e.push("password", "is required");
+            }
+            e.finish()?;
+        }
+        let creds = self.store.find_credentials(&login).await?;
+        let mut keys = vec![match &creds {
+            Some(c) => format!("account:{}", c.account.id),
+            None => format!("login:{login}"),
+        }];
         if let Some(c) = client {
             keys.push(format!("client:{c}"));
         }
-        if let Some(retry_after) = self.throttle.blocked(&keys) {
+        let now = now_micros();
+        let since = now - WINDOW_MICROS;
+        let counts = self.store.find_login_failures(&keys, since).await?;
+        let retry_after = counts
+            .iter()
+            .filter(|(k, n, _)| *n >= if k.starts_with("client:") { MAX_CLIENT_FAILURES } else { MAX_FAILURES })
+            .map(|(_, _, start)| ((start + WINDOW_MICROS - now) / 1_000_000).max(1) as u64)
+            .max();
+        if let Some(retry_after) = retry_after {
             tracing::warn!("log-in throttled");
             return Err(Error::RateLimited { retry_after });
         }
-        match self.log_in(input).await {
-            Err(Error::Unauthorized) => {
-                self.throttle.fail(&keys);
+        let hash = creds.as_ref().map(|c| c.password_hash.clone()).unwrap_or_else(|| DUMMY_HASH.to_string());
+        let ok = verify_password(input.password, hash).await;
+        match creds {
+            Some(c) if ok => {
+                self.store.delete_login_failures(&keys[0]).await?;
+                let token = self.start_session(&c.account.id).await?;
+                Ok((c.account, token))
+            }
+            _ => {
+                self.store.record_login_failure(&keys, now, since).await?;
                 Err(Error::Unauthorized)
             }
-            Ok(ok) => {
-                self.throttle.clear(&keys[0]);
-                Ok(ok)
-            }
-            other => other,
         }
     }
 
@@ -163,29 +162,9 @@ impl Services {
         Ok((account, token))
     }
 
-    /// Checks credentials and starts a session. Every failure is the same 401.
+    /// [`Services::log_in_from`] without a client address: only the account is counted.
     pub async fn log_in(&self, input: LoginInput) -> Result<(Account, String)> {
-        let login = input.login.trim().trim_start_matches('@').to_lowercase();
-        if login.is_empty() || input.password.is_empty() {
-            let mut e = Errors::default();
-            if login.is_empty() {
-                e.push("login", "is required");
-            }
-            if input.password.is_empty() {
-                e.push("password", "is required");
-            }
-            e.finish()?;
-        }
-        let creds = self.store.find_credentials(&login).await?;
-        let hash = creds.as_ref().map(|c| c.password_hash.clone()).unwrap_or_else(|| DUMMY_HASH.to_string());
-        let ok = verify_password(input.password, hash).await;
-        match creds {
-            Some(c) if ok => {
-                let token = self.start_session(&c.account.id).await?;
-                Ok((c.account, token))
-            }
-            _ => Err(Error::Unauthorized),
-        }
+        self.log_in_from(input, None).await
     }
 
     async fn start_session(&self, account_id: &str) -> Result<String> {

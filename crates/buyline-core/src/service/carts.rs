@@ -213,6 +213,7 @@ impl Services {
                     })
                     .to_string(),
                     created_at: now,
+                    account_id: Some(shopper.id.clone()),
                 };
                 (Some(item), Some(event), format!("{}: added {label} to your cart", merchant.name))
             }

@@ -324,6 +324,15 @@ impl Services {
         }
         let ids: Vec<String> = lines.iter().map(|l| l.variant_id.trim().to_string()).collect();
         let products = self.products_for(&ids).await?;
+        // SPEC §2: the rollout answers first. An excluded shopper hears `not_available`
+        // before anything about stock, quantities or addresses, so what they may not buy
+        // tells them nothing about the shop. The merchant is the first known line's.
+        if let Some(p) = ids.iter().find_map(|id| products.get(id)) {
+            let flag = self.buy_button_flag().await?;
+            if flag.arm(&shopper.id, &shopper.country, &p.merchant_id) != Arm::Buy {
+                return Err(Error::NotAvailable("Buy is not available for your account in this market".into()));
+            }
+        }
         let mut out = Vec::new();
         let mut merchant_id: Option<String> = None;
         for (i, l) in lines.iter().enumerate() {
@@ -393,10 +402,6 @@ impl Services {
         }
         e.finish()?;
         let merchant = self.merchant(merchant_id.as_deref().unwrap_or("")).await?;
-        let flag = self.buy_button_flag().await?;
-        if flag.arm(&shopper.id, &shopper.country, &merchant.id) != Arm::Buy {
-            return Err(Error::NotAvailable("Buy is not available for your account in this market".into()));
-        }
         let now = now_micros();
         let record = CheckoutRecord {
             id: new_id("chk"),

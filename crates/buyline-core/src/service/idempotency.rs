@@ -53,8 +53,9 @@ impl Services {
         status: u16,
         content_type: &str,
         body: &str,
+        account_id: Option<&str>,
     ) -> Result<()> {
-        Ok(self.store.finish_idempotent(scope, key, status, content_type, body).await?)
+        Ok(self.store.finish_idempotent(scope, key, status, content_type, body, account_id).await?)
     }
 
     /// Forgets a key whose request failed on our side, so a retry runs again.

@@ -113,10 +113,12 @@ impl Services {
             format!("Good news: your order {} is on its way.\n\nCarrier: {carrier}\nTracking number: {tracking}", o.id),
         );
         if !self.store.fulfill_order(&o.id, &f, receipt.as_ref()).await? {
-            return Err(Error::Conflict {
-                message: format!("an order that is {} cannot be fulfilled", o.status.as_str()),
-                errors: vec![],
-            });
+            let message = if o.fulfillment.tracking_number.is_some() {
+                "the order has already shipped".to_string()
+            } else {
+                format!("an order that is {} cannot be fulfilled", o.status.as_str())
+            };
+            return Err(Error::Conflict { message, errors: vec![] });
         }
         self.merchant_order_view(who, id).await
     }

@@ -22,10 +22,11 @@ pub use checkout::{
     CheckoutInput, CompleteInput, FeePolicy, LineInput, OrderInput, PaymentInput, ReconcileReport, TrialBalance,
 };
 pub use idempotency::Idempotency;
+pub use mail::MailSpool;
 pub use merchant_orders::{FulfillInput, RefundInput};
 pub use saved::Export;
 pub use social::PostInput;
-pub use webhooks::{allowed_target, merchant_view, AttemptResult};
+pub use webhooks::{allowed_target, erase_personal_data, merchant_view, AttemptResult};
 
 use crate::error::{Error, Result};
 use crate::model::{Account, Merchant};
@@ -94,13 +95,13 @@ pub struct ServiceConfig {
 
 #[derive(Clone)]
 pub struct Services {
-    pub(crate) throttle: Arc<accounts::LoginThrottle>,
     pub(crate) store: Arc<dyn Store>,
     pub(crate) processor: Arc<dyn Processor>,
     pub(crate) vault: Arc<dyn Sealer>,
     pub(crate) config: ServiceConfig,
     pub(crate) cart_wakeup: Arc<tokio::sync::Notify>,
     pub(crate) caches: Arc<cache::Caches>,
+    pub(crate) mail_spool: Option<Arc<dyn MailSpool>>,
 }
 
 impl Services {
@@ -111,13 +112,13 @@ impl Services {
         config: ServiceConfig,
     ) -> Self {
         Services {
-            throttle: Arc::default(),
             store,
             processor,
             vault,
             config,
             cart_wakeup: Arc::default(),
             caches: Arc::default(),
+            mail_spool: None,
         }
     }
 

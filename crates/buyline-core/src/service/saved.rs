@@ -244,9 +244,16 @@ impl Services {
     /// the merchant and the ledger with personal data erased.
     pub async fn delete_account(&self, who: &Principal) -> Result<()> {
         let me = who.shopper()?;
-        self.store.erase_account(&me.id, now_micros()).await?;
+        let emails = self.store.erase_account(&me.id, now_micros(), super::erase_personal_data).await?;
         // Its sessions are gone: none may be served from the cache either.
         self.caches.sessions.clear();
+        if let Some(spool) = &self.mail_spool {
+            // The database no longer holds them; a file left behind is logged (by id, never
+            // by content), not a reason to fail an erasure that has committed.
+            if let Err(e) = spool.forget(&emails) {
+                tracing::warn!(account_id = %me.id, error = %e, "could not remove erased e-mails from the spool");
+            }
+        }
         tracing::info!(account_id = %me.id, "account erased");
         Ok(())
     }

@@ -70,7 +70,31 @@ pub fn order_event(kind: &str, order: &Order, extra: Option<(&str, serde_json::V
         kind: kind.to_string(),
         payload: payload.to_string(),
         created_at: now,
+        account_id: order.shopper_id.clone(),
     }
+}
+
+/// An event's webhook body with the shopper's personal data erased (SPEC §2 Data rights):
+/// the order's shipping address and contact e-mail, and a cart event's shopper, become
+/// null; everything the merchant and the ledger need (lines, totals, status) stays. `None`
+/// if there was nothing to erase (or the payload is not JSON).
+pub fn erase_personal_data(payload: &str) -> Option<String> {
+    let mut v: serde_json::Value = serde_json::from_str(payload).ok()?;
+    let data = v.get_mut("data")?.as_object_mut()?;
+    let mut changed = false;
+    for field in ["shipping_address", "contact_email"] {
+        if let Some(f) = data.get_mut(field).filter(|f| !f.is_null()) {
+            *f = serde_json::Value::Null;
+            changed = true;
+        }
+    }
+    if let Some(shopper) = data.get_mut("shopper").and_then(|s| s.as_object_mut()) {
+        for f in shopper.values_mut().filter(|f| !f.is_null()) {
+            *f = serde_json::Value::Null;
+            changed = true;
+        }
+    }
+    changed.then(|| v.to_string())
 }
 
 fn public_ip(ip: IpAddr) -> bool {

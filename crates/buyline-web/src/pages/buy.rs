@@ -409,7 +409,7 @@ pub async fn place(State(st): State<AppState>, ctx: PageCtx, Path(post_id): Path
                 (OrderStatus::RequiresAction, Some(url)) => url.clone(),
                 _ => format!("/orders/{}?placed=1", order.id),
             };
-            let _ = st.services.idempotency_finish(&scope, &attempt, 303, "", &to).await;
+            let _ = st.services.idempotency_finish(&scope, &attempt, 303, "", &to, None).await;
             see_other_processor(&to)
         }
         Err(Error::Validation(list)) => {

@@ -325,3 +325,35 @@ async fn a_server_killed_mid_load_and_retried_leaves_one_order_and_one_capture_p
     second.kill();
     app.stop().await;
 }
+
+#[tokio::test]
+async fn erasing_an_account_erases_its_replays() {
+    let app = spawn_app().await;
+    let (key, _) = app.merchant("tees").await;
+    let p = app.shirt(&key, 5).await;
+    let vid = variant(&p, "S", "red");
+    let signup =
+        json!({"handle": "gone", "email": "gone@example.com", "password": "correct horse battery", "country": "US"});
+    let made = keyed(&app, "/accounts", None, "signup-gone", &signup).await;
+    assert_eq!(made.status, 201, "{}", made.text);
+    let token = made.body["token"].as_str().unwrap().to_string();
+    let body =
+        json!({"lines": [{"variant_id": vid}], "shipping_address": address(), "payment": card("4242424242424242")});
+    assert_eq!(keyed(&app, "/orders", Some(&token), "tap-gone", &body).await.status, 201);
+    let stays = keyed(&app, "/products", Some(&key), "prod-stays", &json!({"name": "x"})).await;
+    assert_eq!(stays.status, 422);
+    assert_eq!(count(&app.database_url, "select count(*) from idempotency_keys").await, 3);
+    let r = app.call(reqwest::Method::DELETE, "/me", Some(&token), None).await;
+    assert!(r.status.is_success(), "{}", r.text);
+    use sqlx::Row;
+    let mut c = sqlx_conn(&app.database_url).await;
+    let left: Vec<String> = sqlx::query("select key from idempotency_keys")
+        .fetch_all(&mut c)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.try_get::<String, _>("key").unwrap())
+        .collect();
+    assert_eq!(left, vec!["prod-stays".to_string()], "her sign-up and her order's replays are gone; others stay");
+    app.stop().await;
+}

@@ -11,6 +11,7 @@ mod idempotency;
 mod ops;
 mod pages;
 mod posts;
+mod rights;
 mod vault;
 mod web_hardening;
 mod webhooks;
