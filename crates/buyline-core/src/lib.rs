@@ -5,6 +5,7 @@ pub mod cart;
 pub mod checkout;
 pub mod error;
 pub mod ids;
+pub mod limits;
 pub mod model;
 pub mod order;
 pub mod payment;

@@ -87,6 +87,10 @@ pub struct ServeConfig {
     /// Sender of receipts.
     #[arg(long, env = "BUYLINE_MAIL_FROM", default_value = "Buyline <receipts@buyline.localhost>")]
     pub mail_from: String,
+    /// Seconds a shutdown (SIGTERM, Ctrl-C) waits for in-flight requests and background work;
+    /// then the process exits anyway. A second signal exits at once.
+    #[arg(long, env = "BUYLINE_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
+    pub shutdown_grace_secs: u64,
     /// Run the hashtag-cart answerer in this process (tests turn it off to drain jobs by hand).
     #[arg(skip = true)]
     pub cart_worker: bool,
@@ -107,6 +111,7 @@ impl ServeConfig {
             allow_private_webhooks: false,
             webhook_timeout_secs: 10,
             cart_reply_limit: 20,
+            shutdown_grace_secs: 10,
             cart_worker: true,
             smtp_url: None,
             mail_from: "Buyline <receipts@buyline.localhost>".into(),
