@@ -9,6 +9,8 @@ pub mod limits;
 pub mod model;
 pub mod order;
 pub mod payment;
+#[cfg(test)]
+mod proptests;
 pub mod rollout;
 pub mod saved;
 pub mod service;

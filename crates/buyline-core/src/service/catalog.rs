@@ -735,3 +735,75 @@ impl Services {
         Ok(Some(Principal::Merchant { merchant: Box::new(merchant), account }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any option set, up to 20 options of 50 values (50^20 combinations): the plan answers
+        /// at once. A set out of bounds is refused with no variant made; one in bounds makes
+        /// exactly the product of its value counts, at most 100.
+        #[test]
+        fn option_sets_are_sized_before_any_variant_is_made(counts in proptest::collection::vec(0usize..=50, 0..=20)) {
+            let options: Vec<OptionInput> = counts
+                .iter()
+                .enumerate()
+                .map(|(i, n)| OptionInput { name: format!("o{i}"), values: (0..*n).map(|j| format!("v{j}")).collect() })
+                .collect();
+            let mut e = Errors::default();
+            let plan = plan_variants(&mut e, &options, None);
+            let product = counts.iter().try_fold(1usize, |a, n| a.checked_mul(*n));
+            let in_bounds = counts.len() <= 3 && counts.iter().all(|n| (1..=30).contains(n)) && product.is_some_and(|p| p <= 100);
+            match plan {
+                Some((opts, variants)) => {
+                    prop_assert!(in_bounds, "{:?} accepted", counts);
+                    prop_assert!(e.0.is_empty());
+                    prop_assert_eq!(opts.len(), counts.len());
+                    prop_assert_eq!(Some(variants.len()), product);
+                }
+                None => {
+                    prop_assert!(!in_bounds, "{:?} refused: {:?}", counts, e.0);
+                    prop_assert!(!e.0.is_empty());
+                    prop_assert!(e.0.iter().all(|f| f.field == "options" || f.field == "variants" || f.field.starts_with("options[")));
+                }
+            }
+        }
+
+        /// Variants listed by the client: more than 100 are refused before any is looked at.
+        #[test]
+        fn given_variant_lists_are_sized_first(n in 0usize..300, opts in 0usize..5) {
+            let options: Vec<OptionInput> =
+                (0..opts).map(|i| OptionInput { name: format!("o{i}"), values: vec!["a".into()] }).collect();
+            let variants = vec![VariantInput::default(); n];
+            let mut e = Errors::default();
+            let plan = plan_variants(&mut e, &options, Some(&variants));
+            prop_assert_eq!(plan.is_some(), (1..=100).contains(&n) && opts <= 3);
+            if let Some((_, v)) = plan {
+                prop_assert_eq!(v.len(), n);
+            }
+        }
+    }
+
+    #[test]
+    fn the_issue_option_set_is_refused_at_once() {
+        // 8 options of 10 values: 10^8 combinations, which the old code built before counting.
+        let options: Vec<OptionInput> = (0..8)
+            .map(|i| OptionInput { name: format!("o{i}"), values: (0..10).map(|j| format!("v{j}")).collect() })
+            .collect();
+        let started = std::time::Instant::now();
+        let mut e = Errors::default();
+        assert!(plan_variants(&mut e, &options, None).is_none());
+        assert_eq!(e.0[0].field, "options");
+        // Three options of 30 values are each in bounds, but make 27 000 variants.
+        let mut e = Errors::default();
+        let big: Vec<OptionInput> = (0..3)
+            .map(|i| OptionInput { name: format!("o{i}"), values: (0..30).map(|j| format!("v{j}")).collect() })
+            .collect();
+        assert!(plan_variants(&mut e, &big, None).is_none());
+        assert_eq!(e.0.len(), 1);
+        assert!(e.0[0].message.contains("27000 combinations"), "{}", e.0[0].message);
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+    }
+}

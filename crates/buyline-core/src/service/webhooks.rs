@@ -282,6 +282,7 @@ impl Services {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     fn result(status: Option<u16>, retry_after: Option<i64>) -> AttemptResult {
         AttemptResult { url: "u".into(), status, latency_ms: 1, excerpt: String::new(), error: None, retry_after }
@@ -409,5 +410,70 @@ mod tests {
             assert_eq!(r.map_err(|e| e.field), Err("webhook_url".to_string()), "{url}");
         }
         assert!(rt.block_on(check_webhook_target("webhook_url", "https://[2a00:1450:4001:81c::200e]/", false)).is_ok());
+    }
+
+    fn private_ipv4() -> impl Strategy<Value = Ipv4Addr> {
+        let net = |a: u32, bits: u32| (0u32..(1 << (32 - bits))).prop_map(move |host| Ipv4Addr::from(a | host));
+        prop_oneof![
+            net(0x7f00_0000, 8),  // 127/8 loopback
+            net(0x0a00_0000, 8),  // 10/8
+            net(0xac10_0000, 12), // 172.16/12
+            net(0xc0a8_0000, 16), // 192.168/16
+            net(0xa9fe_0000, 16), // 169.254/16 link-local, cloud metadata
+            net(0x6440_0000, 10), // 100.64/10 shared
+            net(0x0000_0000, 8),  // 0/8
+            net(0xe000_0000, 4),  // multicast
+            net(0xf000_0000, 4),  // reserved, broadcast
+        ]
+    }
+
+    /// Every way a URL can name `v4`, literally or inside an IPv6 address.
+    fn url_forms(v4: Ipv4Addr, port: Option<u16>, path: &str) -> Vec<String> {
+        let n = u32::from(v4);
+        let (hi, lo) = (n >> 16, n & 0xffff);
+        let inv = !n;
+        let port = port.map(|p| format!(":{p}")).unwrap_or_default();
+        let hosts = [
+            v4.to_string(),
+            n.to_string(),
+            format!("0x{n:x}"),
+            format!("[::ffff:{v4}]"),
+            format!("[::ffff:{hi:x}:{lo:x}]"),
+            format!("[::{v4}]"),
+            format!("[::ffff:0:{v4}]"),
+            format!("[64:ff9b::{v4}]"),
+            format!("[64:ff9b::{hi:x}:{lo:x}]"),
+            format!("[2002:{hi:x}:{lo:x}::1]"),
+            format!("[2001:0:4136:e378:8000:63bf:{:x}:{:x}]", inv >> 16, inv & 0xffff),
+        ];
+        hosts.iter().flat_map(|h| [format!("http://{h}{port}/{path}"), format!("https://{h}{port}/{path}")]).collect()
+    }
+
+    proptest! {
+        /// A webhook URL whose host is a private or loopback IPv4 address, written in any form
+        /// — dotted, decimal, hex, or inside any IPv6 form that carries an IPv4 — is refused.
+        #[test]
+        fn webhook_urls_to_private_ipv4_are_refused(v4 in private_ipv4(), port in proptest::option::of(1u16..), path in "[a-z0-9/]{0,12}") {
+            let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            for url in url_forms(v4, port, &path) {
+                let r = rt.block_on(check_webhook_target("webhook_url", &url, false));
+                prop_assert!(r.is_err(), "{} was accepted", url);
+            }
+        }
+
+        /// Any string as a webhook URL: an answer, never a panic (literal hosts only, so the
+        /// test never waits on DNS).
+        #[test]
+        fn webhook_urls_parse_anything(raw in prop_oneof![
+            "\\PC{0,60}",
+            "https?://\\[[0-9a-f:.]{0,40}\\](:[0-9]{1,6})?/\\PC{0,10}",
+            "https?://[0-9.x]{0,20}(:[0-9]{1,6})?/",
+        ]) {
+            let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            let is_literal = url::Url::parse(&raw).ok().is_none_or(|u| !matches!(u.host(), Some(url::Host::Domain(_))));
+            if is_literal {
+                let _ = rt.block_on(check_webhook_target("webhook_url", &raw, false));
+            }
+        }
     }
 }
