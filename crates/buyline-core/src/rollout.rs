@@ -52,21 +52,25 @@ impl BuyButtonFlag {
         // Every timeline asks `arm` for each buy card, which walks these lists: bound them.
         if self.countries.len() > MAX_COUNTRIES {
             e.push("countries", format!("at most {MAX_COUNTRIES} countries"));
-        }
-        for (i, c) in self.countries.iter().enumerate().take(MAX_COUNTRIES) {
-            if Country::parse("", c).is_err() {
-                e.push(&format!("countries[{i}]"), "must be an ISO 3166 two-letter country code");
-            }
-        }
-        if let Some(list) = &self.merchants {
-            if list.len() > MAX_MERCHANT_ENTRIES {
-                e.push("merchants", format!("at most {MAX_MERCHANT_ENTRIES} merchants"));
-            }
-            for (i, m) in list.iter().enumerate().take(MAX_MERCHANT_ENTRIES) {
-                if m.len() > MAX_ID_BYTES || !crate::ids::has_prefix(m, "mer") {
-                    e.push(&format!("merchants[{i}]"), "must be a merchant id (mer_…)");
+        } else {
+            for (i, c) in self.countries.iter().enumerate() {
+                if Country::parse("", c).is_err() {
+                    e.push(&format!("countries[{i}]"), "must be an ISO 3166 two-letter country code");
                 }
             }
+        }
+        match &self.merchants {
+            Some(list) if list.len() > MAX_MERCHANT_ENTRIES => {
+                e.push("merchants", format!("at most {MAX_MERCHANT_ENTRIES} merchants"))
+            }
+            Some(list) => {
+                for (i, m) in list.iter().enumerate() {
+                    if m.len() > MAX_ID_BYTES || !crate::ids::has_prefix(m, "mer") {
+                        e.push(&format!("merchants[{i}]"), "must be a merchant id (mer_…)");
+                    }
+                }
+            }
+            None => {}
         }
         if self.percent > 100 {
             e.push("percent", "must be between 0 and 100");

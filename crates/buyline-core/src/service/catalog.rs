@@ -471,15 +471,16 @@ impl Services {
             m.tax_rates = BTreeMap::new();
             if rates.len() > MAX_COUNTRIES {
                 e.push("tax_rates", format!("at most {MAX_COUNTRIES} countries"));
-            }
-            for (c, bps) in rates.iter().take(MAX_COUNTRIES) {
-                let f = format!("tax_rates.{c}");
-                match Country::parse(&f, c) {
-                    Ok(country) if *bps <= 10_000 => {
-                        m.tax_rates.insert(country.as_str().to_string(), *bps);
+            } else {
+                for (c, bps) in rates {
+                    let f = format!("tax_rates.{c}");
+                    match Country::parse(&f, c) {
+                        Ok(country) if *bps <= 10_000 => {
+                            m.tax_rates.insert(country.as_str().to_string(), *bps);
+                        }
+                        Ok(_) => e.push(&f, "must be between 0 and 10000 basis points"),
+                        Err(_) => e.push(&f, "key must be an ISO 3166 two-letter country code"),
                     }
-                    Ok(_) => e.push(&f, "must be between 0 and 10000 basis points"),
-                    Err(_) => e.push(&f, "key must be an ISO 3166 two-letter country code"),
                 }
             }
         }

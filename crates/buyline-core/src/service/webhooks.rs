@@ -131,9 +131,11 @@ fn public_v6(v6: Ipv6Addr) -> bool {
         // multicast, the local-use NAT64 prefix 64:ff9b:1::/48, discard 100::/64 …) is not
         // a public host. Inside it, the IETF's special-purpose 2001::/23 (benchmarking,
         // ORCHID, …) and documentation 2001:db8::/32 are not either.
-        V6Target::Native => {
-            (s[0] & 0xe000) == 0x2000 && (s[0] != 0x2001 || s[1] >= 0x0200) && !(s[0] == 0x2001 && s[1] == 0x0db8)
-        }
+        V6Target::Native => match s {
+            [0x2001, 0x0db8, ..] => false,
+            [0x2001, b, ..] if b < 0x0200 => false,
+            [a, ..] => (a & 0xe000) == 0x2000,
+        },
     }
 }
 

@@ -7,6 +7,7 @@ mod catalog;
 mod checkout;
 mod errors;
 mod helpers;
+mod limits;
 mod ops;
 mod pages;
 mod posts;
