@@ -286,10 +286,11 @@ pub(crate) fn plan_variants(
 ) -> Option<(Vec<ProductOption>, Vec<VariantInput>)> {
     let mut sizes_ok = true;
     if input.len() > MAX_OPTIONS {
+        // Only the first few are looked at: a long list is not walked.
         e.push("options", format!("at most {MAX_OPTIONS} options"));
         sizes_ok = false;
     }
-    for (i, o) in input.iter().enumerate() {
+    for (i, o) in input.iter().enumerate().take(MAX_OPTIONS) {
         if o.values.is_empty() || o.values.len() > MAX_OPTION_VALUES {
             e.push(&format!("options[{i}].values"), format!("must list 1 to {MAX_OPTION_VALUES} values"));
             sizes_ok = false;
