@@ -58,7 +58,7 @@ fn line(e: &mut Errors, field: &str, s: &str, max: usize, required: bool) -> Str
     let s = s.trim();
     if required && s.is_empty() {
         e.push(field, "is required");
-    } else if s.chars().count() > max {
+    } else if crate::limits::too_many_bytes_for(s, max) || s.chars().count() > max {
         e.push(field, format!("must be at most {max} characters"));
     } else if s.chars().any(char::is_control) {
         e.push(field, "must not contain control characters");

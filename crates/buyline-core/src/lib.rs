@@ -5,9 +5,12 @@ pub mod cart;
 pub mod checkout;
 pub mod error;
 pub mod ids;
+pub mod limits;
 pub mod model;
 pub mod order;
 pub mod payment;
+#[cfg(test)]
+mod proptests;
 pub mod rollout;
 pub mod saved;
 pub mod service;

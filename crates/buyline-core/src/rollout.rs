@@ -1,6 +1,7 @@
 //! The `buy_button` rollout flag and who it shows Buy to.
 
 use crate::error::{Errors, Result};
+use crate::limits::{MAX_COUNTRIES, MAX_ID_BYTES, MAX_MERCHANT_ENTRIES};
 use crate::types::Country;
 use serde::{Deserialize, Serialize};
 
@@ -48,10 +49,28 @@ pub fn bucket(salt: &str, account_id: &str) -> u8 {
 impl BuyButtonFlag {
     pub fn validate(&self) -> Result<()> {
         let mut e = Errors::default();
-        for (i, c) in self.countries.iter().enumerate() {
-            if Country::parse("", c).is_err() {
-                e.push(&format!("countries[{i}]"), "must be an ISO 3166 two-letter country code");
+        // Every timeline asks `arm` for each buy card, which walks these lists: bound them.
+        if self.countries.len() > MAX_COUNTRIES {
+            e.push("countries", format!("at most {MAX_COUNTRIES} countries"));
+        } else {
+            for (i, c) in self.countries.iter().enumerate() {
+                if Country::parse("", c).is_err() {
+                    e.push(&format!("countries[{i}]"), "must be an ISO 3166 two-letter country code");
+                }
             }
+        }
+        match &self.merchants {
+            Some(list) if list.len() > MAX_MERCHANT_ENTRIES => {
+                e.push("merchants", format!("at most {MAX_MERCHANT_ENTRIES} merchants"))
+            }
+            Some(list) => {
+                for (i, m) in list.iter().enumerate() {
+                    if m.len() > MAX_ID_BYTES || !crate::ids::has_prefix(m, "mer") {
+                        e.push(&format!("merchants[{i}]"), "must be a merchant id (mer_…)");
+                    }
+                }
+            }
+            None => {}
         }
         if self.percent > 100 {
             e.push("percent", "must be between 0 and 100");

@@ -95,6 +95,10 @@ pub struct ServeConfig {
     /// of it, and a retry of the same request may pay again.
     #[arg(long, env = "BUYLINE_STUCK_CHECKOUT_SECS", default_value_t = 120)]
     pub stuck_checkout_secs: u64,
+    /// Seconds a shutdown (SIGTERM, Ctrl-C) waits for in-flight requests and background work;
+    /// then the process exits anyway. A second signal exits at once.
+    #[arg(long, env = "BUYLINE_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
+    pub shutdown_grace_secs: u64,
     /// Run the hashtag-cart answerer in this process (tests turn it off to drain jobs by hand).
     #[arg(skip = true)]
     pub cart_worker: bool,
@@ -117,6 +121,7 @@ impl ServeConfig {
             cart_reply_limit: 20,
             reconcile_interval_secs: 30,
             stuck_checkout_secs: 120,
+            shutdown_grace_secs: 10,
             cart_worker: true,
             smtp_url: None,
             mail_from: "Buyline <receipts@buyline.localhost>".into(),

@@ -36,28 +36,88 @@ pub struct Running {
     pub db: Db,
     pub services: Services,
     shutdown: tokio::sync::watch::Sender<bool>,
+    /// How long [`Running::stop`] waits for in-flight work.
+    grace: Duration,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
     background: Vec<tokio::task::JoinHandle<()>>,
 }
 
+/// How long after a signal's grace period the process exits if it has not yet: time for
+/// [`Running::stop`] (bounded by the grace period itself) to return and `main` to end.
+const EXIT_MARGIN: Duration = Duration::from_secs(2);
+
 impl Running {
-    /// Stops accepting, finishes in-flight requests, closes the database.
+    /// Stops accepting, lets in-flight requests and background passes finish, and closes the
+    /// database, all within the grace period: a client that holds a request open (a slow
+    /// body, a stuck handler) cannot hold the shutdown. Whatever still runs at the deadline
+    /// is dropped — the work it was doing is the kind a crash may interrupt too, and the
+    /// reconciler and the outbox leases settle it.
     pub async fn stop(self) -> anyhow::Result<()> {
+        let deadline = tokio::time::Instant::now() + self.grace;
         let _ = self.shutdown.send(true);
-        self.task.await.context("server task")??;
-        for b in self.background {
-            let _ = b.await;
+        let mut task = self.task;
+        match tokio::time::timeout_at(deadline, &mut task).await {
+            Ok(served) => served.context("server task")??,
+            Err(_) => {
+                tracing::warn!(grace_secs = self.grace.as_secs(), "requests still in flight at the deadline; dropped");
+                task.abort();
+            }
         }
-        self.db.close().await;
+        for mut b in self.background {
+            if tokio::time::timeout_at(deadline, &mut b).await.is_err() {
+                tracing::warn!("a background worker was still busy at the deadline; dropped");
+                b.abort();
+            }
+        }
+        if tokio::time::timeout_at(deadline, self.db.close()).await.is_err() {
+            tracing::warn!("database connections still in use at the deadline; not waiting for them");
+        }
         Ok(())
     }
 
-    /// Runs until SIGINT or SIGTERM.
+    /// Runs until SIGINT or SIGTERM, then stops within the grace period; see
+    /// [`watch_signals`] for what happens if that is not enough.
     pub async fn until_signal(self) -> anyhow::Result<()> {
-        shutdown_signal().await;
-        tracing::info!("shutting down");
+        if watch_signals(self.grace).await.is_err() {
+            // No watcher thread: listen here instead, without the exit deadline.
+            shutdown_signal().await;
+        }
+        tracing::info!(grace_secs = self.grace.as_secs(), "shutting down");
         self.stop().await
     }
+}
+
+/// Listens for SIGINT and SIGTERM on a thread and runtime of its own, so a signal is heard
+/// even when every worker of the serving runtime is busy. The first signal completes the
+/// returned receiver (a graceful stop begins). If the process is still alive `grace` (plus
+/// a short margin) later, or a second signal arrives, it exits at once with status 1: a
+/// stop that cannot finish must not keep a process that was told to go.
+pub fn watch_signals(grace: Duration) -> tokio::sync::oneshot::Receiver<()> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let watcher = move || {
+        let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(rt) => rt,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start the signal watcher");
+                return;
+            }
+        };
+        rt.block_on(async move {
+            shutdown_signal().await;
+            let _ = tx.send(());
+            tokio::select! {
+                _ = tokio::time::sleep(grace + EXIT_MARGIN) => {
+                    tracing::error!(grace_secs = grace.as_secs(), "shutdown did not finish in time; exiting now");
+                }
+                _ = shutdown_signal() => tracing::warn!("second signal; exiting now"),
+            }
+            std::process::exit(1);
+        });
+    };
+    if let Err(e) = std::thread::Builder::new().name("signals".into()).spawn(watcher) {
+        tracing::error!(error = %e, "cannot start the signal watcher");
+    }
+    rx
 }
 
 async fn shutdown_signal() {
@@ -254,5 +314,6 @@ pub async fn spawn(cfg: ServeConfig) -> anyhow::Result<Running> {
             .context("http server")
     });
     tracing::info!(%addr, %public_url, backend = ?db.backend(), "listening");
-    Ok(Running { addr, public_url, admin_token, demo, db, services, shutdown: tx, task, background })
+    let grace = Duration::from_secs(cfg.shutdown_grace_secs);
+    Ok(Running { addr, public_url, admin_token, demo, db, services, shutdown: tx, grace, task, background })
 }

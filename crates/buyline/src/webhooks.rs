@@ -130,7 +130,11 @@ impl Sender {
 }
 
 fn host_ip(url: &str) -> Option<std::net::IpAddr> {
-    url::Url::parse(url).ok()?.host_str()?.trim_matches(['[', ']']).parse().ok()
+    match url::Url::parse(url).ok()?.host()? {
+        url::Host::Ipv4(ip) => Some(ip.into()),
+        url::Host::Ipv6(ip) => Some(ip.into()),
+        url::Host::Domain(_) => None,
+    }
 }
 
 fn chrono_now_secs() -> i64 {

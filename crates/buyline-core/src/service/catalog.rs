@@ -3,6 +3,10 @@
 use super::{accounts::account_conflict, Principal, Services};
 use crate::error::{Error, Errors, Result};
 use crate::ids::{has_prefix, new_id, new_secret};
+use crate::limits::{
+    self, MAX_CART_KINDS, MAX_COUNTRIES, MAX_HASHTAG_CHARS, MAX_OPTIONS, MAX_OPTION_VALUES, MAX_SHIPPING_RATES,
+    MAX_URL_BYTES, MAX_VARIANTS,
+};
 use crate::model::{
     Account, AccountKind, DonationRange, Inventory, InventoryType, Merchant, Product, ProductOption, ShippingRate,
     Variant,
@@ -111,7 +115,7 @@ fn short_text(e: &mut Errors, field: &str, s: &str, max: usize, required: bool) 
     let s = s.trim();
     if required && s.is_empty() {
         e.push(field, "is required");
-    } else if s.chars().count() > max {
+    } else if limits::too_many_bytes_for(s, max) || s.chars().count() > max {
         e.push(field, format!("must be at most {max} characters"));
     } else if s.chars().any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t') {
         e.push(field, "must not contain control characters");
@@ -122,6 +126,10 @@ fn short_text(e: &mut Errors, field: &str, s: &str, max: usize, required: bool) 
 fn web_url(e: &mut Errors, field: &str, s: &str) -> Option<String> {
     let s = s.trim();
     if s.is_empty() {
+        return None;
+    }
+    if s.len() > MAX_URL_BYTES {
+        e.push(field, format!("must be at most {MAX_URL_BYTES} bytes"));
         return None;
     }
     match url::Url::parse(s) {
@@ -135,12 +143,21 @@ fn web_url(e: &mut Errors, field: &str, s: &str) -> Option<String> {
 
 fn cart_hashtags(e: &mut Errors, input: &BTreeMap<String, String>) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
+    if input.len() > MAX_COUNTRIES {
+        e.push("cart_hashtags", format!("at most {MAX_COUNTRIES} countries"));
+        return out;
+    }
     for (country, tag) in input {
         let field = format!("cart_hashtags.{country}");
         let Ok(c) = Country::parse(&field, country) else {
             e.push(&field, "key must be an ISO 3166 two-letter country code");
             continue;
         };
+        // Length first: the hashtag parser's work grows with the text.
+        if limits::too_many_bytes_for(tag.trim(), MAX_HASHTAG_CHARS) || tag.trim().chars().count() > MAX_HASHTAG_CHARS {
+            e.push(&field, format!("must be at most {MAX_HASHTAG_CHARS} characters"));
+            continue;
+        }
         let entities = extract_entities(tag.trim());
         match entities.hashtags.as_slice() {
             [h] if tag.trim().chars().count() == h.tag.chars().count() + 1 => {
@@ -162,6 +179,10 @@ fn cart_hashtags(e: &mut Errors, input: &BTreeMap<String, String>) -> BTreeMap<S
 fn cart_kinds(e: &mut Errors, input: Option<&Vec<String>>) -> Option<Vec<ProductKind>> {
     let input = input?;
     let mut out = Vec::new();
+    if input.len() > MAX_CART_KINDS {
+        e.push("cart_kinds", format!("at most {MAX_CART_KINDS} kinds"));
+        return Some(out);
+    }
     for (i, k) in input.iter().enumerate() {
         let f = format!("cart_kinds[{i}]");
         match ProductKind::parse(&f, k) {
@@ -207,6 +228,10 @@ fn inventory(e: &mut Errors, field: &str, inv: &Inventory) -> Inventory {
 }
 
 fn shipping_rates(e: &mut Errors, input: &[ShippingRateInput], merchant: &Merchant) -> Vec<ShippingRate> {
+    if input.len() > MAX_SHIPPING_RATES {
+        e.push("shipping_rates", format!("at most {MAX_SHIPPING_RATES} shipping rates"));
+        return Vec::new();
+    }
     input
         .iter()
         .enumerate()
@@ -217,8 +242,9 @@ fn shipping_rates(e: &mut Errors, input: &[ShippingRateInput], merchant: &Mercha
                 e.0.push(fe);
             }
             let mut countries = Vec::new();
-            if r.countries.is_empty() {
-                e.push(&format!("{f}.countries"), "must name at least one country");
+            if r.countries.is_empty() || r.countries.len() > MAX_COUNTRIES {
+                e.push(&format!("{f}.countries"), format!("must name 1 to {MAX_COUNTRIES} countries"));
+                return ShippingRate { id: new_id("ship"), name, price: r.price, countries };
             }
             for (j, c) in r.countries.iter().enumerate() {
                 match Country::parse(&format!("{f}.countries[{j}]"), c) {
@@ -246,6 +272,93 @@ fn default_sku(options: &BTreeMap<String, String>, order: &[ProductOption]) -> S
         }
     }
     parts.join("-")
+}
+
+/// The product's options and the variants to validate: those given, or one per combination
+/// of option values. Every size is checked before anything grows with it: the number of
+/// options and of each option's values first, then the number of variants — for made ones,
+/// the product of the value counts, computed without making any. `None` (with the errors
+/// in `e`) when a size is out of bounds, and then no variant is built at all.
+pub(crate) fn plan_variants(
+    e: &mut Errors,
+    input: &[OptionInput],
+    variants: Option<&[VariantInput]>,
+) -> Option<(Vec<ProductOption>, Vec<VariantInput>)> {
+    let mut sizes_ok = true;
+    if input.len() > MAX_OPTIONS {
+        // Only the first few are looked at: a long list is not walked.
+        e.push("options", format!("at most {MAX_OPTIONS} options"));
+        sizes_ok = false;
+    }
+    for (i, o) in input.iter().enumerate().take(MAX_OPTIONS) {
+        if o.values.is_empty() || o.values.len() > MAX_OPTION_VALUES {
+            e.push(&format!("options[{i}].values"), format!("must list 1 to {MAX_OPTION_VALUES} values"));
+            sizes_ok = false;
+        }
+    }
+    if let Some(v) = variants {
+        if v.is_empty() || v.len() > MAX_VARIANTS {
+            e.push("variants", format!("must list 1 to {MAX_VARIANTS} variants"));
+            sizes_ok = false;
+        }
+    }
+    if !sizes_ok {
+        return None;
+    }
+    if variants.is_none() {
+        match limits::combinations(input.iter().map(|o| o.values.len())) {
+            Some(n) if n <= MAX_VARIANTS => {}
+            n => {
+                let n = n.map_or_else(|| "too many".to_string(), |n| n.to_string());
+                e.push(
+                    "options",
+                    format!("these options make {n} combinations; a product has at most {MAX_VARIANTS} variants"),
+                );
+                return None;
+            }
+        }
+    }
+
+    // Sizes are in bounds: now the contents, each option's values distinct.
+    let mut options = Vec::with_capacity(input.len());
+    let mut names = BTreeSet::new();
+    for (i, o) in input.iter().enumerate() {
+        let f = format!("options[{i}]");
+        let name = short_text(e, &format!("{f}.name"), &o.name, 30, true);
+        if !names.insert(name.to_lowercase()) {
+            e.push(&format!("{f}.name"), "is used twice");
+        }
+        let mut values = Vec::with_capacity(o.values.len());
+        for (j, v) in o.values.iter().enumerate() {
+            let v = short_text(e, &format!("{f}.values[{j}]"), v, 30, true);
+            if values.contains(&v) {
+                e.push(&format!("{f}.values[{j}]"), "is listed twice");
+            }
+            values.push(v);
+        }
+        options.push(ProductOption { name, values });
+    }
+
+    let given = match variants {
+        Some(v) => v.to_vec(),
+        None => {
+            let mut combos: Vec<BTreeMap<String, String>> = vec![BTreeMap::new()];
+            for o in &options {
+                combos = combos
+                    .into_iter()
+                    .flat_map(|c| {
+                        o.values.iter().map(move |v| {
+                            let mut c = c.clone();
+                            c.insert(o.name.clone(), v.clone());
+                            c
+                        })
+                    })
+                    .collect();
+            }
+            combos.into_iter().map(|options| VariantInput { options, ..Default::default() }).collect()
+        }
+    };
+    Some((options, given))
 }
 
 impl Services {
@@ -357,14 +470,18 @@ impl Services {
         }
         if let Some(rates) = &input.tax_rates {
             m.tax_rates = BTreeMap::new();
-            for (c, bps) in rates {
-                let f = format!("tax_rates.{c}");
-                match Country::parse(&f, c) {
-                    Ok(country) if *bps <= 10_000 => {
-                        m.tax_rates.insert(country.as_str().to_string(), *bps);
+            if rates.len() > MAX_COUNTRIES {
+                e.push("tax_rates", format!("at most {MAX_COUNTRIES} countries"));
+            } else {
+                for (c, bps) in rates {
+                    let f = format!("tax_rates.{c}");
+                    match Country::parse(&f, c) {
+                        Ok(country) if *bps <= 10_000 => {
+                            m.tax_rates.insert(country.as_str().to_string(), *bps);
+                        }
+                        Ok(_) => e.push(&f, "must be between 0 and 10000 basis points"),
+                        Err(_) => e.push(&f, "key must be an ISO 3166 two-letter country code"),
                     }
-                    Ok(_) => e.push(&f, "must be between 0 and 10000 basis points"),
-                    Err(_) => e.push(&f, "key must be an ISO 3166 two-letter country code"),
                 }
             }
         }
@@ -431,61 +548,15 @@ impl Services {
             None => merchant.return_policy.clone(),
         };
 
-        // Options: at most three, each with distinct values.
-        let mut options = Vec::new();
-        if input.options.len() > 3 {
-            e.push("options", "at most 3 options");
-        }
-        let mut names = BTreeSet::new();
-        for (i, o) in input.options.iter().enumerate() {
-            let f = format!("options[{i}]");
-            let name = short_text(&mut e, &format!("{f}.name"), &o.name, 30, true);
-            if !names.insert(name.to_lowercase()) {
-                e.push(&format!("{f}.name"), "is used twice");
-            }
-            let mut values = Vec::new();
-            if o.values.is_empty() || o.values.len() > 30 {
-                e.push(&format!("{f}.values"), "must list 1 to 30 values");
-            }
-            for (j, v) in o.values.iter().enumerate() {
-                let v = short_text(&mut e, &format!("{f}.values[{j}]"), v, 30, true);
-                if values.contains(&v) {
-                    e.push(&format!("{f}.values[{j}]"), "is listed twice");
-                }
-                values.push(v);
-            }
-            options.push(ProductOption { name, values });
-        }
-
-        // Variants: given, or one per combination of option values.
-        let given = match &input.variants {
-            Some(v) => v.clone(),
-            None => {
-                let mut combos: Vec<BTreeMap<String, String>> = vec![BTreeMap::new()];
-                for o in &options {
-                    combos = combos
-                        .into_iter()
-                        .flat_map(|c| {
-                            o.values.iter().map(move |v| {
-                                let mut c = c.clone();
-                                c.insert(o.name.clone(), v.clone());
-                                c
-                            })
-                        })
-                        .collect();
-                }
-                combos.into_iter().map(|options| VariantInput { options, ..Default::default() }).collect()
-            }
-        };
-        if given.is_empty() || given.len() > 100 {
-            e.push("variants", "must list 1 to 100 variants");
-        }
+        let planned = plan_variants(&mut e, &input.options, input.variants.as_deref());
+        let sizes_ok = planned.is_some();
+        let (options, given) = planned.unwrap_or_default();
         let donation = match (kind, &input.donation) {
             (Some(ProductKind::Donation), Some(d)) => {
                 if d.min < 1 || d.max < d.min || d.max >= 10_000_000_000 {
                     e.push("donation", "needs 1 ≤ min ≤ max (minor units)");
                 }
-                if given.len() != 1 || !options.is_empty() {
+                if sizes_ok && (given.len() != 1 || !options.is_empty()) {
                     e.push("options", "a donation has no options");
                 }
                 Some(d.clone())
@@ -554,10 +625,10 @@ impl Services {
         }
         let rates = shipping_rates(&mut e, &input.shipping_rates, &merchant);
         match kind {
-            Some(ProductKind::Physical) if rates.is_empty() => {
+            Some(ProductKind::Physical) if input.shipping_rates.is_empty() => {
                 e.push("shipping_rates", "a physical product needs at least one shipping rate")
             }
-            Some(ProductKind::Digital | ProductKind::Donation) if !rates.is_empty() => {
+            Some(ProductKind::Digital | ProductKind::Donation) if !input.shipping_rates.is_empty() => {
                 e.push("shipping_rates", "only physical products ship")
             }
             _ => {}
@@ -603,10 +674,10 @@ impl Services {
         if let Some(rates) = &input.shipping_rates {
             p.shipping_rates = shipping_rates(&mut e, rates, merchant);
             match p.kind {
-                ProductKind::Physical if p.shipping_rates.is_empty() => {
+                ProductKind::Physical if rates.is_empty() => {
                     e.push("shipping_rates", "a physical product needs at least one shipping rate")
                 }
-                ProductKind::Digital | ProductKind::Donation if !p.shipping_rates.is_empty() => {
+                ProductKind::Digital | ProductKind::Donation if !rates.is_empty() => {
                     e.push("shipping_rates", "only physical products ship")
                 }
                 _ => {}
@@ -664,5 +735,77 @@ impl Services {
         let Some(merchant) = chosen else { return Ok(None) };
         let account = self.account(&merchant.account_id).await?;
         Ok(Some(Principal::Merchant { merchant: Box::new(merchant), account }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any option set, up to 20 options of 50 values (50^20 combinations): the plan answers
+        /// at once. A set out of bounds is refused with no variant made; one in bounds makes
+        /// exactly the product of its value counts, at most 100.
+        #[test]
+        fn option_sets_are_sized_before_any_variant_is_made(counts in proptest::collection::vec(0usize..=50, 0..=20)) {
+            let options: Vec<OptionInput> = counts
+                .iter()
+                .enumerate()
+                .map(|(i, n)| OptionInput { name: format!("o{i}"), values: (0..*n).map(|j| format!("v{j}")).collect() })
+                .collect();
+            let mut e = Errors::default();
+            let plan = plan_variants(&mut e, &options, None);
+            let product = counts.iter().try_fold(1usize, |a, n| a.checked_mul(*n));
+            let in_bounds = counts.len() <= 3 && counts.iter().all(|n| (1..=30).contains(n)) && product.is_some_and(|p| p <= 100);
+            match plan {
+                Some((opts, variants)) => {
+                    prop_assert!(in_bounds, "{:?} accepted", counts);
+                    prop_assert!(e.0.is_empty());
+                    prop_assert_eq!(opts.len(), counts.len());
+                    prop_assert_eq!(Some(variants.len()), product);
+                }
+                None => {
+                    prop_assert!(!in_bounds, "{:?} refused: {:?}", counts, e.0);
+                    prop_assert!(!e.0.is_empty());
+                    prop_assert!(e.0.iter().all(|f| f.field == "options" || f.field == "variants" || f.field.starts_with("options[")));
+                }
+            }
+        }
+
+        /// Variants listed by the client: more than 100 are refused before any is looked at.
+        #[test]
+        fn given_variant_lists_are_sized_first(n in 0usize..300, opts in 0usize..5) {
+            let options: Vec<OptionInput> =
+                (0..opts).map(|i| OptionInput { name: format!("o{i}"), values: vec!["a".into()] }).collect();
+            let variants = vec![VariantInput::default(); n];
+            let mut e = Errors::default();
+            let plan = plan_variants(&mut e, &options, Some(&variants));
+            prop_assert_eq!(plan.is_some(), (1..=100).contains(&n) && opts <= 3);
+            if let Some((_, v)) = plan {
+                prop_assert_eq!(v.len(), n);
+            }
+        }
+    }
+
+    #[test]
+    fn the_issue_option_set_is_refused_at_once() {
+        // 8 options of 10 values: 10^8 combinations, which the old code built before counting.
+        let options: Vec<OptionInput> = (0..8)
+            .map(|i| OptionInput { name: format!("o{i}"), values: (0..10).map(|j| format!("v{j}")).collect() })
+            .collect();
+        let started = std::time::Instant::now();
+        let mut e = Errors::default();
+        assert!(plan_variants(&mut e, &options, None).is_none());
+        assert_eq!(e.0[0].field, "options");
+        // Three options of 30 values are each in bounds, but make 27 000 variants.
+        let mut e = Errors::default();
+        let big: Vec<OptionInput> = (0..3)
+            .map(|i| OptionInput { name: format!("o{i}"), values: (0..30).map(|j| format!("v{j}")).collect() })
+            .collect();
+        assert!(plan_variants(&mut e, &big, None).is_none());
+        assert_eq!(e.0.len(), 1);
+        assert!(e.0[0].message.contains("27000 combinations"), "{}", e.0[0].message);
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
     }
 }

@@ -13,6 +13,7 @@ use super::{Principal, Services};
 use crate::checkout::{capture_postings, platform_fee, quantity, Address, Totals};
 use crate::error::{Error, Errors, Result};
 use crate::ids::{has_prefix, new_id};
+use crate::limits::{MAX_FEE_KINDS, MAX_ID_BYTES, MAX_MERCHANT_ENTRIES};
 use crate::model::{Account, Merchant, Page, Product};
 use crate::order::{
     Checkout, CheckoutRecord, Fulfillment, Order, OrderLine, OrderStatus, PaymentSummary, Receipt, ShippingChoice,
@@ -214,6 +215,15 @@ impl Services {
     pub async fn set_fee_policy(&self, who: &Principal, policy: FeePolicy) -> Result<FeePolicy> {
         who.operator()?;
         let mut e = Errors::default();
+        // Sizes before the per-merchant look-ups, which cost a query each.
+        if policy.kinds.len() > MAX_FEE_KINDS {
+            e.push("kinds", format!("at most {MAX_FEE_KINDS} merchant kinds"));
+        }
+        if policy.merchants.len() > MAX_MERCHANT_ENTRIES {
+            e.push("merchants", format!("at most {MAX_MERCHANT_ENTRIES} merchants"));
+        }
+        e.finish()?;
+        let mut e = Errors::default();
         for (k, bps) in &policy.kinds {
             if crate::types::MerchantKind::parse("", k).is_err() {
                 e.push(&format!("kinds.{k}"), "is not a merchant kind (retailer, brand, artist, nonprofit)");
@@ -222,7 +232,7 @@ impl Services {
             }
         }
         for (m, bps) in &policy.merchants {
-            if !has_prefix(m, "mer") || self.store.find_merchant(m).await?.is_none() {
+            if m.len() > MAX_ID_BYTES || !has_prefix(m, "mer") || self.store.find_merchant(m).await?.is_none() {
                 e.push(&format!("merchants.{m}"), "is not a merchant");
             } else if *bps > 10_000 {
                 e.push(&format!("merchants.{m}"), "must be between 0 and 10000 basis points");

@@ -17,6 +17,9 @@ pub(crate) fn encode_cursor(created_at: i64, id: &str) -> String {
 pub(crate) fn decode_cursor(cursor: Option<&str>) -> Result<Option<(i64, String)>> {
     let Some(c) = cursor.filter(|c| !c.is_empty()) else { return Ok(None) };
     let bad = || Error::field("cursor", "is not a cursor this API returned");
+    if c.len() > crate::limits::MAX_CURSOR_BYTES {
+        return Err(bad());
+    }
     let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(c).map_err(|_| bad())?;
     let raw = String::from_utf8(raw).map_err(|_| bad())?;
     let (ts, id) = raw.split_once(':').ok_or_else(bad)?;

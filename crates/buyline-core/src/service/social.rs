@@ -4,6 +4,7 @@ use super::paging::PageArgs;
 use super::{Principal, Services};
 use crate::error::{Error, Errors, Result};
 use crate::ids::{has_prefix, new_id};
+use crate::limits::MAX_POST_BYTES;
 use crate::model::{Account, Author, NewPost, Page, Post, Product, Profile, TimelineItem};
 use crate::rollout::{Arm, BuyButtonFlag};
 use crate::text::PostText;
@@ -23,7 +24,14 @@ impl Services {
     pub async fn create_post(&self, who: &Principal, input: PostInput) -> Result<Post> {
         let account = who.account()?;
         let mut e = Errors::default();
-        let text = e.take(PostText::parse("text", &input.text));
+        // Bytes first: twitter-text's work grows with the text, and no post near this size
+        // is under its weighted limit.
+        let text = if input.text.trim().len() > MAX_POST_BYTES {
+            e.push("text", format!("is too long: at most {MAX_POST_BYTES} bytes"));
+            None
+        } else {
+            e.take(PostText::parse("text", &input.text))
+        };
         let reply_to = input.reply_to.as_deref().map(str::trim).filter(|s| !s.is_empty());
         if let Some(parent) = reply_to {
             if !has_prefix(parent, "post") || self.store.find_post(parent).await?.is_none() {

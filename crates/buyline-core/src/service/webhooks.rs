@@ -10,7 +10,7 @@ use crate::order::{Delivery, DeliveryAttempt, DeliveryJob, DeliveryOutcome, Even
 use crate::types::now_micros;
 use base64::Engine;
 use rand::Rng;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// Seconds to wait before each retry: about three days in all, then give up.
 pub const RETRY_SCHEDULE: [i64; 14] =
@@ -97,38 +97,83 @@ pub fn erase_personal_data(payload: &str) -> Option<String> {
     changed.then(|| v.to_string())
 }
 
+fn public_v4(v4: Ipv4Addr) -> bool {
+    let o = v4.octets();
+    !(v4.is_loopback()
+        || v4.is_private()
+        || v4.is_link_local()
+        || v4.is_unspecified()
+        || v4.is_broadcast()
+        || v4.is_multicast()
+        || v4.is_documentation()
+        || o[0] == 0
+        || (o[0] == 100 && (64..128).contains(&o[1]))
+        || (o[0] == 192 && o[1] == 0 && o[2] == 0)
+        || (o[0] == 198 && (o[1] == 18 || o[1] == 19))
+        || o[0] >= 240)
+}
+
+/// What an IPv6 address is for a webhook target: the IPv4 address it carries, if it is a
+/// form that a host, a translator or a tunnel turns into IPv4 traffic; otherwise itself.
+#[derive(Debug, PartialEq, Eq)]
+enum V6Target {
+    /// IPv4-mapped (`::ffff:a.b.c.d`), IPv4-compatible (`::a.b.c.d`), SIIT-translated
+    /// (`::ffff:0:a.b.c.d`), NAT64 (`64:ff9b::a.b.c.d`) and 6to4 (`2002:AABB:CCDD::`):
+    /// reaching it reaches this IPv4 address.
+    Carries(Ipv4Addr),
+    /// Teredo (`2001:0::/32`): the server's IPv4 and the client's (stored inverted).
+    Teredo(Ipv4Addr, Ipv4Addr),
+    /// Any other IPv6 address.
+    Native,
+}
+
+fn v6_target(v6: Ipv6Addr) -> V6Target {
+    let s = v6.segments();
+    let low = Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
+    match s {
+        // `::` and `::1` are unspecified and loopback, not IPv4-compatible addresses.
+        [0, 0, 0, 0, 0, 0, 0, 0 | 1] => V6Target::Native,
+        [0, 0, 0, 0, 0, 0 | 0xffff, _, _] | [0, 0, 0, 0, 0xffff, 0, _, _] | [0x64, 0xff9b, 0, 0, 0, 0, _, _] => {
+            V6Target::Carries(low)
+        }
+        [0x2002, a, b, ..] => V6Target::Carries(Ipv4Addr::new((a >> 8) as u8, a as u8, (b >> 8) as u8, b as u8)),
+        [0x2001, 0, a, b, ..] => V6Target::Teredo(
+            Ipv4Addr::new((a >> 8) as u8, a as u8, (b >> 8) as u8, b as u8),
+            Ipv4Addr::from(!u32::from(low)),
+        ),
+        _ => V6Target::Native,
+    }
+}
+
+fn public_v6(v6: Ipv6Addr) -> bool {
+    let s = v6.segments();
+    match v6_target(v6) {
+        V6Target::Carries(v4) => public_v4(v4),
+        V6Target::Teredo(server, client) => public_v4(server) && public_v4(client),
+        // Only 2000::/3 is allocated for global unicast; everything outside it (loopback,
+        // unspecified, unique-local fc00::/7, link-local fe80::/10, site-local fec0::/10,
+        // multicast, the local-use NAT64 prefix 64:ff9b:1::/48, discard 100::/64 …) is not
+        // a public host. Inside it, the IETF's special-purpose 2001::/23 (benchmarking,
+        // ORCHID, …) and documentation 2001:db8::/32 are not either.
+        V6Target::Native => match s {
+            [0x2001, 0x0db8, ..] => false,
+            [0x2001, b, ..] if b < 0x0200 => false,
+            [a, ..] => (a & 0xe000) == 0x2000,
+        },
+    }
+}
+
 fn public_ip(ip: IpAddr) -> bool {
     match ip {
-        IpAddr::V4(v4) => {
-            let o = v4.octets();
-            !(v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.is_multicast()
-                || v4.is_documentation()
-                || o[0] == 0
-                || (o[0] == 100 && (64..128).contains(&o[1]))
-                || (o[0] == 198 && (o[1] == 18 || o[1] == 19))
-                || o[0] >= 240)
-        }
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return public_ip(IpAddr::V4(v4));
-            }
-            let s = v6.segments();
-            !(v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (s[0] & 0xfe00) == 0xfc00
-                || (s[0] & 0xffc0) == 0xfe80)
-        }
+        IpAddr::V4(v4) => public_v4(v4),
+        IpAddr::V6(v6) => public_v6(v6),
     }
 }
 
 /// Is this address one a webhook may be sent to? Loopback, private, link-local (cloud
-/// metadata), shared and reserved ranges are not, unless the operator allows private targets.
+/// metadata), shared and reserved ranges are not, unless the operator allows private targets;
+/// nor is an IPv6 address that carries one of those IPv4 addresses (mapped, compatible,
+/// NAT64, 6to4, Teredo) or lies outside global unicast (site-local, unique-local …).
 pub fn allowed_target(ip: IpAddr, allow_private: bool) -> bool {
     allow_private || public_ip(ip)
 }
@@ -136,14 +181,17 @@ pub fn allowed_target(ip: IpAddr, allow_private: bool) -> bool {
 /// Resolves the URL's host and checks every address it has.
 pub async fn check_webhook_target(field: &str, url: &str, allow_private: bool) -> Result<(), FieldError> {
     let u = url::Url::parse(url).map_err(|_| FieldError::new(field, "must be an http:// or https:// URL"))?;
-    let host = u.host_str().ok_or_else(|| FieldError::new(field, "needs a host"))?.trim_matches(['[', ']']).to_string();
     let port = u.port_or_known_default().unwrap_or(443);
-    let addrs: Vec<IpAddr> = match host.parse::<IpAddr>() {
-        Ok(ip) => vec![ip],
-        Err(_) => match tokio::net::lookup_host((host.as_str(), port)).await {
-            Ok(list) => list.map(|a| a.ip()).collect(),
-            Err(_) => return Err(FieldError::new(field, format!("the host {host} does not resolve"))),
+    // The URL parser has already read every spelling of an address literal (`0x7f.1`,
+    // `2130706433`, `[::ffff:7f00:1]`) into its value.
+    let (host, addrs): (String, Vec<IpAddr>) = match u.host() {
+        Some(url::Host::Ipv4(ip)) => (ip.to_string(), vec![IpAddr::V4(ip)]),
+        Some(url::Host::Ipv6(ip)) => (ip.to_string(), vec![IpAddr::V6(ip)]),
+        Some(url::Host::Domain(d)) => match tokio::net::lookup_host((d, port)).await {
+            Ok(list) => (d.to_string(), list.map(|a| a.ip()).collect()),
+            Err(_) => return Err(FieldError::new(field, format!("the host {d} does not resolve"))),
         },
+        None => return Err(FieldError::new(field, "needs a host")),
     };
     if addrs.is_empty() {
         return Err(FieldError::new(field, format!("the host {host} does not resolve")));
@@ -260,6 +308,7 @@ impl Services {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     fn result(status: Option<u16>, retry_after: Option<i64>) -> AttemptResult {
         AttemptResult { url: "u".into(), status, latency_ms: 1, excerpt: String::new(), error: None, retry_after }
@@ -306,6 +355,151 @@ mod tests {
         }
         for ip in ["93.184.216.34", "2606:2800:220:1::1"] {
             assert!(allowed_target(ip.parse().unwrap(), false), "{ip}");
+        }
+    }
+
+    #[test]
+    fn ipv6_forms_that_carry_a_private_ipv4_are_refused() {
+        for ip in [
+            // IPv4-compatible (deprecated, still routed by some stacks).
+            "::127.0.0.1",
+            "::a9fe:a9fe",
+            "::10.0.0.1",
+            // IPv4-mapped and SIIT-translated.
+            "::ffff:169.254.169.254",
+            "::ffff:0:127.0.0.1",
+            // NAT64, well-known prefix: 169.254.169.254 and 127.0.0.1 through a translator.
+            "64:ff9b::a9fe:a9fe",
+            "64:ff9b::127.0.0.1",
+            "64:ff9b::192.168.0.1",
+            // Local-use NAT64 (RFC 8215): whatever it carries, it is a local network's.
+            "64:ff9b:1::8.8.8.8",
+            "64:ff9b:1:ffff::1",
+            // 6to4 of 127.0.0.1, 10.0.0.1 and 169.254.169.254.
+            "2002:7f00:1::",
+            "2002:a00:1::1",
+            "2002:a9fe:a9fe:1::1",
+            // Teredo: server 65.54.227.120, client 127.0.0.1 (stored inverted: 80ff:fffe).
+            "2001:0:4136:e378:8000:63bf:80ff:fffe",
+            // Teredo with a private server.
+            "2001:0:a00:1:8000:63bf:3fff:fdd2",
+            // Site-local (deprecated), documentation, benchmarking, discard, ORCHID.
+            "fec0::1",
+            "feff::1",
+            "2001:db8::1",
+            "2001:2::1",
+            "100::1",
+            "2001:10::1",
+            // Not in global unicast at all.
+            "4000::1",
+            "::2",
+        ] {
+            assert!(!allowed_target(ip.parse().unwrap(), false), "{ip}");
+            assert!(allowed_target(ip.parse().unwrap(), true), "{ip}");
+        }
+    }
+
+    #[test]
+    fn ipv6_forms_that_carry_a_public_ipv4_are_judged_by_it() {
+        for ip in [
+            "::ffff:93.184.216.34",
+            "64:ff9b::93.184.216.34",
+            // 6to4 of 93.184.216.34.
+            "2002:5db8:d822::1",
+            // Teredo: server 65.54.227.120, client 93.184.216.34 (inverted: a247:27dd).
+            "2001:0:4136:e378:8000:63bf:a247:27dd",
+            "2a00:1450:4001:81c::200e",
+        ] {
+            assert!(allowed_target(ip.parse().unwrap(), false), "{ip}");
+        }
+        assert_eq!(v6_target("2002:7f00:1::".parse().unwrap()), V6Target::Carries(Ipv4Addr::new(127, 0, 0, 1)));
+        assert_eq!(
+            v6_target("2001:0:4136:e378:8000:63bf:80ff:fffe".parse().unwrap()),
+            V6Target::Teredo(Ipv4Addr::new(65, 54, 227, 120), Ipv4Addr::new(127, 0, 0, 1))
+        );
+        assert_eq!(v6_target("::1".parse().unwrap()), V6Target::Native);
+    }
+
+    #[test]
+    fn the_issue_urls_are_refused_as_typed() {
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        for url in [
+            "http://[::127.0.0.1]/",
+            "http://[64:ff9b::a9fe:a9fe]/",
+            "http://[2002:7f00:1::]/",
+            "http://[fec0::1]/",
+            "http://0x7f.1/",
+            "http://2130706433/",
+            "https://[::ffff:7f00:1]:8443/hook",
+        ] {
+            let r = rt.block_on(check_webhook_target("webhook_url", url, false));
+            assert_eq!(r.map_err(|e| e.field), Err("webhook_url".to_string()), "{url}");
+        }
+        assert!(rt.block_on(check_webhook_target("webhook_url", "https://[2a00:1450:4001:81c::200e]/", false)).is_ok());
+    }
+
+    fn private_ipv4() -> impl Strategy<Value = Ipv4Addr> {
+        let net = |a: u32, bits: u32| (0u32..(1 << (32 - bits))).prop_map(move |host| Ipv4Addr::from(a | host));
+        prop_oneof![
+            net(0x7f00_0000, 8),  // 127/8 loopback
+            net(0x0a00_0000, 8),  // 10/8
+            net(0xac10_0000, 12), // 172.16/12
+            net(0xc0a8_0000, 16), // 192.168/16
+            net(0xa9fe_0000, 16), // 169.254/16 link-local, cloud metadata
+            net(0x6440_0000, 10), // 100.64/10 shared
+            net(0x0000_0000, 8),  // 0/8
+            net(0xe000_0000, 4),  // multicast
+            net(0xf000_0000, 4),  // reserved, broadcast
+        ]
+    }
+
+    /// Every way a URL can name `v4`, literally or inside an IPv6 address.
+    fn url_forms(v4: Ipv4Addr, port: Option<u16>, path: &str) -> Vec<String> {
+        let n = u32::from(v4);
+        let (hi, lo) = (n >> 16, n & 0xffff);
+        let inv = !n;
+        let port = port.map(|p| format!(":{p}")).unwrap_or_default();
+        let hosts = [
+            v4.to_string(),
+            n.to_string(),
+            format!("0x{n:x}"),
+            format!("[::ffff:{v4}]"),
+            format!("[::ffff:{hi:x}:{lo:x}]"),
+            format!("[::{v4}]"),
+            format!("[::ffff:0:{v4}]"),
+            format!("[64:ff9b::{v4}]"),
+            format!("[64:ff9b::{hi:x}:{lo:x}]"),
+            format!("[2002:{hi:x}:{lo:x}::1]"),
+            format!("[2001:0:4136:e378:8000:63bf:{:x}:{:x}]", inv >> 16, inv & 0xffff),
+        ];
+        hosts.iter().flat_map(|h| [format!("http://{h}{port}/{path}"), format!("https://{h}{port}/{path}")]).collect()
+    }
+
+    proptest! {
+        /// A webhook URL whose host is a private or loopback IPv4 address, written in any form
+        /// — dotted, decimal, hex, or inside any IPv6 form that carries an IPv4 — is refused.
+        #[test]
+        fn webhook_urls_to_private_ipv4_are_refused(v4 in private_ipv4(), port in proptest::option::of(1u16..), path in "[a-z0-9/]{0,12}") {
+            let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            for url in url_forms(v4, port, &path) {
+                let r = rt.block_on(check_webhook_target("webhook_url", &url, false));
+                prop_assert!(r.is_err(), "{} was accepted", url);
+            }
+        }
+
+        /// Any string as a webhook URL: an answer, never a panic (literal hosts only, so the
+        /// test never waits on DNS).
+        #[test]
+        fn webhook_urls_parse_anything(raw in prop_oneof![
+            "\\PC{0,60}",
+            "https?://\\[[0-9a-f:.]{0,40}\\](:[0-9]{1,6})?/\\PC{0,10}",
+            "https?://[0-9.x]{0,20}(:[0-9]{1,6})?/",
+        ]) {
+            let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            let is_literal = url::Url::parse(&raw).ok().is_none_or(|u| !matches!(u.host(), Some(url::Host::Domain(_))));
+            if is_literal {
+                let _ = rt.block_on(check_webhook_target("webhook_url", &raw, false));
+            }
         }
     }
 }

@@ -8,6 +8,7 @@ mod checkout;
 mod errors;
 mod helpers;
 mod idempotency;
+mod limits;
 mod ops;
 mod pages;
 mod posts;
