@@ -31,7 +31,9 @@ static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The whole application: API, pages, health, metrics, with its middleware.
 pub fn app(state: AppState) -> Router {
-    let (api, openapi) = utoipa_axum::router::OpenApiRouter::new().nest("/api/v1", api::router()).split_for_parts();
+    let (api, mut openapi) = utoipa_axum::router::OpenApiRouter::new().nest("/api/v1", api::router()).split_for_parts();
+    // After every route is in: the pass derives each operation's error responses.
+    utoipa::Modify::modify(&api::ProblemResponses, &mut openapi);
     let api = api.layer(middleware::from_fn_with_state(state.clone(), idempotency::idempotency));
     let openapi_json = serde_json::to_value(&openapi).unwrap_or_default();
     Router::new()

@@ -8,7 +8,10 @@ mod catalog;
 mod merchant;
 mod orders;
 mod posts;
+mod problems;
 mod saved;
+
+pub use problems::ProblemResponses;
 
 use crate::error::Problem;
 use crate::state::AppState;
