@@ -93,9 +93,9 @@ run() { # run NAME TOKEN FILTER…
   local name=$1 token=$2
   shift 2
   echo "== schemathesis: $name"
-  "$ST" run "$BASE/api/v1/openapi.json" --url "$BASE" \
+  SCHEMATHESIS_HOOKS=scripts/schemathesis_hooks.py "$ST" --config-file scripts/schemathesis.toml run "$BASE/api/v1/openapi.json" --url "$BASE" \
     -H "Authorization: Bearer $token" \
-    --checks all --max-examples "$EXAMPLES" --seed 1 --workers 2 \
+    --checks all --max-examples "$EXAMPLES" --seed 1 --workers 1 \
     --generation-database none --no-color --suppress-health-check all \
     --request-timeout 30 \
     "$@"

@@ -103,11 +103,11 @@ pub async fn refund_order(
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> ApiResult<Json<Value>> {
-    // An empty body refunds everything that is left.
+    // An empty body (or JSON `null`, as the document allows) refunds everything that is left.
     let input: RefundInput = if body.iter().all(u8::is_ascii_whitespace) {
         RefundInput::default()
     } else {
-        crate::extract::parse_json(&body)?
+        crate::extract::parse_json::<Option<RefundInput>>(&body)?.unwrap_or_default()
     };
     Ok(Json(st.services.refund_order(&who, &id, input).await?))
 }

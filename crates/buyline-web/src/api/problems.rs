@@ -6,6 +6,7 @@
 //! in its `#[utoipa::path]`; this pass gives those the same problem response too.
 
 use crate::error::{CODES, PROBLEM_JSON};
+use std::collections::HashSet;
 use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::path::{Operation, ParameterBuilder, ParameterIn};
 use utoipa::openapi::schema::{ObjectBuilder, Type};
@@ -34,12 +35,28 @@ impl Modify for ProblemResponses {
     }
 }
 
-fn complete(op: &mut Operation, is_post: bool) {
+/// Whether an operation takes a token, and whether it requires one. `security: [{}, {bearer:
+/// []}]` is optional auth: no credentials is fine, bad credentials are still 401.
+fn credentials(op: &Operation) -> (bool, bool) {
     let security = op.security.as_deref().unwrap_or_default();
     let anonymous = SecurityRequirement::default();
-    // `security: [{}, {bearer: []}]` is optional auth: bad credentials are still 401.
     let takes_token = security.iter().any(|s| *s != anonymous);
-    let token_required = takes_token && !security.contains(&anonymous);
+    (takes_token, takes_token && !security.contains(&anonymous))
+}
+
+/// `(METHOD, path)` of every POST that requires credentials, paths as axum matches them.
+pub fn posts_requiring_credentials(openapi: &OpenApi) -> HashSet<String> {
+    openapi
+        .paths
+        .paths
+        .iter()
+        .filter(|(_, item)| item.post.as_ref().is_some_and(|op| credentials(op).1))
+        .map(|(path, _)| path.clone())
+        .collect()
+}
+
+fn complete(op: &mut Operation, is_post: bool) {
+    let (takes_token, token_required) = credentials(op);
     let id = op.operation_id.clone().unwrap_or_default();
     let params = op.parameters.as_deref().unwrap_or_default();
     let has_path_ids = params.iter().any(|p| p.parameter_in == ParameterIn::Path);
