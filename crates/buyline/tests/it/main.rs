@@ -7,6 +7,7 @@ mod catalog;
 mod checkout;
 mod errors;
 mod helpers;
+mod openapi;
 mod ops;
 mod pages;
 mod posts;
