@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs and a fresh machine may lack: Debian's Chromium, Node.js
-# with npm, the browser tests' npm packages, and a running local PostgreSQL.
+# with npm, the browser tests' npm packages, curl and Python 3 (for schemathesis), and a
+# running local PostgreSQL.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +15,9 @@ apt_install() {
 command -v chromium >/dev/null || { echo "installing chromium"; apt_install chromium; }
 command -v node >/dev/null && command -v npm >/dev/null || { echo "installing nodejs and npm"; apt_install nodejs npm; }
 command -v psql >/dev/null || { echo "installing postgresql-client"; apt_install postgresql-client; }
+command -v curl >/dev/null || { echo "installing curl"; apt_install curl; }
+# schemathesis (scripts/schemathesis.sh) installs itself into a venv under target/.
+command -v python3 >/dev/null || { echo "installing python3"; apt_install python3 python3-venv python3-pip; }
 
 if [ ! -d tests/browser/node_modules/playwright-core ]; then
   (cd tests/browser && npm ci --no-audit --no-fund)

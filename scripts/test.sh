@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every test, from a fresh machine: installs what is missing, then runs the unit and
-# integration tests on SQLite, the integration tests again on PostgreSQL, and the browser
-# tests in headless Chromium.
+# integration tests on SQLite, the integration tests again on PostgreSQL, schemathesis
+# against the API, the benchmark smoke, and the browser tests in headless Chromium.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/test-deps.sh
@@ -15,6 +15,12 @@ BUYLINE_TEST_DATABASE_URL="${BUYLINE_TEST_DATABASE_URL:-postgres://postgres@127.
   cargo test -p buyline --test it
 
 cargo build -p buyline
+
+# The API against its own OpenAPI document: schemathesis with every check, as shopper,
+# merchant and operator; fails on a 5xx, a response the document does not describe, or the
+# server's RSS passing 512 MiB.
+echo "== schemathesis (API contract fuzzing)"
+bash scripts/schemathesis.sh
 
 # Every benchmark scenario for a moment: a run fails on a correctness counter (oversold,
 # double charges, lost or badly signed webhooks, an unbalanced ledger, cart replies unanswered

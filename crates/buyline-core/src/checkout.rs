@@ -9,21 +9,29 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Address {
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 100)]
     pub name: String,
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 120)]
     pub line1: String,
     #[serde(default)]
+    #[schema(max_length = 120)]
     pub line2: Option<String>,
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 80)]
     pub city: String,
     /// State, county or province; for the US the two-letter state code.
     #[serde(default)]
+    #[schema(max_length = 80)]
     pub region: String,
     #[serde(default)]
+    #[schema(max_length = 16)]
     pub postal_code: String,
     #[serde(default)]
+    #[schema(value_type = crate::types::CountryCode)]
     pub country: String,
     #[serde(default)]
+    #[schema(max_length = 30)]
     pub phone: Option<String>,
 }
 

@@ -152,9 +152,12 @@ impl fmt::Debug for Cvc {
 /// Card details as submitted.
 #[derive(Clone, Default, Deserialize, utoipa::ToSchema, Zeroize, ZeroizeOnDrop)]
 pub struct CardInput {
+    #[schema(min_length = 12)]
     pub number: String,
+    #[schema(minimum = 1, maximum = 12)]
     pub exp_month: u32,
     pub exp_year: u32,
+    #[schema(min_length = 3, max_length = 4)]
     pub cvc: String,
     #[serde(default)]
     pub name: Option<String>,

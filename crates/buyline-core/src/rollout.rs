@@ -10,13 +10,16 @@ use serde::{Deserialize, Serialize};
 pub struct BuyButtonFlag {
     pub enabled: bool,
     /// Shopper countries that see Buy (ISO 3166 alpha-2).
+    #[schema(value_type = Vec<crate::types::CountryCode>)]
     pub countries: Vec<String>,
     /// Share of eligible shoppers, 0–100, by a stable hash of the account id.
+    #[schema(maximum = 100)]
     pub percent: u8,
     /// Merchant ids that may show Buy; `null` means all merchants.
     pub merchants: Option<Vec<String>>,
     /// Share of eligible shoppers, 0–100, held out as the experiment's control group: they
     /// see a plain product link instead of Buy.
+    #[schema(maximum = 100)]
     pub holdout_percent: u8,
 }
 

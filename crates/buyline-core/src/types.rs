@@ -121,6 +121,22 @@ const COUNTRIES: &str = "AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB B
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
 pub struct Country([u8; 2]);
 
+/// The OpenAPI schema of a country field: the codes [`Country::parse`] accepts, as an enum,
+/// so a client (or a fuzzer) can tell a valid value from an invalid one.
+pub struct CountryCode;
+
+impl utoipa::PartialSchema for CountryCode {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .description(Some("ISO 3166-1 alpha-2 country code"))
+            .enum_values(Some(COUNTRIES.split(' ')))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for CountryCode {}
+
 impl Country {
     pub const US: Country = Country(*b"US");
     pub const GB: Country = Country(*b"GB");

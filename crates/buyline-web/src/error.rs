@@ -6,6 +6,9 @@ use axum::response::{IntoResponse, Response};
 use buyline_core::{Error, FieldError};
 use serde::Serialize;
 
+/// Problem documents' media type (RFC 9457 §3).
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
 #[derive(Debug)]
 pub enum ApiError {
     Core(Error),
@@ -32,7 +35,9 @@ pub struct Problem {
     /// A stable machine-readable code, e.g. `validation_failed`.
     pub code: String,
     pub detail: String,
+    /// For `validation_failed` (and some conflicts): each failing field with its message.
     #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(required = false)]
     pub errors: Vec<FieldError>,
     /// For `card_declined`: the processor's reason, e.g. `insufficient_funds`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -100,7 +105,7 @@ pub fn problem_with(
         errors,
     };
     let mut resp = (status, axum::Json(body)).into_response();
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
     resp
 }
 

@@ -41,8 +41,13 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
 }
 
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let de = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(de).map_err(|e| {
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
+        ApiError::from(Error::Validation(vec![buyline_core::FieldError::new(
+            "body",
+            format!("is not valid JSON: {e}"),
+        )]))
+    })?;
+    serde_path_to_error::deserialize(whole_numbers(value)).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         let msg = inner.to_string();
@@ -51,8 +56,6 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             let name = rest.split('`').next().unwrap_or("");
             let field = if path == "." { name.to_string() } else { format!("{path}.{name}") };
             (field, "is required".to_string())
-        } else if inner.is_syntax() || inner.is_eof() {
-            ("body".to_string(), format!("is not valid JSON: {msg}"))
         } else {
             let field = if path == "." { "body".to_string() } else { path };
             // serde's message ends with " at line L column C"; the field name says where.
@@ -61,6 +64,22 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         };
         Error::Validation(vec![buyline_core::FieldError::new(field, message)]).into()
     })
+}
+
+/// JSON has one number type, and to JSON Schema (so to the OpenAPI document) `2.0` is the
+/// integer 2; serde would refuse it for an integer field. A number with no fraction that fits
+/// an `i64` becomes that integer before the body is read into its type.
+fn whole_numbers(value: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::Number(n) if n.is_f64() => match n.as_f64() {
+            Some(f) if f.fract() == 0.0 && f >= i64::MIN as f64 && f < i64::MAX as f64 => Value::from(f as i64),
+            _ => Value::Number(n),
+        },
+        Value::Array(items) => Value::Array(items.into_iter().map(whole_numbers).collect()),
+        Value::Object(map) => Value::Object(map.into_iter().map(|(k, v)| (k, whole_numbers(v))).collect()),
+        other => other,
+    }
 }
 
 /// A query string that answers 422 naming the bad parameter.

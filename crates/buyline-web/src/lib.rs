@@ -33,8 +33,14 @@ static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The whole application: API, pages, health, metrics, with its middleware.
 pub fn app(state: AppState) -> Router {
-    let (api, openapi) = utoipa_axum::router::OpenApiRouter::new().nest("/api/v1", api::router()).split_for_parts();
-    let api = api.layer(middleware::from_fn_with_state(state.clone(), idempotency::idempotency));
+    let (api, mut openapi) = utoipa_axum::router::OpenApiRouter::new().nest("/api/v1", api::router()).split_for_parts();
+    // After every route is in: the pass derives each operation's error responses.
+    utoipa::Modify::modify(&api::ProblemResponses, &mut openapi);
+    let needs_credentials = std::sync::Arc::new(api::posts_requiring_credentials(&openapi));
+    let api = api
+        .layer(middleware::from_fn_with_state(state.clone(), idempotency::idempotency))
+        // Outside the idempotency layer, so it runs first.
+        .layer(middleware::from_fn_with_state(needs_credentials, api::credentials_first));
     let openapi_json = serde_json::to_value(&openapi).unwrap_or_default();
     Router::new()
         .merge(api)

@@ -10,16 +10,22 @@ use serde::Deserialize;
 
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 pub struct SignUpInput {
+    #[schema(min_length = 1, max_length = 15)]
     pub handle: String,
+    #[schema(min_length = 3, max_length = 254)]
     pub email: String,
+    #[schema(min_length = 8, max_length = 128)]
     pub password: String,
+    #[schema(value_type = crate::types::CountryCode)]
     pub country: String,
+    #[schema(max_length = 50)]
     pub display_name: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 pub struct LoginInput {
     /// Handle or e-mail.
+    #[schema(min_length = 1)]
     pub login: String,
     pub password: String,
 }

@@ -18,14 +18,19 @@ use std::collections::{BTreeMap, BTreeSet};
 
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 pub struct MerchantInput {
+    #[schema(min_length = 1, max_length = 80)]
     pub name: String,
+    #[schema(min_length = 1, max_length = 15)]
     pub handle: String,
+    #[schema(value_type = crate::types::MerchantKind)]
     pub kind: String,
+    #[schema(value_type = crate::types::CountryCode)]
     pub country: String,
     pub webhook_url: Option<String>,
     pub cart_hashtags: Option<BTreeMap<String, String>>,
     /// Product kinds shoppers may add by hashtag: `physical` (default) and/or `digital`.
     pub cart_kinds: Option<Vec<String>>,
+    #[schema(max_length = 2000)]
     pub return_policy: Option<String>,
 }
 
@@ -39,6 +44,7 @@ pub struct NewMerchant {
 
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 pub struct MerchantUpdate {
+    #[schema(min_length = 1, max_length = 80)]
     pub name: Option<String>,
     /// An `https://` (or `http://`) URL; the empty string removes it.
     pub webhook_url: Option<String>,
@@ -47,44 +53,59 @@ pub struct MerchantUpdate {
     pub cart_kinds: Option<Vec<String>>,
     /// Basis points per destination country, 0–10000.
     pub tax_rates: Option<BTreeMap<String, u32>>,
+    #[schema(max_length = 2000)]
     pub return_policy: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 pub struct OptionInput {
+    #[schema(min_length = 1, max_length = 30)]
     pub name: String,
+    #[schema(min_items = 1, max_items = 30)]
     pub values: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 pub struct VariantInput {
+    #[schema(min_length = 1, max_length = 64)]
     pub sku: Option<String>,
     #[serde(default)]
     pub options: BTreeMap<String, String>,
+    #[schema(minimum = 0, maximum = 9_999_999_999_i64)]
     pub price: Option<i64>,
     pub inventory: Option<Inventory>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 pub struct ShippingRateInput {
+    #[schema(min_length = 1, max_length = 60)]
     pub name: String,
+    #[schema(minimum = 0, maximum = 9_999_999_999_i64)]
     pub price: i64,
+    #[schema(value_type = Vec<crate::types::CountryCode>, min_items = 1)]
     pub countries: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 pub struct ProductInput {
+    #[schema(min_length = 1, max_length = 120)]
     pub name: String,
+    #[schema(value_type = crate::types::ProductKind)]
     pub kind: String,
+    #[schema(max_length = 5000)]
     pub description: Option<String>,
     pub image_url: Option<String>,
+    #[schema(max_length = 2000)]
     pub return_policy: Option<String>,
     #[serde(default)]
+    #[schema(max_items = 3)]
     pub options: Vec<OptionInput>,
     /// Omit to get one variant per combination of option values, each with `price` and
     /// `inventory` below.
+    #[schema(min_items = 1, max_items = 100)]
     pub variants: Option<Vec<VariantInput>>,
     /// Default price in minor units for variants that name none.
+    #[schema(minimum = 0, maximum = 9_999_999_999_i64)]
     pub price: Option<i64>,
     /// Default inventory for variants that name none (infinite if omitted).
     pub inventory: Option<Inventory>,
@@ -96,9 +117,12 @@ pub struct ProductInput {
 
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 pub struct ProductUpdate {
+    #[schema(min_length = 1, max_length = 120)]
     pub name: Option<String>,
+    #[schema(max_length = 5000)]
     pub description: Option<String>,
     pub image_url: Option<String>,
+    #[schema(max_length = 2000)]
     pub return_policy: Option<String>,
     /// Replaces every shipping rate.
     pub shipping_rates: Option<Vec<ShippingRateInput>>,
@@ -106,7 +130,9 @@ pub struct ProductUpdate {
 
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 pub struct VariantUpdate {
+    #[schema(min_length = 1, max_length = 64)]
     pub sku: Option<String>,
+    #[schema(minimum = 0, maximum = 9_999_999_999_i64)]
     pub price: Option<i64>,
     pub inventory: Option<Inventory>,
 }

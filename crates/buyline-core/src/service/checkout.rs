@@ -35,6 +35,7 @@ const CHALLENGE_TIMEOUT: i64 = 60 * 60 * 1_000_000;
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 pub struct LineInput {
     pub variant_id: String,
+    #[schema(minimum = 1, maximum = 99)]
     pub quantity: Option<i64>,
     /// Donations only: the amount the shopper gives, in minor units.
     pub amount: Option<i64>,
@@ -42,6 +43,7 @@ pub struct LineInput {
 
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 pub struct CheckoutInput {
+    #[schema(min_items = 1, max_items = 20)]
     pub lines: Vec<LineInput>,
     pub post_id: Option<String>,
 }
@@ -72,6 +74,7 @@ pub struct CompleteInput {
 /// One tap: lines, address and payment in one call.
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 pub struct OrderInput {
+    #[schema(min_items = 1, max_items = 20)]
     pub lines: Vec<LineInput>,
     pub post_id: Option<String>,
     pub shipping_address: Option<Address>,

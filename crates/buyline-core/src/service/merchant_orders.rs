@@ -17,13 +17,16 @@ use serde::Deserialize;
 
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 pub struct FulfillInput {
+    #[schema(min_length = 1, max_length = 60)]
     pub carrier: String,
+    #[schema(min_length = 1, max_length = 100)]
     pub tracking_number: String,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 pub struct RefundInput {
     /// Minor units; the whole amount left if omitted.
+    #[schema(minimum = 1)]
     pub amount: Option<i64>,
     pub reason: Option<String>,
 }

@@ -14,6 +14,8 @@ use std::collections::HashMap;
 
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 pub struct PostInput {
+    /// At most 280 by twitter-text's weighted length (URLs count 23, CJK characters 2).
+    #[schema(min_length = 1)]
     pub text: String,
     pub reply_to: Option<String>,
     pub product_id: Option<String>,

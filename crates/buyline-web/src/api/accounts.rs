@@ -18,9 +18,14 @@ pub struct SessionCreated {
     pub token: String,
 }
 
+/// `?limit=&cursor=` of every list (SPEC §3).
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
+    /// Items per page; 20 if omitted.
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
 }
 
@@ -70,7 +75,7 @@ pub async fn get_me(Auth(who): Auth) -> ApiResult<Json<Account>> {
 }
 
 /// A profile.
-#[utoipa::path(get, path = "/accounts/{handle}", tag = "accounts",
+#[utoipa::path(get, path = "/accounts/{handle}", tag = "accounts", security((), ("bearer" = [])),
     responses((status = 200, body = Profile), (status = 404, body = Problem)))]
 pub async fn get_account(
     State(st): State<AppState>,
@@ -86,7 +91,7 @@ pub async fn get_account(
 }
 
 /// An account's posts, newest first.
-#[utoipa::path(get, path = "/accounts/{handle}/posts", tag = "posts", params(PageQuery),
+#[utoipa::path(get, path = "/accounts/{handle}/posts", tag = "posts", params(PageQuery), security((), ("bearer" = [])),
     responses((status = 200, body = Page<TimelineItem>), (status = 404, body = Problem)))]
 pub async fn list_account_posts(
     State(st): State<AppState>,

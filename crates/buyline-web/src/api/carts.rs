@@ -63,7 +63,6 @@ pub async fn delete_cart_item(
 /// Open a checkout with every item of the cart with this merchant; complete it with
 /// `POST /checkouts/{id}/complete`. The order removes the items from the cart.
 #[utoipa::path(post, path = "/carts/{merchant_id}/checkout", tag = "carts", security(("bearer" = [])),
-    params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first response")),
     responses((status = 201, body = Checkout), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
 pub async fn checkout_cart(
     State(st): State<AppState>,

@@ -14,16 +14,25 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct OrderQuery {
+    /// Only orders in this status.
+    #[param(value_type = Option<buyline_core::order::OrderStatus>)]
     pub status: Option<String>,
+    /// Items per page; 20 if omitted.
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct EventQuery {
     /// The id of the last event seen; omit to start from the first.
     pub after: Option<String>,
+    /// Events per page; 20 if omitted.
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
 }
 
@@ -85,7 +94,7 @@ pub async fn cancel_order(
 }
 
 /// Refund all or part (`amount` in minor units; all that is left if omitted).
-#[utoipa::path(post, path = "/merchant/orders/{id}/refund", tag = "merchant orders", request_body = RefundInput,
+#[utoipa::path(post, path = "/merchant/orders/{id}/refund", tag = "merchant orders", request_body(content = Option<RefundInput>, description = "May be empty: refunds all that is left"),
     security(("bearer" = [])),
     responses((status = 200, body = Order), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
 pub async fn refund_order(
@@ -94,11 +103,11 @@ pub async fn refund_order(
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> ApiResult<Json<Value>> {
-    // An empty body refunds everything that is left.
+    // An empty body (or JSON `null`, as the document allows) refunds everything that is left.
     let input: RefundInput = if body.iter().all(u8::is_ascii_whitespace) {
         RefundInput::default()
     } else {
-        crate::extract::parse_json(&body)?
+        crate::extract::parse_json::<Option<RefundInput>>(&body)?.unwrap_or_default()
     };
     Ok(Json(st.services.refund_order(&who, &id, input).await?))
 }

@@ -14,7 +14,6 @@ use buyline_core::service::{CheckoutInput, CompleteInput, OrderInput};
 
 /// Open a checkout: lines are priced and checked; shipping options and totals come back.
 #[utoipa::path(post, path = "/checkouts", tag = "checkout", request_body = CheckoutInput, security(("bearer" = [])),
-    params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for the same key and body")),
     responses((status = 201, body = Checkout), (status = 403, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
 pub async fn create_checkout(
     State(st): State<AppState>,
@@ -38,7 +37,6 @@ pub async fn get_checkout(
 /// Pay: reserve stock, authorise, commit the order, capture. Completing twice returns the
 /// same order.
 #[utoipa::path(post, path = "/checkouts/{id}/complete", tag = "checkout", request_body = CompleteInput, security(("bearer" = [])),
-    params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for the same key and body")),
     responses((status = 201, body = Order), (status = 402, body = Problem), (status = 404, body = Problem),
         (status = 409, body = Problem), (status = 422, body = Problem)))]
 pub async fn complete_checkout(
@@ -52,7 +50,6 @@ pub async fn complete_checkout(
 
 /// One tap: lines, shipping address and payment in one call.
 #[utoipa::path(post, path = "/orders", tag = "checkout", request_body = OrderInput, security(("bearer" = [])),
-    params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for the same key and body")),
     responses((status = 201, body = Order), (status = 402, body = Problem), (status = 403, body = Problem),
         (status = 409, body = Problem), (status = 422, body = Problem)))]
 pub async fn create_order(

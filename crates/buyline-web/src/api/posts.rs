@@ -24,7 +24,7 @@ pub struct PostThread {
 
 /// Publish a post or a reply. A merchant (secret key) may attach one of its products.
 #[utoipa::path(post, path = "/posts", tag = "posts", request_body = PostInput, security(("bearer" = [])),
-    responses((status = 201, body = Post), (status = 401, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 201, body = Post), (status = 429, body = Problem)))]
 pub async fn create_post(
     State(st): State<AppState>,
     Auth(who): Auth,
@@ -34,7 +34,7 @@ pub async fn create_post(
 }
 
 /// A post, its buy card and its replies.
-#[utoipa::path(get, path = "/posts/{id}", tag = "posts",
+#[utoipa::path(get, path = "/posts/{id}", tag = "posts", security((), ("bearer" = [])),
     responses((status = 200, body = PostThread), (status = 404, body = Problem)))]
 pub async fn get_post(
     State(st): State<AppState>,

@@ -9,6 +9,7 @@ mod errors;
 mod helpers;
 mod idempotency;
 mod limits;
+mod openapi;
 mod ops;
 mod pages;
 mod posts;
