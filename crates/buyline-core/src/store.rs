@@ -65,7 +65,7 @@ pub trait Store: Send + Sync + 'static {
         merchant: &Merchant,
         account: &Account,
         api_key_hash: &str,
-        webhook_secret: &str,
+        webhook_secret: &crate::saved::VaultRecord,
     ) -> StoreResult<()>;
     async fn find_merchant(&self, id: &str) -> StoreResult<Option<Merchant>>;
     async fn find_merchant_by_account(&self, account_id: &str) -> StoreResult<Option<Merchant>>;
@@ -218,7 +218,26 @@ pub trait Store: Send + Sync + 'static {
     async fn retry_delivery(&self, id: &str, merchant_id: &str, now: i64) -> StoreResult<bool>;
     async fn count_pending_deliveries(&self) -> StoreResult<i64>;
     /// New secret; the old one keeps signing until `old_until`.
-    async fn rotate_webhook_secret(&self, merchant_id: &str, secret: &str, old_until: i64) -> StoreResult<()>;
+    /// Makes the sealed `secret` (inserted with it) the merchant's signing secret; the one
+    /// before keeps signing until `old_until`.
+    async fn rotate_webhook_secret(
+        &self,
+        merchant_id: &str,
+        secret: &crate::saved::VaultRecord,
+        old_until: i64,
+    ) -> StoreResult<()>;
+    /// Signing secrets still kept in plain text (from before they were sealed):
+    /// `(merchant, is the previous secret, secret)`.
+    async fn find_plain_webhook_secrets(&self, limit: i64) -> StoreResult<Vec<(String, bool, String)>>;
+    /// Replaces a plain-text signing secret by its sealed record (inserted with it), unless
+    /// it changed meanwhile.
+    async fn seal_plain_webhook_secret(
+        &self,
+        merchant_id: &str,
+        old: bool,
+        plain: &str,
+        sealed: &crate::saved::VaultRecord,
+    ) -> StoreResult<bool>;
     /// Marks the order captured and posts the ledger transaction, once: false if it already was.
     async fn mark_captured(&self, order_id: &str, currency: &str, postings: &[Posting], now: i64) -> StoreResult<bool>;
 

@@ -67,6 +67,23 @@ fn other(e: sqlx::Error) -> StoreError {
     StoreError::Other(e.to_string())
 }
 
+/// The insert of a new (sealed) vault record, to run alone or inside a transaction.
+fn vault_record_insert(r: &buyline_core::saved::VaultRecord) -> StoreResult<AnyQuery<'_>> {
+    let sealed = r.sealed.as_ref().ok_or_else(|| StoreError::Other("a new vault record must be sealed".into()))?;
+    Ok(sqlx::query(
+        "insert into vault_records (id, owner_id, kind, kek_id, wrapped_key, ciphertext, summary, created_at) \
+         values ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(&r.id)
+    .bind(&r.owner_id)
+    .bind(&r.kind)
+    .bind(sealed.kek_id.clone())
+    .bind(b64(&sealed.wrapped_key))
+    .bind(b64(&sealed.ciphertext))
+    .bind(&r.summary)
+    .bind(r.created_at))
+}
+
 fn json_err(e: serde_json::Error) -> StoreError {
     StoreError::Other(format!("stored JSON does not parse: {e}"))
 }
@@ -959,10 +976,11 @@ impl Store for Db {
         m: &Merchant,
         account: &Account,
         api_key_hash: &str,
-        webhook_secret: &str,
+        webhook_secret: &buyline_core::saved::VaultRecord,
     ) -> StoreResult<()> {
         let mut tx = self.begin().await?;
         account_insert(account, None).execute(&mut *tx).await.map_err(other)?;
+        vault_record_insert(webhook_secret)?.execute(&mut *tx).await.map_err(other)?;
         sqlx::query(
             "insert into merchants (id, account_id, owner_account_id, name, kind, country, currency, webhook_url, \
              webhook_secret, cart_hashtags, tax_rates, return_policy, created_at, cart_kinds) \
@@ -976,7 +994,7 @@ impl Store for Db {
         .bind(&m.country)
         .bind(m.currency.code())
         .bind(&m.webhook_url)
-        .bind(webhook_secret)
+        .bind(&webhook_secret.id)
         .bind(serde_json::to_string(&m.cart_hashtags).map_err(json_err)?)
         .bind(serde_json::to_string(&m.tax_rates).map_err(json_err)?)
         .bind(&m.return_policy)
@@ -1897,22 +1915,7 @@ impl Store for Db {
     }
 
     async fn insert_vault_record(&self, r: &buyline_core::saved::VaultRecord) -> StoreResult<()> {
-        let sealed = r.sealed.as_ref().ok_or_else(|| StoreError::Other("a new vault record must be sealed".into()))?;
-        sqlx::query(
-            "insert into vault_records (id, owner_id, kind, kek_id, wrapped_key, ciphertext, summary, created_at) \
-             values ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(&r.id)
-        .bind(&r.owner_id)
-        .bind(&r.kind)
-        .bind(&sealed.kek_id)
-        .bind(b64(&sealed.wrapped_key))
-        .bind(b64(&sealed.ciphertext))
-        .bind(&r.summary)
-        .bind(r.created_at)
-        .execute(self.writer())
-        .await
-        .map_err(other)?;
+        vault_record_insert(r)?.execute(self.writer()).await.map_err(other)?;
         Ok(())
     }
 
@@ -2825,17 +2828,73 @@ impl Store for Db {
         r.try_get("n").map_err(other)
     }
 
-    async fn rotate_webhook_secret(&self, merchant_id: &str, secret: &str, old_until: i64) -> StoreResult<()> {
+    async fn rotate_webhook_secret(
+        &self,
+        merchant_id: &str,
+        secret: &buyline_core::saved::VaultRecord,
+        old_until: i64,
+    ) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        vault_record_insert(secret)?.execute(&mut *tx).await.map_err(other)?;
         sqlx::query(
             "update merchants set webhook_secret_old = webhook_secret, webhook_secret_old_until = $1, webhook_secret = $2 \
              where id = $3",
         )
         .bind(old_until)
-        .bind(secret)
+        .bind(&secret.id)
         .bind(merchant_id)
-        .execute(self.writer())
+        .execute(&mut *tx)
         .await
         .map_err(other)?;
-        Ok(())
+        tx.commit().await.map_err(other)
+    }
+
+    async fn find_plain_webhook_secrets(&self, limit: i64) -> StoreResult<Vec<(String, bool, String)>> {
+        let rows = sqlx::query(
+            "select id, webhook_secret, webhook_secret_old from merchants \
+             where webhook_secret like 'whsec\\_%' escape '\\' or webhook_secret_old like 'whsec\\_%' escape '\\' limit $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(other)?;
+        let mut out = Vec::new();
+        for r in &rows {
+            let id: String = r.try_get("id").map_err(other)?;
+            let current: String = r.try_get("webhook_secret").map_err(other)?;
+            let old: Option<String> = r.try_get("webhook_secret_old").map_err(other)?;
+            if current.starts_with("whsec_") {
+                out.push((id.clone(), false, current));
+            }
+            if let Some(old) = old.filter(|o| o.starts_with("whsec_")) {
+                out.push((id, true, old));
+            }
+        }
+        Ok(out)
+    }
+
+    async fn seal_plain_webhook_secret(
+        &self,
+        merchant_id: &str,
+        old: bool,
+        plain: &str,
+        sealed: &buyline_core::saved::VaultRecord,
+    ) -> StoreResult<bool> {
+        let column = if old { "webhook_secret_old" } else { "webhook_secret" };
+        let mut tx = self.begin().await?;
+        let r = sqlx::query(&format!("update merchants set {column} = $1 where id = $2 and {column} = $3"))
+            .bind(&sealed.id)
+            .bind(merchant_id)
+            .bind(plain)
+            .execute(&mut *tx)
+            .await
+            .map_err(other)?;
+        if r.rows_affected() != 1 {
+            tx.rollback().await.map_err(other)?;
+            return Ok(false);
+        }
+        vault_record_insert(sealed)?.execute(&mut *tx).await.map_err(other)?;
+        tx.commit().await.map_err(other)?;
+        Ok(true)
     }
 }

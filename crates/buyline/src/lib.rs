@@ -262,6 +262,11 @@ pub async fn spawn(cfg: ServeConfig) -> anyhow::Result<Running> {
     if let Some(spool) = mailer.spool() {
         services = services.with_mail_spool(Arc::new(spool));
     }
+    // Signing secrets written before they were sealed are sealed now.
+    let sealed = services.seal_plain_webhook_secrets().await.context("sealing webhook secrets")?;
+    if sealed > 0 {
+        tracing::info!(sealed, "webhook signing secrets moved into the vault");
+    }
     // Recovery first: whatever a crash left half-done is settled before new work arrives.
     services.reconcile(buyline_core::types::now_micros()).await.context("start-up reconciliation")?;
     let from: lettre::message::Mailbox =

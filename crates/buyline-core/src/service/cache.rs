@@ -59,6 +59,9 @@ pub(crate) struct Caches {
     /// deletion drop entries here at once; on another process a session ended there is
     /// still honoured for up to a second.
     pub(crate) sessions: TtlCache<String, crate::model::Account>,
+    /// Sealed webhook signing secret (vault record id) → the secret, opened once per process
+    /// (each open is audited); records never change, so entries need no expiry.
+    pub(crate) webhook_secrets: std::sync::Mutex<std::collections::HashMap<String, zeroize::Zeroizing<String>>>,
 }
 
 #[cfg(test)]

@@ -455,8 +455,9 @@ impl Services {
         };
         let api_key = new_secret("sk");
         let webhook_secret = super::webhooks::new_webhook_secret();
+        let sealed_secret = self.seal_webhook_secret(&merchant.id, &webhook_secret)?;
         self.store
-            .insert_merchant(&merchant, &account, &crate::ids::hash_secret(&api_key), &webhook_secret)
+            .insert_merchant(&merchant, &account, &crate::ids::hash_secret(&api_key), &sealed_secret)
             .await
             .map_err(|e| hashtag_conflict(&merchant, e))?;
         tracing::info!(merchant_id = %merchant.id, owner = %owner.id, "merchant created");

@@ -7,6 +7,7 @@ use crate::error::{Error, FieldError, Result};
 use crate::ids::{has_prefix, new_id};
 use crate::model::Page;
 use crate::order::{Delivery, DeliveryAttempt, DeliveryJob, DeliveryOutcome, Event, NewEvent, Order};
+use crate::saved::VaultRecord;
 use crate::types::now_micros;
 use base64::Engine;
 use rand::Rng;
@@ -205,6 +206,14 @@ pub async fn check_webhook_target(field: &str, url: &str, allow_private: bool) -
     Ok(())
 }
 
+/// The vault record kind of a merchant's webhook signing secret.
+const WEBHOOK_SECRET_KIND: &str = "webhook_secret";
+
+/// Binds a sealed signing secret to its merchant and record, as cards are bound to theirs.
+fn secret_aad(merchant_id: &str, record_id: &str) -> Vec<u8> {
+    format!("{WEBHOOK_SECRET_KIND}:{merchant_id}:{record_id}").into_bytes()
+}
+
 pub(crate) fn new_webhook_secret() -> String {
     let mut bytes = [0u8; 24];
     rand::thread_rng().fill(&mut bytes[..]);
@@ -215,7 +224,90 @@ impl Services {
     /// Leases up to `limit` due deliveries to this worker for `lease_micros`.
     pub async fn claim_deliveries(&self, limit: i64, lease_micros: i64) -> Result<Vec<DeliveryJob>> {
         let now = now_micros();
-        Ok(self.store.claim_deliveries(now, now + lease_micros, limit).await?)
+        let mut jobs = self.store.claim_deliveries(now, now + lease_micros, limit).await?;
+        for job in &mut jobs {
+            // The store names the sealed secrets; signing needs them opened.
+            job.secret = self.webhook_secret(&job.merchant_id, &job.secret).await?;
+            if let Some(old) = job.old_secret.take() {
+                job.old_secret = self.webhook_secret(&job.merchant_id, &old).await.ok();
+            }
+        }
+        Ok(jobs)
+    }
+
+    /// Seals a new signing secret in the vault, owned by the merchant.
+    pub(crate) fn seal_webhook_secret(&self, merchant_id: &str, secret: &str) -> Result<VaultRecord> {
+        let id = new_id("whk");
+        let sealed = self
+            .vault
+            .seal(&secret_aad(merchant_id, &id), secret.as_bytes())
+            .map_err(|e| Error::Internal(format!("vault: {e}")))?;
+        Ok(VaultRecord {
+            id,
+            owner_id: merchant_id.to_string(),
+            kind: WEBHOOK_SECRET_KIND.into(),
+            sealed: Some(sealed),
+            summary: "{}".into(),
+            created_at: now_micros(),
+        })
+    }
+
+    /// The signing secret a merchant row names: opened from the vault (audited) once per
+    /// process; a secret still in plain text (from before they were sealed) as it is.
+    async fn webhook_secret(&self, merchant_id: &str, stored: &str) -> Result<String> {
+        if stored.starts_with("whsec_") {
+            return Ok(stored.to_string());
+        }
+        if let Some(s) = self.caches.webhook_secrets.lock().expect("secret cache").get(stored) {
+            return Ok(s.to_string());
+        }
+        let rec = self.store.find_vault_record(stored).await?;
+        let Some(sealed) =
+            rec.filter(|r| r.owner_id == merchant_id && r.kind == WEBHOOK_SECRET_KIND).and_then(|r| r.sealed)
+        else {
+            return Err(Error::Internal(format!("merchant {merchant_id} has no sealed signing secret {stored}")));
+        };
+        self.store
+            .insert_vault_audit(
+                stored,
+                merchant_id,
+                WEBHOOK_SECRET_KIND,
+                "sign webhooks",
+                "webhook-worker",
+                now_micros(),
+            )
+            .await?;
+        let plain = self
+            .vault
+            .open(&secret_aad(merchant_id, stored), &sealed)
+            .map_err(|e| Error::Internal(format!("vault: {e}")))?;
+        let secret = zeroize::Zeroizing::new(
+            String::from_utf8(plain.to_vec()).map_err(|_| Error::Internal("a signing secret is not text".into()))?,
+        );
+        let out = secret.to_string();
+        let mut cache = self.caches.webhook_secrets.lock().expect("secret cache");
+        if cache.len() > 10_000 {
+            cache.clear();
+        }
+        cache.insert(stored.to_string(), secret);
+        Ok(out)
+    }
+
+    /// Seals every signing secret still kept in plain text; run at start-up. Returns how many.
+    pub async fn seal_plain_webhook_secrets(&self) -> Result<usize> {
+        let mut sealed = 0;
+        loop {
+            let batch = self.store.find_plain_webhook_secrets(200).await?;
+            if batch.is_empty() {
+                return Ok(sealed);
+            }
+            for (merchant_id, old, plain) in batch {
+                let rec = self.seal_webhook_secret(&merchant_id, &plain)?;
+                if self.store.seal_plain_webhook_secret(&merchant_id, old, &plain, &rec).await? {
+                    sealed += 1;
+                }
+            }
+        }
     }
 
     /// Records an attempt and schedules what follows.
@@ -278,7 +370,8 @@ impl Services {
     pub async fn rotate_webhook_secret(&self, who: &Principal) -> Result<String> {
         let m = who.merchant()?;
         let secret = new_webhook_secret();
-        self.store.rotate_webhook_secret(&m.id, &secret, now_micros() + 24 * 3600 * 1_000_000).await?;
+        let sealed = self.seal_webhook_secret(&m.id, &secret)?;
+        self.store.rotate_webhook_secret(&m.id, &sealed, now_micros() + 24 * 3600 * 1_000_000).await?;
         tracing::info!(merchant_id = %m.id, "webhook secret rotated");
         Ok(secret)
     }

@@ -235,7 +235,8 @@ async fn after_key_rotation_every_saved_card_still_pays() {
     let keys_dir = app.dir.path().join("vault-keys");
     let old: Vec<_> = std::fs::read_dir(&keys_dir).unwrap().map(|e| e.unwrap().file_name()).collect();
     let report = buyline::rotate_keys(app.dir.path(), &app.database_url).await.unwrap();
-    assert!(report.contains("6 records re-wrapped"), "{report}");
+    // Three cards, three addresses and the shop's webhook signing secret.
+    assert!(report.contains("7 records re-wrapped"), "{report}");
     let now: Vec<_> = std::fs::read_dir(&keys_dir).unwrap().map(|e| e.unwrap().file_name()).collect();
     for f in old.iter().filter(|f| f.to_string_lossy().ends_with(".key")) {
         assert!(!now.contains(f), "the old key {f:?} is retired");

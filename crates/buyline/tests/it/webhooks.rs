@@ -618,3 +618,79 @@ async fn two_servers_on_one_database_deliver_each_event_once() {
     b.stop().await;
     a.stop().await;
 }
+
+#[tokio::test]
+async fn signing_secrets_rest_sealed_in_the_vault_and_old_plain_ones_are_sealed_at_start() {
+    use sqlx::{Connection, Row};
+    let app = hooked_app().await;
+    let rx = Receiver::start().await;
+    let (key, m, p, shopper) = hooked(&app, &rx, "sealed").await;
+    let secret = rx.inbox.lock().unwrap().secrets[0].clone();
+    let mid = m["id"].as_str().unwrap().to_string();
+    sqlx::any::install_default_drivers();
+    let mut c = sqlx::AnyConnection::connect(&app.database_url).await.unwrap();
+    let (current, _) = stored(&mut c, &mid).await;
+    assert!(current.starts_with("whk_"), "the merchant row names a vault record, not the secret: {current}");
+    let dump: String = sqlx::query("select coalesce(ciphertext, '') from vault_records where id = $1")
+        .bind(&current)
+        .fetch_one(&mut c)
+        .await
+        .unwrap()
+        .try_get(0)
+        .unwrap();
+    assert!(!dump.is_empty() && !dump.contains(&secret[6..]), "sealed, not in plain text");
+
+    // Deliveries are signed with the opened secret, and the open is audited.
+    app.buy(&shopper, p["variants"][0]["id"].as_str().unwrap(), "4242424242424242").await;
+    assert_eq!(rx.wait_for(1).await.len(), 1);
+    assert_eq!(rx.inbox.lock().unwrap().bad_signatures, 0);
+    let audits: i64 = sqlx::query("select count(*) from vault_audit where record_id = $1")
+        .bind(&current)
+        .fetch_one(&mut c)
+        .await
+        .unwrap()
+        .try_get(0)
+        .unwrap();
+    assert!(audits >= 1, "opening a signing secret is audited");
+
+    // Rotation seals the new secret too; the old record keeps signing for a day.
+    let rotated = app.post("/merchant/webhook_secret/rotate", Some(&key), json!({})).await;
+    assert_eq!(rotated.status, 201, "{}", rotated.text);
+    let (now, old) = stored(&mut c, &mid).await;
+    assert!(now.starts_with("whk_") && old == current, "{now} / {old}");
+
+    // A secret kept in plain text by an older version is sealed when a server starts.
+    let plain = rotated.body["webhook_secret"].as_str().unwrap().to_string();
+    sqlx::query("update merchants set webhook_secret = $1 where id = $2")
+        .bind(&plain)
+        .bind(&mid)
+        .execute(&mut c)
+        .await
+        .unwrap();
+    c.close().await.unwrap();
+    let app = app
+        .restart(|c| {
+            c.allow_private_webhooks = true;
+            c.webhook_timeout_secs = 1;
+        })
+        .await;
+    let mut c = sqlx::AnyConnection::connect(&app.database_url).await.unwrap();
+    let (now, _) = stored(&mut c, &mid).await;
+    assert!(now.starts_with("whk_"), "sealed at start: {now}");
+    rx.inbox.lock().unwrap().secrets = vec![plain];
+    app.buy(&shopper, p["variants"][0]["id"].as_str().unwrap(), "4242424242424242").await;
+    assert_eq!(rx.wait_for(2).await.len(), 2);
+    assert_eq!(rx.inbox.lock().unwrap().bad_signatures, 0, "signed with the secret it was before sealing");
+    app.stop().await;
+}
+
+/// A merchant row's (current, previous) signing secret columns.
+async fn stored(c: &mut sqlx::AnyConnection, mid: &str) -> (String, String) {
+    use sqlx::Row;
+    let r = sqlx::query("select webhook_secret, coalesce(webhook_secret_old, '') as old from merchants where id = $1")
+        .bind(mid)
+        .fetch_one(c)
+        .await
+        .unwrap();
+    (r.try_get::<String, _>(0).unwrap(), r.try_get::<String, _>(1).unwrap())
+}
