@@ -582,13 +582,14 @@ impl Services {
         if let Some(order) = self.settled(&c).await? {
             return Ok(order);
         }
-        let products = self.products_for(&Self::line_variants(&c)).await?;
-        let v = self.validate_completion(shopper, &c, &products, &input).await?;
+        // The rollout answers first (a kill switch since the checkout opened included).
         let merchant = self.merchant(&c.merchant_id).await?;
         let flag = self.buy_button_flag().await?;
         if flag.arm(&shopper.id, &shopper.country, &merchant.id) != Arm::Buy {
             return Err(Error::NotAvailable("Buy is not available for your account in this market".into()));
         }
+        let products = self.products_for(&Self::line_variants(&c)).await?;
+        let v = self.validate_completion(shopper, &c, &products, &input).await?;
         let Some(attempt) = self.store.claim_checkout(&c.id, &shopper.id, now_micros()).await? else {
             // Someone else holds it (a double tap): wait for their answer.
             return self.await_completion(&c.id).await;

@@ -153,6 +153,25 @@ async fn an_excluded_shopper_hears_not_available_before_sold_out() {
 }
 
 #[tokio::test]
+async fn completing_a_checkout_after_the_kill_switch_is_not_available_before_the_address_is_read() {
+    let app = spawn_app().await;
+    let (key, _) = app.merchant("switched").await;
+    let p = app.shirt(&key, 5).await;
+    let (us, _) = app.signup("switchee").await;
+    let c = app.post("/checkouts", Some(&us), json!({"lines": [{"variant_id": variant(&p, "S", "red")}]})).await;
+    assert_eq!(c.status, 201, "{}", c.text);
+    let off = json!({"enabled": false, "countries": ["US"], "percent": 100, "merchants": null, "holdout_percent": 0});
+    let admin = app.admin_token.clone();
+    app.call(reqwest::Method::PUT, "/admin/flags/buy_button", Some(&admin), Some(off)).await;
+    let path = format!("/checkouts/{}/complete", c.body["id"].as_str().unwrap());
+    let r = app
+        .post(&path, Some(&us), json!({"shipping_address": {"name": ""}, "payment": card("4242424242424242")}))
+        .await;
+    assert_problem(&r, 403, "not_available");
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn post_entities_count_code_points_and_find_bare_domains() {
     let app = spawn_app().await;
     let (t, _) = app.signup("emoji").await;
