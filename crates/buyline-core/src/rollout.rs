@@ -5,17 +5,23 @@ use crate::limits::{MAX_COUNTRIES, MAX_ID_BYTES, MAX_MERCHANT_ENTRIES};
 use crate::types::Country;
 use serde::{Deserialize, Serialize};
 
+/// A merchant id (`mer_…`) as the OpenAPI document describes one in a list.
+#[derive(utoipa::ToSchema)]
+#[schema(pattern = "^mer_[A-Za-z0-9]{1,60}$")]
+pub struct MerchantIdSchema(#[allow(dead_code)] String);
+
 /// The operator's rollout of the Buy button.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BuyButtonFlag {
     pub enabled: bool,
     /// Shopper countries that see Buy (ISO 3166 alpha-2).
-    #[schema(value_type = Vec<crate::types::CountryCode>)]
+    #[schema(value_type = Vec<crate::types::CountryCode>, max_items = 250)]
     pub countries: Vec<String>,
     /// Share of eligible shoppers, 0–100, by a stable hash of the account id.
     #[schema(maximum = 100)]
     pub percent: u8,
     /// Merchant ids that may show Buy; `null` means all merchants.
+    #[schema(value_type = Option<Vec<MerchantIdSchema>>, max_items = 1000)]
     pub merchants: Option<Vec<String>>,
     /// Share of eligible shoppers, 0–100, held out as the experiment's control group: they
     /// see a plain product link instead of Buy.
