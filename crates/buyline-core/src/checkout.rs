@@ -155,11 +155,7 @@ impl Totals {
     }
 }
 
-/// The platform's commission on an order: `fee_base × bps`, half to even, where the fee
-/// base is goods (donations excluded) plus shipping, tax excluded.
-pub fn platform_fee(fee_base: i64, bps: u32) -> i64 {
-    basis_points(fee_base, bps)
-}
+pub use crate::fees::platform_fee;
 
 /// One leg of a ledger transaction; debits positive, credits negative.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]

@@ -4,6 +4,7 @@
 pub mod cart;
 pub mod checkout;
 pub mod error;
+pub mod fees;
 pub mod ids;
 pub mod limits;
 pub mod model;

@@ -8,29 +8,25 @@
 //! a retry gets the same answer; an order is unique per checkout and per payment; capture
 //! posts to the ledger only on the `captured_at is null` → set transition.
 
-use super::paging::PageArgs;
 use super::{Principal, Services};
-use crate::checkout::{capture_postings, platform_fee, quantity, Address, Totals};
+use crate::checkout::{capture_postings, quantity, Address, Totals};
 use crate::error::{Error, Errors, Result};
+use crate::fees::platform_fee;
 use crate::ids::{has_prefix, new_id};
-use crate::limits::{MAX_FEE_KINDS, MAX_ID_BYTES, MAX_MERCHANT_ENTRIES};
-use crate::model::{Account, Merchant, Page, Product};
+use crate::model::{Account, Merchant, Product};
 use crate::order::{
-    Checkout, CheckoutRecord, Fulfillment, Order, OrderLine, OrderStatus, PaymentSummary, Receipt, ShippingChoice,
-    TrialBalanceLine,
+    Checkout, CheckoutRecord, Fulfillment, Order, OrderLine, OrderStatus, PaymentSummary, ShippingChoice,
 };
 use crate::payment::{Authorization, AuthorizeRequest, Card, CardInput, PaymentStatus, ProcessorError};
 use crate::rollout::Arm;
 use crate::types::{now_micros, Money, ProductKind};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
 
 /// How long an open checkout (and its price) holds.
 const CHECKOUT_TTL: i64 = 30 * 60 * 1_000_000;
 /// How long stock stays reserved for a completion in flight.
 const RESERVATION_TTL: i64 = 10 * 60 * 1_000_000;
-/// An unfinished 3-D Secure check is given up after this.
-const CHALLENGE_TIMEOUT: i64 = 60 * 60 * 1_000_000;
 
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 pub struct LineInput {
@@ -83,58 +79,6 @@ pub struct OrderInput {
     pub payment: Option<PaymentInput>,
 }
 
-/// The operator's commission policy in basis points.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct FeePolicy {
-    /// Per merchant kind (`retailer`, `brand`, `artist`, `nonprofit`).
-    pub kinds: BTreeMap<String, u32>,
-    /// Per-merchant overrides by merchant id.
-    #[serde(default)]
-    pub merchants: BTreeMap<String, u32>,
-}
-
-impl Default for FeePolicy {
-    fn default() -> Self {
-        FeePolicy {
-            kinds: BTreeMap::from([
-                ("retailer".into(), 500),
-                ("brand".into(), 500),
-                ("artist".into(), 500),
-                ("nonprofit".into(), 0),
-            ]),
-            merchants: BTreeMap::new(),
-        }
-    }
-}
-
-impl FeePolicy {
-    pub fn bps_for(&self, m: &Merchant) -> u32 {
-        self.merchants
-            .get(&m.id)
-            .or_else(|| self.kinds.get(m.kind.as_str()))
-            .copied()
-            .unwrap_or(if m.kind == crate::types::MerchantKind::Nonprofit { 0 } else { 500 })
-    }
-}
-
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct TrialBalance {
-    pub data: Vec<TrialBalanceLine>,
-    /// Sum per currency; zero when the books balance.
-    pub totals: BTreeMap<String, i64>,
-}
-
-/// What one reconciler pass did.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct ReconcileReport {
-    pub voided: usize,
-    pub captured: usize,
-    pub released: usize,
-    pub reopened: usize,
-    pub canceled: usize,
-    pub refunds: usize,
-}
-
 /// A checkout just priced, with what pricing it read: the merchant and the products.
 pub(super) struct Opened {
     pub(super) record: CheckoutRecord,
@@ -151,106 +95,7 @@ struct Validated {
     save_address: bool,
 }
 
-fn money(amount: i64, order: &Order) -> String {
-    Money::new(amount, order.totals.currency).display()
-}
-
-fn receipt_text(order: &Order, public_url: &str, headline: &str) -> String {
-    let mut body = format!("{headline}\n\nOrder {}\n\n", order.id);
-    for l in &order.lines {
-        let opts = l.options.values().cloned().collect::<Vec<_>>().join(" / ");
-        let opts = if opts.is_empty() { String::new() } else { format!(" ({opts})") };
-        body.push_str(&format!(
-            "  {} × {}{} — {}\n",
-            l.quantity,
-            l.name,
-            opts,
-            money(l.unit_price * l.quantity, order)
-        ));
-    }
-    let t = &order.totals;
-    body.push_str(&format!("\nSubtotal: {}\n", money(t.subtotal, order)));
-    if let Some(s) = &order.shipping {
-        body.push_str(&format!("Shipping ({}): {}\n", s.name, money(t.shipping, order)));
-    }
-    if t.tax > 0 {
-        body.push_str(&format!("Tax: {}\n", money(t.tax, order)));
-    }
-    body.push_str(&format!("Total: {}\n", money(t.total, order)));
-    body.push_str(&format!("Paid with {} ending {}\n", order.payment.brand, order.payment.last4));
-    if let Some(a) = &order.shipping_address {
-        body.push_str(&format!("\nShipping to:\n{}\n{}\n", a.name, a.line1));
-        if let Some(l2) = &a.line2 {
-            body.push_str(&format!("{l2}\n"));
-        }
-        body.push_str(&format!("{} {} {}\n{}\n", a.city, a.region, a.postal_code, a.country));
-    }
-    body.push_str(&format!("\nSee your order: {public_url}/orders/{}\n", order.id));
-    body
-}
-
 impl Services {
-    fn paid_receipt(&self, order: &Order, shopper: Option<&Account>) -> Option<Receipt> {
-        let shopper_id = order.shopper_id.clone()?;
-        let total = money(order.totals.total, order);
-        let email = shopper.and_then(|s| s.email.clone()).map(|to| {
-            (
-                to,
-                format!("Your Buyline order {} — {total}", order.id),
-                receipt_text(order, &self.config.public_url, "Thanks for your order. Your payment went through."),
-            )
-        });
-        Some(Receipt {
-            account_id: shopper_id,
-            text: format!("Order {} paid: {total}", order.id),
-            link: format!("/orders/{}", order.id),
-            email,
-        })
-    }
-
-    pub async fn fee_policy(&self) -> Result<FeePolicy> {
-        Ok(match self.flag_json("fees").await? {
-            Some(json) => serde_json::from_str(&json).map_err(|e| Error::Internal(format!("bad fee policy: {e}")))?,
-            None => FeePolicy::default(),
-        })
-    }
-
-    pub async fn set_fee_policy(&self, who: &Principal, policy: FeePolicy) -> Result<FeePolicy> {
-        who.operator()?;
-        let mut e = Errors::default();
-        // Sizes before the per-merchant look-ups, which cost a query each.
-        if policy.kinds.len() > MAX_FEE_KINDS {
-            e.push("kinds", format!("at most {MAX_FEE_KINDS} merchant kinds"));
-        }
-        if policy.merchants.len() > MAX_MERCHANT_ENTRIES {
-            e.push("merchants", format!("at most {MAX_MERCHANT_ENTRIES} merchants"));
-        }
-        e.finish()?;
-        let mut e = Errors::default();
-        for (k, bps) in &policy.kinds {
-            if crate::types::MerchantKind::parse("", k).is_err() {
-                e.push(&format!("kinds.{k}"), "is not a merchant kind (retailer, brand, artist, nonprofit)");
-            } else if *bps > 10_000 {
-                e.push(&format!("kinds.{k}"), "must be between 0 and 10000 basis points");
-            }
-        }
-        for (m, bps) in &policy.merchants {
-            if m.len() > MAX_ID_BYTES || !has_prefix(m, "mer") || self.store.find_merchant(m).await?.is_none() {
-                e.push(&format!("merchants.{m}"), "is not a merchant");
-            } else if *bps > 10_000 {
-                e.push(&format!("merchants.{m}"), "must be between 0 and 10000 basis points");
-            }
-        }
-        e.finish()?;
-        let mut merged = FeePolicy::default();
-        merged.kinds.extend(policy.kinds);
-        merged.merchants = policy.merchants;
-        let json = serde_json::to_string(&merged).map_err(|e| Error::Internal(e.to_string()))?;
-        self.set_flag_json("fees", &json).await?;
-        tracing::info!(policy = %json, "fee policy changed");
-        Ok(merged)
-    }
-
     /// The products behind these variants, by variant id.
     async fn products_for(&self, variant_ids: &[String]) -> Result<HashMap<String, Product>> {
         let pairs = self.store.find_product_ids_by_variants(variant_ids).await?;
@@ -627,9 +472,7 @@ impl Services {
         let totals =
             Totals::compute(subtotal, ship, merchant.tax_rates.get(&destination).copied().unwrap_or(0), c.currency);
         let fee_bps = self.fee_policy().await?.bps_for(merchant);
-        let fee_base: i64 =
-            c.lines.iter().filter(|l| l.kind != ProductKind::Donation).map(|l| l.unit_price * l.quantity).sum::<i64>()
-                + ship;
+        let fee_base = crate::fees::fee_base(&c.lines, ship);
         let order_id = new_id("ord");
         let auth = self
             .processor
@@ -745,7 +588,7 @@ impl Services {
 
     /// Captures a committed order and posts it to the ledger, once. A failure is left to the
     /// reconciler, which retries.
-    async fn capture(&self, order: &Order) -> bool {
+    pub(super) async fn capture(&self, order: &Order) -> bool {
         if let Err(e) = self.processor.capture(&order.payment_id).await {
             tracing::warn!(order_id = %order.id, error = %e, "capture failed; the reconciler will retry");
             return false;
@@ -791,105 +634,13 @@ impl Services {
         self.store.find_order(order_id).await?.ok_or(Error::NotFound("order"))
     }
 
-    async fn cancel_unpaid(&self, order: &Order) -> Result<()> {
+    pub(super) async fn cancel_unpaid(&self, order: &Order) -> Result<()> {
         let _ = self.processor.void(&order.payment_id).await;
         if self.store.update_order_status(&order.id, "requires_action", "canceled", None, None).await? {
             self.store.release_reservation(&order.checkout_id).await?;
             tracing::info!(order_id = %order.id, "unpaid order canceled");
         }
         Ok(())
-    }
-
-    pub async fn order(&self, who: &Principal, id: &str) -> Result<Order> {
-        let shopper = who.shopper()?;
-        if !has_prefix(id, "ord") {
-            return Err(Error::NotFound("order"));
-        }
-        match self.store.find_order(id).await? {
-            Some(o) if o.shopper_id.as_deref() == Some(shopper.id.as_str()) => Ok(o),
-            _ => Err(Error::NotFound("order")),
-        }
-    }
-
-    pub async fn orders(&self, who: &Principal, cursor: Option<&str>, limit: Option<i64>) -> Result<Page<Order>> {
-        let shopper = who.shopper()?;
-        let args = PageArgs::parse(cursor, limit)?;
-        let list = self.store.find_orders_by_shopper(&shopper.id, args.before(), args.fetch()).await?;
-        Ok(args.page(list, |o| (o.created_at, &o.id)))
-    }
-
-    pub async fn notifications(&self, who: &Principal) -> Result<Vec<crate::order::Notification>> {
-        let account = who.account()?;
-        Ok(self.store.find_notifications(&account.id, 50).await?)
-    }
-
-    pub async fn trial_balance(&self, who: &Principal) -> Result<TrialBalance> {
-        who.operator()?;
-        let data = self.store.trial_balance().await?;
-        let mut totals = BTreeMap::new();
-        for l in &data {
-            *totals.entry(l.currency.clone()).or_insert(0) += l.balance;
-        }
-        Ok(TrialBalance { data, totals })
-    }
-
-    /// One pass of recovery, as of `now`: cancels 3-D Secure checks left unfinished, releases
-    /// stock whose reservation outlived its checkout, reopens checkouts a crash left
-    /// `completing`, voids authorisations that never got an order, and captures committed
-    /// orders whose capture did not finish.
-    pub async fn reconcile(&self, now: i64) -> Result<ReconcileReport> {
-        let mut report = ReconcileReport::default();
-        for id in self.store.find_stale_requires_action(now - CHALLENGE_TIMEOUT).await? {
-            if let Some(o) = self.store.find_order(&id).await? {
-                self.cancel_unpaid(&o).await?;
-                report.canceled += 1;
-            }
-        }
-        // A completion still `completing` after this is taken to have crashed.
-        let stuck_after = self.config.stuck_after_micros;
-        for checkout_id in self.store.find_stuck_checkouts(now - stuck_after).await? {
-            if self.store.find_order_by_checkout(&checkout_id).await?.is_none() {
-                self.store.release_reservation(&checkout_id).await?;
-                if self.store.set_checkout_status(&checkout_id, "completing", "open").await? {
-                    report.reopened += 1;
-                }
-            }
-        }
-        for checkout_id in self.store.find_expired_reservations(now).await? {
-            let order = self.store.find_order_by_checkout(&checkout_id).await?;
-            if order.is_none_or(|o| o.status != OrderStatus::RequiresAction) {
-                self.store.release_reservation(&checkout_id).await?;
-                report.released += 1;
-            }
-        }
-        match self.processor.open_authorizations(now - stuck_after).await {
-            Ok(list) => {
-                for auth in list {
-                    if self.store.find_order_by_payment(&auth.payment_id).await?.is_none() {
-                        if let Err(e) = self.processor.void(&auth.payment_id).await {
-                            tracing::warn!(payment_id = %auth.payment_id, error = %e, "void failed");
-                        } else {
-                            tracing::info!(payment_id = %auth.payment_id, "voided an authorisation without an order");
-                            report.voided += 1;
-                        }
-                    }
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "could not list open authorisations"),
-        }
-        for id in self.store.find_uncaptured_orders(now - stuck_after.min(30 * 1_000_000)).await? {
-            if let Some(o) = self.store.find_order(&id).await? {
-                if self.capture(&o).await {
-                    report.captured += 1;
-                }
-            }
-        }
-        report.refunds = self.reconcile_refunds(now).await?;
-        self.prune_idempotency(now).await?;
-        if report != ReconcileReport::default() {
-            tracing::info!(?report, "reconciled");
-        }
-        Ok(report)
     }
 }
 

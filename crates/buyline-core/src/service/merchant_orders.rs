@@ -7,7 +7,7 @@
 use super::paging::PageArgs;
 use super::webhooks::{merchant_view, order_event};
 use super::{Principal, Services};
-use crate::checkout::{div_half_even, payable, Posting, RECEIVABLE, REVENUE};
+use crate::checkout::{payable, Posting, RECEIVABLE, REVENUE};
 use crate::error::{Error, Errors, Result};
 use crate::ids::{has_prefix, new_id};
 use crate::model::Page;
@@ -175,11 +175,8 @@ impl Services {
         allowed: &[&str],
     ) -> Result<()> {
         let after = o.refunded_amount + amount;
-        let fee_back = if after >= o.totals.total {
-            o.platform_fee - self.store.find_refund_total_fee_back(&o.id).await?
-        } else {
-            div_half_even(o.platform_fee as i128 * amount as i128, o.totals.total as i128) as i64
-        };
+        let given_back = if after >= o.totals.total { self.store.find_refund_total_fee_back(&o.id).await? } else { 0 };
+        let fee_back = crate::fees::refund_fee_back(o.platform_fee, o.totals.total, amount, after, given_back);
         let r = RefundRecord {
             id: new_id("rf"),
             order_id: o.id.clone(),
@@ -293,9 +290,7 @@ mod tests {
                 let left = total - refunded;
                 if left == 0 { break; }
                 let amount = (c % left).max(1);
-                let fee_back = if refunded + amount >= total { fee - fee_back_sum } else {
-                    div_half_even(fee as i128 * amount as i128, total as i128) as i64
-                };
+                let fee_back = crate::fees::refund_fee_back(fee, total, amount, refunded + amount, fee_back_sum);
                 postings.extend(refund_postings("m", amount, fee_back));
                 refunded += amount;
                 fee_back_sum += fee_back;

@@ -5,25 +5,30 @@ mod cache;
 mod carts;
 mod catalog;
 mod checkout;
+mod fees;
 mod idempotency;
 mod mail;
 mod merchant_orders;
+mod orders;
 mod paging;
+mod receipts;
+mod reconcile;
 mod saved;
 mod social;
 mod webhooks;
 
+pub use crate::fees::FeePolicy;
 pub use accounts::{LoginInput, SignUpInput};
 pub use catalog::{
     MerchantInput, MerchantUpdate, NewMerchant, OptionInput, ProductInput, ProductUpdate, ShippingRateInput,
     VariantInput, VariantUpdate,
 };
-pub use checkout::{
-    CheckoutInput, CompleteInput, FeePolicy, LineInput, OrderInput, PaymentInput, ReconcileReport, TrialBalance,
-};
+pub use checkout::{CheckoutInput, CompleteInput, LineInput, OrderInput, PaymentInput};
 pub use idempotency::Idempotency;
 pub use mail::MailSpool;
 pub use merchant_orders::{FulfillInput, RefundInput};
+pub use orders::TrialBalance;
+pub use reconcile::ReconcileReport;
 pub use saved::Export;
 pub use social::PostInput;
 pub use webhooks::{allowed_target, erase_personal_data, merchant_view, AttemptResult};

@@ -1,0 +1,64 @@
+//! What a shopper is told when an order is paid: the in-app notice and the e-mail receipt.
+
+use super::Services;
+use crate::model::Account;
+use crate::order::{Order, Receipt};
+use crate::types::Money;
+
+fn money(amount: i64, order: &Order) -> String {
+    Money::new(amount, order.totals.currency).display()
+}
+
+fn receipt_text(order: &Order, public_url: &str, headline: &str) -> String {
+    let mut body = format!("{headline}\n\nOrder {}\n\n", order.id);
+    for l in &order.lines {
+        let opts = l.options.values().cloned().collect::<Vec<_>>().join(" / ");
+        let opts = if opts.is_empty() { String::new() } else { format!(" ({opts})") };
+        body.push_str(&format!(
+            "  {} × {}{} — {}\n",
+            l.quantity,
+            l.name,
+            opts,
+            money(l.unit_price * l.quantity, order)
+        ));
+    }
+    let t = &order.totals;
+    body.push_str(&format!("\nSubtotal: {}\n", money(t.subtotal, order)));
+    if let Some(s) = &order.shipping {
+        body.push_str(&format!("Shipping ({}): {}\n", s.name, money(t.shipping, order)));
+    }
+    if t.tax > 0 {
+        body.push_str(&format!("Tax: {}\n", money(t.tax, order)));
+    }
+    body.push_str(&format!("Total: {}\n", money(t.total, order)));
+    body.push_str(&format!("Paid with {} ending {}\n", order.payment.brand, order.payment.last4));
+    if let Some(a) = &order.shipping_address {
+        body.push_str(&format!("\nShipping to:\n{}\n{}\n", a.name, a.line1));
+        if let Some(l2) = &a.line2 {
+            body.push_str(&format!("{l2}\n"));
+        }
+        body.push_str(&format!("{} {} {}\n{}\n", a.city, a.region, a.postal_code, a.country));
+    }
+    body.push_str(&format!("\nSee your order: {public_url}/orders/{}\n", order.id));
+    body
+}
+
+impl Services {
+    pub(super) fn paid_receipt(&self, order: &Order, shopper: Option<&Account>) -> Option<Receipt> {
+        let shopper_id = order.shopper_id.clone()?;
+        let total = money(order.totals.total, order);
+        let email = shopper.and_then(|s| s.email.clone()).map(|to| {
+            (
+                to,
+                format!("Your Buyline order {} — {total}", order.id),
+                receipt_text(order, &self.config.public_url, "Thanks for your order. Your payment went through."),
+            )
+        });
+        Some(Receipt {
+            account_id: shopper_id,
+            text: format!("Order {} paid: {total}", order.id),
+            link: format!("/orders/{}", order.id),
+            email,
+        })
+    }
+}
