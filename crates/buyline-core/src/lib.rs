@@ -3,6 +3,7 @@
 
 pub mod cart;
 pub mod checkout;
+pub mod edge;
 pub mod error;
 pub mod ids;
 pub mod limits;
@@ -15,7 +16,6 @@ pub mod rollout;
 pub mod saved;
 pub mod service;
 pub mod store;
-pub mod test_processor;
 pub mod text;
 pub mod types;
 pub mod vault;
