@@ -239,3 +239,54 @@ fn replay(p: &ProcessorPayment, public_url: &str) -> Result<Authorization, Proce
         _ => Ok(Authorization::Authorized { payment_id: p.id.clone() }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn recorded(status: PaymentStatus, error_code: Option<&str>, decline_code: Option<&str>) -> ProcessorPayment {
+        ProcessorPayment {
+            id: "pi_1".into(),
+            idempotency_key: "chk_1.1".into(),
+            amount: 3000,
+            currency: "USD".into(),
+            status,
+            brand: "visa".into(),
+            last4: "4242".into(),
+            error_code: error_code.map(str::to_string),
+            decline_code: decline_code.map(str::to_string),
+            return_url: "http://x/orders/o/return".into(),
+            created_at: 0,
+        }
+    }
+
+    #[test]
+    fn the_special_cards_refuse_as_a_card_network_would() {
+        assert!(matches!(outcome("4242424242424242"), Outcome::Approve));
+        assert!(matches!(outcome("4000002500003155"), Outcome::Challenge));
+        assert!(matches!(outcome("4000000000009995"), Outcome::Decline("card_declined", Some("insufficient_funds"))));
+        let ProcessorError::Declined { retryable, .. } =
+            declined(&recorded(PaymentStatus::Failed, Some("processing_error"), None))
+        else {
+            panic!("declined")
+        };
+        assert!(retryable);
+    }
+
+    #[test]
+    fn a_replay_answers_what_the_first_call_did() {
+        let challenge = replay(&recorded(PaymentStatus::RequiresAction, None, None), "http://x").unwrap();
+        assert_eq!(
+            challenge,
+            Authorization::RequiresAction {
+                payment_id: "pi_1".into(),
+                challenge_url: "http://x/test-processor/challenge/pi_1".into()
+            }
+        );
+        assert!(replay(&recorded(PaymentStatus::Failed, Some("expired_card"), None), "http://x").is_err());
+        assert_eq!(
+            replay(&recorded(PaymentStatus::Captured, None, None), "http://x"),
+            Ok(Authorization::Authorized { payment_id: "pi_1".into() })
+        );
+    }
+}
