@@ -3,6 +3,7 @@
 
 pub mod cart;
 pub mod checkout;
+pub mod edge;
 pub mod error;
 pub mod fees;
 pub mod ids;
@@ -16,7 +17,6 @@ pub mod rollout;
 pub mod saved;
 pub mod service;
 pub mod store;
-pub mod test_processor;
 pub mod text;
 pub mod types;
 pub mod vault;

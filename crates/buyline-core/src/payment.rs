@@ -1,4 +1,5 @@
-//! Cards as the shopper types them, and the payment processor interface.
+//! Cards as the shopper types them, and the payment processor interface (with the
+//! challenge page a processor may host).
 //!
 //! A [`CardNumber`] never prints: `Debug` and `Display` show only the brand and last four,
 //! and its memory is zeroed when dropped. Only a processor adapter calls
@@ -308,6 +309,28 @@ pub trait Processor: Send + Sync + 'static {
     async fn refund(&self, payment_id: &str, amount: i64, idempotency_key: &str) -> Result<(), ProcessorError>;
     /// Authorisations (or pending challenges) older than `before`, not captured or voided.
     async fn open_authorizations(&self, before: i64) -> Result<Vec<OpenAuthorization>, ProcessorError>;
+}
+
+/// A payment waiting on a 3-D Secure challenge, as the challenge page shows it.
+#[derive(Debug, Clone)]
+pub struct Challenge {
+    /// Still waiting for the shopper's answer; once answered, the page sends them back.
+    pub pending: bool,
+    pub amount: Money,
+    pub brand: String,
+    pub last4: String,
+    /// Where the shopper goes back to, answered or not.
+    pub return_url: String,
+}
+
+/// A processor whose 3-D Secure challenge page this server hosts, standing in for the card
+/// issuer's (the built-in test processor). A processor that sends the shopper to the
+/// issuer's own page does not implement it.
+#[async_trait]
+pub trait ChallengePage: Send + Sync + 'static {
+    async fn challenge(&self, payment_id: &str) -> Result<Challenge, ProcessorError>;
+    /// The shopper passes (or fails) the challenge; returns where to send them.
+    async fn answer_challenge(&self, payment_id: &str, pass: bool) -> Result<String, ProcessorError>;
 }
 
 #[cfg(test)]

@@ -8,8 +8,6 @@ use crate::order::{
     CheckoutRecord, Delivery, DeliveryJob, DeliveryOutcome, NewEvent, Notification, Order, OutgoingEmail, Receipt,
     RefundRecord, TrialBalanceLine,
 };
-use crate::payment::PaymentStatus;
-use crate::test_processor::ProcessorPayment;
 use async_trait::async_trait;
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -89,31 +87,6 @@ pub trait Store: Send + Sync + 'static {
     /// Writes the flag only if it does not exist yet, and returns the value it holds then:
     /// processes racing to create it all get the first one written.
     async fn insert_flag_once(&self, name: &str, value_json: &str) -> StoreResult<String>;
-
-    // --- the built-in test processor's own records
-    /// Inserts unless a payment with the same idempotency key exists.
-    async fn insert_processor_payment(&self, p: &ProcessorPayment) -> StoreResult<()>;
-    async fn find_processor_payment(&self, id: &str) -> StoreResult<Option<ProcessorPayment>>;
-    async fn find_processor_payment_by_key(&self, key: &str) -> StoreResult<Option<ProcessorPayment>>;
-    /// Moves the payment to `to` if it is in one of `from`; true if it moved.
-    async fn update_processor_payment(
-        &self,
-        id: &str,
-        from: &[PaymentStatus],
-        to: PaymentStatus,
-        error_code: Option<&str>,
-    ) -> StoreResult<bool>;
-    /// Records a refund of a captured payment once per key; `Err` if it would exceed the
-    /// captured amount.
-    async fn apply_processor_refund(
-        &self,
-        key: &str,
-        payment_id: &str,
-        amount: i64,
-        now: i64,
-    ) -> StoreResult<Result<(), String>>;
-    /// Authorised or awaiting a challenge, created before `before`.
-    async fn find_open_processor_payments(&self, before: i64) -> StoreResult<Vec<ProcessorPayment>>;
 
     // --- checkouts, stock, orders
     async fn insert_checkout(&self, c: &CheckoutRecord) -> StoreResult<()>;

@@ -16,9 +16,7 @@ use buyline_core::order::{
     Order, OrderLine, OrderStatus, OutgoingEmail, PaymentSummary, Receipt, RefundRecord, ShippingChoice,
     TrialBalanceLine,
 };
-use buyline_core::payment::PaymentStatus;
 use buyline_core::store::{Before, Store, StoreResult};
-use buyline_core::test_processor::ProcessorPayment;
 use buyline_core::types::{Currency, MerchantKind, ProductKind};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
@@ -149,6 +147,13 @@ impl Db {
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// The read pool and the write pool, for an adapter that keeps its own tables in this
+    /// database (the test processor). On SQLite the write pool is the one writer
+    /// connection: the adapter's writes must queue there with the store's.
+    pub fn pools(&self) -> (AnyPool, AnyPool) {
+        (self.pool.clone(), self.writer.clone())
     }
 
     pub async fn close(&self) {
@@ -436,23 +441,6 @@ async fn insert_rates(
     Ok(())
 }
 
-fn processor_payment_row(r: &AnyRow) -> StoreResult<ProcessorPayment> {
-    let status: String = r.try_get("status").map_err(other)?;
-    Ok(ProcessorPayment {
-        id: r.try_get("id").map_err(other)?,
-        idempotency_key: r.try_get("idempotency_key").map_err(other)?,
-        amount: r.try_get("amount").map_err(other)?,
-        currency: r.try_get("currency").map_err(other)?,
-        status: PaymentStatus::parse(&status).ok_or_else(|| StoreError::Other(format!("payment status {status}")))?,
-        brand: r.try_get("brand").map_err(other)?,
-        last4: r.try_get("last4").map_err(other)?,
-        error_code: r.try_get("error_code").map_err(other)?,
-        decline_code: r.try_get("decline_code").map_err(other)?,
-        return_url: r.try_get("return_url").map_err(other)?,
-        created_at: r.try_get("created_at").map_err(other)?,
-    })
-}
-
 fn checkout_row(r: &AnyRow) -> StoreResult<CheckoutRecord> {
     let lines: String = r.try_get("lines").map_err(other)?;
     let currency: String = r.try_get("currency").map_err(other)?;
@@ -547,10 +535,6 @@ async fn insert_receipts(tx: &mut sqlx::Transaction<'static, sqlx::Any>, rs: &[&
         q.execute(&mut **tx).await.map_err(other)?;
     }
     Ok(())
-}
-
-fn status_list(from: &[PaymentStatus]) -> String {
-    from.iter().map(|s| format!("'{}'", s.as_str())).collect::<Vec<_>>().join(", ")
 }
 
 const ORDER_SELECT: &str = "select * from orders";
@@ -1280,82 +1264,6 @@ impl Store for Db {
             .await
             .map_err(other)?;
         row.try_get("value").map_err(other)
-    }
-
-    async fn insert_processor_payment(&self, p: &ProcessorPayment) -> StoreResult<()> {
-        sqlx::query(
-            "insert into processor_payments (id, idempotency_key, amount, currency, status, brand, last4, error_code, \
-             decline_code, return_url, created_at, updated_at) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) \
-             on conflict (idempotency_key) do nothing",
-        )
-        .bind(&p.id)
-        .bind(&p.idempotency_key)
-        .bind(p.amount)
-        .bind(&p.currency)
-        .bind(p.status.as_str())
-        .bind(&p.brand)
-        .bind(&p.last4)
-        .bind(&p.error_code)
-        .bind(&p.decline_code)
-        .bind(&p.return_url)
-        .bind(p.created_at)
-        .execute(self.writer())
-        .await
-        .map_err(other)?;
-        Ok(())
-    }
-
-    async fn find_processor_payment(&self, id: &str) -> StoreResult<Option<ProcessorPayment>> {
-        let row = sqlx::query("select * from processor_payments where id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(other)?;
-        row.as_ref().map(processor_payment_row).transpose()
-    }
-
-    async fn find_processor_payment_by_key(&self, key: &str) -> StoreResult<Option<ProcessorPayment>> {
-        let row = sqlx::query("select * from processor_payments where idempotency_key = $1")
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(other)?;
-        row.as_ref().map(processor_payment_row).transpose()
-    }
-
-    async fn update_processor_payment(
-        &self,
-        id: &str,
-        from: &[PaymentStatus],
-        to: PaymentStatus,
-        error_code: Option<&str>,
-    ) -> StoreResult<bool> {
-        let sql = format!(
-            "update processor_payments set status = $1, error_code = coalesce($2, error_code), updated_at = $3 \
-             where id = $4 and status in ({})",
-            status_list(from)
-        );
-        let r = sqlx::query(&sql)
-            .bind(to.as_str())
-            .bind(error_code)
-            .bind(buyline_core::types::now_micros())
-            .bind(id)
-            .execute(self.writer())
-            .await
-            .map_err(other)?;
-        Ok(r.rows_affected() == 1)
-    }
-
-    async fn find_open_processor_payments(&self, before: i64) -> StoreResult<Vec<ProcessorPayment>> {
-        let rows = sqlx::query(
-            "select * from processor_payments where status in ('authorized', 'requires_action') and created_at < $1 \
-             order by created_at limit 500",
-        )
-        .bind(before)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(other)?;
-        rows.iter().map(processor_payment_row).collect()
     }
 
     async fn insert_checkout(&self, c: &CheckoutRecord) -> StoreResult<()> {
@@ -2379,47 +2287,6 @@ impl Store for Db {
         }
         tx.commit().await.map_err(other)?;
         Ok(emails)
-    }
-
-    async fn apply_processor_refund(
-        &self,
-        key: &str,
-        payment_id: &str,
-        amount: i64,
-        now: i64,
-    ) -> StoreResult<Result<(), String>> {
-        let mut tx = self.begin().await?;
-        let fresh = sqlx::query(
-            "insert into processor_refunds (idempotency_key, payment_id, amount, created_at) values ($1, $2, $3, $4) \
-             on conflict (idempotency_key) do nothing",
-        )
-        .bind(key)
-        .bind(payment_id)
-        .bind(amount)
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .map_err(other)?;
-        if fresh.rows_affected() == 0 {
-            tx.rollback().await.map_err(other)?;
-            return Ok(Ok(()));
-        }
-        let moved = sqlx::query(
-            "update processor_payments set refunded = refunded + $1, updated_at = $2 \
-             where id = $3 and status = 'captured' and refunded + $1 <= amount",
-        )
-        .bind(amount)
-        .bind(now)
-        .bind(payment_id)
-        .execute(&mut *tx)
-        .await
-        .map_err(other)?;
-        if moved.rows_affected() != 1 {
-            tx.rollback().await.map_err(other)?;
-            return Ok(Err("the refund exceeds what was captured".into()));
-        }
-        tx.commit().await.map_err(other)?;
-        Ok(Ok(()))
     }
 
     async fn find_orders_by_merchant(

@@ -1,7 +1,7 @@
 //! What every handler shares.
 
 use crate::csrf::CsrfKey;
-use buyline_core::test_processor::TestProcessor;
+use buyline_core::payment::{ChallengePage, Processor};
 use buyline_core::Services;
 use metrics_exporter_prometheus::PrometheusHandle;
 use std::sync::Arc;
@@ -9,8 +9,11 @@ use std::sync::Arc;
 #[derive(Clone)]
 pub struct AppState {
     pub services: Services,
-    /// The built-in test processor, for its 3-D Secure challenge page.
-    pub processor: Arc<TestProcessor>,
+    /// The payment processor (the one the services pay through).
+    pub processor: Arc<dyn Processor>,
+    /// The processor's 3-D Secure challenge page, when this server hosts it (the built-in
+    /// test processor's); `None` answers that page 404.
+    pub challenges: Option<Arc<dyn ChallengePage>>,
     /// The operator's bearer token.
     pub operator_token: Option<String>,
     pub metrics: Option<PrometheusHandle>,

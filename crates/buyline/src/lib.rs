@@ -4,14 +4,15 @@
 pub mod bench;
 pub mod config;
 pub mod demo;
+pub mod edge;
 pub mod webhooks;
 pub mod workers;
 
 use anyhow::Context;
 use buyline_core::service::ServiceConfig;
-use buyline_core::test_processor::TestProcessor;
 use buyline_core::Services;
 use buyline_store::Db;
+use buyline_test_processor::TestProcessor;
 use buyline_vault::{KeySource, Vault};
 use buyline_web::AppState;
 use config::ServeConfig;
@@ -202,11 +203,13 @@ pub async fn rotate_keys(data_dir: &std::path::Path, database_url: &str) -> anyh
         vault.add_current_key().map_err(|e| anyhow::anyhow!("{e}"))?;
     }
     let current = vault.current_kek_id();
-    let store: Arc<dyn buyline_core::store::Store> = Arc::new(db.clone());
+    let (read, write) = db.pools();
     let services = Services::new(
-        store.clone(),
-        Arc::new(TestProcessor::new(store, String::new())),
+        Arc::new(db.clone()),
+        Arc::new(TestProcessor::new(read, write, String::new())),
         vault.clone(),
+        Arc::new(edge::Tokio),
+        Arc::new(edge::Tokio),
         ServiceConfig {
             public_url: String::new(),
             session_ttl_micros: 0,
@@ -244,13 +247,16 @@ pub async fn spawn(cfg: ServeConfig) -> anyhow::Result<Running> {
     let public_url = public_url.trim_end_matches('/').to_string();
     let db = open_db(&cfg).await?;
     let store: Arc<dyn buyline_core::store::Store> = Arc::new(db.clone());
-    let processor = Arc::new(TestProcessor::new(store.clone(), public_url.clone()));
+    let (read, write) = db.pools();
+    let processor = Arc::new(TestProcessor::new(read, write, public_url.clone()));
     let vault = open_vault(&cfg.data_dir, &db).await?;
     let mailer = workers::Mailer::new(&cfg.data_dir, cfg.smtp_url.as_deref())?;
     let mut services = Services::new(
         store,
         processor.clone(),
         vault,
+        Arc::new(edge::Tokio),
+        Arc::new(edge::Tokio),
         ServiceConfig {
             public_url: public_url.clone(),
             session_ttl_micros: 30 * 24 * 3600 * 1_000_000,
@@ -276,6 +282,7 @@ pub async fn spawn(cfg: ServeConfig) -> anyhow::Result<Running> {
     let state = AppState {
         services: services.clone(),
         processor: processor.clone(),
+        challenges: Some(processor.clone()),
         operator_token: Some(admin_token.clone()),
         metrics: metrics_handle(),
         secure_cookies: public_url.starts_with("https://"),

@@ -411,8 +411,13 @@ impl Services {
         let return_policy =
             short_text(&mut e, "return_policy", input.return_policy.as_deref().unwrap_or(""), 2000, false);
         if let Some(u) = &webhook_url {
-            if let Err(fe) =
-                super::webhooks::check_webhook_target("webhook_url", u, self.config.allow_private_webhooks).await
+            if let Err(fe) = super::webhooks::check_webhook_target(
+                "webhook_url",
+                u,
+                self.config.allow_private_webhooks,
+                &*self.resolver,
+            )
+            .await
             {
                 e.0.push(fe);
             }
@@ -482,8 +487,13 @@ impl Services {
         if let Some(u) = &input.webhook_url {
             m.webhook_url = web_url(&mut e, "webhook_url", u);
             if let Some(u) = &m.webhook_url {
-                if let Err(fe) =
-                    super::webhooks::check_webhook_target("webhook_url", u, self.config.allow_private_webhooks).await
+                if let Err(fe) = super::webhooks::check_webhook_target(
+                    "webhook_url",
+                    u,
+                    self.config.allow_private_webhooks,
+                    &*self.resolver,
+                )
+                .await
                 {
                     e.0.push(fe);
                 }

@@ -568,7 +568,7 @@ impl Services {
                 return Ok(o);
             }
             match self.store.find_checkout(checkout_id).await? {
-                Some(c) if c.status == "completing" => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+                Some(c) if c.status == "completing" => self.pause.pause(std::time::Duration::from_millis(50)).await,
                 // Its order committed between the two reads: the next look finds it.
                 Some(c) if c.status == "completed" => continue,
                 Some(c) if c.status == "open" => {

@@ -33,6 +33,7 @@ pub use saved::Export;
 pub use social::PostInput;
 pub use webhooks::{allowed_target, erase_personal_data, merchant_view, AttemptResult};
 
+use crate::edge::{Pause, Resolver};
 use crate::error::{Error, Result};
 use crate::model::{Account, Merchant};
 use crate::payment::Processor;
@@ -107,6 +108,10 @@ pub struct Services {
     pub(crate) cart_wakeup: Arc<tokio::sync::Notify>,
     pub(crate) caches: Arc<cache::Caches>,
     pub(crate) mail_spool: Option<Arc<dyn MailSpool>>,
+    /// Looks up a webhook URL's host for the SSRF guard.
+    pub(crate) resolver: Arc<dyn Resolver>,
+    /// Waits between looks at a checkout another request is completing.
+    pub(crate) pause: Arc<dyn Pause>,
 }
 
 impl Services {
@@ -114,6 +119,8 @@ impl Services {
         store: Arc<dyn Store>,
         processor: Arc<dyn Processor>,
         vault: Arc<dyn Sealer>,
+        resolver: Arc<dyn Resolver>,
+        pause: Arc<dyn Pause>,
         config: ServiceConfig,
     ) -> Self {
         Services {
@@ -124,6 +131,8 @@ impl Services {
             cart_wakeup: Arc::default(),
             caches: Arc::default(),
             mail_spool: None,
+            resolver,
+            pause,
         }
     }
 

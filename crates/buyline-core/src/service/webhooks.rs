@@ -3,6 +3,7 @@
 
 use super::paging::PageArgs;
 use super::{Principal, Services};
+use crate::edge::Resolver;
 use crate::error::{Error, FieldError, Result};
 use crate::ids::{has_prefix, new_id};
 use crate::model::Page;
@@ -179,8 +180,13 @@ pub fn allowed_target(ip: IpAddr, allow_private: bool) -> bool {
     allow_private || public_ip(ip)
 }
 
-/// Resolves the URL's host and checks every address it has.
-pub async fn check_webhook_target(field: &str, url: &str, allow_private: bool) -> Result<(), FieldError> {
+/// Resolves the URL's host (through `resolver`, the edge's DNS) and checks every address it has.
+pub async fn check_webhook_target(
+    field: &str,
+    url: &str,
+    allow_private: bool,
+    resolver: &dyn Resolver,
+) -> Result<(), FieldError> {
     let u = url::Url::parse(url).map_err(|_| FieldError::new(field, "must be an http:// or https:// URL"))?;
     let port = u.port_or_known_default().unwrap_or(443);
     // The URL parser has already read every spelling of an address literal (`0x7f.1`,
@@ -188,8 +194,8 @@ pub async fn check_webhook_target(field: &str, url: &str, allow_private: bool) -
     let (host, addrs): (String, Vec<IpAddr>) = match u.host() {
         Some(url::Host::Ipv4(ip)) => (ip.to_string(), vec![IpAddr::V4(ip)]),
         Some(url::Host::Ipv6(ip)) => (ip.to_string(), vec![IpAddr::V6(ip)]),
-        Some(url::Host::Domain(d)) => match tokio::net::lookup_host((d, port)).await {
-            Ok(list) => (d.to_string(), list.map(|a| a.ip()).collect()),
+        Some(url::Host::Domain(d)) => match resolver.resolve(d, port).await {
+            Ok(list) => (d.to_string(), list),
             Err(_) => return Err(FieldError::new(field, format!("the host {d} does not resolve"))),
         },
         None => return Err(FieldError::new(field, "needs a host")),
@@ -403,6 +409,16 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// These tests name hosts by address, so they never wait on DNS: a name does not resolve.
+    struct NoDns;
+
+    #[async_trait::async_trait]
+    impl Resolver for NoDns {
+        async fn resolve(&self, host: &str, _port: u16) -> std::io::Result<Vec<IpAddr>> {
+            Err(std::io::Error::new(std::io::ErrorKind::NotFound, format!("no DNS in tests: {host}")))
+        }
+    }
+
     fn result(status: Option<u16>, retry_after: Option<i64>) -> AttemptResult {
         AttemptResult { url: "u".into(), status, latency_ms: 1, excerpt: String::new(), error: None, retry_after }
     }
@@ -525,10 +541,12 @@ mod tests {
             "http://2130706433/",
             "https://[::ffff:7f00:1]:8443/hook",
         ] {
-            let r = rt.block_on(check_webhook_target("webhook_url", url, false));
+            let r = rt.block_on(check_webhook_target("webhook_url", url, false, &NoDns));
             assert_eq!(r.map_err(|e| e.field), Err("webhook_url".to_string()), "{url}");
         }
-        assert!(rt.block_on(check_webhook_target("webhook_url", "https://[2a00:1450:4001:81c::200e]/", false)).is_ok());
+        assert!(rt
+            .block_on(check_webhook_target("webhook_url", "https://[2a00:1450:4001:81c::200e]/", false, &NoDns))
+            .is_ok());
     }
 
     fn private_ipv4() -> impl Strategy<Value = Ipv4Addr> {
@@ -575,7 +593,7 @@ mod tests {
         fn webhook_urls_to_private_ipv4_are_refused(v4 in private_ipv4(), port in proptest::option::of(1u16..), path in "[a-z0-9/]{0,12}") {
             let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
             for url in url_forms(v4, port, &path) {
-                let r = rt.block_on(check_webhook_target("webhook_url", &url, false));
+                let r = rt.block_on(check_webhook_target("webhook_url", &url, false, &NoDns));
                 prop_assert!(r.is_err(), "{} was accepted", url);
             }
         }
@@ -591,7 +609,7 @@ mod tests {
             let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
             let is_literal = url::Url::parse(&raw).ok().is_none_or(|u| !matches!(u.host(), Some(url::Host::Domain(_))));
             if is_literal {
-                let _ = rt.block_on(check_webhook_target("webhook_url", &raw, false));
+                let _ = rt.block_on(check_webhook_target("webhook_url", &raw, false, &NoDns));
             }
         }
     }

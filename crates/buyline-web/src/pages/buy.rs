@@ -542,15 +542,13 @@ pub async fn order_return(State(st): State<AppState>, ctx: PageCtx, Path(id): Pa
     }
 }
 
-/// The test processor's 3-D Secure page, standing in for the card issuer's.
+/// The processor's 3-D Secure page (the built-in test processor's), standing in for the
+/// card issuer's.
 pub async fn challenge_page(State(st): State<AppState>, Path(id): Path<String>) -> Response {
-    match st.processor.payment(&id).await {
-        Ok(p) if p.status == buyline_core::payment::PaymentStatus::RequiresAction => {
-            let amount = Money::new(
-                p.amount,
-                buyline_core::types::Currency::parse(&p.currency).unwrap_or(buyline_core::types::Currency::Usd),
-            )
-            .display();
+    let Some(challenges) = &st.challenges else { return no_such_payment() };
+    match challenges.challenge(&id).await {
+        Ok(c) if c.pending => {
+            let amount = c.amount.display();
             axum::response::Html(format!(
                 "<!doctype html><html lang=en><meta charset=utf-8><meta name=viewport content='width=device-width, initial-scale=1'>\
                  <title>Test bank · 3-D Secure</title><link rel=stylesheet href=/static/app.css><main>\
@@ -558,14 +556,18 @@ pub async fn challenge_page(State(st): State<AppState>, Path(id): Path<String>) 
                  <p class='muted small'>This is the built-in test processor's 3-D Secure challenge.</p>\
                  <form method=post><button type=submit name=result value=pass>Complete authentication</button> \
                  <button type=submit name=result value=fail class=secondary>Fail authentication</button></form></main></html>",
-                escape(&p.brand),
-                escape(&p.last4)
+                escape(&c.brand),
+                escape(&c.last4)
             ))
             .into_response()
         }
-        Ok(p) => see_other_processor(&p.return_url),
-        Err(_) => (StatusCode::NOT_FOUND, "No such payment.").into_response(),
+        Ok(c) => see_other_processor(&c.return_url),
+        Err(_) => no_such_payment(),
     }
+}
+
+fn no_such_payment() -> Response {
+    (StatusCode::NOT_FOUND, "No such payment.").into_response()
 }
 
 #[derive(Deserialize)]
@@ -578,8 +580,9 @@ pub async fn challenge_submit(
     Path(id): Path<String>,
     axum::Form(f): axum::Form<ChallengeResult>,
 ) -> Response {
-    match st.processor.complete_challenge(&id, f.result == "pass").await {
+    let Some(challenges) = &st.challenges else { return no_such_payment() };
+    match challenges.answer_challenge(&id, f.result == "pass").await {
         Ok(url) => see_other_processor(&url),
-        Err(_) => (StatusCode::NOT_FOUND, "No such payment.").into_response(),
+        Err(_) => no_such_payment(),
     }
 }

@@ -433,7 +433,8 @@ async fn the_reconciler_recovers_what_a_crash_left_half_done() {
     let me = app.get("/me", Some(&shopper)).await.body;
     let attempt = db.claim_checkout(cid, me["id"].as_str().unwrap(), now).await.unwrap().unwrap();
     assert!(db.reserve_stock(cid, &[(vid.clone(), 1)], now + 600_000_000).await.unwrap().is_ok());
-    let processor = buyline_core::test_processor::TestProcessor::new(std::sync::Arc::new(db.clone()), app.url.clone());
+    let (read, write) = db.pools();
+    let processor = buyline_test_processor::TestProcessor::new(read, write, app.url.clone());
     let mut e = buyline_core::error::Errors::default();
     let card_in = buyline_core::payment::CardInput {
         number: "4242424242424242".into(),

@@ -1,6 +1,8 @@
-//! The built-in `test` processor: behaves like a card network in test mode. Its payments
-//! are kept in storage of their own (not in an order's transaction, as a remote processor's
-//! would not be), and every call is idempotent on its key.
+//! The built-in `test` processor: behaves like a card network in test mode. It sits behind
+//! core's [`Processor`] trait like any other processor would, and keeps its payments in
+//! tables of its own ([`payments`]), written apart from an order's transaction as a remote
+//! processor's would be; every call is idempotent on its key. It is the processor adapter:
+//! the one place outside the vault that reads a card number.
 //!
 //! | card | outcome |
 //! |---|---|
@@ -11,30 +13,21 @@
 //! | 4000000000000127 | `incorrect_cvc` |
 //! | 4000000000000119 | `processing_error` (retryable) |
 //! | 4000002500003155 | requires a 3-D Secure challenge |
+//!
+//! The challenge is answered on a page this server hosts (`/test-processor/challenge/{id}`),
+//! which reaches the processor through core's [`ChallengePage`] trait.
 
-use crate::ids::new_id;
-use crate::payment::{Authorization, AuthorizeRequest, OpenAuthorization, PaymentStatus, Processor, ProcessorError};
-use crate::store::Store;
-use crate::types::now_micros;
+pub mod payments;
+
 use async_trait::async_trait;
-use std::sync::Arc;
-
-/// A payment as the test processor records it: never the card number, only brand and last four.
-#[derive(Debug, Clone)]
-pub struct ProcessorPayment {
-    pub id: String,
-    pub idempotency_key: String,
-    pub amount: i64,
-    pub currency: String,
-    pub status: PaymentStatus,
-    pub brand: String,
-    pub last4: String,
-    /// For a refused card: `code` and optional `decline_code`.
-    pub error_code: Option<String>,
-    pub decline_code: Option<String>,
-    pub return_url: String,
-    pub created_at: i64,
-}
+use buyline_core::ids::new_id;
+use buyline_core::payment::{
+    Authorization, AuthorizeRequest, Challenge, ChallengePage, OpenAuthorization, PaymentStatus, Processor,
+    ProcessorError,
+};
+use buyline_core::types::{now_micros, Currency, Money};
+pub use payments::{Payments, ProcessorPayment};
+use sqlx::AnyPool;
 
 enum Outcome {
     Approve,
@@ -69,22 +62,20 @@ fn declined(p: &ProcessorPayment) -> ProcessorError {
 
 #[derive(Clone)]
 pub struct TestProcessor {
-    store: Arc<dyn Store>,
+    payments: Payments,
     /// Base URL of this server, for the challenge page.
     public_url: String,
 }
 
 impl TestProcessor {
-    pub fn new(store: Arc<dyn Store>, public_url: String) -> Self {
-        TestProcessor { store, public_url }
-    }
-
-    fn unavailable(e: crate::error::StoreError) -> ProcessorError {
-        ProcessorError::Unavailable(e.to_string())
+    /// Keeps its records in the database behind these pools: reads on `read`, writes on
+    /// `write`, which must be the store's writer (see [`Payments::new`]).
+    pub fn new(read: AnyPool, write: AnyPool, public_url: String) -> Self {
+        TestProcessor { payments: Payments::new(read, write), public_url }
     }
 
     pub async fn payment(&self, id: &str) -> Result<ProcessorPayment, ProcessorError> {
-        self.store.find_processor_payment(id).await.map_err(Self::unavailable)?.ok_or(ProcessorError::NotFound)
+        self.payments.find(id).await.map_err(ProcessorError::Unavailable)?.ok_or(ProcessorError::NotFound)
     }
 
     /// The shopper passes (or fails) the 3-D Secure challenge; returns where to send them.
@@ -95,10 +86,10 @@ impl TestProcessor {
         } else {
             (PaymentStatus::Failed, Some("authentication_failed"))
         };
-        self.store
-            .update_processor_payment(id, &[PaymentStatus::RequiresAction], to, code)
+        self.payments
+            .update(id, &[PaymentStatus::RequiresAction], to, code, now_micros())
             .await
-            .map_err(Self::unavailable)?;
+            .map_err(ProcessorError::Unavailable)?;
         Ok(p.return_url)
     }
 }
@@ -106,9 +97,7 @@ impl TestProcessor {
 #[async_trait]
 impl Processor for TestProcessor {
     async fn authorize(&self, req: AuthorizeRequest) -> Result<Authorization, ProcessorError> {
-        if let Some(p) =
-            self.store.find_processor_payment_by_key(&req.idempotency_key).await.map_err(Self::unavailable)?
-        {
+        if let Some(p) = self.payments.find_by_key(&req.idempotency_key).await.map_err(ProcessorError::Unavailable)? {
             return replay(&p, &self.public_url);
         }
         let number = req.card.number.expose();
@@ -133,12 +122,12 @@ impl Processor for TestProcessor {
             created_at: now_micros(),
         };
         // A concurrent call with the same key may win the insert; then both answer its result.
-        self.store.insert_processor_payment(&payment).await.map_err(Self::unavailable)?;
+        self.payments.insert(&payment).await.map_err(ProcessorError::Unavailable)?;
         let stored = self
-            .store
-            .find_processor_payment_by_key(&req.idempotency_key)
+            .payments
+            .find_by_key(&req.idempotency_key)
             .await
-            .map_err(Self::unavailable)?
+            .map_err(ProcessorError::Unavailable)?
             .ok_or_else(|| ProcessorError::Unavailable("payment vanished".into()))?;
         replay(&stored, &self.public_url)
     }
@@ -148,10 +137,10 @@ impl Processor for TestProcessor {
         match p.status {
             PaymentStatus::Captured => Ok(()),
             PaymentStatus::Authorized => {
-                self.store
-                    .update_processor_payment(payment_id, &[PaymentStatus::Authorized], PaymentStatus::Captured, None)
+                self.payments
+                    .update(payment_id, &[PaymentStatus::Authorized], PaymentStatus::Captured, None, now_micros())
                     .await
-                    .map_err(Self::unavailable)?;
+                    .map_err(ProcessorError::Unavailable)?;
                 match self.payment(payment_id).await?.status {
                     PaymentStatus::Captured => Ok(()),
                     other => Err(ProcessorError::Unavailable(format!("cannot capture a {} payment", other.as_str()))),
@@ -166,15 +155,16 @@ impl Processor for TestProcessor {
         match p.status {
             PaymentStatus::Voided | PaymentStatus::Failed => Ok(()),
             PaymentStatus::Authorized | PaymentStatus::RequiresAction => {
-                self.store
-                    .update_processor_payment(
+                self.payments
+                    .update(
                         payment_id,
                         &[PaymentStatus::Authorized, PaymentStatus::RequiresAction],
                         PaymentStatus::Voided,
                         None,
+                        now_micros(),
                     )
                     .await
-                    .map_err(Self::unavailable)?;
+                    .map_err(ProcessorError::Unavailable)?;
                 Ok(())
             }
             PaymentStatus::Captured => Err(ProcessorError::Unavailable("a captured payment cannot be voided".into())),
@@ -187,10 +177,10 @@ impl Processor for TestProcessor {
             return Err(ProcessorError::Unavailable(format!("cannot refund a {} payment", p.status.as_str())));
         }
         match self
-            .store
-            .apply_processor_refund(idempotency_key, payment_id, amount, now_micros())
+            .payments
+            .apply_refund(idempotency_key, payment_id, amount, now_micros())
             .await
-            .map_err(Self::unavailable)?
+            .map_err(ProcessorError::Unavailable)?
         {
             Ok(()) => Ok(()),
             Err(why) => Err(ProcessorError::Declined {
@@ -207,7 +197,7 @@ impl Processor for TestProcessor {
     }
 
     async fn open_authorizations(&self, before: i64) -> Result<Vec<OpenAuthorization>, ProcessorError> {
-        let list = self.store.find_open_processor_payments(before).await.map_err(Self::unavailable)?;
+        let list = self.payments.find_open(before).await.map_err(ProcessorError::Unavailable)?;
         Ok(list
             .into_iter()
             .map(|p| OpenAuthorization {
@@ -219,6 +209,26 @@ impl Processor for TestProcessor {
     }
 }
 
+#[async_trait]
+impl ChallengePage for TestProcessor {
+    async fn challenge(&self, payment_id: &str) -> Result<Challenge, ProcessorError> {
+        let p = self.payment(payment_id).await?;
+        // The currency was written from a parsed one; the fallback only keeps the page up.
+        let currency = Currency::parse(&p.currency).unwrap_or(Currency::Usd);
+        Ok(Challenge {
+            pending: p.status == PaymentStatus::RequiresAction,
+            amount: Money::new(p.amount, currency),
+            brand: p.brand,
+            last4: p.last4,
+            return_url: p.return_url,
+        })
+    }
+
+    async fn answer_challenge(&self, payment_id: &str, pass: bool) -> Result<String, ProcessorError> {
+        self.complete_challenge(payment_id, pass).await
+    }
+}
+
 fn replay(p: &ProcessorPayment, public_url: &str) -> Result<Authorization, ProcessorError> {
     match p.status {
         PaymentStatus::Failed => Err(declined(p)),
@@ -227,5 +237,56 @@ fn replay(p: &ProcessorPayment, public_url: &str) -> Result<Authorization, Proce
             challenge_url: format!("{public_url}/test-processor/challenge/{}", p.id),
         }),
         _ => Ok(Authorization::Authorized { payment_id: p.id.clone() }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn recorded(status: PaymentStatus, error_code: Option<&str>, decline_code: Option<&str>) -> ProcessorPayment {
+        ProcessorPayment {
+            id: "pi_1".into(),
+            idempotency_key: "chk_1.1".into(),
+            amount: 3000,
+            currency: "USD".into(),
+            status,
+            brand: "visa".into(),
+            last4: "4242".into(),
+            error_code: error_code.map(str::to_string),
+            decline_code: decline_code.map(str::to_string),
+            return_url: "http://x/orders/o/return".into(),
+            created_at: 0,
+        }
+    }
+
+    #[test]
+    fn the_special_cards_refuse_as_a_card_network_would() {
+        assert!(matches!(outcome("4242424242424242"), Outcome::Approve));
+        assert!(matches!(outcome("4000002500003155"), Outcome::Challenge));
+        assert!(matches!(outcome("4000000000009995"), Outcome::Decline("card_declined", Some("insufficient_funds"))));
+        let ProcessorError::Declined { retryable, .. } =
+            declined(&recorded(PaymentStatus::Failed, Some("processing_error"), None))
+        else {
+            panic!("declined")
+        };
+        assert!(retryable);
+    }
+
+    #[test]
+    fn a_replay_answers_what_the_first_call_did() {
+        let challenge = replay(&recorded(PaymentStatus::RequiresAction, None, None), "http://x").unwrap();
+        assert_eq!(
+            challenge,
+            Authorization::RequiresAction {
+                payment_id: "pi_1".into(),
+                challenge_url: "http://x/test-processor/challenge/pi_1".into()
+            }
+        );
+        assert!(replay(&recorded(PaymentStatus::Failed, Some("expired_card"), None), "http://x").is_err());
+        assert_eq!(
+            replay(&recorded(PaymentStatus::Captured, None, None), "http://x"),
+            Ok(Authorization::Authorized { payment_id: "pi_1".into() })
+        );
     }
 }

@@ -1,0 +1,207 @@
+//! The test processor's own records: `processor_payments` and `processor_refunds`, in the
+//! product's database (their migrations live with the store's) but read and written only
+//! here, as a remote processor would keep its books apart from the merchant's.
+//!
+//! SQL is one text for SQLite and PostgreSQL, as in the store. Reads use the read pool;
+//! every write goes through the write pool, which on SQLite is the store's one writer
+//! connection, so these writes queue in order with the store's instead of contending for
+//! the database lock.
+
+use buyline_core::payment::PaymentStatus;
+use sqlx::any::AnyRow;
+use sqlx::{AnyPool, Row};
+
+/// A payment as the test processor records it: never the card number, only brand and last four.
+#[derive(Debug, Clone)]
+pub struct ProcessorPayment {
+    pub id: String,
+    pub idempotency_key: String,
+    pub amount: i64,
+    pub currency: String,
+    pub status: PaymentStatus,
+    pub brand: String,
+    pub last4: String,
+    /// For a refused card: `code` and optional `decline_code`.
+    pub error_code: Option<String>,
+    pub decline_code: Option<String>,
+    pub return_url: String,
+    pub created_at: i64,
+}
+
+/// Why the records could not be read or written (the processor answers "unavailable").
+pub type DbResult<T> = Result<T, String>;
+
+fn err(e: sqlx::Error) -> String {
+    format!("storage: {e}")
+}
+
+fn payment_row(r: &AnyRow) -> DbResult<ProcessorPayment> {
+    let status: String = r.try_get("status").map_err(err)?;
+    Ok(ProcessorPayment {
+        id: r.try_get("id").map_err(err)?,
+        idempotency_key: r.try_get("idempotency_key").map_err(err)?,
+        amount: r.try_get("amount").map_err(err)?,
+        currency: r.try_get("currency").map_err(err)?,
+        status: PaymentStatus::parse(&status).ok_or_else(|| format!("payment status {status}"))?,
+        brand: r.try_get("brand").map_err(err)?,
+        last4: r.try_get("last4").map_err(err)?,
+        error_code: r.try_get("error_code").map_err(err)?,
+        decline_code: r.try_get("decline_code").map_err(err)?,
+        return_url: r.try_get("return_url").map_err(err)?,
+        created_at: r.try_get("created_at").map_err(err)?,
+    })
+}
+
+fn status_list(from: &[PaymentStatus]) -> String {
+    from.iter().map(|s| format!("'{}'", s.as_str())).collect::<Vec<_>>().join(", ")
+}
+
+/// The pools the records are read from and written through.
+#[derive(Clone)]
+pub struct Payments {
+    read: AnyPool,
+    write: AnyPool,
+    /// SQLite write transactions take the write lock up front (`begin immediate`), as the
+    /// store's do, so a statement inside one never fails to upgrade its lock.
+    sqlite: bool,
+}
+
+impl Payments {
+    /// `write` must be the pool the store writes through (on SQLite its one connection).
+    pub fn new(read: AnyPool, write: AnyPool) -> Self {
+        // The same test the store applies to its URL when it connects.
+        let sqlite = write.connect_options().database_url.scheme().starts_with("sqlite");
+        Payments { read, write, sqlite }
+    }
+
+    async fn begin(&self) -> DbResult<sqlx::Transaction<'static, sqlx::Any>> {
+        if self.sqlite {
+            self.write.begin_with("begin immediate").await.map_err(err)
+        } else {
+            self.write.begin().await.map_err(err)
+        }
+    }
+
+    /// Inserts unless a payment with the same idempotency key exists.
+    pub async fn insert(&self, p: &ProcessorPayment) -> DbResult<()> {
+        sqlx::query(
+            "insert into processor_payments (id, idempotency_key, amount, currency, status, brand, last4, error_code, \
+             decline_code, return_url, created_at, updated_at) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) \
+             on conflict (idempotency_key) do nothing",
+        )
+        .bind(&p.id)
+        .bind(&p.idempotency_key)
+        .bind(p.amount)
+        .bind(&p.currency)
+        .bind(p.status.as_str())
+        .bind(&p.brand)
+        .bind(&p.last4)
+        .bind(&p.error_code)
+        .bind(&p.decline_code)
+        .bind(&p.return_url)
+        .bind(p.created_at)
+        .execute(&self.write)
+        .await
+        .map_err(err)?;
+        Ok(())
+    }
+
+    pub async fn find(&self, id: &str) -> DbResult<Option<ProcessorPayment>> {
+        let row = sqlx::query("select * from processor_payments where id = $1")
+            .bind(id)
+            .fetch_optional(&self.read)
+            .await
+            .map_err(err)?;
+        row.as_ref().map(payment_row).transpose()
+    }
+
+    pub async fn find_by_key(&self, key: &str) -> DbResult<Option<ProcessorPayment>> {
+        let row = sqlx::query("select * from processor_payments where idempotency_key = $1")
+            .bind(key)
+            .fetch_optional(&self.read)
+            .await
+            .map_err(err)?;
+        row.as_ref().map(payment_row).transpose()
+    }
+
+    /// Moves the payment to `to` if it is in one of `from`; true if it moved.
+    pub async fn update(
+        &self,
+        id: &str,
+        from: &[PaymentStatus],
+        to: PaymentStatus,
+        error_code: Option<&str>,
+        now: i64,
+    ) -> DbResult<bool> {
+        let sql = format!(
+            "update processor_payments set status = $1, error_code = coalesce($2, error_code), updated_at = $3 \
+             where id = $4 and status in ({})",
+            status_list(from)
+        );
+        let r = sqlx::query(&sql)
+            .bind(to.as_str())
+            .bind(error_code)
+            .bind(now)
+            .bind(id)
+            .execute(&self.write)
+            .await
+            .map_err(err)?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Records a refund of a captured payment once per key; the inner `Err` if it would
+    /// exceed the captured amount.
+    pub async fn apply_refund(
+        &self,
+        key: &str,
+        payment_id: &str,
+        amount: i64,
+        now: i64,
+    ) -> DbResult<Result<(), String>> {
+        let mut tx = self.begin().await?;
+        let fresh = sqlx::query(
+            "insert into processor_refunds (idempotency_key, payment_id, amount, created_at) values ($1, $2, $3, $4) \
+             on conflict (idempotency_key) do nothing",
+        )
+        .bind(key)
+        .bind(payment_id)
+        .bind(amount)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(err)?;
+        if fresh.rows_affected() == 0 {
+            tx.rollback().await.map_err(err)?;
+            return Ok(Ok(()));
+        }
+        let moved = sqlx::query(
+            "update processor_payments set refunded = refunded + $1, updated_at = $2 \
+             where id = $3 and status = 'captured' and refunded + $1 <= amount",
+        )
+        .bind(amount)
+        .bind(now)
+        .bind(payment_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(err)?;
+        if moved.rows_affected() != 1 {
+            tx.rollback().await.map_err(err)?;
+            return Ok(Err("the refund exceeds what was captured".into()));
+        }
+        tx.commit().await.map_err(err)?;
+        Ok(Ok(()))
+    }
+
+    /// Authorised or awaiting a challenge, created before `before`.
+    pub async fn find_open(&self, before: i64) -> DbResult<Vec<ProcessorPayment>> {
+        let rows = sqlx::query(
+            "select * from processor_payments where status in ('authorized', 'requires_action') and created_at < $1 \
+             order by created_at limit 500",
+        )
+        .bind(before)
+        .fetch_all(&self.read)
+        .await
+        .map_err(err)?;
+        rows.iter().map(payment_row).collect()
+    }
+}
