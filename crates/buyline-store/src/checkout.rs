@@ -1,6 +1,6 @@
 //! Checkouts, stock reservations and the order commit on SQL.
 
-use crate::outbox::{insert_event, insert_receipt};
+use crate::outbox::insert_receipt_and_event;
 use crate::{json_err, other, AnyQuery, Db};
 use async_trait::async_trait;
 use buyline_core::error::StoreError;
@@ -254,12 +254,7 @@ impl CheckoutStore for Db {
                 .await
                 .map_err(other)?;
         }
-        if let Some(r) = receipt {
-            insert_receipt(&mut tx, r, now).await?;
-        }
-        if let Some(e) = event {
-            insert_event(&mut tx, e).await?;
-        }
+        insert_receipt_and_event(&mut tx, receipt, event, now).await?;
         tx.commit().await.map_err(other)
     }
 

@@ -1,7 +1,7 @@
 //! Orders, their status moves and refunds on SQL.
 
 use crate::ledger::post_ledger;
-use crate::outbox::{insert_event, insert_receipt};
+use crate::outbox::insert_receipt_and_event;
 use crate::{json_err, other, Db};
 use async_trait::async_trait;
 use buyline_core::checkout::{Address, Posting, Totals};
@@ -137,12 +137,7 @@ impl OrderStore for Db {
             tx.rollback().await.map_err(other)?;
             return Ok(false);
         }
-        if let Some(rc) = receipt {
-            insert_receipt(&mut tx, rc, now).await?;
-        }
-        if let Some(e) = event {
-            insert_event(&mut tx, e).await?;
-        }
+        insert_receipt_and_event(&mut tx, receipt, event, now).await?;
         tx.commit().await.map_err(other)?;
         Ok(true)
     }
@@ -227,9 +222,7 @@ impl OrderStore for Db {
             tx.rollback().await.map_err(other)?;
             return Ok(false);
         }
-        if let Some(rc) = receipt {
-            insert_receipt(&mut tx, rc, now).await?;
-        }
+        insert_receipt_and_event(&mut tx, receipt, None, now).await?;
         tx.commit().await.map_err(other)?;
         Ok(true)
     }
@@ -312,12 +305,7 @@ impl OrderStore for Db {
                 .await
                 .map_err(other)?;
         }
-        if let Some(rc) = receipt {
-            insert_receipt(&mut tx, rc, now).await?;
-        }
-        if let Some(e) = event {
-            insert_event(&mut tx, e).await?;
-        }
+        insert_receipt_and_event(&mut tx, receipt, event, now).await?;
         tx.commit().await.map_err(other)?;
         Ok(true)
     }

@@ -12,12 +12,16 @@ use buyline_core::store::{Before, OutboxStore, StoreResult};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-pub(crate) async fn insert_receipt(
+/// What a change tells people, in the change's transaction: the shopper's receipt and the
+/// merchant's event, either, both or neither.
+pub(crate) async fn insert_receipt_and_event(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    r: &Receipt,
+    receipt: Option<&Receipt>,
+    event: Option<&NewEvent>,
     now: i64,
 ) -> StoreResult<()> {
-    insert_receipts(tx, &[r], now).await
+    insert_receipts(tx, receipt.as_slice(), now).await?;
+    insert_events(tx, event.as_slice()).await
 }
 
 /// In-app notifications and the e-mails that go with them: one statement per table.
@@ -52,10 +56,6 @@ pub(crate) async fn insert_receipts(
         q.execute(&mut **tx).await.map_err(other)?;
     }
     Ok(())
-}
-
-pub(crate) async fn insert_event(tx: &mut sqlx::Transaction<'static, sqlx::Any>, e: &NewEvent) -> StoreResult<()> {
-    insert_events(tx, &[e]).await
 }
 
 /// Writes events and, for each whose merchant has a live webhook endpoint, its delivery: in
