@@ -168,7 +168,7 @@ pub fn key_source(data_dir: &std::path::Path) -> KeySource {
 /// created only for a database that holds no sealed records: a missing or wrong key stops
 /// start-up with the id of the key it needs, and never silently becomes a new key.
 pub async fn open_vault(data_dir: &std::path::Path, db: &Db) -> anyhow::Result<Arc<Vault>> {
-    use buyline_core::store::Store;
+    use buyline_core::store::VaultStore;
     use buyline_core::vault::Sealer;
     let usage = db.count_vault_records_by_kek().await.map_err(|e| anyhow::anyhow!("{e}"))?;
     let source = key_source(data_dir);

@@ -2,7 +2,7 @@
 //! the ledger, and recovery by the reconciler.
 
 use crate::helpers::*;
-use buyline_core::store::Store;
+use buyline_core::store::prelude::*;
 use serde_json::{json, Value};
 
 async fn setup(app: &TestApp, stock: i64) -> (String, Value, String) {

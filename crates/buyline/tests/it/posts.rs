@@ -133,7 +133,7 @@ async fn timeline_pages_cover_everything_once() {
 #[tokio::test]
 async fn posts_written_together_fail_alone() {
     use buyline_core::model::NewPost;
-    use buyline_core::store::Store;
+    use buyline_core::store::prelude::*;
     let app = spawn_app().await;
     let (_, me) = app.signup("crowd").await;
     let author = me["id"].as_str().unwrap().to_string();

@@ -1,0 +1,49 @@
+//! The purchase path: checkouts, stock reservations, and the order committed with its
+//! receipt and event; the reconciler's questions about checkouts and held stock.
+
+use super::StoreResult;
+use crate::order::{CheckoutRecord, NewEvent, Order, Receipt};
+use async_trait::async_trait;
+
+/// Checkouts, stock reservations and the order commit.
+#[async_trait]
+pub trait CheckoutStore: Send + Sync {
+    async fn insert_checkout(&self, c: &CheckoutRecord) -> StoreResult<()>;
+
+    async fn find_checkout(&self, id: &str) -> StoreResult<Option<CheckoutRecord>>;
+
+    /// `open` → `completing` for its shopper, counting the attempt; `None` if not open.
+    async fn claim_checkout(&self, id: &str, shopper_id: &str, now: i64) -> StoreResult<Option<i64>>;
+
+    /// Moves the checkout from `from` to `to`; true if it moved.
+    async fn set_checkout_status(&self, id: &str, from: &str, to: &str) -> StoreResult<bool>;
+
+    /// Takes stock for every line, or none: `Err(variant_id)` names the first that is short.
+    async fn reserve_stock(
+        &self,
+        checkout_id: &str,
+        lines: &[(String, i64)],
+        expires_at: i64,
+    ) -> StoreResult<Result<(), String>>;
+
+    /// Gives held stock back (once, however often it is called).
+    async fn release_reservation(&self, checkout_id: &str) -> StoreResult<()>;
+
+    /// Held stock becomes sold (a 3-D Secure check passed).
+    async fn consume_reservation(&self, checkout_id: &str) -> StoreResult<()>;
+
+    /// One transaction: the order, its reservation consumed, its checkout completed, its receipt
+    /// and event, and (`from_cart`) the cart items it was checked out from removed.
+    async fn commit_order(
+        &self,
+        order: &Order,
+        from_cart: bool,
+        receipt: Option<&Receipt>,
+        event: Option<&NewEvent>,
+    ) -> StoreResult<()>;
+
+    async fn find_expired_reservations(&self, now: i64) -> StoreResult<Vec<String>>;
+
+    /// Checkouts left `completing` since before `before` (a crash mid-way).
+    async fn find_stuck_checkouts(&self, before: i64) -> StoreResult<Vec<String>>;
+}

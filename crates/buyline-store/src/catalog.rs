@@ -1,0 +1,416 @@
+//! Merchants, API keys, products (variants, shipping rates) and flags on SQL.
+
+use crate::accounts::account_insert;
+use crate::carts::write_cart_tags;
+use crate::vault::vault_record_insert;
+use crate::{json_err, other, placeholders, Db};
+use async_trait::async_trait;
+use buyline_core::error::StoreError;
+use buyline_core::model::{
+    Account, DonationRange, Inventory, InventoryType, Merchant, Product, ProductOption, ShippingRate, Variant,
+};
+use buyline_core::store::{CatalogStore, StoreResult};
+use buyline_core::types::{Currency, MerchantKind, ProductKind};
+use sqlx::any::AnyRow;
+use sqlx::Row;
+use std::collections::HashMap;
+
+const MERCHANT_SELECT: &str = "select m.id, m.account_id, m.owner_account_id, a.handle, m.name, m.kind, m.country, \
+     m.currency, m.webhook_url, m.cart_hashtags, m.cart_kinds, m.tax_rates, m.return_policy, m.created_at \
+     from merchants m join accounts a on a.id = m.account_id";
+
+fn merchant_row(r: &AnyRow) -> StoreResult<Merchant> {
+    let kind: String = r.try_get("kind").map_err(other)?;
+    let currency: String = r.try_get("currency").map_err(other)?;
+    let hashtags: String = r.try_get("cart_hashtags").map_err(other)?;
+    let tax: String = r.try_get("tax_rates").map_err(other)?;
+    let kinds: String = r.try_get("cart_kinds").map_err(other)?;
+    Ok(Merchant {
+        id: r.try_get("id").map_err(other)?,
+        account_id: r.try_get("account_id").map_err(other)?,
+        owner_account_id: r.try_get("owner_account_id").map_err(other)?,
+        handle: r.try_get("handle").map_err(other)?,
+        name: r.try_get("name").map_err(other)?,
+        kind: MerchantKind::parse("kind", &kind).map_err(|e| StoreError::Other(e.message))?,
+        country: r.try_get("country").map_err(other)?,
+        currency: Currency::parse(&currency).ok_or_else(|| StoreError::Other(format!("currency {currency}")))?,
+        webhook_url: r.try_get("webhook_url").map_err(other)?,
+        cart_hashtags: serde_json::from_str(&hashtags).map_err(json_err)?,
+        cart_kinds: serde_json::from_str(&kinds).map_err(json_err)?,
+        tax_rates: serde_json::from_str(&tax).map_err(json_err)?,
+        return_policy: r.try_get("return_policy").map_err(other)?,
+        created_at: r.try_get("created_at").map_err(other)?,
+    })
+}
+
+fn variant_row(r: &AnyRow) -> StoreResult<Variant> {
+    let options: String = r.try_get("options").map_err(other)?;
+    let kind: String = r.try_get("inventory_type").map_err(other)?;
+    let quantity: Option<i64> = r.try_get("quantity").map_err(other)?;
+    let inventory = if kind == "finite" {
+        Inventory { kind: InventoryType::Finite, quantity: Some(quantity.unwrap_or(0)) }
+    } else {
+        Inventory { kind: InventoryType::Infinite, quantity: None }
+    };
+    Ok(Variant {
+        id: r.try_get("id").map_err(other)?,
+        sku: r.try_get("sku").map_err(other)?,
+        options: serde_json::from_str(&options).map_err(json_err)?,
+        price: r.try_get("price").map_err(other)?,
+        available: inventory.kind == InventoryType::Infinite || inventory.quantity.unwrap_or(0) > 0,
+        inventory,
+    })
+}
+
+fn inventory_columns(inv: &Inventory) -> (&'static str, Option<i64>) {
+    match inv.kind {
+        InventoryType::Finite => ("finite", Some(inv.quantity.unwrap_or(0))),
+        InventoryType::Infinite => ("infinite", None),
+    }
+}
+
+async fn insert_rates(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    product_id: &str,
+    rates: &[ShippingRate],
+) -> StoreResult<()> {
+    for (i, r) in rates.iter().enumerate() {
+        sqlx::query(
+            "insert into shipping_rates (id, product_id, position, name, price, countries) values ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&r.id)
+        .bind(product_id)
+        .bind(i as i64)
+        .bind(&r.name)
+        .bind(r.price)
+        .bind(serde_json::to_string(&r.countries).map_err(json_err)?)
+        .execute(&mut **tx)
+        .await
+        .map_err(other)?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl CatalogStore for Db {
+    async fn insert_merchant(
+        &self,
+        m: &Merchant,
+        account: &Account,
+        api_key_hash: &str,
+        webhook_secret: &buyline_core::saved::VaultRecord,
+    ) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        account_insert(account, None).execute(&mut *tx).await.map_err(other)?;
+        vault_record_insert(webhook_secret)?.execute(&mut *tx).await.map_err(other)?;
+        sqlx::query(
+            "insert into merchants (id, account_id, owner_account_id, name, kind, country, currency, webhook_url, \
+             webhook_secret, cart_hashtags, tax_rates, return_policy, created_at, cart_kinds) \
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+        )
+        .bind(&m.id)
+        .bind(&m.account_id)
+        .bind(&m.owner_account_id)
+        .bind(&m.name)
+        .bind(m.kind.as_str())
+        .bind(&m.country)
+        .bind(m.currency.code())
+        .bind(&m.webhook_url)
+        .bind(&webhook_secret.id)
+        .bind(serde_json::to_string(&m.cart_hashtags).map_err(json_err)?)
+        .bind(serde_json::to_string(&m.tax_rates).map_err(json_err)?)
+        .bind(&m.return_policy)
+        .bind(m.created_at)
+        .bind(serde_json::to_string(&m.cart_kinds).map_err(json_err)?)
+        .execute(&mut *tx)
+        .await
+        .map_err(other)?;
+        write_cart_tags(&mut tx, m).await?;
+        sqlx::query("insert into api_keys (key_hash, merchant_id, created_at) values ($1, $2, $3)")
+            .bind(api_key_hash)
+            .bind(&m.id)
+            .bind(m.created_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(other)?;
+        tx.commit().await.map_err(other)
+    }
+
+    async fn find_merchant(&self, id: &str) -> StoreResult<Option<Merchant>> {
+        let sql = format!("{MERCHANT_SELECT} where m.id = $1");
+        let row = sqlx::query(&sql).bind(id).fetch_optional(&self.pool).await.map_err(other)?;
+        row.as_ref().map(merchant_row).transpose()
+    }
+
+    async fn find_merchant_by_account(&self, account_id: &str) -> StoreResult<Option<Merchant>> {
+        let sql = format!("{MERCHANT_SELECT} where m.account_id = $1");
+        let row = sqlx::query(&sql).bind(account_id).fetch_optional(&self.pool).await.map_err(other)?;
+        row.as_ref().map(merchant_row).transpose()
+    }
+
+    async fn find_merchants_by_owner(&self, owner: &str) -> StoreResult<Vec<Merchant>> {
+        let sql = format!("{MERCHANT_SELECT} where m.owner_account_id = $1 order by m.created_at");
+        let rows = sqlx::query(&sql).bind(owner).fetch_all(&self.pool).await.map_err(other)?;
+        rows.iter().map(merchant_row).collect()
+    }
+
+    async fn find_merchant_by_api_key(&self, key_hash: &str) -> StoreResult<Option<Merchant>> {
+        let sql = format!(
+            "{MERCHANT_SELECT} join api_keys k on k.merchant_id = m.id where k.key_hash = $1 and k.revoked_at is null"
+        );
+        let row = sqlx::query(&sql).bind(key_hash).fetch_optional(&self.pool).await.map_err(other)?;
+        row.as_ref().map(merchant_row).transpose()
+    }
+
+    async fn replace_api_key(&self, merchant_id: &str, key_hash: &str) -> StoreResult<()> {
+        let now = buyline_core::types::now_micros();
+        let mut tx = self.begin().await?;
+        sqlx::query("update api_keys set revoked_at = $1 where merchant_id = $2 and revoked_at is null")
+            .bind(now)
+            .bind(merchant_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(other)?;
+        sqlx::query("insert into api_keys (key_hash, merchant_id, created_at) values ($1, $2, $3)")
+            .bind(key_hash)
+            .bind(merchant_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(other)?;
+        tx.commit().await.map_err(other)
+    }
+
+    async fn update_merchant(&self, m: &Merchant) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "update merchants set name = $1, webhook_url = $2, cart_hashtags = $3, tax_rates = $4, return_policy = $5, \
+             webhook_disabled_at = case when webhook_url = $2 then webhook_disabled_at else null end, cart_kinds = $7 \
+             where id = $6",
+        )
+        .bind(&m.name)
+        .bind(&m.webhook_url)
+        .bind(serde_json::to_string(&m.cart_hashtags).map_err(json_err)?)
+        .bind(serde_json::to_string(&m.tax_rates).map_err(json_err)?)
+        .bind(&m.return_policy)
+        .bind(&m.id)
+        .bind(serde_json::to_string(&m.cart_kinds).map_err(json_err)?)
+        .execute(&mut *tx)
+        .await
+        .map_err(other)?;
+        write_cart_tags(&mut tx, m).await?;
+        sqlx::query("update accounts set display_name = $1 where id = $2")
+            .bind(&m.name)
+            .bind(&m.account_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(other)?;
+        tx.commit().await.map_err(other)
+    }
+
+    async fn insert_product(&self, p: &Product) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "insert into products (id, merchant_id, name, description, kind, image_url, currency, options, \
+             return_policy, donation_min, donation_max, created_at) \
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        )
+        .bind(&p.id)
+        .bind(&p.merchant_id)
+        .bind(&p.name)
+        .bind(&p.description)
+        .bind(p.kind.as_str())
+        .bind(&p.image_url)
+        .bind(p.currency.code())
+        .bind(serde_json::to_string(&p.options).map_err(json_err)?)
+        .bind(&p.return_policy)
+        .bind(p.donation.as_ref().map(|d| d.min))
+        .bind(p.donation.as_ref().map(|d| d.max))
+        .bind(p.created_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(other)?;
+        for (i, v) in p.variants.iter().enumerate() {
+            let (kind, qty) = inventory_columns(&v.inventory);
+            sqlx::query(
+                "insert into variants (id, product_id, position, sku, options, price, inventory_type, quantity) \
+                 values ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(&v.id)
+            .bind(&p.id)
+            .bind(i as i64)
+            .bind(&v.sku)
+            .bind(serde_json::to_string(&v.options).map_err(json_err)?)
+            .bind(v.price)
+            .bind(kind)
+            .bind(qty)
+            .execute(&mut *tx)
+            .await
+            .map_err(other)?;
+        }
+        insert_rates(&mut tx, &p.id, &p.shipping_rates).await?;
+        tx.commit().await.map_err(other)
+    }
+
+    async fn find_products(&self, ids: &[String]) -> StoreResult<Vec<Product>> {
+        if ids.is_empty() {
+            return Ok(vec![]);
+        }
+        let mut ids: Vec<&String> = ids.iter().collect();
+        ids.sort();
+        ids.dedup();
+        let list = placeholders(1, ids.len());
+        let sql_products = format!("select * from products where id in ({list})");
+        let sql_variants = format!("select * from variants where product_id in ({list}) order by product_id, position");
+        let sql_rates =
+            format!("select * from shipping_rates where product_id in ({list}) order by product_id, position");
+        let products = self.fetch_in(&sql_products, &ids).await?;
+        let variants = self.fetch_in(&sql_variants, &ids).await?;
+        let rates = self.fetch_in(&sql_rates, &ids).await?;
+        let mut by_product: HashMap<String, (Vec<Variant>, Vec<ShippingRate>)> = HashMap::new();
+        for r in &variants {
+            let pid: String = r.try_get("product_id").map_err(other)?;
+            by_product.entry(pid).or_default().0.push(variant_row(r)?);
+        }
+        for r in &rates {
+            let pid: String = r.try_get("product_id").map_err(other)?;
+            let countries: String = r.try_get("countries").map_err(other)?;
+            by_product.entry(pid).or_default().1.push(ShippingRate {
+                id: r.try_get("id").map_err(other)?,
+                name: r.try_get("name").map_err(other)?,
+                price: r.try_get("price").map_err(other)?,
+                countries: serde_json::from_str(&countries).map_err(json_err)?,
+            });
+        }
+        products
+            .iter()
+            .map(|r| {
+                let id: String = r.try_get("id").map_err(other)?;
+                let (variants, shipping_rates) = by_product.remove(&id).unwrap_or_default();
+                let kind: String = r.try_get("kind").map_err(other)?;
+                let currency: String = r.try_get("currency").map_err(other)?;
+                let options: String = r.try_get("options").map_err(other)?;
+                let dmin: Option<i64> = r.try_get("donation_min").map_err(other)?;
+                let dmax: Option<i64> = r.try_get("donation_max").map_err(other)?;
+                Ok(Product {
+                    id,
+                    merchant_id: r.try_get("merchant_id").map_err(other)?,
+                    name: r.try_get("name").map_err(other)?,
+                    description: r.try_get("description").map_err(other)?,
+                    kind: ProductKind::parse("kind", &kind).map_err(|e| StoreError::Other(e.message))?,
+                    url: String::new(),
+                    image_url: r.try_get("image_url").map_err(other)?,
+                    currency: Currency::parse(&currency)
+                        .ok_or_else(|| StoreError::Other(format!("currency {currency}")))?,
+                    options: serde_json::from_str::<Vec<ProductOption>>(&options).map_err(json_err)?,
+                    variants,
+                    shipping_rates,
+                    return_policy: r.try_get("return_policy").map_err(other)?,
+                    donation: dmin.zip(dmax).map(|(min, max)| DonationRange { min, max }),
+                    created_at: r.try_get("created_at").map_err(other)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn find_products_by_merchant(&self, merchant_id: &str) -> StoreResult<Vec<Product>> {
+        let rows = sqlx::query("select id from products where merchant_id = $1 order by created_at desc, id")
+            .bind(merchant_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(other)?;
+        let ids: Vec<String> = rows.iter().map(|r| r.try_get("id")).collect::<Result<_, _>>().map_err(other)?;
+        let mut products = self.find_products(&ids).await?;
+        products.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.id.cmp(&b.id)));
+        Ok(products)
+    }
+
+    async fn update_product(&self, p: &Product) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "update products set name = $1, description = $2, image_url = $3, return_policy = $4 where id = $5",
+        )
+        .bind(&p.name)
+        .bind(&p.description)
+        .bind(&p.image_url)
+        .bind(&p.return_policy)
+        .bind(&p.id)
+        .execute(&mut *tx)
+        .await
+        .map_err(other)?;
+        sqlx::query("delete from shipping_rates where product_id = $1")
+            .bind(&p.id)
+            .execute(&mut *tx)
+            .await
+            .map_err(other)?;
+        insert_rates(&mut tx, &p.id, &p.shipping_rates).await?;
+        tx.commit().await.map_err(other)
+    }
+
+    async fn update_variant(&self, product_id: &str, v: &Variant) -> StoreResult<()> {
+        let (kind, qty) = inventory_columns(&v.inventory);
+        sqlx::query(
+            "update variants set sku = $1, price = $2, inventory_type = $3, quantity = $4 where id = $5 and product_id = $6",
+        )
+        .bind(&v.sku)
+        .bind(v.price)
+        .bind(kind)
+        .bind(qty)
+        .bind(&v.id)
+        .bind(product_id)
+        .execute(self.writer())
+        .await
+        .map_err(other)?;
+        Ok(())
+    }
+
+    async fn find_flag(&self, name: &str) -> StoreResult<Option<String>> {
+        let row = sqlx::query("select value from flags where name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(other)?;
+        row.map(|r| r.try_get("value")).transpose().map_err(other)
+    }
+
+    async fn upsert_flag(&self, name: &str, value: &str) -> StoreResult<()> {
+        sqlx::query(
+            "insert into flags (name, value, updated_at) values ($1, $2, $3) \
+             on conflict (name) do update set value = excluded.value, updated_at = excluded.updated_at",
+        )
+        .bind(name)
+        .bind(value)
+        .bind(buyline_core::types::now_micros())
+        .execute(self.writer())
+        .await
+        .map_err(other)?;
+        Ok(())
+    }
+
+    async fn insert_flag_once(&self, name: &str, value: &str) -> StoreResult<String> {
+        sqlx::query("insert into flags (name, value, updated_at) values ($1, $2, $3) on conflict (name) do nothing")
+            .bind(name)
+            .bind(value)
+            .bind(buyline_core::types::now_micros())
+            .execute(self.writer())
+            .await
+            .map_err(other)?;
+        // Read through the writer: on SQLite the read pool might not see the row yet.
+        let row = sqlx::query("select value from flags where name = $1")
+            .bind(name)
+            .fetch_one(self.writer())
+            .await
+            .map_err(other)?;
+        row.try_get("value").map_err(other)
+    }
+
+    async fn find_product_ids_by_variants(&self, variant_ids: &[String]) -> StoreResult<Vec<(String, String)>> {
+        if variant_ids.is_empty() {
+            return Ok(vec![]);
+        }
+        let ids: Vec<&String> = variant_ids.iter().collect();
+        let sql = format!("select id, product_id from variants where id in ({})", placeholders(1, ids.len()));
+        let rows = self.fetch_in(&sql, &ids).await?;
+        rows.iter().map(|r| Ok((r.try_get("id").map_err(other)?, r.try_get("product_id").map_err(other)?))).collect()
+    }
+}
