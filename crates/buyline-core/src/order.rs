@@ -34,8 +34,7 @@ pub struct CheckoutRecord {
     pub post_id: Option<String>,
     pub lines: Vec<OrderLine>,
     pub currency: Currency,
-    /// `open`, `completing`, `completed` or `expired`.
-    pub status: String,
+    pub status: CheckoutStatus,
     pub attempt: i64,
     pub order_id: Option<String>,
     pub created_at: i64,
@@ -48,7 +47,7 @@ pub struct CheckoutRecord {
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Checkout {
     pub id: String,
-    pub status: String,
+    pub status: CheckoutStatus,
     pub merchant_id: String,
     pub lines: Vec<OrderLine>,
     /// Rates that ship to the shopper's country (or to the given destination).
@@ -61,6 +60,38 @@ pub struct Checkout {
     #[serde(serialize_with = "crate::model::ser_time")]
     #[schema(value_type = String, format = DateTime)]
     pub expires_at: i64,
+}
+
+/// Where a checkout is: `open` (priced, waiting), `completing` (one request is paying it),
+/// `completed` (it has its order) or `expired`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckoutStatus {
+    Open,
+    Completing,
+    Completed,
+    Expired,
+}
+
+impl CheckoutStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Completing => "completing",
+            Self::Completed => "completed",
+            Self::Expired => "expired",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "open" => Self::Open,
+            "completing" => Self::Completing,
+            "completed" => Self::Completed,
+            "expired" => Self::Expired,
+            _ => return None,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]

@@ -147,11 +147,11 @@ impl AccountStore for Db {
         Ok(())
     }
 
-    async fn insert_session(&self, token_hash: &str, account_id: &str, expires_at: i64) -> StoreResult<()> {
+    async fn insert_session(&self, token_hash: &str, account_id: &str, now: i64, expires_at: i64) -> StoreResult<()> {
         sqlx::query("insert into sessions (token_hash, account_id, created_at, expires_at) values ($1, $2, $3, $4)")
             .bind(token_hash)
             .bind(account_id)
-            .bind(buyline_core::types::now_micros())
+            .bind(now)
             .bind(expires_at)
             .execute(self.writer())
             .await

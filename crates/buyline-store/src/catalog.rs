@@ -162,8 +162,7 @@ impl CatalogStore for Db {
         row.as_ref().map(merchant_row).transpose()
     }
 
-    async fn replace_api_key(&self, merchant_id: &str, key_hash: &str) -> StoreResult<()> {
-        let now = buyline_core::types::now_micros();
+    async fn replace_api_key(&self, merchant_id: &str, key_hash: &str, now: i64) -> StoreResult<()> {
         let mut tx = self.begin().await?;
         sqlx::query("update api_keys set revoked_at = $1 where merchant_id = $2 and revoked_at is null")
             .bind(now)
@@ -373,25 +372,25 @@ impl CatalogStore for Db {
         row.map(|r| r.try_get("value")).transpose().map_err(other)
     }
 
-    async fn upsert_flag(&self, name: &str, value: &str) -> StoreResult<()> {
+    async fn upsert_flag(&self, name: &str, value: &str, now: i64) -> StoreResult<()> {
         sqlx::query(
             "insert into flags (name, value, updated_at) values ($1, $2, $3) \
              on conflict (name) do update set value = excluded.value, updated_at = excluded.updated_at",
         )
         .bind(name)
         .bind(value)
-        .bind(buyline_core::types::now_micros())
+        .bind(now)
         .execute(self.writer())
         .await
         .map_err(other)?;
         Ok(())
     }
 
-    async fn insert_flag_once(&self, name: &str, value: &str) -> StoreResult<String> {
+    async fn insert_flag_once(&self, name: &str, value: &str, now: i64) -> StoreResult<String> {
         sqlx::query("insert into flags (name, value, updated_at) values ($1, $2, $3) on conflict (name) do nothing")
             .bind(name)
             .bind(value)
-            .bind(buyline_core::types::now_micros())
+            .bind(now)
             .execute(self.writer())
             .await
             .map_err(other)?;

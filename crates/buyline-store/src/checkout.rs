@@ -4,14 +4,11 @@ use crate::outbox::insert_receipt_and_event;
 use crate::{json_err, other, AnyQuery, Db};
 use async_trait::async_trait;
 use buyline_core::error::StoreError;
-use buyline_core::order::{CheckoutRecord, NewEvent, Order, OrderStatus, Receipt};
+use buyline_core::order::{CheckoutRecord, CheckoutStatus, NewEvent, Order, OrderStatus, Receipt};
 use buyline_core::store::{CheckoutStore, StoreResult};
 use buyline_core::types::Currency;
 use sqlx::any::AnyRow;
 use sqlx::Row;
-
-/// How long stock stays held for an order waiting on a 3-D Secure challenge.
-const CHALLENGE_HOLD_MICROS: i64 = 65 * 60 * 1_000_000;
 
 pub(crate) fn checkout_insert(c: &CheckoutRecord) -> StoreResult<AnyQuery<'_>> {
     Ok(sqlx::query(
@@ -24,7 +21,7 @@ pub(crate) fn checkout_insert(c: &CheckoutRecord) -> StoreResult<AnyQuery<'_>> {
     .bind(&c.post_id)
     .bind(serde_json::to_string(&c.lines).map_err(json_err)?)
     .bind(c.currency.code())
-    .bind(&c.status)
+    .bind(c.status.as_str())
     .bind(c.attempt)
     .bind(&c.order_id)
     .bind(c.created_at)
@@ -35,6 +32,7 @@ pub(crate) fn checkout_insert(c: &CheckoutRecord) -> StoreResult<AnyQuery<'_>> {
 fn checkout_row(r: &AnyRow) -> StoreResult<CheckoutRecord> {
     let lines: String = r.try_get("lines").map_err(other)?;
     let currency: String = r.try_get("currency").map_err(other)?;
+    let status: String = r.try_get("status").map_err(other)?;
     Ok(CheckoutRecord {
         id: r.try_get("id").map_err(other)?,
         shopper_id: r.try_get("shopper_id").map_err(other)?,
@@ -42,7 +40,7 @@ fn checkout_row(r: &AnyRow) -> StoreResult<CheckoutRecord> {
         post_id: r.try_get("post_id").map_err(other)?,
         lines: serde_json::from_str(&lines).map_err(json_err)?,
         currency: Currency::parse(&currency).ok_or_else(|| StoreError::Other(format!("currency {currency}")))?,
-        status: r.try_get("status").map_err(other)?,
+        status: CheckoutStatus::parse(&status).ok_or_else(|| StoreError::Other(format!("checkout status {status}")))?,
         attempt: r.try_get("attempt").map_err(other)?,
         order_id: r.try_get("order_id").map_err(other)?,
         created_at: r.try_get("created_at").map_err(other)?,
@@ -89,12 +87,18 @@ impl CheckoutStore for Db {
         Ok(Some(row.try_get("attempt").map_err(other)?))
     }
 
-    async fn set_checkout_status(&self, id: &str, from: &str, to: &str) -> StoreResult<bool> {
+    async fn set_checkout_status(
+        &self,
+        id: &str,
+        from: CheckoutStatus,
+        to: CheckoutStatus,
+        now: i64,
+    ) -> StoreResult<bool> {
         let r = sqlx::query("update checkouts set status = $1, updated_at = $2 where id = $3 and status = $4")
-            .bind(to)
-            .bind(buyline_core::types::now_micros())
+            .bind(to.as_str())
+            .bind(now)
             .bind(id)
-            .bind(from)
+            .bind(from.as_str())
             .execute(self.writer())
             .await
             .map_err(other)?;
@@ -182,8 +186,9 @@ impl CheckoutStore for Db {
         from_cart: bool,
         receipt: Option<&Receipt>,
         event: Option<&NewEvent>,
+        now: i64,
+        hold_until: i64,
     ) -> StoreResult<()> {
-        let now = buyline_core::types::now_micros();
         let mut tx = self.begin().await?;
         sqlx::query(
             "insert into orders (id, checkout_id, shopper_id, merchant_id, status, currency, subtotal, shipping_amount, tax, \
@@ -218,10 +223,9 @@ impl CheckoutStore for Db {
         .await
         .map_err(other)?;
         if o.status == OrderStatus::RequiresAction {
-            // Stock stays held while the shopper passes the card check, a little longer than
-            // the reconciler waits before it cancels an unfinished check.
+            // Stock stays held while the shopper passes the card check.
             sqlx::query("update reservations set expires_at = $1 where checkout_id = $2 and state = 'held'")
-                .bind(now + CHALLENGE_HOLD_MICROS)
+                .bind(hold_until)
                 .bind(&o.checkout_id)
                 .execute(&mut *tx)
                 .await

@@ -118,18 +118,18 @@ impl OrderStore for Db {
     async fn update_order_status(
         &self,
         id: &str,
-        from: &str,
-        to: &str,
+        from: OrderStatus,
+        to: OrderStatus,
         receipt: Option<&Receipt>,
         event: Option<&NewEvent>,
+        now: i64,
     ) -> StoreResult<bool> {
-        let now = buyline_core::types::now_micros();
         let mut tx = self.begin().await?;
         let r = sqlx::query("update orders set status = $1, updated_at = $2 where id = $3 and status = $4")
-            .bind(to)
+            .bind(to.as_str())
             .bind(now)
             .bind(id)
-            .bind(from)
+            .bind(from.as_str())
             .execute(&mut *tx)
             .await
             .map_err(other)?;
@@ -200,8 +200,7 @@ impl OrderStore for Db {
         Ok(r.rows_affected() == 1)
     }
 
-    async fn fulfill_order(&self, id: &str, f: &Fulfillment, receipt: Option<&Receipt>) -> StoreResult<bool> {
-        let now = buyline_core::types::now_micros();
+    async fn fulfill_order(&self, id: &str, f: &Fulfillment, receipt: Option<&Receipt>, now: i64) -> StoreResult<bool> {
         let mut tx = self.begin().await?;
         // A partly refunded order still ships the rest: it keeps its status (the refund
         // stays on record) and gains its tracking, once — `$4` is the unshipped fulfilment.
@@ -227,8 +226,9 @@ impl OrderStore for Db {
         Ok(true)
     }
 
-    async fn begin_refund(&self, r: &RefundRecord, allowed_from: &[&str]) -> StoreResult<bool> {
-        let statuses = allowed_from.iter().map(|s| format!("'{s}'")).collect::<Vec<_>>().join(", ");
+    async fn begin_refund(&self, r: &RefundRecord, allowed_from: &[OrderStatus]) -> StoreResult<bool> {
+        // Typed statuses: only our own fixed words reach the SQL text.
+        let statuses = allowed_from.iter().map(|s| format!("'{}'", s.as_str())).collect::<Vec<_>>().join(", ");
         let mut tx = self.begin().await?;
         // The amount is taken from the order in the same statement that checks it, so two
         // refunds at once can never together exceed the total.
@@ -268,14 +268,14 @@ impl OrderStore for Db {
     async fn complete_refund(
         &self,
         r: &RefundRecord,
-        new_status: &str,
+        new_status: OrderStatus,
         currency: &str,
         postings: &[Posting],
         event: Option<&NewEvent>,
         receipt: Option<&Receipt>,
         restock: &[(String, i64)],
+        now: i64,
     ) -> StoreResult<bool> {
-        let now = buyline_core::types::now_micros();
         let mut tx = self.begin().await?;
         let done = sqlx::query(
             "update refunds set status = 'succeeded', completed_at = $1 where id = $2 and status = 'pending'",
@@ -290,7 +290,7 @@ impl OrderStore for Db {
             return Ok(false);
         }
         sqlx::query("update orders set status = $1, updated_at = $2 where id = $3")
-            .bind(new_status)
+            .bind(new_status.as_str())
             .bind(now)
             .bind(&r.order_id)
             .execute(&mut *tx)
@@ -310,11 +310,11 @@ impl OrderStore for Db {
         Ok(true)
     }
 
-    async fn fail_refund(&self, r: &RefundRecord) -> StoreResult<()> {
+    async fn fail_refund(&self, r: &RefundRecord, now: i64) -> StoreResult<()> {
         let mut tx = self.begin().await?;
         let done =
             sqlx::query("update refunds set status = 'failed', completed_at = $1 where id = $2 and status = 'pending'")
-                .bind(buyline_core::types::now_micros())
+                .bind(now)
                 .bind(&r.id)
                 .execute(&mut *tx)
                 .await

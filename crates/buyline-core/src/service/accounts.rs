@@ -175,8 +175,8 @@ impl Services {
 
     async fn start_session(&self, account_id: &str) -> Result<String> {
         let token = new_secret("st");
-        let expires = now_micros() + self.config.session_ttl_micros;
-        self.store.insert_session(&hash_secret(&token), account_id, expires).await?;
+        let now = now_micros();
+        self.store.insert_session(&hash_secret(&token), account_id, now, now + self.config.session_ttl_micros).await?;
         Ok(token)
     }
 

@@ -473,7 +473,7 @@ impl Services {
     pub async fn rotate_api_key(&self, who: &Principal) -> Result<String> {
         let merchant = who.merchant()?;
         let key = new_secret("sk");
-        self.store.replace_api_key(&merchant.id, &crate::ids::hash_secret(&key)).await?;
+        self.store.replace_api_key(&merchant.id, &crate::ids::hash_secret(&key), crate::types::now_micros()).await?;
         tracing::info!(merchant_id = %merchant.id, "api key rotated");
         Ok(key)
     }

@@ -15,7 +15,8 @@ use crate::fees::platform_fee;
 use crate::ids::{has_prefix, new_id};
 use crate::model::{Account, Merchant, Product};
 use crate::order::{
-    Checkout, CheckoutRecord, Fulfillment, Order, OrderLine, OrderStatus, PaymentSummary, ShippingChoice,
+    Checkout, CheckoutRecord, CheckoutStatus, Fulfillment, Order, OrderLine, OrderStatus, PaymentSummary,
+    ShippingChoice,
 };
 use crate::payment::{Authorization, AuthorizeRequest, Card, CardInput, PaymentStatus, ProcessorError};
 use crate::rollout::Arm;
@@ -150,7 +151,7 @@ impl Services {
             list.first().map(|p| p.return_policy.clone()).unwrap_or_else(|| merchant.return_policy.clone());
         Checkout {
             id: c.id.clone(),
-            status: c.status.clone(),
+            status: c.status,
             merchant_id: c.merchant_id.clone(),
             lines: c.lines.clone(),
             shipping_options: options,
@@ -268,7 +269,7 @@ impl Services {
             post_id: post_id.map(str::to_string),
             lines: out,
             currency: merchant.currency,
-            status: "open".into(),
+            status: CheckoutStatus::Open,
             attempt: 0,
             order_id: None,
             created_at: now,
@@ -319,7 +320,7 @@ impl Services {
         if let Some(id) = bound_id {
             record.id = id;
         }
-        record.status = "completing".into();
+        record.status = CheckoutStatus::Completing;
         record.attempt = 1;
         match self.store.insert_checkout(&record).await {
             Ok(()) => {}
@@ -459,7 +460,9 @@ impl Services {
         }
         let wanted: Vec<(String, i64)> = wanted.into_iter().collect();
         if let Err(variant) = self.store.reserve_stock(&c.id, &wanted, now + RESERVATION_TTL).await? {
-            self.store.set_checkout_status(&c.id, "completing", "open").await?;
+            self.store
+                .set_checkout_status(&c.id, CheckoutStatus::Completing, CheckoutStatus::Open, now_micros())
+                .await?;
             let name = c.lines.iter().find(|l| l.variant_id == variant).map(|l| l.name.clone()).unwrap_or_default();
             return Err(Error::OutOfStock(format!("{name} is sold out in that choice or quantity")));
         }
@@ -491,7 +494,9 @@ impl Services {
             }
             Err(err) => {
                 self.store.release_reservation(&c.id).await?;
-                self.store.set_checkout_status(&c.id, "completing", "open").await?;
+                self.store
+                    .set_checkout_status(&c.id, CheckoutStatus::Completing, CheckoutStatus::Open, now_micros())
+                    .await?;
                 return Err(payment_error(err));
             }
         };
@@ -521,11 +526,25 @@ impl Services {
         let receipt = if status == OrderStatus::Paid { self.paid_receipt(&order, Some(shopper)) } else { None };
         // `order.created` goes out when the order is paid (now, or after the card check).
         let event = (status == OrderStatus::Paid).then(|| super::webhooks::order_event("order.created", &order, None));
-        if let Err(e) = self.store.commit_order(&order, c.from_cart, receipt.as_ref(), event.as_ref()).await {
+        if let Err(e) = self
+            .store
+            .commit_order(
+                &order,
+                c.from_cart,
+                receipt.as_ref(),
+                event.as_ref(),
+                now,
+                now + super::reconcile::CHALLENGE_HOLD,
+            )
+            .await
+        {
             // The authorisation has no order: give it back now (the reconciler would later).
             let _ = self.processor.void(&order.payment_id).await;
             let _ = self.store.release_reservation(&c.id).await;
-            let _ = self.store.set_checkout_status(&c.id, "completing", "open").await;
+            let _ = self
+                .store
+                .set_checkout_status(&c.id, CheckoutStatus::Completing, CheckoutStatus::Open, now_micros())
+                .await;
             return Err(e.into());
         }
         tracing::info!(order_id = %order.id, merchant_id = %order.merchant_id, status = order.status.as_str(), total = order.totals.total, "order committed");
@@ -549,10 +568,10 @@ impl Services {
 
     /// The order of a checkout that already has one.
     async fn settled(&self, c: &CheckoutRecord) -> Result<Option<Order>> {
-        match c.status.as_str() {
-            "completed" => Ok(self.store.find_order_by_checkout(&c.id).await?),
-            "completing" => self.await_completion(&c.id).await.map(Some),
-            "expired" => {
+        match c.status {
+            CheckoutStatus::Completed => Ok(self.store.find_order_by_checkout(&c.id).await?),
+            CheckoutStatus::Completing => self.await_completion(&c.id).await.map(Some),
+            CheckoutStatus::Expired => {
                 Err(Error::Conflict { message: "this checkout has expired; start again".into(), errors: vec![] })
             }
             _ if c.expires_at <= now_micros() => {
@@ -568,10 +587,12 @@ impl Services {
                 return Ok(o);
             }
             match self.store.find_checkout(checkout_id).await? {
-                Some(c) if c.status == "completing" => self.pause.pause(std::time::Duration::from_millis(50)).await,
+                Some(c) if c.status == CheckoutStatus::Completing => {
+                    self.pause.pause(std::time::Duration::from_millis(50)).await
+                }
                 // Its order committed between the two reads: the next look finds it.
-                Some(c) if c.status == "completed" => continue,
-                Some(c) if c.status == "open" => {
+                Some(c) if c.status == CheckoutStatus::Completed => continue,
+                Some(c) if c.status == CheckoutStatus::Open => {
                     return Err(Error::Conflict {
                         message: "the payment for this checkout did not go through; try again".into(),
                         errors: vec![],
@@ -621,7 +642,14 @@ impl Services {
                 let event = super::webhooks::order_event("order.created", &paid, None);
                 if self
                     .store
-                    .update_order_status(&order.id, "requires_action", "paid", receipt.as_ref(), Some(&event))
+                    .update_order_status(
+                        &order.id,
+                        OrderStatus::RequiresAction,
+                        OrderStatus::Paid,
+                        receipt.as_ref(),
+                        Some(&event),
+                        now_micros(),
+                    )
                     .await?
                 {
                     self.store.consume_reservation(&order.checkout_id).await?;
@@ -636,7 +664,18 @@ impl Services {
 
     pub(super) async fn cancel_unpaid(&self, order: &Order) -> Result<()> {
         let _ = self.processor.void(&order.payment_id).await;
-        if self.store.update_order_status(&order.id, "requires_action", "canceled", None, None).await? {
+        if self
+            .store
+            .update_order_status(
+                &order.id,
+                OrderStatus::RequiresAction,
+                OrderStatus::Canceled,
+                None,
+                None,
+                now_micros(),
+            )
+            .await?
+        {
             self.store.release_reservation(&order.checkout_id).await?;
             tracing::info!(order_id = %order.id, "unpaid order canceled");
         }

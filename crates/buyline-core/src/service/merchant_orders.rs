@@ -115,7 +115,7 @@ impl Services {
             format!("Your Buyline order {} has shipped", o.id),
             format!("Good news: your order {} is on its way.\n\nCarrier: {carrier}\nTracking number: {tracking}", o.id),
         );
-        if !self.store.fulfill_order(&o.id, &f, receipt.as_ref()).await? {
+        if !self.store.fulfill_order(&o.id, &f, receipt.as_ref(), now_micros()).await? {
             let message = if o.fulfillment.tracking_number.is_some() {
                 "the order has already shipped".to_string()
             } else {
@@ -135,14 +135,14 @@ impl Services {
             });
         }
         let amount = o.totals.total - o.refunded_amount;
-        self.refund(&o, amount, Some("canceled by the merchant".into()), true, &["paid"]).await?;
+        self.refund(&o, amount, Some("canceled by the merchant".into()), true, &[OrderStatus::Paid]).await?;
         self.merchant_order_view(who, id).await
     }
 
     pub async fn refund_order(&self, who: &Principal, id: &str, input: RefundInput) -> Result<serde_json::Value> {
         let o = self.merchant_order(who, id).await?;
-        let allowed = ["paid", "fulfilled", "partially_refunded"];
-        if !allowed.contains(&o.status.as_str()) {
+        let allowed = [OrderStatus::Paid, OrderStatus::Fulfilled, OrderStatus::PartiallyRefunded];
+        if !allowed.contains(&o.status) {
             return Err(Error::Conflict {
                 message: format!("an order that is {} cannot be refunded", o.status.as_str()),
                 errors: vec![],
@@ -172,7 +172,7 @@ impl Services {
         amount: i64,
         reason: Option<String>,
         cancel: bool,
-        allowed: &[&str],
+        allowed: &[OrderStatus],
     ) -> Result<()> {
         let after = o.refunded_amount + amount;
         let given_back = if after >= o.totals.total { self.store.find_refund_total_fee_back(&o.id).await? } else { 0 };
@@ -198,7 +198,7 @@ impl Services {
     async fn settle_refund(&self, o: &Order, r: &RefundRecord) -> Result<()> {
         if let Err(e) = self.processor.refund(&o.payment_id, r.amount, &r.id).await {
             tracing::warn!(order_id = %o.id, error = %e, "refund refused by the processor");
-            self.store.fail_refund(r).await?;
+            self.store.fail_refund(r, now_micros()).await?;
             return Err(Error::Conflict {
                 message: "the payment could not be refunded yet (it may still be settling); try again shortly".into(),
                 errors: vec![],
@@ -206,15 +206,15 @@ impl Services {
         }
         let full = o.refunded_amount + r.amount >= o.totals.total || r.cancel;
         let status = if r.cancel {
-            "canceled"
+            OrderStatus::Canceled
         } else if full {
-            "refunded"
+            OrderStatus::Refunded
         } else {
-            "partially_refunded"
+            OrderStatus::PartiallyRefunded
         };
         let money = Money::new(r.amount, o.totals.currency).display();
         let mut updated = o.clone();
-        updated.status = OrderStatus::parse(status).unwrap_or(o.status);
+        updated.status = status;
         updated.refunded_amount = o.refunded_amount + r.amount;
         let refund_json = serde_json::json!({"id": r.id, "amount": r.amount, "reason": r.reason});
         let event = if r.cancel {
@@ -248,9 +248,10 @@ impl Services {
                 Some(&event),
                 receipt.as_ref(),
                 &restock,
+                now_micros(),
             )
             .await?;
-        tracing::info!(order_id = %o.id, refund_id = %r.id, amount = r.amount, status, "refunded");
+        tracing::info!(order_id = %o.id, refund_id = %r.id, amount = r.amount, status = status.as_str(), "refunded");
         Ok(())
     }
 

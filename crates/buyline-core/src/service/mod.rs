@@ -147,7 +147,7 @@ impl Services {
     }
 
     pub(crate) async fn set_flag_json(&self, name: &'static str, json: &str) -> Result<()> {
-        self.store.upsert_flag(name, json).await?;
+        self.store.upsert_flag(name, json, crate::types::now_micros()).await?;
         self.caches.flags.forget(&name);
         Ok(())
     }
@@ -160,7 +160,8 @@ impl Services {
         let name = format!("key:{purpose}");
         let fresh =
             serde_json::to_string(&crate::ids::new_secret("key")).map_err(|e| Error::Internal(e.to_string()))?;
-        let json = zeroize::Zeroizing::new(self.store.insert_flag_once(&name, &fresh).await?);
+        let json =
+            zeroize::Zeroizing::new(self.store.insert_flag_once(&name, &fresh, crate::types::now_micros()).await?);
         let key: String = serde_json::from_str(&json).map_err(|e| Error::Internal(format!("flag {name}: {e}")))?;
         Ok(zeroize::Zeroizing::new(key))
     }

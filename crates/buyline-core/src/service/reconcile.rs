@@ -4,11 +4,14 @@
 
 use super::Services;
 use crate::error::Result;
-use crate::order::OrderStatus;
+use crate::order::{CheckoutStatus, OrderStatus};
 use serde::Serialize;
 
 /// An unfinished 3-D Secure check is given up after this.
 pub(super) const CHALLENGE_TIMEOUT: i64 = 60 * 60 * 1_000_000;
+/// Stock stays held for an order waiting on its 3-D Secure check a little longer than the
+/// reconciler waits before it cancels the check, so the check never loses its stock first.
+pub(super) const CHALLENGE_HOLD: i64 = CHALLENGE_TIMEOUT + 5 * 60 * 1_000_000;
 
 /// What one reconciler pass did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -39,7 +42,11 @@ impl Services {
         for checkout_id in self.store.find_stuck_checkouts(now - stuck_after).await? {
             if self.store.find_order_by_checkout(&checkout_id).await?.is_none() {
                 self.store.release_reservation(&checkout_id).await?;
-                if self.store.set_checkout_status(&checkout_id, "completing", "open").await? {
+                if self
+                    .store
+                    .set_checkout_status(&checkout_id, CheckoutStatus::Completing, CheckoutStatus::Open, now)
+                    .await?
+                {
                     report.reopened += 1;
                 }
             }

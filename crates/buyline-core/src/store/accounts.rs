@@ -29,7 +29,7 @@ pub trait AccountStore: Send + Sync {
 
     async fn delete_login_failures(&self, key: &str) -> StoreResult<()>;
 
-    async fn insert_session(&self, token_hash: &str, account_id: &str, expires_at: i64) -> StoreResult<()>;
+    async fn insert_session(&self, token_hash: &str, account_id: &str, now: i64, expires_at: i64) -> StoreResult<()>;
 
     /// The account of a live session.
     async fn find_session_account(&self, token_hash: &str, now: i64) -> StoreResult<Option<Account>>;

@@ -26,7 +26,7 @@ pub trait CatalogStore: Send + Sync {
     async fn find_merchant_by_api_key(&self, key_hash: &str) -> StoreResult<Option<Merchant>>;
 
     /// Revokes every key of the merchant and stores the new one, atomically.
-    async fn replace_api_key(&self, merchant_id: &str, key_hash: &str) -> StoreResult<()>;
+    async fn replace_api_key(&self, merchant_id: &str, key_hash: &str, now: i64) -> StoreResult<()>;
 
     async fn update_merchant(&self, merchant: &Merchant) -> StoreResult<()>;
 
@@ -45,11 +45,11 @@ pub trait CatalogStore: Send + Sync {
 
     async fn find_flag(&self, name: &str) -> StoreResult<Option<String>>;
 
-    async fn upsert_flag(&self, name: &str, value_json: &str) -> StoreResult<()>;
+    async fn upsert_flag(&self, name: &str, value_json: &str, now: i64) -> StoreResult<()>;
 
     /// Writes the flag only if it does not exist yet, and returns the value it holds then:
     /// processes racing to create it all get the first one written.
-    async fn insert_flag_once(&self, name: &str, value_json: &str) -> StoreResult<String>;
+    async fn insert_flag_once(&self, name: &str, value_json: &str, now: i64) -> StoreResult<String>;
 
     /// `(variant_id, product_id)` for the variants that exist.
     async fn find_product_ids_by_variants(&self, variant_ids: &[String]) -> StoreResult<Vec<(String, String)>>;

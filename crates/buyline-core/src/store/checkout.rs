@@ -2,7 +2,7 @@
 //! receipt and event; the reconciler's questions about checkouts and held stock.
 
 use super::StoreResult;
-use crate::order::{CheckoutRecord, NewEvent, Order, Receipt};
+use crate::order::{CheckoutRecord, CheckoutStatus, NewEvent, Order, Receipt};
 use async_trait::async_trait;
 
 /// Checkouts, stock reservations and the order commit.
@@ -16,7 +16,13 @@ pub trait CheckoutStore: Send + Sync {
     async fn claim_checkout(&self, id: &str, shopper_id: &str, now: i64) -> StoreResult<Option<i64>>;
 
     /// Moves the checkout from `from` to `to`; true if it moved.
-    async fn set_checkout_status(&self, id: &str, from: &str, to: &str) -> StoreResult<bool>;
+    async fn set_checkout_status(
+        &self,
+        id: &str,
+        from: CheckoutStatus,
+        to: CheckoutStatus,
+        now: i64,
+    ) -> StoreResult<bool>;
 
     /// Takes stock for every line, or none: `Err(variant_id)` names the first that is short.
     async fn reserve_stock(
@@ -32,14 +38,18 @@ pub trait CheckoutStore: Send + Sync {
     /// Held stock becomes sold (a 3-D Secure check passed).
     async fn consume_reservation(&self, checkout_id: &str) -> StoreResult<()>;
 
-    /// One transaction: the order, its reservation consumed, its checkout completed, its receipt
-    /// and event, and (`from_cart`) the cart items it was checked out from removed.
+    /// One transaction: the order, its reservation consumed (or, for an order waiting on a
+    /// 3-D Secure check, held until `hold_until`), its checkout completed, its receipt and
+    /// event, and (`from_cart`) the cart items it was checked out from removed.
+    #[allow(clippy::too_many_arguments)]
     async fn commit_order(
         &self,
         order: &Order,
         from_cart: bool,
         receipt: Option<&Receipt>,
         event: Option<&NewEvent>,
+        now: i64,
+        hold_until: i64,
     ) -> StoreResult<()>;
 
     async fn find_expired_reservations(&self, now: i64) -> StoreResult<Vec<String>>;

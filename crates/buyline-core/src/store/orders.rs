@@ -3,7 +3,7 @@
 
 use super::{Before, StoreResult};
 use crate::checkout::Posting;
-use crate::order::{NewEvent, Order, Receipt, RefundRecord};
+use crate::order::{NewEvent, Order, OrderStatus, Receipt, RefundRecord};
 use async_trait::async_trait;
 
 /// Orders, their status and refunds.
@@ -22,10 +22,11 @@ pub trait OrderStore: Send + Sync {
     async fn update_order_status(
         &self,
         id: &str,
-        from: &str,
-        to: &str,
+        from: OrderStatus,
+        to: OrderStatus,
         receipt: Option<&Receipt>,
         event: Option<&NewEvent>,
+        now: i64,
     ) -> StoreResult<bool>;
 
     async fn find_orders_by_merchant(
@@ -46,11 +47,12 @@ pub trait OrderStore: Send + Sync {
         id: &str,
         fulfillment: &crate::order::Fulfillment,
         receipt: Option<&Receipt>,
+        now: i64,
     ) -> StoreResult<bool>;
 
     /// Reserves `amount` of the order for a refund (it cannot exceed what is left) and records
     /// the refund as pending; false if the order cannot take it.
-    async fn begin_refund(&self, r: &RefundRecord, allowed_from: &[&str]) -> StoreResult<bool>;
+    async fn begin_refund(&self, r: &RefundRecord, allowed_from: &[OrderStatus]) -> StoreResult<bool>;
 
     /// The processor has refunded: the order's new status, the ledger, the event, the receipt
     /// and (for a cancellation) the stock, in one transaction; false if already done.
@@ -58,16 +60,17 @@ pub trait OrderStore: Send + Sync {
     async fn complete_refund(
         &self,
         r: &RefundRecord,
-        new_status: &str,
+        new_status: OrderStatus,
         currency: &str,
         postings: &[Posting],
         event: Option<&NewEvent>,
         receipt: Option<&Receipt>,
         restock: &[(String, i64)],
+        now: i64,
     ) -> StoreResult<bool>;
 
     /// The processor refused: give the reserved amount back to the order.
-    async fn fail_refund(&self, r: &RefundRecord) -> StoreResult<()>;
+    async fn fail_refund(&self, r: &RefundRecord, now: i64) -> StoreResult<()>;
 
     async fn find_pending_refunds(&self, before: i64) -> StoreResult<Vec<RefundRecord>>;
 
