@@ -32,8 +32,17 @@ pub enum Command {
     /// Vault keys.
     #[command(subcommand)]
     Keys(KeysCommand),
-    /// Load scenarios against real server processes (see BENCHMARKS.md).
-    Bench(crate::bench::BenchArgs),
+    /// Load scenarios against real server processes: runs `buyline-bench`, built beside this
+    /// binary, with these arguments (`buyline bench --help`; see BENCHMARKS.md).
+    #[command(disable_help_flag = true)]
+    Bench(BenchArgs),
+}
+
+/// `buyline bench …` passes everything after `bench` to the `buyline-bench` program.
+#[derive(Args, Debug, Clone)]
+pub struct BenchArgs {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
+    pub args: Vec<std::ffi::OsString>,
 }
 
 #[derive(Subcommand, Debug)]

@@ -1,7 +1,6 @@
 //! Start-up: configuration, telemetry, the database, demo content, and the HTTP server with
 //! its background work side by side. The binary and the integration tests both start here.
 
-pub mod bench;
 pub mod config;
 pub mod demo;
 pub mod edge;

@@ -46,7 +46,7 @@ async fn main() -> anyhow::Result<()> {
             println!("{report}");
             Ok(())
         }
-        Command::Bench(args) => buyline::bench::run(args).await,
+        Command::Bench(args) => bench(args.args),
         Command::AdminToken(args) => {
             match std::env::var("BUYLINE_ADMIN_TOKEN").ok().filter(|s| !s.is_empty()) {
                 Some(t) => println!("{t}"),
@@ -54,5 +54,31 @@ async fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
+    }
+}
+
+/// `buyline bench …`: the load scenarios live in their own program, `buyline-bench`, which
+/// reaches the product only through this binary's CLI and the HTTP API. Runs the one built
+/// beside this binary, telling it which `buyline` to start.
+fn bench(args: Vec<std::ffi::OsString>) -> anyhow::Result<()> {
+    let me = std::env::current_exe()?;
+    let program = me.with_file_name(format!("buyline-bench{}", std::env::consts::EXE_SUFFIX));
+    if !program.is_file() {
+        anyhow::bail!(
+            "{} not found: build it beside buyline (`cargo build -p buyline -p buyline-bench`, with --release for figures)",
+            program.display()
+        );
+    }
+    let mut cmd = std::process::Command::new(&program);
+    cmd.args(args).env("BUYLINE_BENCH_SERVER", &me);
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt;
+        Err(anyhow::anyhow!("cannot run {}: {}", program.display(), cmd.exec()))
+    }
+    #[cfg(not(unix))]
+    {
+        let status = cmd.status()?;
+        std::process::exit(status.code().unwrap_or(1));
     }
 }
