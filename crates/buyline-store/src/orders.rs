@@ -165,7 +165,7 @@ impl OrderStore for Db {
     async fn find_orders_by_merchant(
         &self,
         merchant_id: &str,
-        status: Option<&str>,
+        status: Option<OrderStatus>,
         before: Before<'_>,
         limit: i64,
     ) -> StoreResult<Vec<Order>> {
@@ -176,7 +176,7 @@ impl OrderStore for Db {
              order by created_at desc, id desc limit $5",
         )
         .bind(merchant_id)
-        .bind(status.unwrap_or(""))
+        .bind(status.map(OrderStatus::as_str).unwrap_or(""))
         .bind(ts)
         .bind(id)
         .bind(limit)

@@ -4,9 +4,11 @@
 use crate::vault::vault_record_insert;
 use crate::{json_err, other, placeholders, rows_of, Backend, Db};
 use async_trait::async_trait;
+use buyline_core::error::StoreError;
 use buyline_core::ids::new_id;
 use buyline_core::order::{
-    Delivery, DeliveryAttempt, DeliveryJob, DeliveryOutcome, NewEvent, Notification, OutgoingEmail, Receipt,
+    Delivery, DeliveryAttempt, DeliveryJob, DeliveryOutcome, DeliveryStatus, NewEvent, Notification, OutgoingEmail,
+    Receipt,
 };
 use buyline_core::store::{Before, OutboxStore, StoreResult};
 use sqlx::any::AnyRow;
@@ -270,16 +272,16 @@ impl OutboxStore for Db {
         q.execute(&mut *tx).await.map_err(other)?;
         for (job, a, outcome) in attempts {
             let (status, next, delivered) = match outcome {
-                DeliveryOutcome::Delivered => ("delivered", a.attempted_at, Some(a.attempted_at)),
-                DeliveryOutcome::Retry { at } => ("pending", *at, None),
-                DeliveryOutcome::Failed => ("failed", a.attempted_at, None),
-                DeliveryOutcome::Disabled => ("disabled", a.attempted_at, None),
+                DeliveryOutcome::Delivered => (DeliveryStatus::Delivered, a.attempted_at, Some(a.attempted_at)),
+                DeliveryOutcome::Retry { at } => (DeliveryStatus::Pending, *at, None),
+                DeliveryOutcome::Failed => (DeliveryStatus::Failed, a.attempted_at, None),
+                DeliveryOutcome::Disabled => (DeliveryStatus::Disabled, a.attempted_at, None),
             };
             sqlx::query(
                 "update webhook_deliveries set status = $1, next_attempt_at = $2, locked_until = 0, last_status = $3, \
                  last_error = $4, delivered_at = coalesce($5, delivered_at) where id = $6 and status = 'pending'",
             )
-            .bind(status)
+            .bind(status.as_str())
             .bind(next)
             .bind(a.status_code)
             .bind(&a.error)
@@ -340,7 +342,10 @@ impl OutboxStore for Db {
                 id,
                 event_id: r.try_get("event_id").map_err(other)?,
                 event_type: r.try_get("event_type").map_err(other)?,
-                status: r.try_get("status").map_err(other)?,
+                status: {
+                    let s: String = r.try_get("status").map_err(other)?;
+                    DeliveryStatus::parse(&s).ok_or_else(|| StoreError::Other(format!("delivery status {s}")))?
+                },
                 attempts: r.try_get("attempts").map_err(other)?,
                 last_status: r.try_get("last_status").map_err(other)?,
                 last_error: r.try_get("last_error").map_err(other)?,

@@ -59,16 +59,13 @@ impl Services {
         limit: Option<i64>,
     ) -> Result<Page<serde_json::Value>> {
         let m = who.merchant()?;
-        if let Some(s) = status.filter(|s| !s.is_empty()) {
-            if OrderStatus::parse(s).is_none() {
-                return Err(Error::field(
-                    "status",
-                    "must be paid, fulfilled, canceled, refunded or partially_refunded",
-                ));
-            }
-        }
+        let status = match status.filter(|s| !s.is_empty()) {
+            None => None,
+            Some(s) => Some(OrderStatus::parse(s).ok_or_else(|| {
+                Error::field("status", "must be paid, fulfilled, canceled, refunded or partially_refunded")
+            })?),
+        };
         let args = PageArgs::parse(cursor, limit)?;
-        let status = status.filter(|s| !s.is_empty());
         let list = self.store.find_orders_by_merchant(&m.id, status, args.before(), args.fetch()).await?;
         let page = args.page(list, |o| (o.created_at, &o.id));
         Ok(Page { data: page.data.iter().map(merchant_view).collect(), next_cursor: page.next_cursor })

@@ -32,7 +32,7 @@ pub trait OrderStore: Send + Sync {
     async fn find_orders_by_merchant(
         &self,
         merchant_id: &str,
-        status: Option<&str>,
+        status: Option<OrderStatus>,
         before: Before<'_>,
         limit: i64,
     ) -> StoreResult<Vec<Order>>;
