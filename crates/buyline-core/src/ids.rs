@@ -20,6 +20,25 @@ pub fn new_secret(prefix: &str) -> String {
     format!("{prefix}_{}", random_base62(40))
 }
 
+/// Is `s` shaped like one of our secrets: a [`new_secret`] (`st_…`, `sk_…`, `op_…`: a
+/// lowercase prefix and 40 base62 characters) or a webhook signing secret (`whsec_` and the
+/// base64 of 24 bytes)? Used to keep secrets out of anything stored for replay; the exact
+/// shape keeps ordinary text such as "st_louis" from being mistaken for one.
+pub fn looks_like_secret(s: &str) -> bool {
+    if let Some(b64) = s.strip_prefix("whsec_") {
+        return b64.len() == 32 && b64.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/');
+    }
+    match s.split_once('_') {
+        Some((prefix, rest)) => {
+            !prefix.is_empty()
+                && prefix.bytes().all(|b| b.is_ascii_lowercase())
+                && rest.len() == 40
+                && rest.bytes().all(|b| b.is_ascii_alphanumeric())
+        }
+        None => false,
+    }
+}
+
 /// Does `id` look like one of ours with this prefix? Used to answer 404 early on junk.
 pub fn has_prefix(id: &str, prefix: &str) -> bool {
     id.len() > prefix.len() + 1
@@ -57,6 +76,22 @@ mod tests {
         assert_ne!(a, b);
         assert!(!has_prefix("post_", "post"));
         assert!(!has_prefix("post_a/b", "post"));
+    }
+
+    /// A webhook signing secret as `service::webhooks` makes one.
+    fn whsec() -> String {
+        use base64::Engine;
+        format!("whsec_{}", base64::engine::general_purpose::STANDARD.encode([7u8; 24]))
+    }
+
+    #[test]
+    fn secrets_are_recognised_by_their_exact_shape() {
+        for s in [new_secret("st"), new_secret("sk"), new_secret("op"), whsec()] {
+            assert!(looks_like_secret(&s), "{s}");
+        }
+        for s in ["st_louis", "sk_", "whsec_short", "op_ed is on page 2", &new_id("post")] {
+            assert!(!looks_like_secret(s), "{s}");
+        }
     }
 
     #[test]

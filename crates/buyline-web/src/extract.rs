@@ -101,8 +101,12 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
 pub const SESSION_COOKIE: &str = "bl_session";
 
 fn bearer(parts: &Parts) -> Option<&str> {
-    parts
-        .headers
+    bearer_token(&parts.headers)
+}
+
+/// The token of an `Authorization: Bearer …` header.
+pub fn bearer_token(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
@@ -113,6 +117,9 @@ fn bearer(parts: &Parts) -> Option<&str> {
 /// may read; to change anything it must come with `X-CSRF-Token`, the token the pages
 /// render for this session (see [`crate::csrf`]).
 async fn principal(parts: &mut Parts, state: &AppState) -> Result<Option<Principal>, ApiError> {
+    if let Some(BearerPrincipal(p)) = parts.extensions.get::<BearerPrincipal>() {
+        return Ok(Some(p.clone()));
+    }
     if let Some(token) = bearer(parts) {
         return Ok(Some(state.services.authenticate(token, state.operator_token.as_deref()).await?));
     }
@@ -126,6 +133,12 @@ async fn principal(parts: &mut Parts, state: &AppState) -> Result<Option<Princip
     }
     Ok(state.services.session_account(session.value()).await?.map(Principal::Shopper))
 }
+
+/// The caller of a bearer-token request, once a middleware has resolved it (the
+/// idempotency layer does, to scope keys), so the handler does not resolve it again.
+/// Only bearer callers are kept: a cookie caller still goes through the CSRF check here.
+#[derive(Clone)]
+pub struct BearerPrincipal(pub Principal);
 
 /// The authenticated caller; 401 without valid credentials.
 pub struct Auth(pub Principal);

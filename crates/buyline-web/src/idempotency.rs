@@ -14,10 +14,10 @@
 //! first attempt that died with its server is taken as abandoned after a minute.
 
 use crate::error::{problem, ApiError};
-use crate::extract::SESSION_COOKIE;
+use crate::extract::{bearer_token, BearerPrincipal, SESSION_COOKIE};
 use crate::state::AppState;
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -25,6 +25,8 @@ use axum_extra::extract::CookieJar;
 use buyline_core::service::{Idempotency, Principal};
 use buyline_core::Error;
 use serde_json::Value;
+use std::collections::HashSet;
+use std::sync::Arc;
 
 /// The key of the request being served, hashed with its caller and body: what a purchase is
 /// bound to. Handed to handlers as a request extension.
@@ -33,8 +35,6 @@ pub struct BoundKey(pub String);
 
 /// Response fields that carry a secret shown once; a stored replay has them `null`.
 const SECRET_FIELDS: &[&str] = &["token", "api_key", "webhook_secret", "secret", "password"];
-/// Prefixes of our secrets, for any string value a handler might return under another name.
-const SECRET_PREFIXES: &[&str] = &["st_", "sk_", "whsec_", "op_", "csrf_"];
 
 /// How long a duplicate waits for the first request's answer before it is told to retry.
 const WAIT_FOR_FIRST_MS: u64 = 3_000;
@@ -55,26 +55,33 @@ fn binds_purchase(path: &str) -> bool {
     path == "/api/v1/orders"
 }
 
-/// Who is calling, for scoping keys: `(scope, account to erase it with)`. Bad credentials
-/// get `None`: the handler answers 401 and nothing is recorded.
-async fn caller(st: &AppState, headers: &HeaderMap) -> Option<(String, Option<String>)> {
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-        .map(str::trim);
+/// The idempotency layer's state: the app, and the POST routes that need credentials.
+#[derive(Clone)]
+pub struct IdempotencyState {
+    pub app: AppState,
+    /// Matched paths (`/api/v1/orders`, …) of POSTs that need a caller; from the document.
+    pub needs_credentials: Arc<HashSet<String>>,
+}
+
+/// Who is calling, for scoping keys: `(scope, account to erase it with)`, and the bearer
+/// caller to hand to the handler. Bad credentials get `None`: the handler answers 401 and
+/// nothing is recorded.
+async fn caller(st: &AppState, headers: &HeaderMap) -> Option<(String, Option<String>, Option<Principal>)> {
+    let bearer = bearer_token(headers);
     let session = CookieJar::from_headers(headers).get(SESSION_COOKIE).map(|c| c.value().to_string());
     let principal = match (bearer, session) {
         (Some(token), _) => Some(st.services.authenticate(token, st.operator_token.as_deref()).await.ok()?),
         (None, Some(session)) => Some(Principal::Shopper(st.services.session_account(&session).await.ok()??)),
         (None, None) => None,
     };
-    Some(match principal {
+    let resolved = principal.clone().filter(|_| bearer.is_some());
+    let (scope, account) = match principal {
         Some(Principal::Shopper(a)) => (format!("acct:{}", a.id), Some(a.id)),
         Some(Principal::Merchant { merchant, account }) => (format!("mer:{}", merchant.id), Some(account.id)),
         Some(Principal::Operator) => ("operator".into(), None),
         None => ("anonymous".into(), None),
-    })
+    };
+    Some((scope, account, resolved))
 }
 
 /// Blanks every secret in a JSON body before it is kept for replays.
@@ -90,7 +97,8 @@ fn without_secrets(v: &mut Value) {
             }
         }
         Value::Array(list) => list.iter_mut().for_each(without_secrets),
-        Value::String(s) if SECRET_PREFIXES.iter().any(|p| s.starts_with(p)) => *v = Value::Null,
+        // A secret a handler might return under another name.
+        Value::String(s) if buyline_core::ids::looks_like_secret(s) => *v = Value::Null,
         _ => {}
     }
 }
@@ -132,7 +140,8 @@ fn replay(status: u16, content_type: &str, body: String) -> Response {
     resp
 }
 
-pub async fn idempotency(State(st): State<AppState>, req: Request, next: Next) -> Response {
+pub async fn idempotency(State(state): State<IdempotencyState>, req: Request, next: Next) -> Response {
+    let st = &state.app;
     if req.method() != Method::POST {
         return next.run(req).await;
     }
@@ -143,9 +152,20 @@ pub async fn idempotency(State(st): State<AppState>, req: Request, next: Next) -
         return ApiError::Core(Error::field("Idempotency-Key", "must be 1 to 255 characters")).into_response();
     }
     let (mut parts, body) = req.into_parts();
-    let Some((scope, account_id)) = caller(&st, &parts.headers).await else {
+    let Some((scope, account_id, resolved)) = caller(st, &parts.headers).await else {
         return next.run(Request::from_parts(parts, body)).await;
     };
+    if account_id.is_none() && scope == "anonymous" {
+        // No caller on a route that needs one: the handler's 401 comes first, before an
+        // anonymous key (shared by everyone without credentials) could replay or refuse.
+        let needs = parts.extensions.get::<MatchedPath>().is_some_and(|p| state.needs_credentials.contains(p.as_str()));
+        if needs {
+            return next.run(Request::from_parts(parts, body)).await;
+        }
+    }
+    if let Some(p) = resolved {
+        parts.extensions.insert(BearerPrincipal(p));
+    }
     let bytes = match axum::body::to_bytes(body, crate::BODY_LIMIT).await {
         Ok(b) => b,
         Err(_) => return ApiError::PayloadTooLarge.into_response(),
@@ -153,15 +173,15 @@ pub async fn idempotency(State(st): State<AppState>, req: Request, next: Next) -
     let hash = sha256_hex(&[parts.method.as_str().as_bytes(), parts.uri.path().as_bytes(), &bytes]);
     let bound = binds_purchase(parts.uri.path());
     parts.extensions.insert(BoundKey(sha256_hex(&[scope.as_bytes(), key.as_bytes(), hash.as_bytes()])));
-    let mut state = st.services.idempotency_begin(&scope, account_id.as_deref(), &key, &hash).await;
+    let mut begun = st.services.idempotency_begin(&scope, account_id.as_deref(), &key, &hash).await;
     // A duplicate of a request still running: wait a little for its answer.
     let mut waited = 0;
-    while matches!(state, Ok(Idempotency::InProgress)) && !bound && waited < WAIT_FOR_FIRST_MS {
+    while matches!(begun, Ok(Idempotency::InProgress)) && !bound && waited < WAIT_FOR_FIRST_MS {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         waited += 50;
-        state = st.services.idempotency_begin(&scope, account_id.as_deref(), &key, &hash).await;
+        begun = st.services.idempotency_begin(&scope, account_id.as_deref(), &key, &hash).await;
     }
-    match state {
+    match begun {
         Err(e) => ApiError::Core(e).into_response(),
         Ok(Idempotency::Mismatch) => ApiError::Core(Error::IdempotencyMismatch).into_response(),
         Ok(Idempotency::InProgress) if !bound => {
@@ -218,7 +238,7 @@ mod tests {
             "merchant": {"id": "mer_1"},
             "api_key": "sk_x",
             "webhook_secret": "whsec_y",
-            "list": [{"note": "sk_hidden"}, "plain"],
+            "list": [{"note": buyline_core::ids::new_secret("sk")}, "plain", "st_louis is a city"],
         });
         without_secrets(&mut v);
         assert_eq!(v["token"], Value::Null);
@@ -226,6 +246,7 @@ mod tests {
         assert_eq!(v["webhook_secret"], Value::Null);
         assert_eq!(v["list"][0]["note"], Value::Null);
         assert_eq!(v["list"][1], "plain");
+        assert_eq!(v["list"][2], "st_louis is a city", "text that merely starts like a secret stays");
         assert_eq!(v["account"]["handle"], "ann");
     }
 

@@ -37,10 +37,8 @@ pub fn app(state: AppState) -> Router {
     // After every route is in: the pass derives each operation's error responses.
     utoipa::Modify::modify(&api::ProblemResponses, &mut openapi);
     let needs_credentials = std::sync::Arc::new(api::posts_requiring_credentials(&openapi));
-    let api = api
-        .layer(middleware::from_fn_with_state(state.clone(), idempotency::idempotency))
-        // Outside the idempotency layer, so it runs first.
-        .layer(middleware::from_fn_with_state(needs_credentials, api::credentials_first));
+    let keys = idempotency::IdempotencyState { app: state.clone(), needs_credentials };
+    let api = api.layer(middleware::from_fn_with_state(keys, idempotency::idempotency));
     let openapi_json = serde_json::to_value(&openapi).unwrap_or_default();
     Router::new()
         .merge(api)

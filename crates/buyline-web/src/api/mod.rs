@@ -13,14 +13,8 @@ mod saved;
 
 pub use problems::{posts_requiring_credentials, ProblemResponses};
 
-use crate::error::{ApiError, Problem};
+use crate::error::Problem;
 use crate::state::AppState;
-use axum::extract::{MatchedPath, Request, State};
-use axum::http::{header, Method};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
-use std::collections::HashSet;
-use std::sync::Arc;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::Modify;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -113,28 +107,4 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(admin::get_buy_button_flag, admin::put_buy_button_flag))
         .routes(routes!(admin::get_fees, admin::put_fees))
         .routes(routes!(admin::get_trial_balance))
-}
-
-/// Runs before the idempotency middleware: a POST that needs credentials and comes with none
-/// (no bearer token, no session cookie) is 401 before its `Idempotency-Key` is looked at, so
-/// an anonymous key that another anonymous request used is not answered with that request's
-/// 422 or replay. `paths` comes from the document (`posts_requiring_credentials`).
-pub async fn credentials_first(State(paths): State<Arc<HashSet<String>>>, req: Request, next: Next) -> Response {
-    if req.method() == Method::POST && req.headers().contains_key("idempotency-key") && !has_credentials(&req) {
-        let needs = req.extensions().get::<MatchedPath>().is_some_and(|p| paths.contains(p.as_str()));
-        if needs {
-            return ApiError::Core(buyline_core::Error::Unauthorized).into_response();
-        }
-    }
-    next.run(req).await
-}
-
-/// A bearer token or a session cookie; whether it is valid is the `Auth` extractor's call.
-fn has_credentials(req: &Request) -> bool {
-    req.headers().contains_key(header::AUTHORIZATION)
-        || req
-            .headers()
-            .get_all(header::COOKIE)
-            .iter()
-            .any(|c| c.to_str().is_ok_and(|c| c.contains(crate::extract::SESSION_COOKIE)))
 }
