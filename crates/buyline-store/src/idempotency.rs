@@ -7,6 +7,26 @@ use sqlx::Row;
 
 #[async_trait]
 impl IdempotencyStore for Db {
+    async fn find_idempotent_answer(&self, scope: &str, key: &str) -> StoreResult<Option<(u16, String, String)>> {
+        let row = sqlx::query(
+            "select status, content_type, response from idempotency_keys \
+             where scope = $1 and key = $2 and status is not null",
+        )
+        .bind(scope)
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(other)?;
+        row.map(|r| {
+            Ok((
+                r.try_get::<i64, _>("status").map_err(other)? as u16,
+                r.try_get::<Option<String>, _>("content_type").map_err(other)?.unwrap_or_default(),
+                r.try_get::<Option<String>, _>("response").map_err(other)?.unwrap_or_default(),
+            ))
+        })
+        .transpose()
+    }
+
     async fn begin_idempotent(
         &self,
         scope: &str,

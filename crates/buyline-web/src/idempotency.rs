@@ -179,7 +179,10 @@ pub async fn idempotency(State(state): State<IdempotencyState>, req: Request, ne
     while matches!(begun, Ok(Idempotency::InProgress)) && !bound && waited < WAIT_FOR_FIRST_MS {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         waited += 50;
-        begun = st.services.idempotency_begin(&scope, account_id.as_deref(), &key, &hash).await;
+        // Only read while waiting: the first request's answer, once it is recorded.
+        if let Ok(Some(answer)) = st.services.idempotency_answer(&scope, &key).await {
+            begun = Ok(answer);
+        }
     }
     match begun {
         Err(e) => ApiError::Core(e).into_response(),

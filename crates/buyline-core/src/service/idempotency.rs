@@ -41,6 +41,16 @@ impl Services {
             .await?)
     }
 
+    /// The answer a duplicate is waiting for, once the first request has recorded it: a
+    /// read, so waiting does not queue on the writer.
+    pub async fn idempotency_answer(&self, scope: &str, key: &str) -> Result<Option<Idempotency>> {
+        Ok(self
+            .store
+            .find_idempotent_answer(scope, key)
+            .await?
+            .map(|(status, content_type, body)| Idempotency::Replay { status, content_type, body }))
+    }
+
     /// Forgets replays older than [`REPLAY_TTL`]; the reconciler calls it.
     pub async fn prune_idempotency(&self, now: i64) -> Result<u64> {
         Ok(self.store.delete_idempotency_before(now - REPLAY_TTL).await?)

@@ -129,20 +129,22 @@ enum V6Target {
     Native,
 }
 
+/// The IPv4 address two IPv6 segments hold.
+fn v4_of(hi: u16, lo: u16) -> Ipv4Addr {
+    Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo))
+}
+
 fn v6_target(v6: Ipv6Addr) -> V6Target {
     let s = v6.segments();
-    let low = Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
+    let low = v4_of(s[6], s[7]);
     match s {
         // `::` and `::1` are unspecified and loopback, not IPv4-compatible addresses.
         [0, 0, 0, 0, 0, 0, 0, 0 | 1] => V6Target::Native,
         [0, 0, 0, 0, 0, 0 | 0xffff, _, _] | [0, 0, 0, 0, 0xffff, 0, _, _] | [0x64, 0xff9b, 0, 0, 0, 0, _, _] => {
             V6Target::Carries(low)
         }
-        [0x2002, a, b, ..] => V6Target::Carries(Ipv4Addr::new((a >> 8) as u8, a as u8, (b >> 8) as u8, b as u8)),
-        [0x2001, 0, a, b, ..] => V6Target::Teredo(
-            Ipv4Addr::new((a >> 8) as u8, a as u8, (b >> 8) as u8, b as u8),
-            Ipv4Addr::from(!u32::from(low)),
-        ),
+        [0x2002, a, b, ..] => V6Target::Carries(v4_of(a, b)),
+        [0x2001, 0, a, b, ..] => V6Target::Teredo(v4_of(a, b), Ipv4Addr::from(!u32::from(low))),
         _ => V6Target::Native,
     }
 }

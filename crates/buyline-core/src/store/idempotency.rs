@@ -21,6 +21,10 @@ pub trait IdempotencyStore: Send + Sync {
         expired_before: i64,
     ) -> StoreResult<crate::service::Idempotency>;
 
+    /// The recorded answer to a key, if it has one yet: `(status, content type, body)`. A
+    /// read, for a duplicate waiting on the first request.
+    async fn find_idempotent_answer(&self, scope: &str, key: &str) -> StoreResult<Option<(u16, String, String)>>;
+
     /// Deletes the records created before `before`; returns how many.
     async fn delete_idempotency_before(&self, before: i64) -> StoreResult<u64>;
 

@@ -357,3 +357,22 @@ async fn erasing_an_account_erases_its_replays() {
     assert_eq!(left, vec!["prod-stays".to_string()], "her sign-up and her order's replays are gone; others stay");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn duplicates_of_a_request_still_running_wait_for_its_answer() {
+    let app = spawn_app().await;
+    let (token, _) = app.signup("poster").await;
+    let body = json!({"text": "one post, however often it is sent"});
+    let sends = (0..6).map(|_| keyed(&app, "/posts", Some(&token), "post-dup", &body));
+    let results = join_all(sends.collect()).await;
+    let ids: BTreeSet<String> = results
+        .iter()
+        .map(|r| {
+            assert_eq!(r.status, 201, "{}", r.text);
+            r.body["id"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(ids.len(), 1, "every duplicate gets the first answer");
+    assert_eq!(count(&app.database_url, "select count(*) from posts").await, 1);
+    app.stop().await;
+}
