@@ -21,7 +21,8 @@ struct CardSecret {
     exp_year: u32,
 }
 
-fn aad(kind: &str, owner: &str, id: &str) -> Vec<u8> {
+/// What a sealed record is bound to: its kind, owner and id.
+pub(super) fn aad(kind: &str, owner: &str, id: &str) -> Vec<u8> {
     format!("{kind}:{owner}:{id}").into_bytes()
 }
 
@@ -51,6 +52,39 @@ impl Services {
         Error::Internal(format!("vault: {e}"))
     }
 
+    /// Seals `plain` as a new vault record `id` of `kind`, owned by `owner_id`.
+    pub(super) fn seal_record(
+        &self,
+        id: String,
+        owner_id: &str,
+        kind: &str,
+        plain: &[u8],
+        summary: String,
+    ) -> Result<VaultRecord> {
+        let sealed = self.vault.seal(&aad(kind, owner_id, &id), plain).map_err(Self::sealing_error)?;
+        Ok(VaultRecord {
+            id,
+            owner_id: owner_id.to_string(),
+            kind: kind.into(),
+            sealed: Some(sealed),
+            summary,
+            created_at: now_micros(),
+        })
+    }
+
+    /// Decrypts a sealed record, writing the read (what, whose, why, by whom) to the audit
+    /// log first.
+    pub(super) async fn audited_open(
+        &self,
+        rec: &VaultRecord,
+        sealed: &crate::vault::Sealed,
+        purpose: &str,
+        actor: &str,
+    ) -> Result<std::result::Result<Zeroizing<Vec<u8>>, crate::vault::VaultError>> {
+        self.store.insert_vault_audit(&rec.id, &rec.owner_id, &rec.kind, purpose, actor, now_micros()).await?;
+        Ok(self.vault.open(&aad(&rec.kind, &rec.owner_id, &rec.id), sealed))
+    }
+
     /// Seals a card the shopper has typed (and the processor has seen, or will).
     pub(crate) async fn seal_card(&self, owner: &Account, card: &Card) -> Result<PaymentMethod> {
         let id = new_id("pm");
@@ -58,7 +92,6 @@ impl Services {
             CardSecret { number: card.number.expose().to_string(), exp_month: card.exp_month, exp_year: card.exp_year };
         let plain = Zeroizing::new(serde_json::to_vec(&secret).map_err(|e| Error::Internal(e.to_string()))?);
         secret.zeroize();
-        let sealed = self.vault.seal(&aad("card", &owner.id, &id), &plain).map_err(Self::sealing_error)?;
         let pm = PaymentMethod {
             id: id.clone(),
             brand: card.number.brand(),
@@ -66,14 +99,8 @@ impl Services {
             exp_month: card.exp_month,
             exp_year: card.exp_year,
         };
-        let record = VaultRecord {
-            id,
-            owner_id: owner.id.clone(),
-            kind: "card".into(),
-            sealed: Some(sealed),
-            summary: serde_json::to_string(&pm).map_err(|e| Error::Internal(e.to_string()))?,
-            created_at: now_micros(),
-        };
+        let summary = serde_json::to_string(&pm).map_err(|e| Error::Internal(e.to_string()))?;
+        let record = self.seal_record(id, &owner.id, "card", &plain, summary)?;
         self.store.insert_vault_record(&record).await?;
         tracing::info!(payment_method_id = %pm.id, owner = %owner.id, "card saved");
         Ok(pm)
@@ -82,15 +109,7 @@ impl Services {
     pub(crate) async fn seal_address(&self, owner: &Account, address: &Address) -> Result<SavedAddress> {
         let id = new_id("addr");
         let plain = Zeroizing::new(serde_json::to_vec(address).map_err(|e| Error::Internal(e.to_string()))?);
-        let sealed = self.vault.seal(&aad("address", &owner.id, &id), &plain).map_err(Self::sealing_error)?;
-        let record = VaultRecord {
-            id: id.clone(),
-            owner_id: owner.id.clone(),
-            kind: "address".into(),
-            sealed: Some(sealed),
-            summary: "{}".into(),
-            created_at: now_micros(),
-        };
+        let record = self.seal_record(id.clone(), &owner.id, "address", &plain, "{}".into())?;
         self.store.insert_vault_record(&record).await?;
         Ok(SavedAddress { id, address: address.clone() })
     }
@@ -111,9 +130,8 @@ impl Services {
         if rec.owner_id != owner.id || rec.kind != kind {
             return Ok(None);
         }
-        let Some(sealed) = rec.sealed else { return Ok(None) };
-        self.store.insert_vault_audit(id, &owner.id, kind, purpose, &owner.id, now_micros()).await?;
-        match self.vault.open(&aad(kind, &owner.id, id), &sealed) {
+        let Some(sealed) = rec.sealed.clone() else { return Ok(None) };
+        match self.audited_open(&rec, &sealed, purpose, &owner.id).await? {
             Ok(p) => Ok(Some(p)),
             Err(e) => {
                 tracing::warn!(record_id = %id, error = %e, "a vault record did not decrypt");

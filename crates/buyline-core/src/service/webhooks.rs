@@ -217,11 +217,6 @@ pub async fn check_webhook_target(
 /// The vault record kind of a merchant's webhook signing secret.
 const WEBHOOK_SECRET_KIND: &str = "webhook_secret";
 
-/// Binds a sealed signing secret to its merchant and record, as cards are bound to theirs.
-fn secret_aad(merchant_id: &str, record_id: &str) -> Vec<u8> {
-    format!("{WEBHOOK_SECRET_KIND}:{merchant_id}:{record_id}").into_bytes()
-}
-
 pub(crate) fn new_webhook_secret() -> String {
     let mut bytes = [0u8; 24];
     rand::thread_rng().fill(&mut bytes[..]);
@@ -245,19 +240,7 @@ impl Services {
 
     /// Seals a new signing secret in the vault, owned by the merchant.
     pub(crate) fn seal_webhook_secret(&self, merchant_id: &str, secret: &str) -> Result<VaultRecord> {
-        let id = new_id("whk");
-        let sealed = self
-            .vault
-            .seal(&secret_aad(merchant_id, &id), secret.as_bytes())
-            .map_err(|e| Error::Internal(format!("vault: {e}")))?;
-        Ok(VaultRecord {
-            id,
-            owner_id: merchant_id.to_string(),
-            kind: WEBHOOK_SECRET_KIND.into(),
-            sealed: Some(sealed),
-            summary: "{}".into(),
-            created_at: now_micros(),
-        })
+        self.seal_record(new_id("whk"), merchant_id, WEBHOOK_SECRET_KIND, secret.as_bytes(), "{}".into())
     }
 
     /// The signing secret a merchant row names: opened from the vault (audited) once per
@@ -269,25 +252,17 @@ impl Services {
         if let Some(s) = self.caches.webhook_secrets.lock().expect("secret cache").get(stored) {
             return Ok(s.to_string());
         }
-        let rec = self.store.find_vault_record(stored).await?;
-        let Some(sealed) =
-            rec.filter(|r| r.owner_id == merchant_id && r.kind == WEBHOOK_SECRET_KIND).and_then(|r| r.sealed)
-        else {
+        let rec = self
+            .store
+            .find_vault_record(stored)
+            .await?
+            .filter(|r| r.owner_id == merchant_id && r.kind == WEBHOOK_SECRET_KIND);
+        let Some((rec, sealed)) = rec.and_then(|r| r.sealed.clone().map(|s| (r, s))) else {
             return Err(Error::Internal(format!("merchant {merchant_id} has no sealed signing secret {stored}")));
         };
-        self.store
-            .insert_vault_audit(
-                stored,
-                merchant_id,
-                WEBHOOK_SECRET_KIND,
-                "sign webhooks",
-                "webhook-worker",
-                now_micros(),
-            )
-            .await?;
         let plain = self
-            .vault
-            .open(&secret_aad(merchant_id, stored), &sealed)
+            .audited_open(&rec, &sealed, "sign webhooks", "webhook-worker")
+            .await?
             .map_err(|e| Error::Internal(format!("vault: {e}")))?;
         let secret = zeroize::Zeroizing::new(
             String::from_utf8(plain.to_vec()).map_err(|_| Error::Internal("a signing secret is not text".into()))?,
