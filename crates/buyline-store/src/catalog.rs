@@ -15,11 +15,12 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 use std::collections::HashMap;
 
-const MERCHANT_SELECT: &str = "select m.id, m.account_id, m.owner_account_id, a.handle, m.name, m.kind, m.country, \
+pub(crate) const MERCHANT_SELECT: &str =
+    "select m.id, m.account_id, m.owner_account_id, a.handle, m.name, m.kind, m.country, \
      m.currency, m.webhook_url, m.cart_hashtags, m.cart_kinds, m.tax_rates, m.return_policy, m.created_at \
      from merchants m join accounts a on a.id = m.account_id";
 
-fn merchant_row(r: &AnyRow) -> StoreResult<Merchant> {
+pub(crate) fn merchant_row(r: &AnyRow) -> StoreResult<Merchant> {
     let kind: String = r.try_get("kind").map_err(other)?;
     let currency: String = r.try_get("currency").map_err(other)?;
     let hashtags: String = r.try_get("cart_hashtags").map_err(other)?;

@@ -18,6 +18,7 @@ mod catalog;
 mod checkout;
 mod idempotency;
 mod ledger;
+mod operator;
 mod orders;
 mod outbox;
 mod social;

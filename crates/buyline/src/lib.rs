@@ -230,12 +230,15 @@ pub async fn rotate_keys(data_dir: &std::path::Path, database_url: &str) -> anyh
             }
         }
     }
-    db.close().await;
-    tracing::info!(current = %current, moved, "vault keys rotated");
-    Ok(format!(
+    let report = format!(
         "vault key {current} is current; {moved} records re-wrapped; retired: {}",
         if retired.is_empty() { "none".into() } else { retired.join(", ") }
-    ))
+    );
+    // The console shows the key id and when it last rotated from this entry.
+    services.audit(buyline_core::service::VAULT_ROTATE, &report).await?;
+    db.close().await;
+    tracing::info!(current = %current, moved, "vault keys rotated");
+    Ok(report)
 }
 
 /// Binds, opens the database, seeds demo content on first run, and serves in the background.

@@ -48,6 +48,7 @@ impl Services {
         let json = serde_json::to_string(&merged).map_err(|e| Error::Internal(e.to_string()))?;
         self.set_flag_json("fees", &json).await?;
         tracing::info!(policy = %json, "fee policy changed");
+        self.audit("fees.set", &json).await?;
         Ok(merged)
     }
 }

@@ -9,6 +9,7 @@ mod fees;
 mod idempotency;
 mod mail;
 mod merchant_orders;
+mod operator;
 mod orders;
 mod paging;
 mod receipts;
@@ -27,6 +28,7 @@ pub use checkout::{CheckoutInput, CompleteInput, LineInput, OrderInput, PaymentI
 pub use idempotency::Idempotency;
 pub use mail::MailSpool;
 pub use merchant_orders::{FulfillInput, RefundInput};
+pub use operator::{MerchantOverview, OPERATOR_SESSION_MICROS, VAULT_ROTATE};
 pub use orders::TrialBalance;
 pub use reconcile::ReconcileReport;
 pub use saved::Export;

@@ -195,6 +195,7 @@ impl Services {
         let json = serde_json::to_string(&flag).map_err(|e| Error::Internal(e.to_string()))?;
         self.set_flag_json("buy_button", &json).await?;
         tracing::info!(flag = %json, "buy_button flag changed");
+        self.audit("flag.buy_button", &json).await?;
         Ok(flag)
     }
 

@@ -11,6 +11,7 @@ mod catalog;
 mod checkout;
 mod idempotency;
 mod ledger;
+mod operator;
 mod orders;
 mod outbox;
 mod social;
@@ -22,6 +23,7 @@ pub use catalog::CatalogStore;
 pub use checkout::CheckoutStore;
 pub use idempotency::IdempotencyStore;
 pub use ledger::LedgerStore;
+pub use operator::{AuditEntry, OperatorStore};
 pub use orders::OrderStore;
 pub use outbox::OutboxStore;
 pub use social::SocialStore;
@@ -52,6 +54,7 @@ pub trait Store:
     + CartStore
     + VaultStore
     + IdempotencyStore
+    + OperatorStore
     + Send
     + Sync
     + 'static
@@ -70,6 +73,7 @@ impl<T> Store for T where
         + CartStore
         + VaultStore
         + IdempotencyStore
+        + OperatorStore
         + Send
         + Sync
         + 'static
@@ -80,7 +84,7 @@ impl<T> Store for T where
 /// buyline_core::store::prelude::*;`).
 pub mod prelude {
     pub use super::{
-        AccountStore, CartStore, CatalogStore, CheckoutStore, HealthStore, IdempotencyStore, LedgerStore, OrderStore,
-        OutboxStore, SocialStore, Store, VaultStore,
+        AccountStore, CartStore, CatalogStore, CheckoutStore, HealthStore, IdempotencyStore, LedgerStore,
+        OperatorStore, OrderStore, OutboxStore, SocialStore, Store, VaultStore,
     };
 }

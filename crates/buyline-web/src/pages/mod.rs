@@ -4,6 +4,7 @@
 //! beside their fields and keep what the user typed. Every redirect goes through
 //! [`redirect`].
 
+mod admin;
 mod buy;
 mod cart;
 mod feed;
@@ -66,6 +67,14 @@ pub fn router() -> Router<AppState> {
         .route("/merchant/webhook_deliveries/{id}/retry", post(merchant::replay))
         .route("/merchant/orders/{id}", get(merchant::merchant_order))
         .route("/merchant/orders/{id}/{action}", post(merchant::order_action))
+        .route("/admin", get(admin::admin_home))
+        .route("/admin/login", post(admin::log_in))
+        .route("/admin/logout", post(admin::log_out))
+        .route("/admin/flag", post(admin::save_flag))
+        .route("/admin/kill", post(admin::kill_switch))
+        .route("/admin/fees", post(admin::save_fees))
+        .route("/admin/fees/overrides/{merchant_id}/delete", post(admin::remove_override))
+        .route("/admin/merchants/{id}", get(admin::merchant))
         .route("/signup", get(session::signup_form).post(session::signup))
         .route("/login", get(session::login_form).post(session::login))
         .route("/logout", post(session::logout))

@@ -2,6 +2,7 @@
 //! SQLite in a temp dir, or a new PostgreSQL database when `BUYLINE_TEST_DATABASE_URL` is set.
 
 mod accounts;
+mod admin_console;
 mod carts;
 mod catalog;
 mod checkout;

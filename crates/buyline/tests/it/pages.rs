@@ -3,40 +3,6 @@
 use crate::helpers::*;
 use serde_json::json;
 
-struct Browser {
-    client: reqwest::Client,
-    base: String,
-}
-
-fn csrf_of(html: &str) -> String {
-    let at = html.find("name=\"csrf-token\" content=\"").expect("csrf meta") + 27;
-    html[at..].split('"').next().unwrap().to_string()
-}
-
-impl Browser {
-    fn new(app: &TestApp) -> Self {
-        let client =
-            reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap();
-        Browser { client, base: app.url.clone() }
-    }
-
-    async fn get(&self, path: &str) -> (u16, String) {
-        let r = self.client.get(format!("{}{path}", self.base)).send().await.unwrap();
-        (r.status().as_u16(), r.text().await.unwrap())
-    }
-
-    /// Submits a form the way the page would: with the CSRF token from the page at `from`.
-    async fn submit(&self, from: &str, action: &str, fields: &[(&str, &str)]) -> (u16, String, Option<String>) {
-        let (_, page) = self.get(from).await;
-        let token = csrf_of(&page);
-        let mut form: Vec<(&str, &str)> = fields.to_vec();
-        form.push(("csrf", &token));
-        let r = self.client.post(format!("{}{action}", self.base)).form(&form).send().await.unwrap();
-        let loc = r.headers().get("location").map(|v| v.to_str().unwrap().to_string());
-        (r.status().as_u16(), r.text().await.unwrap(), loc)
-    }
-}
-
 #[tokio::test]
 async fn sign_up_post_and_see_it_without_javascript() {
     let app = spawn_app().await;

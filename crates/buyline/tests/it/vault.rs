@@ -246,6 +246,12 @@ async fn after_key_rotation_every_saved_card_still_pays() {
         let r = one_tap(&app, t, p["variants"][0]["id"].as_str().unwrap(), pm, addr).await;
         assert_eq!(r.status, 201, "{}", r.text);
     }
+    // The operator's console says when the keys last rotated and what the rotation did.
+    let op = Browser::new(&app);
+    op.submit("/admin", "/admin/login", &[("token", &app.admin_token)]).await;
+    let (_, page) = op.get("/admin").await;
+    let vault = &page[page.find("id=\"vault-key\"").unwrap()..];
+    assert!(vault.contains("Last rotated") && vault.contains(&report), "{vault}");
     app.stop().await;
 }
 

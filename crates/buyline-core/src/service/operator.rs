@@ -1,0 +1,127 @@
+//! The operator console's use cases: log-in with the operator token into a short cookie
+//! session shared by every node, the audit log every operator action is written to, and
+//! looking up merchants. The rollout flag, fees, trial balance and payouts have their own
+//! services; each writes its change to the audit log through [`Services::audit`].
+
+use super::{Principal, Services};
+use crate::error::{Error, Errors, Result};
+use crate::ids::{constant_time_eq, hash_secret, new_id, new_secret};
+use crate::limits::MAX_ID_BYTES;
+use crate::model::Merchant;
+use crate::store::AuditEntry;
+use crate::types::now_micros;
+
+/// How long an operator's console session lasts: short, since it can switch Buy off.
+pub const OPERATOR_SESSION_MICROS: i64 = 30 * 60 * 1_000_000;
+
+/// What the audit log calls a key rotation (`buyline keys rotate`).
+pub const VAULT_ROTATE: &str = "vault.rotate";
+
+/// Failed operator log-ins allowed per window before 429, whatever the client.
+const MAX_OPERATOR_FAILURES: i64 = 10;
+const WINDOW_MICROS: i64 = 15 * 60 * 1_000_000;
+const MAX_QUERY_CHARS: usize = 100;
+
+/// A merchant, as the operator opens it.
+pub struct MerchantOverview {
+    pub merchant: Merchant,
+    /// Its newest orders, as the merchant's API shows them.
+    pub orders: Vec<serde_json::Value>,
+}
+
+impl Services {
+    /// Writes one operator action to the audit log. `detail` must hold no secret.
+    pub async fn audit(&self, action: &str, detail: &str) -> Result<()> {
+        let entry = AuditEntry {
+            id: new_id("aud"),
+            at: now_micros(),
+            action: action.to_string(),
+            detail: detail.chars().take(2_000).collect(),
+        };
+        self.store.append_operator_audit(&entry).await?;
+        Ok(())
+    }
+
+    /// Opens a console session for whoever presents the operator token; returns the
+    /// session's token (for the cookie). Wrong tokens count towards a throttle shared by
+    /// every node, as shopper log-ins do.
+    pub async fn operator_log_in(&self, given: &str, operator_token: Option<&str>) -> Result<String> {
+        if given.trim().is_empty() {
+            return Err(Error::field("token", "is required"));
+        }
+        let keys = vec!["operator".to_string()];
+        let now = now_micros();
+        let since = now - WINDOW_MICROS;
+        let counts = self.store.find_login_failures(&keys, since).await?;
+        if let Some((_, _, start)) = counts.iter().find(|(_, n, _)| *n >= MAX_OPERATOR_FAILURES) {
+            return Err(Error::RateLimited { retry_after: ((start + WINDOW_MICROS - now) / 1_000_000).max(1) as u64 });
+        }
+        match operator_token {
+            Some(op) if given.len() <= 512 && constant_time_eq(given.trim(), op) => {
+                let token = new_secret("op");
+                self.store.insert_operator_session(&hash_secret(&token), now, now + OPERATOR_SESSION_MICROS).await?;
+                self.audit("operator.log_in", "console session opened").await?;
+                Ok(token)
+            }
+            _ => {
+                self.store.record_login_failure(&keys, now, since).await?;
+                tracing::warn!("operator log-in failed");
+                Err(Error::Unauthorized)
+            }
+        }
+    }
+
+    /// The operator, if this console session is open.
+    pub async fn operator_session(&self, token: &str) -> Result<Option<Principal>> {
+        if !token.starts_with("op_") || token.len() > 200 {
+            return Ok(None);
+        }
+        let open = self.store.operator_session_open(&hash_secret(token), now_micros()).await?;
+        Ok(open.then_some(Principal::Operator))
+    }
+
+    pub async fn operator_log_out(&self, token: &str) -> Result<()> {
+        self.store.delete_operator_session(&hash_secret(token)).await?;
+        Ok(())
+    }
+
+    /// The audit log, newest first.
+    pub async fn operator_audit_log(&self, who: &Principal, limit: i64) -> Result<Vec<AuditEntry>> {
+        who.operator()?;
+        Ok(self.store.list_operator_audit(None, limit.clamp(1, 200)).await?)
+    }
+
+    /// When the vault's keys were last rotated, and what the rotation reported.
+    pub async fn last_key_rotation(&self, who: &Principal) -> Result<Option<AuditEntry>> {
+        who.operator()?;
+        Ok(self.store.list_operator_audit(Some(VAULT_ROTATE), 1).await?.into_iter().next())
+    }
+
+    /// The vault's current key-encryption key id (never the key).
+    pub fn vault_key_id(&self) -> String {
+        self.vault.current_kek_id()
+    }
+
+    /// Merchants whose handle or name contains `q`.
+    pub async fn find_merchants(&self, who: &Principal, q: &str, limit: i64) -> Result<Vec<Merchant>> {
+        who.operator()?;
+        let q = q.trim();
+        if q.chars().count() > MAX_QUERY_CHARS {
+            let mut e = Errors::default();
+            e.push("q", format!("at most {MAX_QUERY_CHARS} characters"));
+            e.finish()?;
+        }
+        Ok(self.store.search_merchants(q.trim_start_matches('@'), limit.clamp(1, 100)).await?)
+    }
+
+    /// One merchant with its newest orders.
+    pub async fn merchant_overview(&self, who: &Principal, id: &str) -> Result<MerchantOverview> {
+        who.operator()?;
+        if id.len() > MAX_ID_BYTES {
+            return Err(Error::NotFound("merchant"));
+        }
+        let merchant = self.store.find_merchant(id).await?.ok_or(Error::NotFound("merchant"))?;
+        let orders = self.store.find_orders_by_merchant(&merchant.id, None, None, 20).await?;
+        Ok(MerchantOverview { orders: orders.iter().map(super::merchant_view).collect(), merchant })
+    }
+}
