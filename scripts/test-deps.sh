@@ -19,7 +19,7 @@ command -v curl >/dev/null || { echo "installing curl"; apt_install curl; }
 # schemathesis (scripts/schemathesis.sh) installs itself into a venv under target/.
 command -v python3 >/dev/null || { echo "installing python3"; apt_install python3 python3-venv python3-pip; }
 
-if [ ! -d tests/browser/node_modules/playwright-core ]; then
+if [ ! -d tests/browser/node_modules/playwright-core ] || [ ! -d tests/browser/node_modules/axe-core ]; then
   (cd tests/browser && npm ci --no-audit --no-fund)
 fi
 

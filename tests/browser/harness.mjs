@@ -5,7 +5,12 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { chromium } from "playwright-core";
 import { before, after } from "node:test";
+import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { createRequire } from "node:module";
+
+const axeSource = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
 
 const root = resolve(import.meta.dirname, "../..");
 export const artifacts = join(root, "tests/browser/artifacts");
@@ -18,6 +23,9 @@ export async function startServer({ demo = true } = {}) {
   const env = { ...process.env };
   delete env.DATABASE_URL; // the browser story runs on the embedded default
   if (process.env.BUYLINE_BROWSER_DATABASE_URL) env.DATABASE_URL = process.env.BUYLINE_BROWSER_DATABASE_URL;
+  // The operator token, so the tests can log in to /admin as the operator would.
+  const adminToken = "op-test-" + randomBytes(16).toString("hex");
+  env.BUYLINE_ADMIN_TOKEN = adminToken;
   const proc = spawn(bin, args, { env, stdio: ["ignore", "pipe", "pipe"] });
   let log = "";
   proc.stderr.on("data", (d) => { log += d; });
@@ -34,6 +42,7 @@ export async function startServer({ demo = true } = {}) {
   const demoCreds = demo ? JSON.parse(readFileSync(join(dir, "demo-credentials.json"), "utf8")) : null;
   return {
     url,
+    adminToken,
     demo: demoCreds,
     log: () => log,
     async stop() {
@@ -58,6 +67,46 @@ export async function startBrowser() {
 export async function phone(browser) {
   const context = await browser.newContext({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 1 });
   return context.newPage();
+}
+
+/// A desktop-sized page.
+export async function desktop(browser) {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, deviceScaleFactor: 1 });
+  return context.newPage();
+}
+
+/// The page passes axe-core with no serious or critical violation, and nothing on it is
+/// wider than the viewport (no sideways scrolling on a phone).
+export async function assertAccessible(page, label) {
+  // Evaluated through the DevTools protocol, which the pages' Content-Security-Policy (no
+  // inline scripts) does not apply to; the policy stays on for everything else.
+  await page.evaluate(axeSource);
+  const result = await page.evaluate(async () => {
+    // eslint-disable-next-line no-undef
+    const r = await axe.run(document, { resultTypes: ["violations"] });
+    return r.violations
+      .filter((v) => v.impact === "serious" || v.impact === "critical")
+      .map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.slice(0, 3).map((n) => n.target.join(" ")).join(", ")}`);
+  });
+  assert.deepEqual(result, [], `${label}: accessibility violations`);
+  const overflow = await page.evaluate(() => {
+    const width = document.documentElement.clientWidth;
+    const wide = [...document.querySelectorAll("body *")]
+      .filter((el) => el.getBoundingClientRect().right > width + 1 && getComputedStyle(el).position !== "fixed")
+      .filter((el) => !el.closest("table, pre, .scroll-x"))
+      .slice(0, 5)
+      .map((el) => el.tagName.toLowerCase() + (el.id ? "#" + el.id : "") + (el.className ? "." + String(el.className).split(" ")[0] : ""));
+    return { scroll: document.documentElement.scrollWidth > width + 1, wide };
+  });
+  assert.ok(!overflow.scroll && overflow.wide.length === 0, `${label}: wider than the viewport: ${overflow.wide.join(", ")}`);
+}
+
+/// The operator logs in to /admin with the server's token.
+export async function operatorLogIn(page, server) {
+  await page.goto(server.url + "/admin");
+  await page.getByLabel("Operator token").fill(server.adminToken);
+  await page.getByRole("button", { name: "Log in to the console" }).click();
+  await page.waitForURL(server.url + "/admin");
 }
 
 export async function logIn(page, base, login, password) {
