@@ -44,6 +44,7 @@ async function makePaths() {
     profile: "/u/" + item.post.author.handle,
     order: "/orders/" + order.id,
     merchantOrder: "/merchant/orders/" + order.id,
+    ownProduct: "/merchant/products/" + item.buy.product_id,
   });
 }
 
@@ -77,7 +78,8 @@ test("the shopper's pages", async () => {
   for (const [label, make] of viewports) {
     await check(make, label, async (page) => {
       await logIn(page, ctx.server.url, ctx.server.demo.shopper_handle, ctx.server.demo.shopper_password);
-      for (const p of ["/", paths.buy, paths.product, paths.post, "/orders", paths.order, "/settings", "/cart"]) {
+      // "/merchant" for someone without a shop is the form that opens one.
+      for (const p of ["/", paths.buy, paths.product, paths.post, "/orders", paths.order, "/settings", "/cart", "/merchant"]) {
         await at(page, p, label);
       }
     });
@@ -88,7 +90,7 @@ test("the merchant's pages", async () => {
   for (const [label, make] of viewports) {
     await check(make, label, async (page) => {
       await logIn(page, ctx.server.url, ctx.server.demo.owner_handle, ctx.server.demo.owner_password);
-      for (const p of ["/merchant", paths.merchantOrder]) {
+      for (const p of ["/merchant", paths.merchantOrder, "/merchant/products/new", paths.ownProduct]) {
         await at(page, p, label);
       }
     });

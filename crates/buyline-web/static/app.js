@@ -7,6 +7,14 @@
     form.dataset.submitting = "1";
     form.querySelectorAll("button[type=submit]").forEach(function (b) { b.disabled = true; });
   });
+  // Copy buttons beside secrets shown once (without JavaScript the field is selectable).
+  document.querySelectorAll("button[data-copy]").forEach(function (b) {
+    b.addEventListener("click", function () {
+      var field = document.getElementById(b.dataset.copy);
+      if (!field || !navigator.clipboard) { if (field) field.select(); return; }
+      navigator.clipboard.writeText(field.value).then(function () { b.textContent = "Copied"; }, function () { field.select(); });
+    });
+  });
   // A character count beside the composer (the server applies twitter-text's weighted rule).
   document.querySelectorAll("textarea[data-counter]").forEach(function (t) {
     var out = document.getElementById(t.dataset.counter);

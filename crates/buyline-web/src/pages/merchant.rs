@@ -56,6 +56,25 @@ fn row(v: &Value) -> OrderRow {
     }
 }
 
+/// A product in the shop's list and the composer's picker.
+pub struct ProductRow {
+    pub id: String,
+    pub name: String,
+    pub summary: String,
+}
+
+impl ProductRow {
+    fn of(p: &buyline_core::model::Product) -> ProductRow {
+        let n = p.variants.len();
+        let stock = if p.variants.iter().any(|v| v.available) { "in stock" } else { "sold out" };
+        ProductRow {
+            id: p.id.clone(),
+            name: p.name.clone(),
+            summary: format!("{} · {n} variant{} · {stock}", p.kind.as_str(), if n == 1 { "" } else { "s" }),
+        }
+    }
+}
+
 #[derive(Template)]
 #[template(path = "merchant.html")]
 pub struct MerchantPage<'a> {
@@ -71,6 +90,11 @@ pub struct MerchantPage<'a> {
     pub cart_tags: Vec<(String, String)>,
     pub cart_digital: bool,
     pub errors: FormErrors,
+    /// The shop's products, for the list and the composer's picker.
+    pub products: Vec<ProductRow>,
+    /// What the composer shows: typed text and the product picked.
+    pub compose_text: String,
+    pub compose_product: String,
 }
 
 #[derive(Template)]
@@ -112,11 +136,12 @@ async fn dashboard(
         };
         let orders = st.services.merchant_orders(&who, status.as_deref(), None, Some(50)).await?;
         let deliveries = st.services.deliveries(&who, None, Some(20)).await?;
-        Ok::<_, Error>((merchant, others, orders, deliveries))
+        let products = st.services.merchant_products(&merchant.id).await?;
+        Ok::<_, Error>((merchant, others, orders, deliveries, products))
     }
     .await;
     match result {
-        Ok((merchant, others, orders, deliveries)) => {
+        Ok((merchant, others, orders, deliveries, products)) => {
             let status_code = if errors.0.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
             ctx.render(
                 status_code,
@@ -147,6 +172,9 @@ async fn dashboard(
                     status: status.unwrap_or_default(),
                     deliveries: deliveries.data,
                     new_secret,
+                    compose_text: kept.get("text").cloned().unwrap_or_default(),
+                    compose_product: kept.get("product_id").cloned().unwrap_or_default(),
+                    products: products.iter().map(ProductRow::of).collect(),
                     errors,
                 },
             )
@@ -155,11 +183,23 @@ async fn dashboard(
     }
 }
 
+/// The dashboard again with the composer's typed text and its errors.
+pub(super) async fn dashboard_with(
+    st: &AppState,
+    ctx: &PageCtx,
+    who: Principal,
+    kept: HashMap<String, String>,
+    errors: FormErrors,
+) -> Response {
+    dashboard(st, ctx, who, None, None, kept, errors).await
+}
+
+/// Someone without a shop: log in first, then the form that opens one.
 fn no_shop(ctx: &PageCtx) -> Response {
     if ctx.viewer.is_none() {
         return to_login("/merchant");
     }
-    error_page(ctx, Error::Forbidden("You do not run a shop yet. Open one with POST /api/v1/merchants.".into()))
+    super::shop::open_form(ctx, StatusCode::OK, HashMap::new(), FormErrors::default())
 }
 
 pub async fn merchant_home(State(st): State<AppState>, ctx: PageCtx, Query(q): Query<MerchantQuery>) -> Response {

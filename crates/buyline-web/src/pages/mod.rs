@@ -13,6 +13,7 @@ mod product;
 pub mod redirect;
 mod session;
 mod settings;
+mod shop;
 pub mod view;
 
 use crate::csrf::{Binding, PRE_SESSION_COOKIE};
@@ -61,6 +62,12 @@ pub fn router() -> Router<AppState> {
         .route("/settings/export", get(settings::export))
         .route("/settings/delete", post(settings::delete_account))
         .route("/merchant", get(merchant::merchant_home))
+        .route("/merchant/open", post(shop::open_shop))
+        .route("/merchant/products", post(shop::create_product))
+        .route("/merchant/products/new", get(shop::new_product))
+        .route("/merchant/products/{id}", get(shop::edit_product).post(shop::update_product))
+        .route("/merchant/products/{id}/variants/{vid}", post(shop::update_variant))
+        .route("/merchant/posts", post(shop::compose))
         .route("/merchant/webhook", post(merchant::save_webhook))
         .route("/merchant/cart", post(merchant::save_cart_settings))
         .route("/merchant/webhook_secret/rotate", post(merchant::rotate_secret))

@@ -15,6 +15,7 @@ mod ops;
 mod pages;
 mod posts;
 mod rights;
+mod shop_console;
 mod vault;
 mod web_hardening;
 mod webhooks;

@@ -1,0 +1,131 @@
+//! `/merchant` as a shop owner uses it without the API: open a shop, create a product with
+//! options and stock, edit stock in place, and post it with the shop's composer.
+
+use crate::helpers::*;
+
+fn between<'a>(page: &'a str, from: &str, to: &str) -> &'a str {
+    let a = page.find(from).unwrap_or(0);
+    let b = page[a..].find(to).map(|b| a + b).unwrap_or(page.len());
+    &page[a..b]
+}
+
+#[tokio::test]
+async fn a_person_opens_a_shop_creates_a_product_edits_stock_and_posts_it() {
+    let app = spawn_app().await;
+    app.signup("maker").await;
+    let b = Browser::new(&app);
+    b.submit("/login", "/login", &[("login", "maker"), ("password", "correct horse battery")]).await;
+
+    // No shop yet: the form that opens one. A bad handle is refused beside the field.
+    let (status, page) = b.get("/merchant").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("Open my shop"));
+    let bad = [("name", "Maker Goods"), ("handle", "no spaces"), ("kind", "retailer"), ("country", "US")];
+    let (status, page, _) = b.submit("/merchant", "/merchant/open", &bad).await;
+    assert_eq!(status, 422);
+    assert!(page.contains("id=\"handle-error\"") && page.contains("value=\"Maker Goods\""));
+    let good = [("name", "Maker Goods"), ("handle", "makergoods"), ("kind", "brand"), ("country", "US")];
+    let (status, page, _) = b.submit("/merchant", "/merchant/open", &good).await;
+    assert_eq!(status, 201);
+    let key = between(&page, "id=\"api-key\"", ">");
+    let key = key.split("value=\"").nth(1).unwrap().trim_end_matches(['"', '/', ' ']).to_string();
+    assert!(key.starts_with("sk_"), "{key}");
+    assert!(page.contains("whsec_"));
+    // The key works on the API, and the secrets are never shown again.
+    let me = app.get("/merchant", Some(&key)).await;
+    assert_eq!(me.status.as_u16(), 200, "{}", me.text);
+    let mid = me.body["id"].as_str().unwrap().to_string();
+    let (_, page) = b.get("/merchant").await;
+    assert!(!page.contains(&key) && page.contains("New product"));
+
+    // A product with two options, a price, stock and shipping: mistakes first.
+    let from = format!("/merchant/products/new?m={mid}");
+    let mut form = vec![
+        ("m", mid.as_str()),
+        ("name", "Field Jacket"),
+        ("kind", "physical"),
+        ("option1_name", "size"),
+        ("option1_values", "S, M"),
+        ("option2_name", "colour"),
+        ("option2_values", "olive, navy"),
+        ("price", "eighty"),
+        ("stock", "3"),
+        ("ship_name", "Standard"),
+        ("ship_price", "5.00"),
+        ("ship_countries", "US"),
+        ("return_policy", "30 days"),
+    ];
+    let (status, page, _) = b.submit(&from, "/merchant/products", &form).await;
+    assert_eq!(status, 422);
+    assert!(page.contains("id=\"price-error\"") && page.contains("value=\"olive, navy\""));
+    form[7] = ("price", "80.00");
+    form[11] = ("ship_countries", "US, Atlantis");
+    let (status, page, _) = b.submit(&from, "/merchant/products", &form).await;
+    assert_eq!(status, 422);
+    assert!(page.contains("id=\"ship_countries-error\""), "{}", between(&page, "<main>", "</main>"));
+    form[11] = ("ship_countries", "US");
+    let (status, _, loc) = b.submit(&from, "/merchant/products", &form).await;
+    assert_eq!(status, 303);
+    let loc = loc.unwrap();
+    let pid = loc.trim_start_matches("/merchant/products/").split('?').next().unwrap().to_string();
+    let p = app.get(&format!("/products/{pid}"), None).await.body;
+    assert_eq!(p["variants"].as_array().unwrap().len(), 4);
+    assert!(p["variants"].as_array().unwrap().iter().all(|v| v["price"] == 8000 && v["inventory"]["quantity"] == 3));
+    assert_eq!(p["shipping_rates"][0]["price"], 500);
+
+    // Stock edited in place: one variant sold out, a bad figure refused beside its field.
+    let vid = variant(&p, "M", "navy");
+    let action = format!("/merchant/products/{pid}/variants/{vid}");
+    let (status, page, _) = b.submit(&loc, &action, &[("m", &mid), ("price", "80.00"), ("stock", "-2")]).await;
+    assert_eq!(status, 422);
+    assert!(page.contains(&format!("id=\"stock_{vid}-error\"")) && page.contains("value=\"-2\""));
+    let (status, _, _) = b.submit(&loc, &action, &[("m", &mid), ("price", "85.50"), ("stock", "0")]).await;
+    assert_eq!(status, 303);
+    let p = app.get(&format!("/products/{pid}"), None).await.body;
+    let v = p["variants"].as_array().unwrap().iter().find(|v| v["id"] == vid.as_str()).unwrap().clone();
+    assert_eq!((v["price"].as_i64(), v["available"].as_bool()), (Some(8550), Some(false)));
+
+    // The shop's composer: an empty post is refused beside the field; then the post carries the product.
+    let (status, page, _) =
+        b.submit("/merchant", "/merchant/posts", &[("m", &mid), ("text", " "), ("product_id", &pid)]).await;
+    assert_eq!(status, 422);
+    assert!(page.contains("id=\"text-error\""));
+    let (status, _, _) = b
+        .submit("/merchant", "/merchant/posts", &[("m", &mid), ("text", "New jackets are in"), ("product_id", &pid)])
+        .await;
+    assert_eq!(status, 303);
+    let posts = app.get("/accounts/makergoods/posts", None).await.body;
+    assert_eq!(posts["data"][0]["post"]["text"], "New jackets are in");
+    assert_eq!(posts["data"][0]["post"]["product_id"], pid.as_str());
+}
+
+#[tokio::test]
+async fn a_shop_page_never_shows_or_changes_another_shops_product() {
+    let app = spawn_app().await;
+    let (other_key, _) = app.merchant("other").await;
+    let theirs = app.shirt(&other_key, 5).await;
+    let pid = theirs["id"].as_str().unwrap();
+    let (_, mine) = app.merchant("mine").await;
+    let b = Browser::new(&app);
+    b.submit("/login", "/login", &[("login", "mine_o"), ("password", "correct horse battery")]).await;
+    let mid = mine["id"].as_str().unwrap();
+    assert_eq!(b.get(&format!("/merchant/products/{pid}?m={mid}")).await.0, 404);
+    let vid = theirs["variants"][0]["id"].as_str().unwrap();
+    let (status, _, _) = b
+        .submit(
+            "/merchant",
+            &format!("/merchant/products/{pid}/variants/{vid}"),
+            &[("m", mid), ("price", "1.00"), ("stock", "0")],
+        )
+        .await;
+    assert_eq!(status, 404);
+    assert_eq!(app.get(&format!("/products/{pid}"), None).await.body["variants"][0]["inventory"]["quantity"], 5);
+    // A shopper with no shop is sent to open one; an anonymous visitor to log in.
+    app.signup("plain").await;
+    let s = Browser::new(&app);
+    s.submit("/login", "/login", &[("login", "plain"), ("password", "correct horse battery")]).await;
+    let (status, _) = s.get("/merchant/products/new").await;
+    assert_eq!(status, 303);
+    let anon = Browser::new(&app);
+    assert_eq!(anon.get("/merchant/products/new").await.0, 303);
+}
