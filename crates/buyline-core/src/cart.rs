@@ -91,6 +91,22 @@ pub struct MerchantLink {
     pub linked_at: i64,
 }
 
+/// Where a hashtag reply's job stands: waiting for the cart worker, or answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CartJobState {
+    Pending,
+    Done,
+}
+
+impl CartJobState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CartJobState::Pending => "pending",
+            CartJobState::Done => "done",
+        }
+    }
+}
+
 /// A post with a cart hashtag waiting to be answered.
 #[derive(Debug, Clone)]
 pub struct CartJob {

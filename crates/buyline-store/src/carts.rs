@@ -5,7 +5,7 @@ use crate::outbox::{insert_events, insert_receipts};
 use crate::social::write_posts;
 use crate::{other, placeholders, rows_of, Backend, Db};
 use async_trait::async_trait;
-use buyline_core::cart::{CartItemRecord, CartJob, CartResult, CartTag};
+use buyline_core::cart::{CartItemRecord, CartJob, CartJobState, CartResult, CartTag};
 use buyline_core::error::StoreError;
 use buyline_core::model::{Merchant, NewPost};
 use buyline_core::order::{CheckoutRecord, NewEvent, Receipt};
@@ -152,12 +152,18 @@ impl CartStore for Db {
         let lock = if self.backend == Backend::Postgres { "for update skip locked" } else { "" };
         let sql = format!(
             "update cart_jobs set lease_until = $1, attempts = attempts + 1 where post_id in ( \
-               select post_id from cart_jobs where state = 'pending' and lease_until <= $2 \
+               select post_id from cart_jobs where state = $4 and lease_until <= $2 \
                order by created_at limit $3 {lock}) \
              returning post_id, account_id, parent_id, attempts, created_at"
         );
-        let rows =
-            sqlx::query(&sql).bind(lease_until).bind(now).bind(limit).fetch_all(self.writer()).await.map_err(other)?;
+        let rows = sqlx::query(&sql)
+            .bind(lease_until)
+            .bind(now)
+            .bind(limit)
+            .bind(CartJobState::Pending.as_str())
+            .fetch_all(self.writer())
+            .await
+            .map_err(other)?;
         rows.iter()
             .map(|r| {
                 Ok(CartJob {
@@ -184,11 +190,13 @@ impl CartStore for Db {
             (0..n).map(|k| format!("when ${} then ${}", 2 + 3 * k, 2 + 3 * k + col)).collect::<Vec<_>>().join(" ")
         };
         let sql = format!(
-            "update cart_jobs set state = 'done', processed_at = $1, \
+            "update cart_jobs set state = '{}', processed_at = $1, \
              outcome = case post_id {} end, reply_post_id = case post_id {} end \
-             where state = 'pending' and post_id in ({}) returning post_id",
+             where state = '{}' and post_id in ({}) returning post_id",
+            CartJobState::Done.as_str(),
             whens(1),
             whens(2),
+            CartJobState::Pending.as_str(),
             (0..n).map(|k| format!("${}", 2 + 3 * k)).collect::<Vec<_>>().join(", ")
         );
         let mut q = sqlx::query(&sql).bind(now);

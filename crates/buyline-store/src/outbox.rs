@@ -82,10 +82,11 @@ pub(crate) async fn insert_events(
         .map(|k| {
             let b = 4 * k;
             format!(
-                "select ${}, ${}, id, 'pending', 0, ${}, 0, ${} from merchants \
+                "select ${}, ${}, id, '{}', 0, ${}, 0, ${} from merchants \
                  where id = ${} and webhook_url is not null and webhook_disabled_at is null",
                 b + 1,
                 b + 2,
+                DeliveryStatus::Pending.as_str(),
                 b + 3,
                 b + 3,
                 b + 4
@@ -206,11 +207,17 @@ impl OutboxStore for Db {
         let lock = if self.backend == Backend::Postgres { "for update skip locked" } else { "" };
         let sql = format!(
             "update webhook_deliveries set locked_until = $1, attempts = attempts + 1 where id in ( \
-               select id from webhook_deliveries where status = 'pending' and next_attempt_at <= $2 and locked_until <= $2 \
+               select id from webhook_deliveries where status = $4 and next_attempt_at <= $2 and locked_until <= $2 \
                order by next_attempt_at limit $3 {lock}) returning id"
         );
-        let claimed =
-            sqlx::query(&sql).bind(lease_until).bind(now).bind(limit).fetch_all(self.writer()).await.map_err(other)?;
+        let claimed = sqlx::query(&sql)
+            .bind(lease_until)
+            .bind(now)
+            .bind(limit)
+            .bind(DeliveryStatus::Pending.as_str())
+            .fetch_all(self.writer())
+            .await
+            .map_err(other)?;
         let ids: Vec<String> = claimed.iter().map(|r| r.try_get("id")).collect::<Result<_, _>>().map_err(other)?;
         if ids.is_empty() {
             return Ok(vec![]);
@@ -279,7 +286,7 @@ impl OutboxStore for Db {
             };
             sqlx::query(
                 "update webhook_deliveries set status = $1, next_attempt_at = $2, locked_until = 0, last_status = $3, \
-                 last_error = $4, delivered_at = coalesce($5, delivered_at) where id = $6 and status = 'pending'",
+                 last_error = $4, delivered_at = coalesce($5, delivered_at) where id = $6 and status = $7",
             )
             .bind(status.as_str())
             .bind(next)
@@ -287,6 +294,7 @@ impl OutboxStore for Db {
             .bind(&a.error)
             .bind(delivered)
             .bind(&job.delivery_id)
+            .bind(DeliveryStatus::Pending.as_str())
             .execute(&mut *tx)
             .await
             .map_err(other)?;
@@ -359,12 +367,13 @@ impl OutboxStore for Db {
 
     async fn retry_delivery(&self, id: &str, merchant_id: &str, now: i64) -> StoreResult<bool> {
         let r = sqlx::query(
-            "update webhook_deliveries set status = 'pending', next_attempt_at = $1, locked_until = 0 \
+            "update webhook_deliveries set status = $4, next_attempt_at = $1, locked_until = 0 \
              where id = $2 and merchant_id = $3",
         )
         .bind(now)
         .bind(id)
         .bind(merchant_id)
+        .bind(DeliveryStatus::Pending.as_str())
         .execute(self.writer())
         .await
         .map_err(other)?;
@@ -372,7 +381,8 @@ impl OutboxStore for Db {
     }
 
     async fn count_pending_deliveries(&self) -> StoreResult<i64> {
-        let r = sqlx::query("select count(*) as n from webhook_deliveries where status = 'pending'")
+        let r = sqlx::query("select count(*) as n from webhook_deliveries where status = $1")
+            .bind(DeliveryStatus::Pending.as_str())
             .fetch_one(&self.pool)
             .await
             .map_err(other)?;

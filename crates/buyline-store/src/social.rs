@@ -47,7 +47,10 @@ pub(crate) async fn write_posts(
         let sql = format!(
             "insert into cart_jobs (post_id, account_id, parent_id, state, created_at) values {}",
             (0..jobs.len())
-                .map(|k| format!("(${}, ${}, ${}, 'pending', ${})", 4 * k + 1, 4 * k + 2, 4 * k + 3, 4 * k + 4))
+                .map(|k| {
+                    let pending = buyline_core::cart::CartJobState::Pending.as_str();
+                    format!("(${}, ${}, ${}, '{pending}', ${})", 4 * k + 1, 4 * k + 2, 4 * k + 3, 4 * k + 4)
+                })
                 .collect::<Vec<_>>()
                 .join(", ")
         );
