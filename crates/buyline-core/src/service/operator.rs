@@ -17,8 +17,11 @@ pub const OPERATOR_SESSION_MICROS: i64 = 30 * 60 * 1_000_000;
 /// What the audit log calls a key rotation (`buyline keys rotate`).
 pub const VAULT_ROTATE: &str = "vault.rotate";
 
-/// Failed operator log-ins allowed per window before 429, whatever the client.
-const MAX_OPERATOR_FAILURES: i64 = 10;
+/// Failed operator log-ins allowed per window from one client address before 429.
+const MAX_CLIENT_FAILURES: i64 = 10;
+/// ... and from all clients together: high enough that guessing from afar cannot lock the
+/// operator out, low enough to bound a distributed guess at a weak, hand-set token.
+const MAX_ALL_FAILURES: i64 = 500;
 const WINDOW_MICROS: i64 = 15 * 60 * 1_000_000;
 const MAX_QUERY_CHARS: usize = 100;
 
@@ -45,15 +48,24 @@ impl Services {
     /// Opens a console session for whoever presents the operator token; returns the
     /// session's token (for the cookie). Wrong tokens count towards a throttle shared by
     /// every node, as shopper log-ins do.
-    pub async fn operator_log_in(&self, given: &str, operator_token: Option<&str>) -> Result<String> {
+    pub async fn operator_log_in(
+        &self,
+        given: &str,
+        operator_token: Option<&str>,
+        client: Option<&str>,
+    ) -> Result<String> {
         if given.trim().is_empty() {
             return Err(Error::field("token", "is required"));
         }
-        let keys = vec!["operator".to_string()];
+        let mut keys = vec!["operator".to_string()];
+        if let Some(c) = client {
+            keys.push(format!("operator:{c}"));
+        }
         let now = now_micros();
         let since = now - WINDOW_MICROS;
         let counts = self.store.find_login_failures(&keys, since).await?;
-        if let Some((_, _, start)) = counts.iter().find(|(_, n, _)| *n >= MAX_OPERATOR_FAILURES) {
+        let limit = |k: &str| if k == "operator" { MAX_ALL_FAILURES } else { MAX_CLIENT_FAILURES };
+        if let Some((_, _, start)) = counts.iter().find(|(k, n, _)| *n >= limit(k)) {
             return Err(Error::RateLimited { retry_after: ((start + WINDOW_MICROS - now) / 1_000_000).max(1) as u64 });
         }
         match operator_token {

@@ -230,8 +230,14 @@ pub async fn admin_home(
     }
 }
 
-pub async fn log_in(State(st): State<AppState>, ctx: PageCtx, form: CsrfForm) -> Response {
-    match st.services.operator_log_in(&form.get("token"), st.operator_token.as_deref()).await {
+pub async fn log_in(
+    State(st): State<AppState>,
+    ctx: PageCtx,
+    axum::extract::ConnectInfo(client): axum::extract::ConnectInfo<std::net::SocketAddr>,
+    form: CsrfForm,
+) -> Response {
+    let ip = client.ip().to_string();
+    match st.services.operator_log_in(&form.get("token"), st.operator_token.as_deref(), Some(&ip)).await {
         Ok(token) => {
             let c = Cookie::build((OPERATOR_COOKIE, token))
                 .path("/admin")

@@ -197,3 +197,22 @@ async fn the_console_finds_merchants_and_shows_a_balanced_ledger_and_the_vault_k
     assert!(page.contains("ord_") && page.contains("paid"));
     assert_eq!(op.get("/admin/merchants/mer_nobody").await.0, 404);
 }
+
+#[tokio::test]
+async fn wrong_operator_tokens_are_throttled_per_client_and_the_count_survives_a_restart() {
+    let app = spawn_app().await;
+    let b = Browser::new(&app);
+    for i in 0..10 {
+        let (status, _, _) = b.submit("/admin", "/admin/login", &[("token", &format!("guess-{i}"))]).await;
+        assert_eq!(status, 401);
+    }
+    // The eleventh guess from this address is refused before the token is even compared.
+    let (status, page, _) = b.submit("/admin", "/admin/login", &[("token", &app.admin_token)]).await;
+    assert_eq!(status, 429, "{page}");
+    assert!(page.contains("Try again in"));
+    // The count is kept in the database, shared by every node: a restart does not reset it.
+    let app = app.restart(|_| {}).await;
+    let b = Browser::new(&app);
+    let (status, _, _) = b.submit("/admin", "/admin/login", &[("token", &app.admin_token)]).await;
+    assert_eq!(status, 429);
+}
