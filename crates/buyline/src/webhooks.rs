@@ -141,19 +141,41 @@ fn chrono_now_secs() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
-/// One pass: claim a batch and deliver it concurrently. Returns how many were attempted.
+/// Deliveries in flight at most, per process.
+const MAX_IN_FLIGHT: usize = 256;
+/// Claimed in one statement at most, and recorded together at most.
+const CLAIM_MAX: usize = 128;
+/// A finished attempt waits at most this long to be recorded with others.
+const RECORD_AFTER: Duration = Duration::from_millis(20);
+
+/// Sends one delivery and counts it.
+async fn attempt(sender: Arc<Sender>, job: DeliveryJob) -> (DeliveryJob, AttemptResult) {
+    let result = sender.send(&job).await;
+    metrics::counter!("webhook_attempts_total", "ok" => result.status.is_some_and(|s| (200..300).contains(&s)).to_string())
+        .increment(1);
+    (job, result)
+}
+
+/// Records finished attempts together. If that fails, the leases run out and the
+/// deliveries are sent again: at least once.
+async fn record(services: &Services, done: &mut Vec<(DeliveryJob, AttemptResult)>) {
+    if done.is_empty() {
+        return;
+    }
+    if let Err(e) = services.finish_deliveries(done).await {
+        tracing::warn!(deliveries = done.len(), error = %e, "could not record delivery attempts");
+    }
+    done.clear();
+}
+
+/// One pass: claim a batch, deliver it concurrently, record it. Returns how many were
+/// attempted. (The worker below overlaps these steps; this is the same work, once.)
 pub async fn deliver_batch(services: &Services, sender: &Arc<Sender>, batch: i64) -> anyhow::Result<usize> {
     let jobs = services.claim_deliveries(batch, sender.lease_micros).await?;
     let n = jobs.len();
     let mut tasks = tokio::task::JoinSet::new();
     for job in jobs {
-        let sender = sender.clone();
-        tasks.spawn(async move {
-            let result = sender.send(&job).await;
-            metrics::counter!("webhook_attempts_total", "ok" => result.status.is_some_and(|s| (200..300).contains(&s)).to_string())
-                .increment(1);
-            (job, result)
-        });
+        tasks.spawn(attempt(sender.clone(), job));
     }
     let mut done = Vec::with_capacity(n);
     while let Some(r) = tasks.join_next().await {
@@ -161,40 +183,71 @@ pub async fn deliver_batch(services: &Services, sender: &Arc<Sender>, batch: i64
             done.push(pair);
         }
     }
-    // The batch's attempts are recorded together. If that fails, the leases run out and the
-    // deliveries are sent again: at least once.
-    if let Err(e) = services.finish_deliveries(&done).await {
-        tracing::warn!(deliveries = done.len(), error = %e, "could not record delivery attempts");
-    }
+    record(services, &mut done).await;
     Ok(n)
 }
 
-/// Delivers until shutdown: a full batch is followed at once by the next, an empty one by a
-/// short wait.
+/// Delivers until shutdown, as a pipeline: up to [`MAX_IN_FLIGHT`] deliveries are on the
+/// wire at once; whenever half of that room is free the next ones are claimed, and finished
+/// attempts are recorded in groups (every [`CLAIM_MAX`] or [`RECORD_AFTER`]), so a slow
+/// receiver holds only its own deliveries and one durable commit records many attempts.
+/// When nothing is due it looks again after a short wait. At shutdown it stops claiming,
+/// lets what is in flight finish (each attempt is bounded by the timeout) and records it.
 pub fn run(
     services: Services,
     sender: Arc<Sender>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        const BATCH: i64 = 64;
+        let mut in_flight = tokio::task::JoinSet::new();
+        let mut done: Vec<(DeliveryJob, AttemptResult)> = Vec::new();
+        let mut oldest_done: Option<tokio::time::Instant> = None;
+        let mut idle_until: Option<tokio::time::Instant> = None;
         loop {
-            if *stop.borrow() {
+            let stopping = *stop.borrow();
+            if stopping && in_flight.is_empty() {
                 break;
             }
-            let n = match deliver_batch(&services, &sender, BATCH).await {
-                Ok(n) => n,
-                Err(e) => {
-                    tracing::warn!(error = %e, "delivery pass failed");
-                    0
-                }
-            };
-            if n < BATCH as usize {
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_millis(100)) => {}
-                    _ = stop.changed() => {}
+            let room = MAX_IN_FLIGHT - in_flight.len();
+            let may_claim =
+                !stopping && room >= MAX_IN_FLIGHT / 2 && idle_until.is_none_or(|t| t <= tokio::time::Instant::now());
+            if may_claim {
+                let want = room.min(CLAIM_MAX);
+                match services.claim_deliveries(want as i64, sender.lease_micros).await {
+                    Ok(jobs) => {
+                        idle_until =
+                            (jobs.len() < want).then(|| tokio::time::Instant::now() + Duration::from_millis(100));
+                        for job in jobs {
+                            in_flight.spawn(attempt(sender.clone(), job));
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "claiming deliveries failed");
+                        idle_until = Some(tokio::time::Instant::now() + Duration::from_millis(500));
+                    }
                 }
             }
+            // Wait for the first of: an attempt finishing, the time to record, the time to
+            // look for due deliveries again, shutdown.
+            let record_at = oldest_done.map(|t| t + RECORD_AFTER);
+            let wake = [record_at, idle_until.filter(|_| !stopping)].into_iter().flatten().min();
+            tokio::select! {
+                Some(r) = in_flight.join_next(), if !in_flight.is_empty() => {
+                    if let Ok(pair) = r {
+                        done.push(pair);
+                        oldest_done.get_or_insert_with(tokio::time::Instant::now);
+                    }
+                }
+                _ = tokio::time::sleep_until(wake.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(1))), if wake.is_some() || in_flight.is_empty() => {}
+                _ = stop.changed(), if !stopping => {}
+                else => {}
+            }
+            let due = oldest_done.is_some_and(|t| t + RECORD_AFTER <= tokio::time::Instant::now());
+            if done.len() >= CLAIM_MAX || due || (in_flight.is_empty() && !done.is_empty()) {
+                record(&services, &mut done).await;
+                oldest_done = None;
+            }
         }
+        record(&services, &mut done).await;
     })
 }
