@@ -16,10 +16,12 @@ mod accounts;
 mod carts;
 mod catalog;
 mod checkout;
+mod downloads;
 mod idempotency;
 mod ledger;
 mod orders;
 mod outbox;
+mod payouts;
 mod social;
 mod vault;
 

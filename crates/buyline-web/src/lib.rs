@@ -2,6 +2,7 @@
 //! metrics. Handlers call core services only; errors become RFC 9457 problem details.
 
 pub mod api;
+pub mod blobs;
 pub mod cache;
 pub mod csrf;
 pub mod error;

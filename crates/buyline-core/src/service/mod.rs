@@ -5,12 +5,14 @@ mod cache;
 mod carts;
 mod catalog;
 mod checkout;
+mod downloads;
 mod fees;
 mod idempotency;
 mod mail;
 mod merchant_orders;
 mod orders;
 mod paging;
+mod payouts;
 mod receipts;
 mod reconcile;
 mod saved;
@@ -23,6 +25,8 @@ pub use catalog::{
     MerchantInput, MerchantUpdate, NewMerchant, OptionInput, ProductInput, ProductUpdate, ShippingRateInput,
     VariantInput, VariantUpdate,
 };
+pub use downloads::{DownloadOutcome, DEFAULT_DOWNLOADS_PER_LINK, DEFAULT_DOWNLOAD_TTL_MICROS};
+pub use payouts::{merchant_bank, Balance, Balances, Payout, PayoutInput, PayoutSettings, Payouts};
 pub use checkout::{CheckoutInput, CompleteInput, LineInput, OrderInput, PaymentInput};
 pub use idempotency::Idempotency;
 pub use mail::MailSpool;
@@ -112,6 +116,8 @@ pub struct Services {
     pub(crate) resolver: Arc<dyn Resolver>,
     /// Waits between looks at a checkout another request is completing.
     pub(crate) pause: Arc<dyn Pause>,
+    /// Download links' lifetime and count, and the key that signs them.
+    pub(crate) downloads: Arc<downloads::DownloadSettings>,
 }
 
 impl Services {
@@ -133,6 +139,7 @@ impl Services {
             mail_spool: None,
             resolver,
             pause,
+            downloads: Arc::default(),
         }
     }
 

@@ -9,10 +9,12 @@ mod accounts;
 mod carts;
 mod catalog;
 mod checkout;
+mod downloads;
 mod idempotency;
 mod ledger;
 mod orders;
 mod outbox;
+mod payouts;
 mod social;
 mod vault;
 
@@ -20,10 +22,12 @@ pub use accounts::AccountStore;
 pub use carts::CartStore;
 pub use catalog::CatalogStore;
 pub use checkout::CheckoutStore;
+pub use downloads::{DownloadGrant, DownloadStore};
 pub use idempotency::IdempotencyStore;
 pub use ledger::LedgerStore;
 pub use orders::OrderStore;
 pub use outbox::OutboxStore;
+pub use payouts::{LedgerBalance, PayoutRecord, PayoutStore};
 pub use social::SocialStore;
 pub use vault::VaultStore;
 
@@ -52,6 +56,7 @@ pub trait Store:
     + CartStore
     + VaultStore
     + IdempotencyStore
+    + DownloadStore + PayoutStore
     + Send
     + Sync
     + 'static
@@ -70,6 +75,7 @@ impl<T> Store for T where
         + CartStore
         + VaultStore
         + IdempotencyStore
+        + DownloadStore + PayoutStore
         + Send
         + Sync
         + 'static
@@ -82,5 +88,7 @@ pub mod prelude {
     pub use super::{
         AccountStore, CartStore, CatalogStore, CheckoutStore, HealthStore, IdempotencyStore, LedgerStore, OrderStore,
         OutboxStore, SocialStore, Store, VaultStore,
+    };
+    pub use super::{DownloadStore, PayoutStore,
     };
 }

@@ -45,6 +45,7 @@ pub fn router() -> Router<AppState> {
         .route("/orders", get(buy::orders_page))
         .route("/orders/{id}", get(buy::order_page))
         .route("/orders/{id}/return", get(buy::order_return))
+        .route("/orders/{id}/downloads/{line}", post(buy::fresh_download))
         .route("/test-processor/challenge/{id}", get(buy::challenge_page).post(buy::challenge_submit))
         .route("/connect/{handle}", get(cart::connect_page).post(cart::connect))
         .route("/cart", get(cart::cart_page))
