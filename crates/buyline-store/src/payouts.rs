@@ -9,7 +9,8 @@ use async_trait::async_trait;
 use buyline_core::checkout::payable;
 use buyline_core::ids::new_id;
 use buyline_core::order::NewEvent;
-use buyline_core::service::merchant_bank;
+use buyline_core::checkout::Posting;
+use buyline_core::service::{merchant_bank, payout_amount, payout_postings};
 use buyline_core::store::{Before, LedgerBalance, PayoutRecord, PayoutStore, StoreResult};
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -110,7 +111,7 @@ impl PayoutStore for Db {
         .map_err(other)?;
         let owed: i64 = -row.try_get::<i64, _>("owed").map_err(other)?;
         let settled: i64 = -row.try_get::<i64, _>("settled").map_err(other)?;
-        let amount = owed.min(settled);
+        let amount = payout_amount(owed, settled);
         if amount <= 0 {
             tx.rollback().await.map_err(other)?;
             return Ok(None);
@@ -136,7 +137,7 @@ impl PayoutStore for Db {
         .await
         .map_err(other)?;
         let txn = new_id("txn");
-        for (account, amount) in [(payable(merchant_id), amount), (merchant_bank(merchant_id), -amount)] {
+        for Posting { account, amount } in payout_postings(merchant_id, amount) {
             sqlx::query(
                 "insert into ledger_entries (id, txn_id, account, currency, amount, payout_id, created_at) \
                  values ($1, $2, $3, $4, $5, $6, $7)",

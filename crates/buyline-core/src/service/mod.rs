@@ -26,7 +26,7 @@ pub use catalog::{
     VariantInput, VariantUpdate,
 };
 pub use downloads::{DownloadOutcome, DEFAULT_DOWNLOADS_PER_LINK, DEFAULT_DOWNLOAD_TTL_MICROS};
-pub use payouts::{merchant_bank, Balance, Balances, Payout, PayoutInput, PayoutSettings, Payouts};
+pub use payouts::{merchant_bank, payout_amount, payout_postings, Balance, Balances, Payout, PayoutInput, PayoutSettings, Payouts};
 pub use checkout::{CheckoutInput, CompleteInput, LineInput, OrderInput, PaymentInput};
 pub use idempotency::Idempotency;
 pub use mail::MailSpool;

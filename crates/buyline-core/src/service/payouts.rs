@@ -18,6 +18,22 @@ pub fn merchant_bank(merchant_id: &str) -> String {
     format!("merchant_bank:{merchant_id}")
 }
 
+/// A payout of `amount`: the merchant's payable account is debited (it is owed that much
+/// less), its bank account credited. Balanced by construction.
+pub fn payout_postings(merchant_id: &str, amount: i64) -> Vec<crate::checkout::Posting> {
+    use crate::checkout::{payable, Posting};
+    vec![
+        Posting { account: payable(merchant_id), amount },
+        Posting { account: merchant_bank(merchant_id), amount: -amount },
+    ]
+}
+
+/// What a payout pays: what is owed now, but no more than what was owed counting only money
+/// out of the refund window; nothing (≤ 0) when the balance is not positive.
+pub fn payout_amount(owed: i64, settled: i64) -> i64 {
+    owed.min(settled)
+}
+
 const SETTINGS_FLAG: &str = "payout_settings";
 const DAY_MICROS: i64 = 24 * 3600 * 1_000_000;
 
@@ -195,5 +211,94 @@ fn payout_event(p: &PayoutRecord) -> NewEvent {
         payload: payload.to_string(),
         created_at: p.created_at,
         account_id: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checkout::{capture_postings, payable};
+    use crate::fees::{platform_fee, refund_fee_back};
+    use proptest::prelude::*;
+    use std::collections::HashMap;
+
+    #[derive(Debug, Clone)]
+    enum Step {
+        Order { m: usize, total: i64, bps: u32 },
+        /// Refund `per_mille` of what is left of the merchant's `nth` order.
+        Refund { m: usize, nth: usize, per_mille: i64 },
+        Payout { m: usize },
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            (0usize..3, 1i64..5_000_000, 0u32..=10_000).prop_map(|(m, total, bps)| Step::Order { m, total, bps }),
+            (0usize..3, 0usize..8, 1i64..=1000).prop_map(|(m, nth, per_mille)| Step::Refund { m, nth, per_mille }),
+            (0usize..3).prop_map(|m| Step::Payout { m }),
+        ]
+    }
+
+    struct Sale {
+        total: i64,
+        fee: i64,
+        refunded: i64,
+        fee_back: i64,
+    }
+
+    proptest! {
+        /// For any sequence of orders, refunds and payouts: every transaction balances (so the
+        /// trial balance is zero per currency), a payout never pays more than is owed, and each
+        /// merchant's balance equals its orders less fees, refunds (net of fee given back) and
+        /// payouts.
+        #[test]
+        fn balance_is_orders_less_fees_refunds_and_payouts(steps in proptest::collection::vec(step(), 0..60)) {
+            let merchants = ["mer_a", "mer_b", "mer_c"];
+            let mut ledger: HashMap<String, i64> = HashMap::new();
+            let mut sales: [Vec<Sale>; 3] = Default::default();
+            let (mut earned, mut refunded, mut paid) = ([0i64; 3], [0i64; 3], [0i64; 3]);
+            for s in steps {
+                let postings = match s {
+                    Step::Order { m, total, bps } => {
+                        let fee = platform_fee(total, bps);
+                        sales[m].push(Sale { total, fee, refunded: 0, fee_back: 0 });
+                        earned[m] += total - fee;
+                        capture_postings(merchants[m], total, fee)
+                    }
+                    Step::Refund { m, nth, per_mille } => {
+                        let Some(sale) = sales[m].get_mut(nth) else { continue };
+                        let left = sale.total - sale.refunded;
+                        let amount = (left * per_mille / 1000).max(1).min(left);
+                        if left == 0 {
+                            continue;
+                        }
+                        let back = refund_fee_back(sale.fee, sale.total, amount, sale.refunded + amount, sale.fee_back);
+                        sale.refunded += amount;
+                        sale.fee_back += back;
+                        refunded[m] += amount - back;
+                        crate::service::merchant_orders::refund_postings(merchants[m], amount, back)
+                    }
+                    Step::Payout { m } => {
+                        let owed = -ledger.get(&payable(merchants[m])).copied().unwrap_or(0);
+                        let amount = payout_amount(owed, owed);
+                        if amount <= 0 {
+                            continue;
+                        }
+                        prop_assert!(amount <= owed);
+                        paid[m] += amount;
+                        payout_postings(merchants[m], amount)
+                    }
+                };
+                prop_assert_eq!(postings.iter().map(|p| p.amount).sum::<i64>(), 0);
+                for p in postings {
+                    *ledger.entry(p.account).or_default() += p.amount;
+                }
+                prop_assert_eq!(ledger.values().sum::<i64>(), 0);
+                for (i, m) in merchants.iter().enumerate() {
+                    let balance = -ledger.get(&payable(m)).copied().unwrap_or(0);
+                    prop_assert_eq!(balance, earned[i] - refunded[i] - paid[i]);
+                    prop_assert_eq!(-ledger.get(&merchant_bank(m)).copied().unwrap_or(0), paid[i]);
+                }
+            }
+        }
     }
 }
