@@ -67,12 +67,7 @@ impl DownloadStore for Db {
         rows.iter().map(grant_of).collect()
     }
 
-    async fn insert_download_grant(
-        &self,
-        g: &DownloadGrant,
-        token_hash: &str,
-        now: i64,
-    ) -> StoreResult<DownloadGrant> {
+    async fn insert_download_grant(&self, g: &DownloadGrant, token_hash: &str, now: i64) -> StoreResult<DownloadGrant> {
         let mut tx = self.begin().await?;
         sqlx::query(
             "insert into downloads (order_id, line, generation, token_hash, expires_at, downloads_left, created_at) \

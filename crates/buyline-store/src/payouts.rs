@@ -7,9 +7,9 @@
 use crate::{other, Db};
 use async_trait::async_trait;
 use buyline_core::checkout::payable;
+use buyline_core::checkout::Posting;
 use buyline_core::ids::new_id;
 use buyline_core::order::NewEvent;
-use buyline_core::checkout::Posting;
 use buyline_core::service::{merchant_bank, payout_amount, payout_postings};
 use buyline_core::store::{Before, LedgerBalance, PayoutRecord, PayoutStore, StoreResult};
 use sqlx::any::AnyRow;

@@ -83,7 +83,12 @@ pub const CODES: &[(&str, u16, &str, &str)] = &[
     ("rate_limited", 429, "Rate limited", "Too many requests; wait for `Retry-After` seconds."),
     ("gone", 410, "Gone", "The download link expired, was used up, or its order was refunded or canceled."),
     ("payload_too_large", 413, "Payload too large", "The request body exceeds the size limit."),
-    ("unsupported_media_type", 415, "Unsupported media type", "Send JSON with `Content-Type: application/json`; an image must be PNG, JPEG, WebP or GIF."),
+    (
+        "unsupported_media_type",
+        415,
+        "Unsupported media type",
+        "Send JSON with `Content-Type: application/json`; an image must be PNG, JPEG, WebP or GIF.",
+    ),
     ("internal", 500, "Internal error", "Something failed on our side; the request id in the logs identifies it."),
 ];
 

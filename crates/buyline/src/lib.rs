@@ -268,8 +268,10 @@ pub async fn spawn(cfg: ServeConfig) -> anyhow::Result<Running> {
     if let Some(spool) = mailer.spool() {
         services = services.with_mail_spool(Arc::new(spool));
     }
-    services = services
-        .with_download_limits(cfg.download_ttl_secs.max(1) as i64 * 1_000_000, i64::from(cfg.downloads_per_link.max(1)));
+    services = services.with_download_limits(
+        cfg.download_ttl_secs.max(1) as i64 * 1_000_000,
+        i64::from(cfg.downloads_per_link.max(1)),
+    );
     services.prime_download_key().await.context("loading the download-link key")?;
     let blobs = blobs::open(&cfg)?;
     // Signing secrets written before they were sealed are sealed now.

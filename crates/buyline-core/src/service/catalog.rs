@@ -728,7 +728,9 @@ impl Services {
         // Stored as given: the default image is derived on every read.
         if p.image_url.ends_with(&format!("/p/{}/image.svg", p.id)) {
             p.image_url.clear();
-        } else if let Some(path) = p.image_url.strip_prefix(&self.config.public_url).filter(|r| r.starts_with("/api/v1/media/")) {
+        } else if let Some(path) =
+            p.image_url.strip_prefix(&self.config.public_url).filter(|r| r.starts_with("/api/v1/media/"))
+        {
             p.image_url = path.to_string();
         }
         self.store.update_product(&p).await?;

@@ -43,7 +43,10 @@ impl Default for DownloadSettings {
 /// What `GET /downloads/{token}` gets: the file to stream, or why the link no longer works.
 #[derive(Debug, Clone)]
 pub enum DownloadOutcome {
-    File { file: ProductFile, downloads_left: i64 },
+    File {
+        file: ProductFile,
+        downloads_left: i64,
+    },
     /// Expired, used up, or the order was refunded or canceled (410).
     Gone(String),
 }

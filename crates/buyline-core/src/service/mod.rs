@@ -25,13 +25,15 @@ pub use catalog::{
     MerchantInput, MerchantUpdate, NewMerchant, OptionInput, ProductInput, ProductUpdate, ShippingRateInput,
     VariantInput, VariantUpdate,
 };
-pub use downloads::{DownloadOutcome, DEFAULT_DOWNLOADS_PER_LINK, DEFAULT_DOWNLOAD_TTL_MICROS};
-pub use payouts::{merchant_bank, payout_amount, payout_postings, Balance, Balances, Payout, PayoutInput, PayoutSettings, Payouts};
 pub use checkout::{CheckoutInput, CompleteInput, LineInput, OrderInput, PaymentInput};
+pub use downloads::{DownloadOutcome, DEFAULT_DOWNLOADS_PER_LINK, DEFAULT_DOWNLOAD_TTL_MICROS};
 pub use idempotency::Idempotency;
 pub use mail::MailSpool;
 pub use merchant_orders::{FulfillInput, RefundInput};
 pub use orders::TrialBalance;
+pub use payouts::{
+    merchant_bank, payout_amount, payout_postings, Balance, Balances, Payout, PayoutInput, PayoutSettings, Payouts,
+};
 pub use reconcile::ReconcileReport;
 pub use saved::Export;
 pub use social::PostInput;

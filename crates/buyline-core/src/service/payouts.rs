@@ -135,7 +135,12 @@ impl Services {
         self.payout_page(None, cursor, limit).await
     }
 
-    async fn payout_page(&self, merchant: Option<&str>, cursor: Option<&str>, limit: Option<i64>) -> Result<Page<Payout>> {
+    async fn payout_page(
+        &self,
+        merchant: Option<&str>,
+        cursor: Option<&str>,
+        limit: Option<i64>,
+    ) -> Result<Page<Payout>> {
         let args = PageArgs::parse(cursor, limit)?;
         let rows = self.store.find_payouts(merchant, args.before(), args.fetch()).await?;
         let page = args.page(rows, |r| (r.created_at, &r.id));
@@ -224,10 +229,20 @@ mod tests {
 
     #[derive(Debug, Clone)]
     enum Step {
-        Order { m: usize, total: i64, bps: u32 },
+        Order {
+            m: usize,
+            total: i64,
+            bps: u32,
+        },
         /// Refund `per_mille` of what is left of the merchant's `nth` order.
-        Refund { m: usize, nth: usize, per_mille: i64 },
-        Payout { m: usize },
+        Refund {
+            m: usize,
+            nth: usize,
+            per_mille: i64,
+        },
+        Payout {
+            m: usize,
+        },
     }
 
     fn step() -> impl Strategy<Value = Step> {

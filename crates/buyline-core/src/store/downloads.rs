@@ -29,8 +29,12 @@ pub trait DownloadStore: Send + Sync {
 
     /// Writes a grant unless one with its order, line and generation exists (the receipt's
     /// link is written on first use); the stored grant either way.
-    async fn insert_download_grant(&self, grant: &DownloadGrant, token_hash: &str, now: i64)
-        -> StoreResult<DownloadGrant>;
+    async fn insert_download_grant(
+        &self,
+        grant: &DownloadGrant,
+        token_hash: &str,
+        now: i64,
+    ) -> StoreResult<DownloadGrant>;
 
     /// Counts one download, atomically: only while the grant has downloads left and has not
     /// expired at `now`. The grant after the count, or `None` if it could not be counted.

@@ -56,7 +56,8 @@ pub trait Store:
     + CartStore
     + VaultStore
     + IdempotencyStore
-    + DownloadStore + PayoutStore
+    + DownloadStore
+    + PayoutStore
     + Send
     + Sync
     + 'static
@@ -75,7 +76,8 @@ impl<T> Store for T where
         + CartStore
         + VaultStore
         + IdempotencyStore
-        + DownloadStore + PayoutStore
+        + DownloadStore
+        + PayoutStore
         + Send
         + Sync
         + 'static
@@ -89,6 +91,5 @@ pub mod prelude {
         AccountStore, CartStore, CatalogStore, CheckoutStore, HealthStore, IdempotencyStore, LedgerStore, OrderStore,
         OutboxStore, SocialStore, Store, VaultStore,
     };
-    pub use super::{DownloadStore, PayoutStore,
-    };
+    pub use super::{DownloadStore, PayoutStore};
 }

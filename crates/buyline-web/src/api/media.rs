@@ -103,7 +103,11 @@ fn default_name(product: &str) -> String {
     params(("name" = String, Path, description = "`{sha256}.{png|jpg|webp|gif}`")),
     responses((status = 200, description = "The image", content_type = "image/*"),
         (status = 304, description = "Not modified"), (status = 404, body = Problem)))]
-pub async fn get_media(State(st): State<AppState>, Path(name): Path<String>, headers: HeaderMap) -> ApiResult<Response> {
+pub async fn get_media(
+    State(st): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
     let (hash, ext) = name.split_once('.').ok_or(Error::NotFound("image"))?;
     let kind = ImageType::from_ext(ext).ok_or(Error::NotFound("image"))?;
     if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
@@ -113,8 +117,9 @@ pub async fn get_media(State(st): State<AppState>, Path(name): Path<String>, hea
     let cache = HeaderValue::from_static("public, max-age=31536000, immutable");
     let etag_value = HeaderValue::from_str(&etag).map_err(|e| Error::Internal(e.to_string()))?;
     if headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains(&etag)) {
-        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag_value), (header::CACHE_CONTROL, cache)])
-            .into_response());
+        return Ok(
+            (StatusCode::NOT_MODIFIED, [(header::ETAG, etag_value), (header::CACHE_CONTROL, cache)]).into_response()
+        );
     }
     let (body, size) = st.blobs.open(&format!("images/{name}")).await?.ok_or(Error::NotFound("image"))?;
     Ok((

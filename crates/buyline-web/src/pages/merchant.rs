@@ -71,6 +71,9 @@ pub struct MerchantPage<'a> {
     pub cart_tags: Vec<(String, String)>,
     pub cart_digital: bool,
     pub errors: FormErrors,
+    /// (balance, paid out) per currency, displayed; the newest payouts (amount, date).
+    pub money: Vec<(String, String)>,
+    pub payouts: Vec<(String, String)>,
 }
 
 #[derive(Template)]
@@ -112,11 +115,12 @@ async fn dashboard(
         };
         let orders = st.services.merchant_orders(&who, status.as_deref(), None, Some(50)).await?;
         let deliveries = st.services.deliveries(&who, None, Some(20)).await?;
-        Ok::<_, Error>((merchant, others, orders, deliveries))
+        let money = money_rows(st, &who).await?;
+        Ok::<_, Error>((merchant, others, orders, deliveries, money))
     }
     .await;
     match result {
-        Ok((merchant, others, orders, deliveries)) => {
+        Ok((merchant, others, orders, deliveries, (money, payouts))) => {
             let status_code = if errors.0.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
             ctx.render(
                 status_code,
@@ -148,11 +152,30 @@ async fn dashboard(
                     deliveries: deliveries.data,
                     new_secret,
                     errors,
+                    money,
+                    payouts,
                 },
             )
         }
         Err(e) => error_page(ctx, e),
     }
+}
+
+type Rows = Vec<(String, String)>;
+
+/// The balance per currency and the newest payouts, as the page shows them.
+async fn money_rows(st: &AppState, who: &Principal) -> Result<(Rows, Rows), Error> {
+    let show = |amount: i64, cur: &str| Money::new(amount, Currency::parse(cur).unwrap_or(Currency::Usd)).display();
+    let balances = st.services.merchant_balance(who).await?;
+    let payouts = st.services.merchant_payouts(who, None, Some(10)).await?;
+    Ok((
+        balances.data.iter().map(|b| (show(b.balance, &b.currency), show(b.paid_out, &b.currency))).collect(),
+        payouts
+            .data
+            .iter()
+            .map(|p| (show(p.amount, &p.currency), p.created_at.get(..16).unwrap_or("").replace('T', " ")))
+            .collect(),
+    ))
 }
 
 fn no_shop(ctx: &PageCtx) -> Response {

@@ -279,7 +279,11 @@ async fn a_digital_product_delivers_its_file_by_counted_expiring_links() {
     assert_ne!(fresh, url);
     assert_eq!(r.body["lines"][0]["download"]["downloads_left"], 5);
     assert_eq!(fetch(&app, &fresh).await.0, 200);
-    assert_problem(&app.post(&format!("/orders/{oid}/lines/0/download"), Some(&stranger), json!({})).await, 404, "not_found");
+    assert_problem(
+        &app.post(&format!("/orders/{oid}/lines/0/download"), Some(&stranger), json!({})).await,
+        404,
+        "not_found",
+    );
     assert_problem(
         &app.post(&format!("/orders/{oid}/lines/7/download"), Some(&shopper), json!({})).await,
         422,
@@ -290,6 +294,22 @@ async fn a_digital_product_delivers_its_file_by_counted_expiring_links() {
     sql(&app, "update downloads set expires_at = 1").await;
     let r = app.get(&format!("/downloads/{}", fresh.rsplit('/').next().unwrap()), None).await;
     assert!(assert_problem(&r, 410, "gone")["detail"].as_str().unwrap().contains("expired"));
+
+    // A keyed request for a fresh link: its stored replay keeps no link.
+    let keyed = || {
+        app.client
+            .post(format!("{}/api/v1/orders/{oid}/lines/0/download", app.url))
+            .bearer_auth(&shopper)
+            .header("idempotency-key", "fresh-1")
+            .json(&json!({}))
+            .send()
+    };
+    let first: Value = keyed().await.unwrap().json().await.unwrap();
+    assert!(first["lines"][0]["download"]["url"].is_string(), "{first}");
+    let replay = keyed().await.unwrap();
+    assert_eq!(replay.headers()["idempotent-replayed"], "true");
+    let replay: Value = replay.json().await.unwrap();
+    assert!(replay["lines"][0]["download"].is_null(), "{replay}");
 
     // A refunded order's links stop working.
     let o2 = buy_digital(&app, &shopper, &book).await;
@@ -306,7 +326,11 @@ async fn a_digital_product_delivers_its_file_by_counted_expiring_links() {
     assert_eq!(status, 410, "{}", String::from_utf8_lossy(&body));
     let o = app.get(&format!("/orders/{o2id}"), Some(&shopper)).await.body;
     assert!(o["lines"][0].get("download").is_none(), "{o}");
-    assert_problem(&app.post(&format!("/orders/{o2id}/lines/0/download"), Some(&shopper), json!({})).await, 409, "conflict");
+    assert_problem(
+        &app.post(&format!("/orders/{o2id}/lines/0/download"), Some(&shopper), json!({})).await,
+        409,
+        "conflict",
+    );
     app.stop().await;
 }
 
@@ -341,9 +365,8 @@ async fn the_demo_print_is_bought_and_downloaded_from_its_order_page() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 303);
     // The shopper's API token, for the purchase itself.
-    let login = app
-        .post("/sessions", None, json!({"login": demo.shopper_handle, "password": demo.shopper_password}))
-        .await;
+    let login =
+        app.post("/sessions", None, json!({"login": demo.shopper_handle, "password": demo.shopper_password})).await;
     let token = login.body["token"].as_str().unwrap().to_string();
     let order = buy_digital(&app, &token, &print).await;
     assert_eq!(order.status, 201, "{}", order.text);
@@ -371,6 +394,29 @@ async fn the_demo_print_is_bought_and_downloaded_from_its_order_page() {
     let page = browser.get(format!("{}/orders/{oid}", app.url)).send().await.unwrap().text().await.unwrap();
     assert!(page.contains("5 downloads left"), "{page}");
     assert!(!page.contains(&link), "the page shows the fresh link");
+
+    // The shop's owner sees what the sale left it owed, on the merchant page.
+    let owner =
+        reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let page = owner.get(format!("{}/login", app.url)).send().await.unwrap().text().await.unwrap();
+    let r = owner
+        .post(format!("{}/login", app.url))
+        .form(&[
+            ("login", demo.owner_handle.as_str()),
+            ("password", demo.owner_password.as_str()),
+            ("next", "/"),
+            ("csrf", &csrf_of(&page)),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 303);
+    let mid = app.get("/merchant", Some(maya)).await.body["id"].as_str().unwrap().to_string();
+    let owed = balance(&app, maya).await["balance"].as_i64().unwrap();
+    assert!(owed > 0);
+    let page = owner.get(format!("{}/merchant?m={mid}", app.url)).send().await.unwrap().text().await.unwrap();
+    let shown = format!("${}.{:02}", owed / 100, owed % 100);
+    assert!(page.contains("Owed to you") && page.contains(&shown), "{shown} in {page}");
     app.stop().await;
 }
 
@@ -430,7 +476,10 @@ async fn balances_come_from_the_ledger_and_payouts_move_them_once() {
     assert_eq!(paid.len(), 1, "{first}");
     let p = &paid[0];
     assert!(p["id"].as_str().unwrap().starts_with("po_"));
-    assert_eq!((p["merchant_id"].as_str(), p["currency"].as_str(), p["amount"].as_i64()), (Some(mid.as_str()), Some("USD"), Some(2850)));
+    assert_eq!(
+        (p["merchant_id"].as_str(), p["currency"].as_str(), p["amount"].as_i64()),
+        (Some(mid.as_str()), Some("USD"), Some(2850))
+    );
     assert_eq!(p["status"], "paid");
     assert!(p["created_at"].is_string());
     let again = keyed("pay-1").await.unwrap();
@@ -468,7 +517,8 @@ async fn balances_come_from_the_ledger_and_payouts_move_them_once() {
     // The refund window: money from orders inside it stays until it is out of the window.
     let r = app.call(Method::PUT, "/admin/payout_settings", Some(&admin), Some(json!({"refund_window_days": 7}))).await;
     assert_eq!(r.status, 200, "{}", r.text);
-    let r = app.call(Method::PUT, "/admin/payout_settings", Some(&admin), Some(json!({"refund_window_days": -1}))).await;
+    let r =
+        app.call(Method::PUT, "/admin/payout_settings", Some(&admin), Some(json!({"refund_window_days": -1}))).await;
     assert_problem(&r, 422, "validation_failed");
     assert_eq!(app.buy(&shopper, &vid, "4242424242424242").await.status, 201);
     assert_eq!(pay_out(&app, json!({})).await, Vec::<Value>::new(), "too new to pay");
@@ -571,7 +621,8 @@ async fn uploads_live_in_an_s3_bucket_when_configured() {
     assert_eq!(r.status, 200, "{}", r.text);
     assert!(files_under(&app.dir.path().join("blobs")).is_empty(), "nothing in the local folder");
     // Objects are in the bucket under the prefix.
-    let listing = reqwest::get(format!("{endpoint}/{bucket}?list-type=2&prefix=uploads/")).await.unwrap().text().await.unwrap();
+    let listing =
+        reqwest::get(format!("{endpoint}/{bucket}?list-type=2&prefix=uploads/")).await.unwrap().text().await.unwrap();
     assert!(listing.contains("uploads/files/") && listing.contains("uploads/images/"), "{listing}");
     assert!(!listing.contains("uploads/tmp/"), "no temporary object left: {listing}");
     let order = buy_digital(&app, &shopper, &book).await;
