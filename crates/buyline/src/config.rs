@@ -21,6 +21,8 @@ pub enum LogFormat {
     Json,
 }
 
+// Parsed once at start-up: the size of the `serve` settings costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the web server and background workers.

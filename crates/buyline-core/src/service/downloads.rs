@@ -233,7 +233,9 @@ impl Services {
             }
             None => return Err(Error::NotFound("download")),
         };
-        let Some(file) = self.store.find_products(&[l.product_id.clone()]).await?.pop().and_then(|p| p.file) else {
+        let Some(file) =
+            self.store.find_products(std::slice::from_ref(&l.product_id)).await?.pop().and_then(|p| p.file)
+        else {
             return Err(Error::NotFound("download"));
         };
         match self.store.count_download(&order.id, line as i64, generation, now).await? {
