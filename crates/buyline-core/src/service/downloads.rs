@@ -211,8 +211,9 @@ impl Services {
         Ok(order)
     }
 
-    /// Counts one download of the link and answers the file to stream, or why not.
-    pub async fn download(&self, token: &str, now: i64) -> Result<DownloadOutcome> {
+    /// Counts one download of the link and answers the file to stream, or why not. With
+    /// `count` false (a `HEAD`, such as a link preview) nothing is counted.
+    pub async fn download(&self, token: &str, now: i64, count: bool) -> Result<DownloadOutcome> {
         let (order_id, line, generation) = self.check_token(token).await.ok_or(Error::NotFound("download"))?;
         let order = self.store.find_order(&order_id).await?.ok_or(Error::NotFound("download"))?;
         let l = order.lines.get(line).filter(|l| l.kind == ProductKind::Digital).ok_or(Error::NotFound("download"))?;
@@ -238,7 +239,12 @@ impl Services {
         else {
             return Err(Error::NotFound("download"));
         };
-        match self.store.count_download(&order.id, line as i64, generation, now).await? {
+        let counted = if count {
+            self.store.count_download(&order.id, line as i64, generation, now).await?
+        } else {
+            Some(grant.clone()).filter(|g| g.downloads_left > 0 && g.expires_at > now)
+        };
+        match counted {
             Some(g) => Ok(DownloadOutcome::File { file, downloads_left: g.downloads_left }),
             None if grant.expires_at <= now => Ok(DownloadOutcome::Gone(
                 "This download link has expired. Get a fresh one from your order page.".into(),

@@ -140,9 +140,13 @@ pub async fn get_media(
     params(("token" = String, Path, description = "The link's token")),
     responses((status = 200, description = "The file", content_type = "application/octet-stream"),
         (status = 404, body = Problem), (status = 410, body = Problem)))]
-pub async fn get_download(State(st): State<AppState>, Path(token): Path<String>) -> ApiResult<Response> {
+pub async fn get_download(
+    State(st): State<AppState>,
+    method: axum::http::Method,
+    Path(token): Path<String>,
+) -> ApiResult<Response> {
     let now = buyline_core::types::now_micros();
-    match st.services.download(&token, now).await? {
+    match st.services.download(&token, now, method != axum::http::Method::HEAD).await? {
         DownloadOutcome::Gone(why) => Err(ApiError::Gone(why)),
         DownloadOutcome::File { file, downloads_left } => {
             let (body, size) = st.blobs.open(&file.blob).await?.ok_or(Error::NotFound("download"))?;

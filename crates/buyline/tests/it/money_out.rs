@@ -250,6 +250,10 @@ async fn a_digital_product_delivers_its_file_by_counted_expiring_links() {
         c.close().await.ok();
     }
 
+    // A HEAD (a link preview) counts nothing.
+    let head = app.client.head(&url).send().await.unwrap();
+    assert_eq!(head.status().as_u16(), 200);
+    assert_eq!(head.headers()["content-disposition"], "attachment; filename=\"guide.pdf\"");
     // Five downloads, then 410; each counted once even when requested together.
     let first = fetch(&app, &url).await;
     assert_eq!(first.0, 200);
