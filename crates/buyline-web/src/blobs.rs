@@ -114,6 +114,16 @@ impl Blobs {
     /// Streams `body` into the store; `declared` is the request's `Content-Length`, refused
     /// at once when over the limit.
     pub async fn upload(&self, kind: Upload, body: Body, declared: Option<u64>) -> Result<Stored, ApiError> {
+        self.upload_stream(kind, body.into_data_stream(), declared).await
+    }
+
+    /// [`Blobs::upload`] of any stream of chunks (a request body, a multipart form's field).
+    pub async fn upload_stream<S, E>(&self, kind: Upload, stream: S, declared: Option<u64>) -> Result<Stored, ApiError>
+    where
+        S: futures_util::Stream<Item = Result<bytes::Bytes, E>> + Send,
+        E: std::fmt::Display,
+    {
+        let mut stream = std::pin::pin!(stream);
         let limit = match kind {
             Upload::Image => self.max_image_bytes,
             Upload::File => self.max_file_bytes,
@@ -123,7 +133,6 @@ impl Blobs {
         }
         let tmp = Path::from(format!("tmp/{}", uuid::Uuid::new_v4()));
         let mut writer = WriteMultipart::new(self.store.put_multipart(&tmp).await.map_err(internal)?);
-        let mut stream = body.into_data_stream();
         let mut hasher = Sha256::new();
         let mut head: Vec<u8> = Vec::with_capacity(HEAD);
         let mut size: u64 = 0;

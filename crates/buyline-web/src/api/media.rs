@@ -64,7 +64,7 @@ pub async fn put_product_file(
     let name = headers
         .get(header::CONTENT_DISPOSITION)
         .and_then(|v| v.to_str().ok())
-        .and_then(filename_of)
+        .and_then(safe_file_name)
         .unwrap_or_else(|| default_name(&product.name));
     let stored = st.blobs.upload(Upload::File, body, declared_length(&headers)).await?;
     let file = ProductFile { name, content_type, size: stored.size as i64, blob: stored.name };
@@ -72,7 +72,7 @@ pub async fn put_product_file(
 }
 
 /// `filename="…"` of a Content-Disposition, made safe: a base name of printable ASCII.
-fn filename_of(v: &str) -> Option<String> {
+pub fn safe_file_name(v: &str) -> Option<String> {
     let raw = v.split(';').map(str::trim).find_map(|p| p.strip_prefix("filename="))?.trim_matches('"');
     let base = raw.rsplit(['/', '\\']).next().unwrap_or("");
     let safe: String =

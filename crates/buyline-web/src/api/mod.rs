@@ -13,6 +13,7 @@ mod posts;
 mod problems;
 mod saved;
 
+pub use media::safe_file_name;
 pub use problems::{posts_requiring_credentials, ProblemResponses};
 
 use crate::error::Problem;

@@ -74,6 +74,7 @@ pub struct MerchantPage<'a> {
     /// (balance, paid out) per currency, displayed; the newest payouts (amount, date).
     pub money: Vec<(String, String)>,
     pub payouts: Vec<(String, String)>,
+    pub products: Vec<buyline_core::model::Product>,
 }
 
 #[derive(Template)]
@@ -116,11 +117,12 @@ async fn dashboard(
         let orders = st.services.merchant_orders(&who, status.as_deref(), None, Some(50)).await?;
         let deliveries = st.services.deliveries(&who, None, Some(20)).await?;
         let money = money_rows(st, &who).await?;
-        Ok::<_, Error>((merchant, others, orders, deliveries, money))
+        let products = st.services.merchant_products(&merchant.id).await?;
+        Ok::<_, Error>((merchant, others, orders, deliveries, (money, products)))
     }
     .await;
     match result {
-        Ok((merchant, others, orders, deliveries, (money, payouts))) => {
+        Ok((merchant, others, orders, deliveries, ((money, payouts), products))) => {
             let status_code = if errors.0.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
             ctx.render(
                 status_code,
@@ -154,6 +156,7 @@ async fn dashboard(
                     errors,
                     money,
                     payouts,
+                    products,
                 },
             )
         }

@@ -12,6 +12,7 @@ mod product;
 pub mod redirect;
 mod session;
 mod settings;
+mod uploads;
 pub mod view;
 
 use crate::csrf::{Binding, PRE_SESSION_COOKIE};
@@ -67,6 +68,16 @@ pub fn router() -> Router<AppState> {
         .route("/merchant/webhook_deliveries/{id}/retry", post(merchant::replay))
         .route("/merchant/orders/{id}", get(merchant::merchant_order))
         .route("/merchant/orders/{id}/{action}", post(merchant::order_action))
+        .route("/merchant/products/{id}/uploads", get(uploads::uploads_page))
+        // Uploads are limited by the blob store's limits as they stream, not by the form limit.
+        .route(
+            "/merchant/products/{id}/image",
+            post(uploads::upload_image).layer(axum::extract::DefaultBodyLimit::disable()),
+        )
+        .route(
+            "/merchant/products/{id}/file",
+            post(uploads::upload_file).layer(axum::extract::DefaultBodyLimit::disable()),
+        )
         .route("/signup", get(session::signup_form).post(session::signup))
         .route("/login", get(session::login_form).post(session::login))
         .route("/logout", post(session::logout))

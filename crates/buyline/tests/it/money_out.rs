@@ -637,3 +637,76 @@ async fn uploads_live_in_an_s3_bucket_when_configured() {
     assert!(bytes == content, "the file comes back whole");
     app.stop().await;
 }
+
+/// A `multipart/form-data` body: the CSRF field, then the file as `upload`.
+fn multipart(csrf: &str, filename: &str, content_type: &str, bytes: &[u8]) -> (String, Vec<u8>) {
+    let boundary = "----buylinetest7d9f";
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n{csrf}\r\n--{boundary}\r\n\
+         Content-Disposition: form-data; name=\"upload\"; filename=\"{filename}\"\r\nContent-Type: {content_type}\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(bytes);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+#[tokio::test]
+async fn a_shop_uploads_its_image_and_file_from_the_merchant_pages() {
+    let app = spawn_with(|c| c.max_image_bytes = 4096).await;
+    let (key, merchant) = app.merchant("pages").await;
+    let mid = id(&merchant);
+    let book = digital(&app, &key, "Page Book").await;
+    let browser =
+        reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let csrf_of = |html: &str| {
+        let at = html.find("name=\"csrf-token\" content=\"").expect("csrf meta") + 27;
+        html[at..].split('"').next().unwrap().to_string()
+    };
+    let page = browser.get(format!("{}/login", app.url)).send().await.unwrap().text().await.unwrap();
+    let r = browser
+        .post(format!("{}/login", app.url))
+        .form(&[("login", "pages_o"), ("password", "correct horse battery"), ("next", "/"), ("csrf", &csrf_of(&page))])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 303);
+    let shop = browser.get(format!("{}/merchant?m={mid}", app.url)).send().await.unwrap().text().await.unwrap();
+    let uploads = format!("/merchant/products/{}/uploads?m={mid}", id(&book));
+    assert!(shop.contains(&uploads.replace('&', "&amp;")) || shop.contains(&uploads), "{shop}");
+    assert!(shop.contains("no file yet"));
+    let page = browser.get(format!("{}{uploads}", app.url)).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("<label for=\"file\"") && page.contains("<label for=\"image\""), "{page}");
+    let csrf = csrf_of(&page);
+    let send = |what: &'static str, body: (String, Vec<u8>)| {
+        browser
+            .post(format!("{}/merchant/products/{}/{what}?m={mid}", app.url, id(&book)))
+            .header("content-type", body.0)
+            .body(body.1)
+            .send()
+    };
+
+    // A forged form reads nothing.
+    let r = send("file", multipart("forged", "book.pdf", "application/pdf", b"x")).await.unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    // Wrong type and too large: the message beside the field.
+    let r = send("image", multipart(&csrf, "a.png", "image/png", b"not an image at all")).await.unwrap();
+    assert_eq!(r.status().as_u16(), 422);
+    let html = r.text().await.unwrap();
+    assert!(html.contains("id=\"image-error\"") && html.contains("PNG, JPEG, WebP or GIF image"), "{html}");
+    let mut big = PNG.to_vec();
+    big.resize(10_000, 0);
+    let r = send("image", multipart(&csrf, "a.png", "image/png", &big)).await.unwrap();
+    assert_eq!(r.status().as_u16(), 422);
+    assert!(r.text().await.unwrap().contains("larger than the limit of 4 KiB"));
+
+    let r = send("image", multipart(&csrf, "cover.png", "image/png", PNG)).await.unwrap();
+    assert_eq!(r.status().as_u16(), 303);
+    let r = send("file", multipart(&csrf, "page-book.pdf", "application/pdf", b"%PDF-1.4 pages")).await.unwrap();
+    assert_eq!(r.status().as_u16(), 303);
+    let p = app.get(&format!("/products/{}", id(&book)), None).await.body;
+    assert_eq!(p["file"], json!({"name": "page-book.pdf", "content_type": "application/pdf", "size": 14}));
+    let (status, _, bytes) = fetch(&app, p["image_url"].as_str().unwrap()).await;
+    assert_eq!((status, bytes.as_slice()), (200, PNG));
+    app.stop().await;
+}
