@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs and a fresh machine may lack: Debian's Chromium, Node.js
 # with npm, the browser tests' npm packages, curl and Python 3 (for schemathesis), and a
-# running local PostgreSQL.
+# running local PostgreSQL, and moto's S3 server (PyPI) in a venv under target/ for the
+# blob store's S3 test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +19,20 @@ command -v psql >/dev/null || { echo "installing postgresql-client"; apt_install
 command -v curl >/dev/null || { echo "installing curl"; apt_install curl; }
 # schemathesis (scripts/schemathesis.sh) installs itself into a venv under target/.
 command -v python3 >/dev/null || { echo "installing python3"; apt_install python3 python3-venv python3-pip; }
+
+# moto's server mode: a real S3-compatible HTTP server on loopback (scripts/test.sh starts
+# it). Pinned to a major version, in a venv so nothing lands in the system's site-packages.
+MOTO_VENV=target/moto-venv
+if ! "$MOTO_VENV/bin/python" -c 'import moto, sys; sys.exit(0 if moto.__version__.startswith("5.") else 1)' 2>/dev/null \
+  || [ ! -x "$MOTO_VENV/bin/moto_server" ]; then
+  echo "installing moto[server] 5 into $MOTO_VENV"
+  if ! python3 -m venv "$MOTO_VENV" 2>/dev/null; then
+    apt_install python3-venv
+    rm -rf "$MOTO_VENV"
+    python3 -m venv "$MOTO_VENV"
+  fi
+  "$MOTO_VENV/bin/pip" install -q --disable-pip-version-check 'moto[server]==5.*'
+fi
 
 if [ ! -d tests/browser/node_modules/playwright-core ] || [ ! -d tests/browser/node_modules/axe-core ]; then
   (cd tests/browser && npm ci --no-audit --no-fund)

@@ -7,6 +7,19 @@ cd "$(dirname "$0")/.."
 bash scripts/test-deps.sh
 export BUYLINE_LOG="${BUYLINE_LOG:-warn}"
 
+# A real S3-compatible server for the blob store's S3 test (tests/it/money_out.rs): moto on
+# a free loopback port, with the AWS_* variables `--blob-url s3://…` reads.
+MOTO_PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+MOTO_LOG="$(mktemp)"
+target/moto-venv/bin/moto_server -H 127.0.0.1 -p "$MOTO_PORT" >"$MOTO_LOG" 2>&1 &
+MOTO_PID=$!
+trap 'kill "$MOTO_PID" 2>/dev/null || true; rm -f "$MOTO_LOG"' EXIT
+for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$MOTO_PORT/" >/dev/null 2>&1 && break; sleep 0.2; done
+curl -fs "http://127.0.0.1:$MOTO_PORT/" >/dev/null || { cat "$MOTO_LOG" >&2; echo "moto did not start" >&2; exit 1; }
+export BUYLINE_TEST_S3_ENDPOINT="http://127.0.0.1:$MOTO_PORT"
+export AWS_ENDPOINT_URL="$BUYLINE_TEST_S3_ENDPOINT" AWS_ALLOW_HTTP=true AWS_REGION=us-east-1 \
+  AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing
+
 echo "== unit and integration tests on SQLite"
 env -u BUYLINE_TEST_DATABASE_URL cargo test --workspace
 

@@ -387,6 +387,7 @@ mod tests {
             shipping_rates: vec![],
             return_policy: String::new(),
             donation: None,
+            file: None,
             created_at: 0,
         }
     }

@@ -79,6 +79,7 @@ mod tests {
             quantity,
             unit_price,
             kind,
+            download: None,
         }
     }
 

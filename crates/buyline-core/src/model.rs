@@ -186,9 +186,22 @@ pub struct Product {
     pub return_policy: String,
     /// For donations: the range the shopper picks the amount from, in minor units.
     pub donation: Option<DonationRange>,
+    /// A digital product's uploaded file (`null` until the merchant uploads it).
+    pub file: Option<ProductFile>,
     #[serde(serialize_with = "ser_time")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
+}
+
+/// The file a digital product delivers, kept in the blob store under its content's name.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
+pub struct ProductFile {
+    pub name: String,
+    pub content_type: String,
+    pub size: i64,
+    /// The blob's name (`files/{sha256}`); never shown.
+    #[serde(skip)]
+    pub blob: String,
 }
 
 impl Product {

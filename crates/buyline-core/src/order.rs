@@ -16,6 +16,18 @@ pub struct OrderLine {
     pub quantity: i64,
     pub unit_price: i64,
     pub kind: ProductKind,
+    /// A paid digital line's download link; filled when the order is read, never stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub download: Option<Download>,
+}
+
+/// Where to download a paid digital line, until when and how many more times.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+pub struct Download {
+    pub url: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub expires_at: String,
+    pub downloads_left: i64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]

@@ -292,6 +292,7 @@ impl CatalogStore for Db {
                 let options: String = r.try_get("options").map_err(other)?;
                 let dmin: Option<i64> = r.try_get("donation_min").map_err(other)?;
                 let dmax: Option<i64> = r.try_get("donation_max").map_err(other)?;
+                let file = crate::downloads::file_of(r)?;
                 Ok(Product {
                     id,
                     merchant_id: r.try_get("merchant_id").map_err(other)?,
@@ -307,6 +308,7 @@ impl CatalogStore for Db {
                     shipping_rates,
                     return_policy: r.try_get("return_policy").map_err(other)?,
                     donation: dmin.zip(dmax).map(|(min, max)| DonationRange { min, max }),
+                    file,
                     created_at: r.try_get("created_at").map_err(other)?,
                 })
             })

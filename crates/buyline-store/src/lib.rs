@@ -16,11 +16,13 @@ mod accounts;
 mod carts;
 mod catalog;
 mod checkout;
+mod downloads;
 mod idempotency;
 mod ledger;
 mod operator;
 mod orders;
 mod outbox;
+mod payouts;
 mod social;
 mod vault;
 

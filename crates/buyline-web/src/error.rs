@@ -16,6 +16,12 @@ pub enum ApiError {
     PayloadTooLarge,
     /// The body is not JSON (wrong `Content-Type`).
     UnsupportedMediaType,
+    /// An upload larger than its limit (bytes).
+    UploadTooLarge(u64),
+    /// An image upload whose bytes are not PNG, JPEG, WebP or GIF.
+    NotAnImage,
+    /// A download link that expired, was used up or whose order was given back.
+    Gone(String),
 }
 
 impl From<Error> for ApiError {
@@ -75,8 +81,14 @@ pub const CODES: &[(&str, u16, &str, &str)] = &[
     ("processing_error", 402, "Processing error", "The payment could not be processed; retrying may succeed."),
     ("authentication_failed", 402, "Authentication failed", "The card's 3-D Secure check was not passed."),
     ("rate_limited", 429, "Rate limited", "Too many requests; wait for `Retry-After` seconds."),
+    ("gone", 410, "Gone", "The download link expired, was used up, or its order was refunded or canceled."),
     ("payload_too_large", 413, "Payload too large", "The request body exceeds the size limit."),
-    ("unsupported_media_type", 415, "Unsupported media type", "Send JSON with `Content-Type: application/json`."),
+    (
+        "unsupported_media_type",
+        415,
+        "Unsupported media type",
+        "Send JSON with `Content-Type: application/json`; an image must be PNG, JPEG, WebP or GIF.",
+    ),
     ("internal", 500, "Internal error", "Something failed on our side; the request id in the logs identifies it."),
 ];
 
@@ -118,6 +130,19 @@ impl IntoResponse for ApiError {
                 "The request body is larger than the limit of 64 KiB.".into(),
                 vec![],
             ),
+            ApiError::UploadTooLarge(limit) => problem(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("The upload is larger than the limit of {limit} bytes; nothing was stored."),
+                vec![],
+            ),
+            ApiError::NotAnImage => problem(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "An image must be PNG, JPEG, WebP or GIF (judged by its bytes, not its Content-Type).".into(),
+                vec![],
+            ),
+            ApiError::Gone(detail) => problem(StatusCode::GONE, "gone", detail, vec![]),
             ApiError::UnsupportedMediaType => problem(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",

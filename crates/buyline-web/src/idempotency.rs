@@ -34,7 +34,7 @@ use std::sync::Arc;
 pub struct BoundKey(pub String);
 
 /// Response fields that carry a secret shown once; a stored replay has them `null`.
-const SECRET_FIELDS: &[&str] = &["token", "api_key", "webhook_secret", "secret", "password"];
+const SECRET_FIELDS: &[&str] = &["token", "api_key", "webhook_secret", "secret", "password", "download"];
 
 /// How long a duplicate waits for the first request's answer before it is told to retry.
 const WAIT_FOR_FIRST_MS: u64 = 3_000;

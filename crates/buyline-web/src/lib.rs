@@ -2,6 +2,7 @@
 //! metrics. Handlers call core services only; errors become RFC 9457 problem details.
 
 pub mod api;
+pub mod blobs;
 pub mod cache;
 pub mod csrf;
 pub mod error;
@@ -74,9 +75,20 @@ pub fn app(state: AppState) -> Router {
         .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
             let id = req.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
-            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+            let path = loggable_path(req.uri().path());
+            tracing::info_span!("request", method = %req.method(), path = %path, request_id = %id)
         }))
         .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
+}
+
+/// The path as logs may show it: a download link's token is a secret, so it is cut.
+fn loggable_path(path: &str) -> &str {
+    const DOWNLOADS: &str = "/api/v1/downloads/";
+    if path.starts_with(DOWNLOADS) {
+        DOWNLOADS
+    } else {
+        path
+    }
 }
 
 async fn api_not_found() -> error::ApiError {

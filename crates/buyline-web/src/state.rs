@@ -21,4 +21,6 @@ pub struct AppState {
     pub secure_cookies: bool,
     /// Signs the CSRF tokens of pages and cookie-authenticated API writes.
     pub csrf: CsrfKey,
+    /// Where uploaded images and digital files live.
+    pub blobs: crate::blobs::Blobs,
 }

@@ -21,6 +21,8 @@ pub enum LogFormat {
     Json,
 }
 
+// Parsed once at start-up: the size of the `serve` settings costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the web server and background workers.
@@ -108,6 +110,27 @@ pub struct ServeConfig {
     /// then the process exits anyway. A second signal exits at once.
     #[arg(long, env = "BUYLINE_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     pub shutdown_grace_secs: u64,
+    /// Where uploads (product images, digital files) live: default the `blobs` folder in the
+    /// data dir; `s3://bucket/prefix` for an S3-compatible bucket shared by several nodes
+    /// (credentials, region and endpoint from the usual `AWS_*` variables, e.g.
+    /// `AWS_ENDPOINT_URL` and `AWS_ALLOW_HTTP=true` for MinIO).
+    #[arg(long, env = "BUYLINE_BLOB_URL")]
+    pub blob_url: Option<String>,
+    /// Largest product image accepted, in bytes.
+    #[arg(long, env = "BUYLINE_MAX_IMAGE_BYTES", default_value_t = 5 * 1024 * 1024)]
+    pub max_image_bytes: u64,
+    /// Largest digital file accepted, in bytes.
+    #[arg(long, env = "BUYLINE_MAX_FILE_BYTES", default_value_t = 200 * 1024 * 1024)]
+    pub max_file_bytes: u64,
+    /// Seconds a download link lasts.
+    #[arg(long, env = "BUYLINE_DOWNLOAD_TTL_SECS", default_value_t = 24 * 3600)]
+    pub download_ttl_secs: u64,
+    /// Downloads one link allows.
+    #[arg(long, env = "BUYLINE_DOWNLOADS_PER_LINK", default_value_t = 5)]
+    pub downloads_per_link: u32,
+    /// Seconds between scheduled payouts of every merchant's balance; off unless set.
+    #[arg(long = "payout-interval", env = "BUYLINE_PAYOUT_INTERVAL_SECS")]
+    pub payout_interval_secs: Option<u64>,
     /// Run the hashtag-cart answerer in this process (tests turn it off to drain jobs by hand).
     #[arg(skip = true)]
     pub cart_worker: bool,
@@ -135,6 +158,12 @@ impl ServeConfig {
             smtp_url: None,
             mail_from: "Buyline <receipts@buyline.localhost>".into(),
             admin_token: None,
+            blob_url: None,
+            max_image_bytes: 5 * 1024 * 1024,
+            max_file_bytes: 200 * 1024 * 1024,
+            download_ttl_secs: 24 * 3600,
+            downloads_per_link: 5,
+            payout_interval_secs: None,
         }
     }
 

@@ -53,12 +53,16 @@ fn shirt_stock(size: &str, colour: &str) -> i64 {
 
 /// Seeds the demo when the database has no accounts yet; otherwise returns the saved
 /// credentials, if any.
-pub async fn seed_if_empty(services: &Services, data_dir: &Path) -> anyhow::Result<Option<DemoCredentials>> {
+pub async fn seed_if_empty(
+    services: &Services,
+    data_dir: &Path,
+    blobs: &buyline_web::blobs::Blobs,
+) -> anyhow::Result<Option<DemoCredentials>> {
     let path = data_dir.join(FILE);
     if services.account_count().await? > 0 {
         return Ok(std::fs::read_to_string(&path).ok().and_then(|s| serde_json::from_str(&s).ok()));
     }
-    let creds = match seed(services).await {
+    let creds = match seed(services, blobs).await {
         Ok(c) => c,
         // Another process sharing this database seeded it first (scale-out start-up).
         Err(e)
@@ -75,7 +79,7 @@ pub async fn seed_if_empty(services: &Services, data_dir: &Path) -> anyhow::Resu
     Ok(Some(creds))
 }
 
-async fn seed(s: &Services) -> anyhow::Result<DemoCredentials> {
+async fn seed(s: &Services, blobs: &buyline_web::blobs::Blobs) -> anyhow::Result<DemoCredentials> {
     let owner_password = password();
     let (owner, _) = s
         .sign_up(SignUpInput {
@@ -182,6 +186,18 @@ async fn seed(s: &Services) -> anyhow::Result<DemoCredentials> {
             },
         )
         .await?;
+    // The print delivers a file, so it can be bought and downloaded from the start.
+    let stored = blobs
+        .put_file(DESERT_DAWN_PNG.to_vec())
+        .await
+        .map_err(|e| anyhow::anyhow!("storing the demo print's file failed: {e:?}"))?;
+    let file = buyline_core::model::ProductFile {
+        name: "desert-dawn.png".into(),
+        content_type: "image/png".into(),
+        size: stored.size as i64,
+        blob: stored.name,
+    };
+    s.seed_product_file(&print.id, &file).await?;
     let donation = s
         .create_product(
             &rivers,
@@ -256,3 +272,11 @@ fn handle_title(h: &str) -> String {
     let mut c = h.chars();
     c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
 }
+
+/// The demo print's file: a 1×1 PNG (the demo ships no photographs).
+const DESERT_DAWN_PNG: &[u8] = &[
+    0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 0x00, 0x00, 0x00, 0x0D, 0x49, 0x48, 0x44, 0x52, 0x00, 0x00, 0x00,
+    0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x02, 0x00, 0x00, 0x00, 0x90, 0x77, 0x53, 0xDE, 0x00, 0x00, 0x00, 0x0C, 0x49,
+    0x44, 0x41, 0x54, 0x08, 0xD7, 0x63, 0xF8, 0xCF, 0xC0, 0x00, 0x00, 0x03, 0x01, 0x01, 0x00, 0x18, 0xDD, 0x8D, 0xB0,
+    0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4E, 0x44, 0xAE, 0x42, 0x60, 0x82,
+];

@@ -1,6 +1,7 @@
 //! Start-up: configuration, telemetry, the database, demo content, and the HTTP server with
 //! its background work side by side. The binary and the integration tests both start here.
 
+pub mod blobs;
 pub mod config;
 pub mod demo;
 pub mod edge;
@@ -270,6 +271,12 @@ pub async fn spawn(cfg: ServeConfig) -> anyhow::Result<Running> {
     if let Some(spool) = mailer.spool() {
         services = services.with_mail_spool(Arc::new(spool));
     }
+    services = services.with_download_limits(
+        cfg.download_ttl_secs.max(1) as i64 * 1_000_000,
+        i64::from(cfg.downloads_per_link.max(1)),
+    );
+    services.prime_download_key().await.context("loading the download-link key")?;
+    let blobs = blobs::open(&cfg)?;
     // Signing secrets written before they were sealed are sealed now.
     let sealed = services.seal_plain_webhook_secrets().await.context("sealing webhook secrets")?;
     if sealed > 0 {
@@ -280,7 +287,7 @@ pub async fn spawn(cfg: ServeConfig) -> anyhow::Result<Running> {
     let from: lettre::message::Mailbox =
         cfg.mail_from.parse().with_context(|| format!("BUYLINE_MAIL_FROM {:?} is not an address", cfg.mail_from))?;
     let admin_token = cfg.admin_token()?;
-    let demo = if cfg.no_demo { None } else { demo::seed_if_empty(&services, &cfg.data_dir).await? };
+    let demo = if cfg.no_demo { None } else { demo::seed_if_empty(&services, &cfg.data_dir, &blobs).await? };
     let state = AppState {
         services: services.clone(),
         processor: processor.clone(),
@@ -290,6 +297,7 @@ pub async fn spawn(cfg: ServeConfig) -> anyhow::Result<Running> {
         secure_cookies: public_url.starts_with("https://"),
         // In the database, so every process serving it signs and checks alike.
         csrf: buyline_web::csrf::CsrfKey::new(services.shared_key("csrf").await?.as_bytes()),
+        blobs,
     };
     let app = buyline_web::app(state);
     let (tx, mut rx) = tokio::sync::watch::channel(false);
@@ -312,6 +320,15 @@ pub async fn spawn(cfg: ServeConfig) -> anyhow::Result<Running> {
         background.push(webhooks::run(services.clone(), sender, tx.subscribe()));
         if cfg.cart_worker {
             background.push(workers::cart_replies(services.clone(), tx.subscribe()));
+        }
+        if let Some(secs) = cfg.payout_interval_secs.filter(|s| *s > 0) {
+            let s = services.clone();
+            background.push(workers::every("payouts", Duration::from_secs(secs), tx.subscribe(), move || {
+                let s = s.clone();
+                async move {
+                    s.run_payouts(None, buyline_core::types::now_micros()).await.map(|_| ()).map_err(Into::into)
+                }
+            }));
         }
         let s = services.clone();
         background.push(workers::every("mailer", Duration::from_secs(1), tx.subscribe(), move || {

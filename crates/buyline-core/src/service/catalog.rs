@@ -546,6 +546,9 @@ impl Services {
         p.url = format!("{}/p/{}", self.config.public_url, p.id);
         if p.image_url.is_empty() {
             p.image_url = format!("{}/p/{}/image.svg", self.config.public_url, p.id);
+        } else if p.image_url.starts_with('/') {
+            // An uploaded image: stored as its path here, so a new public URL still finds it.
+            p.image_url = format!("{}{}", self.config.public_url, p.image_url);
         }
         p
     }
@@ -685,6 +688,7 @@ impl Services {
             shipping_rates: rates,
             return_policy,
             donation,
+            file: None,
             created_at: now_micros(),
         };
         self.store.insert_product(&product).await?;
@@ -724,6 +728,10 @@ impl Services {
         // Stored as given: the default image is derived on every read.
         if p.image_url.ends_with(&format!("/p/{}/image.svg", p.id)) {
             p.image_url.clear();
+        } else if let Some(path) =
+            p.image_url.strip_prefix(&self.config.public_url).filter(|r| r.starts_with("/api/v1/media/"))
+        {
+            p.image_url = path.to_string();
         }
         self.store.update_product(&p).await?;
         self.forget_products([&p.id]);

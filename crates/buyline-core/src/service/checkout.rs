@@ -209,6 +209,9 @@ impl Services {
                 }
                 _ => {}
             }
+            if p.kind == ProductKind::Digital && p.file.is_none() {
+                e.push(&format!("{f}.variant_id"), "this digital product has no file to deliver yet");
+            }
             let q = e.take(quantity(&format!("{f}.quantity"), l.quantity.unwrap_or(1))).unwrap_or(1);
             let unit_price = match (&p.donation, l.amount) {
                 (Some(d), Some(a)) if (d.min..=d.max).contains(&a) => a,
@@ -251,6 +254,7 @@ impl Services {
                 quantity: q,
                 unit_price,
                 kind: p.kind,
+                download: None,
             });
         }
         let post_id = post_id.map(str::trim).filter(|s| !s.is_empty());

@@ -31,7 +31,7 @@ pub struct RefundInput {
     pub reason: Option<String>,
 }
 
-fn refund_postings(merchant_id: &str, amount: i64, fee_back: i64) -> Vec<Posting> {
+pub(crate) fn refund_postings(merchant_id: &str, amount: i64, fee_back: i64) -> Vec<Posting> {
     vec![
         Posting { account: RECEIVABLE.into(), amount: -amount },
         Posting { account: payable(merchant_id), amount: amount - fee_back },

@@ -5,6 +5,7 @@ mod cache;
 mod carts;
 mod catalog;
 mod checkout;
+mod downloads;
 mod fees;
 mod idempotency;
 mod mail;
@@ -12,6 +13,7 @@ mod merchant_orders;
 mod operator;
 mod orders;
 mod paging;
+mod payouts;
 mod receipts;
 mod reconcile;
 mod saved;
@@ -25,11 +27,15 @@ pub use catalog::{
     VariantInput, VariantUpdate,
 };
 pub use checkout::{CheckoutInput, CompleteInput, LineInput, OrderInput, PaymentInput};
+pub use downloads::{DownloadOutcome, DEFAULT_DOWNLOADS_PER_LINK, DEFAULT_DOWNLOAD_TTL_MICROS};
 pub use idempotency::Idempotency;
 pub use mail::MailSpool;
 pub use merchant_orders::{FulfillInput, RefundInput};
 pub use operator::{MerchantOverview, OPERATOR_SESSION_MICROS, VAULT_ROTATE};
 pub use orders::TrialBalance;
+pub use payouts::{
+    merchant_bank, payout_amount, payout_postings, Balance, Balances, Payout, PayoutInput, PayoutSettings, Payouts,
+};
 pub use reconcile::ReconcileReport;
 pub use saved::Export;
 pub use social::PostInput;
@@ -114,6 +120,8 @@ pub struct Services {
     pub(crate) resolver: Arc<dyn Resolver>,
     /// Waits between looks at a checkout another request is completing.
     pub(crate) pause: Arc<dyn Pause>,
+    /// Download links' lifetime and count, and the key that signs them.
+    pub(crate) downloads: Arc<downloads::DownloadSettings>,
 }
 
 impl Services {
@@ -135,6 +143,7 @@ impl Services {
             mail_spool: None,
             resolver,
             pause,
+            downloads: Arc::default(),
         }
     }
 

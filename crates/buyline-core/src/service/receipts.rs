@@ -9,7 +9,7 @@ fn money(amount: i64, order: &Order) -> String {
     Money::new(amount, order.totals.currency).display()
 }
 
-fn receipt_text(order: &Order, public_url: &str, headline: &str) -> String {
+fn receipt_text(order: &Order, public_url: &str, headline: &str, downloads: &[(String, String)]) -> String {
     let mut body = format!("{headline}\n\nOrder {}\n\n", order.id);
     for l in &order.lines {
         let opts = l.options.values().cloned().collect::<Vec<_>>().join(" / ");
@@ -39,6 +39,12 @@ fn receipt_text(order: &Order, public_url: &str, headline: &str) -> String {
         }
         body.push_str(&format!("{} {} {}\n{}\n", a.city, a.region, a.postal_code, a.country));
     }
+    if !downloads.is_empty() {
+        body.push_str("\nYour downloads (links last 24 hours; get a fresh one from your order page):\n");
+        for (name, url) in downloads {
+            body.push_str(&format!("  {name}: {url}\n"));
+        }
+    }
     body.push_str(&format!("\nSee your order: {public_url}/orders/{}\n", order.id));
     body
 }
@@ -51,7 +57,12 @@ impl Services {
             (
                 to,
                 format!("Your Buyline order {} — {total}", order.id),
-                receipt_text(order, &self.config.public_url, "Thanks for your order. Your payment went through."),
+                receipt_text(
+                    order,
+                    &self.config.public_url,
+                    "Thanks for your order. Your payment went through.",
+                    &self.receipt_downloads(order),
+                ),
             )
         });
         Some(Receipt {

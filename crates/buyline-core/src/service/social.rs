@@ -44,15 +44,18 @@ impl Services {
         if let Some(pid) = product_id {
             match who {
                 Principal::Merchant { merchant, .. } => {
-                    let owned = has_prefix(pid, "prod")
-                        && self
-                            .store
-                            .find_products(&[pid.to_string()])
-                            .await?
-                            .iter()
-                            .any(|p| p.merchant_id == merchant.id);
-                    if !owned {
-                        e.push("product_id", "is not one of this merchant's products");
+                    let found = if has_prefix(pid, "prod") {
+                        self.store.find_products(&[pid.to_string()]).await?.pop()
+                    } else {
+                        None
+                    };
+                    match found {
+                        Some(p) if p.merchant_id == merchant.id => {
+                            if p.kind == crate::types::ProductKind::Digital && p.file.is_none() {
+                                e.push("product_id", "upload this digital product's file before posting it");
+                            }
+                        }
+                        _ => e.push("product_id", "is not one of this merchant's products"),
                     }
                 }
                 _ => e.push("product_id", "only a merchant's posts can carry a product"),

@@ -9,11 +9,13 @@ mod accounts;
 mod carts;
 mod catalog;
 mod checkout;
+mod downloads;
 mod idempotency;
 mod ledger;
 mod operator;
 mod orders;
 mod outbox;
+mod payouts;
 mod social;
 mod vault;
 
@@ -21,11 +23,13 @@ pub use accounts::AccountStore;
 pub use carts::CartStore;
 pub use catalog::CatalogStore;
 pub use checkout::CheckoutStore;
+pub use downloads::{DownloadGrant, DownloadStore};
 pub use idempotency::IdempotencyStore;
 pub use ledger::LedgerStore;
 pub use operator::{AuditEntry, OperatorStore};
 pub use orders::OrderStore;
 pub use outbox::OutboxStore;
+pub use payouts::{LedgerBalance, PayoutRecord, PayoutStore};
 pub use social::SocialStore;
 pub use vault::VaultStore;
 
@@ -55,6 +59,8 @@ pub trait Store:
     + VaultStore
     + IdempotencyStore
     + OperatorStore
+    + DownloadStore
+    + PayoutStore
     + Send
     + Sync
     + 'static
@@ -74,6 +80,8 @@ impl<T> Store for T where
         + VaultStore
         + IdempotencyStore
         + OperatorStore
+        + DownloadStore
+        + PayoutStore
         + Send
         + Sync
         + 'static
@@ -87,4 +95,5 @@ pub mod prelude {
         AccountStore, CartStore, CatalogStore, CheckoutStore, HealthStore, IdempotencyStore, LedgerStore,
         OperatorStore, OrderStore, OutboxStore, SocialStore, Store, VaultStore,
     };
+    pub use super::{DownloadStore, PayoutStore};
 }

@@ -5,12 +5,15 @@ mod accounts;
 mod admin;
 mod carts;
 mod catalog;
+mod media;
 mod merchant;
+mod money;
 mod orders;
 mod posts;
 mod problems;
 mod saved;
 
+pub use media::safe_file_name;
 pub use problems::{posts_requiring_credentials, ProblemResponses};
 
 use crate::error::Problem;
@@ -107,4 +110,13 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(admin::get_buy_button_flag, admin::put_buy_button_flag))
         .routes(routes!(admin::get_fees, admin::put_fees))
         .routes(routes!(admin::get_trial_balance))
+        .routes(routes!(media::put_product_image))
+        .routes(routes!(media::put_product_file))
+        .routes(routes!(media::get_media))
+        .routes(routes!(media::get_download))
+        .routes(routes!(media::create_download_link))
+        .routes(routes!(money::get_balance))
+        .routes(routes!(money::list_merchant_payouts))
+        .routes(routes!(money::create_payouts, money::list_payouts))
+        .routes(routes!(money::get_payout_settings, money::put_payout_settings))
 }

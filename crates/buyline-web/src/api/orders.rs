@@ -77,10 +77,11 @@ pub async fn list_orders(
 #[utoipa::path(get, path = "/orders/{id}", tag = "checkout", security(("bearer" = [])),
     responses((status = 200, body = Order), (status = 404, body = Problem)))]
 pub async fn get_order(State(st): State<AppState>, Auth(who): Auth, Path(id): Path<String>) -> ApiResult<Json<Order>> {
-    let order = st.services.order(&who, &id).await?;
+    let mut order = st.services.order(&who, &id).await?;
     if order.status == buyline_core::order::OrderStatus::RequiresAction {
-        return Ok(Json(st.services.resume_order(&order.id).await?));
+        order = st.services.resume_order(&order.id).await?;
     }
+    st.services.attach_downloads(&mut order).await?;
     Ok(Json(order))
 }
 

@@ -503,6 +503,10 @@ pub async fn order_page(
         Ok(o) if o.status == OrderStatus::RequiresAction => st.services.resume_order(&o.id).await,
         other => other,
     };
+    let order = match order {
+        Ok(mut o) => st.services.attach_downloads(&mut o).await.map(|()| o),
+        e => e,
+    };
     match order {
         Ok(o) => ctx.render(StatusCode::OK, OrderPage { ctx: &ctx, o: OrderView::of(o), placed: q.placed.is_some() }),
         Err(e) => error_page(&ctx, e),
@@ -584,5 +588,19 @@ pub async fn challenge_submit(
     match challenges.answer_challenge(&id, f.result == "pass").await {
         Ok(url) => see_other_processor(&url),
         Err(_) => no_such_payment(),
+    }
+}
+
+/// The order page's "Get a fresh link": a new download link for that line, then the page.
+pub async fn fresh_download(
+    State(st): State<AppState>,
+    ctx: PageCtx,
+    Path((id, line)): Path<(String, usize)>,
+    _f: super::CsrfForm,
+) -> Response {
+    let Some(who) = ctx.principal() else { return to_login(&format!("/orders/{id}")) };
+    match st.services.fresh_download(&who, &id, line).await {
+        Ok(o) => super::redirect::see_other(&format!("/orders/{}", o.id)),
+        Err(e) => error_page(&ctx, e),
     }
 }

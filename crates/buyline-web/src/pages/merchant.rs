@@ -61,6 +61,9 @@ pub struct ProductRow {
     pub id: String,
     pub name: String,
     pub summary: String,
+    pub digital: bool,
+    /// A digital product whose file is not uploaded yet (it cannot be posted or sold).
+    pub needs_file: bool,
 }
 
 impl ProductRow {
@@ -71,6 +74,8 @@ impl ProductRow {
             id: p.id.clone(),
             name: p.name.clone(),
             summary: format!("{} · {n} variant{} · {stock}", p.kind.as_str(), if n == 1 { "" } else { "s" }),
+            digital: p.kind == buyline_core::types::ProductKind::Digital,
+            needs_file: p.kind == buyline_core::types::ProductKind::Digital && p.file.is_none(),
         }
     }
 }
@@ -95,6 +100,9 @@ pub struct MerchantPage<'a> {
     /// What the composer shows: typed text and the product picked.
     pub compose_text: String,
     pub compose_product: String,
+    /// (balance, paid out) per currency, displayed; the newest payouts (amount, date).
+    pub money: Vec<(String, String)>,
+    pub payouts: Vec<(String, String)>,
 }
 
 #[derive(Template)]
@@ -136,12 +144,13 @@ async fn dashboard(
         };
         let orders = st.services.merchant_orders(&who, status.as_deref(), None, Some(50)).await?;
         let deliveries = st.services.deliveries(&who, None, Some(20)).await?;
+        let money = money_rows(st, &who).await?;
         let products = st.services.merchant_products(&merchant.id).await?;
-        Ok::<_, Error>((merchant, others, orders, deliveries, products))
+        Ok::<_, Error>((merchant, others, orders, deliveries, (money, products)))
     }
     .await;
     match result {
-        Ok((merchant, others, orders, deliveries, products)) => {
+        Ok((merchant, others, orders, deliveries, ((money, payouts), products))) => {
             let status_code = if errors.0.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
             ctx.render(
                 status_code,
@@ -176,11 +185,30 @@ async fn dashboard(
                     compose_product: kept.get("product_id").cloned().unwrap_or_default(),
                     products: products.iter().map(ProductRow::of).collect(),
                     errors,
+                    money,
+                    payouts,
                 },
             )
         }
         Err(e) => error_page(ctx, e),
     }
+}
+
+type Rows = Vec<(String, String)>;
+
+/// The balance per currency and the newest payouts, as the page shows them.
+async fn money_rows(st: &AppState, who: &Principal) -> Result<(Rows, Rows), Error> {
+    let show = |amount: i64, cur: &str| Money::new(amount, Currency::parse(cur).unwrap_or(Currency::Usd)).display();
+    let balances = st.services.merchant_balance(who).await?;
+    let payouts = st.services.merchant_payouts(who, None, Some(10)).await?;
+    Ok((
+        balances.data.iter().map(|b| (show(b.balance, &b.currency), show(b.paid_out, &b.currency))).collect(),
+        payouts
+            .data
+            .iter()
+            .map(|p| (show(p.amount, &p.currency), p.created_at.get(..16).unwrap_or("").replace('T', " ")))
+            .collect(),
+    ))
 }
 
 /// The dashboard again with the composer's typed text and its errors.

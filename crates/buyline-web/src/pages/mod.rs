@@ -14,6 +14,7 @@ pub mod redirect;
 mod session;
 mod settings;
 mod shop;
+mod uploads;
 pub mod view;
 
 use crate::csrf::{Binding, PRE_SESSION_COOKIE};
@@ -47,6 +48,7 @@ pub fn router() -> Router<AppState> {
         .route("/orders", get(buy::orders_page))
         .route("/orders/{id}", get(buy::order_page))
         .route("/orders/{id}/return", get(buy::order_return))
+        .route("/orders/{id}/downloads/{line}", post(buy::fresh_download))
         .route("/test-processor/challenge/{id}", get(buy::challenge_page).post(buy::challenge_submit))
         .route("/connect/{handle}", get(cart::connect_page).post(cart::connect))
         .route("/cart", get(cart::cart_page))
@@ -82,6 +84,16 @@ pub fn router() -> Router<AppState> {
         .route("/admin/fees", post(admin::save_fees))
         .route("/admin/fees/overrides/{merchant_id}/delete", post(admin::remove_override))
         .route("/admin/merchants/{id}", get(admin::merchant))
+        .route("/merchant/products/{id}/uploads", get(uploads::uploads_page))
+        // Uploads are limited by the blob store's limits as they stream, not by the form limit.
+        .route(
+            "/merchant/products/{id}/image",
+            post(uploads::upload_image).layer(axum::extract::DefaultBodyLimit::disable()),
+        )
+        .route(
+            "/merchant/products/{id}/file",
+            post(uploads::upload_file).layer(axum::extract::DefaultBodyLimit::disable()),
+        )
         .route("/signup", get(session::signup_form).post(session::signup))
         .route("/login", get(session::login_form).post(session::login))
         .route("/logout", post(session::logout))

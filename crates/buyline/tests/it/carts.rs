@@ -216,6 +216,16 @@ async fn every_edge_case_is_answered_in_the_thread_once() {
         .body;
     let digital =
         app.post("/products", Some(&key), json!({"name": "E-book", "kind": "digital", "price": 900})).await.body;
+    // A digital product is posted only once its file is uploaded.
+    let up = app
+        .client
+        .put(format!("{}/api/v1/products/{}/file", app.url, id(&digital)))
+        .bearer_auth(&key)
+        .body("the book")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(up.status(), 200);
     let digital_post =
         app.post("/posts", Some(&key), json!({"text": "Read it now", "product_id": id(&digital)})).await.body;
     // A parent deleted before the reply is answered.

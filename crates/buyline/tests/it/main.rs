@@ -10,6 +10,7 @@ mod errors;
 mod helpers;
 mod idempotency;
 mod limits;
+mod money_out;
 mod openapi;
 mod ops;
 mod pages;
