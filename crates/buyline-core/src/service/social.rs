@@ -1,6 +1,7 @@
 //! Posts, replies, follows, timelines and profiles.
 
-use super::paging::PageArgs;
+use super::paging::{page_limit, PageArgs};
+use crate::discovery::{viewer_seed, weave, Slot, TimelineCursor};
 use super::{Principal, Services};
 use crate::error::{Error, Errors, Result};
 use crate::ids::{has_prefix, new_id};
@@ -112,15 +113,68 @@ impl Services {
         Ok((item, replies))
     }
 
+    /// The home timeline: the viewer's own posts and those of accounts they follow (replies
+    /// only under Twitter's rule, see the store), newest first, with active campaigns' posts
+    /// of the viewer's country woven in (`promoted: true`) by [`weave`]'s scheme: at most one
+    /// promoted item in five, each at most once per page, organic paging unaffected.
     pub async fn home_timeline(
         &self,
         viewer: &Account,
         cursor: Option<&str>,
         limit: Option<i64>,
     ) -> Result<Page<TimelineItem>> {
-        let args = PageArgs::parse(cursor, limit)?;
-        let posts = self.store.find_home_timeline(&viewer.id, args.before(), args.fetch()).await?;
-        self.page(&args, posts, Some(viewer)).await
+        let limit = page_limit(limit)?;
+        let cur = TimelineCursor::decode(cursor)?;
+        let before = cur.before.as_ref().map(|(t, i)| (*t, i.as_str()));
+        let organic = self.store.find_home_timeline(&viewer.id, before, limit + 1).await?;
+        let promotions = self.promotions(&viewer.country).await?;
+        let ids: Vec<&str> = organic.iter().map(|p| p.id.as_str()).collect();
+        let woven = weave(&ids, &promotions, &viewer.id, cur.served, limit as usize, viewer_seed(&viewer.id));
+        let wanted: Vec<String> = woven
+            .slots
+            .iter()
+            .filter_map(|s| match s {
+                Slot::Promoted(id) => Some(id.clone()),
+                Slot::Organic(_) => None,
+            })
+            .collect();
+        let mut promoted: HashMap<String, Post> = HashMap::new();
+        if !wanted.is_empty() {
+            for p in self.store.find_posts(&wanted).await? {
+                promoted.insert(p.id.clone(), p);
+            }
+        }
+        let mut organic: Vec<Option<Post>> = organic.into_iter().map(Some).collect();
+        let mut posts = Vec::with_capacity(woven.slots.len());
+        let mut flags = Vec::with_capacity(woven.slots.len());
+        let mut last_organic = None;
+        for slot in &woven.slots {
+            match slot {
+                Slot::Organic(i) => {
+                    if let Some(p) = organic[*i].take() {
+                        last_organic = Some((p.created_at, p.id.clone()));
+                        posts.push(p);
+                        flags.push(false);
+                    }
+                }
+                // A post deleted since the campaign list was read is simply left out.
+                Slot::Promoted(id) => {
+                    if let Some(p) = promoted.remove(id) {
+                        posts.push(p);
+                        flags.push(true);
+                    }
+                }
+            }
+        }
+        let next_cursor = woven.more.then(|| {
+            TimelineCursor { before: last_organic.or(cur.before), served: cur.served + woven.slots.len() as u64 }
+                .encode()
+        });
+        let mut items = self.decorate(posts, Some(viewer)).await?;
+        for (item, flag) in items.iter_mut().zip(flags) {
+            item.promoted = flag;
+        }
+        Ok(Page { data: items, next_cursor })
     }
 
     /// Recent posts by everyone: what a signed-out visitor sees on `/`.
@@ -142,7 +196,7 @@ impl Services {
         self.page(&args, posts, viewer).await
     }
 
-    async fn page(&self, args: &PageArgs, posts: Vec<Post>, viewer: Option<&Account>) -> Result<Page<TimelineItem>> {
+    pub(crate) async fn page(&self, args: &PageArgs, posts: Vec<Post>, viewer: Option<&Account>) -> Result<Page<TimelineItem>> {
         let page = args.page(posts, |p| (p.created_at, &p.id));
         Ok(Page { data: self.decorate(page.data, viewer).await?, next_cursor: page.next_cursor })
     }

@@ -6,9 +6,11 @@
 use async_trait::async_trait;
 
 mod accounts;
+mod campaigns;
 mod carts;
 mod catalog;
 mod checkout;
+mod discovery;
 mod idempotency;
 mod ledger;
 mod orders;
@@ -17,9 +19,11 @@ mod social;
 mod vault;
 
 pub use accounts::AccountStore;
+pub use campaigns::CampaignStore;
 pub use carts::CartStore;
 pub use catalog::CatalogStore;
 pub use checkout::CheckoutStore;
+pub use discovery::DiscoveryStore;
 pub use idempotency::IdempotencyStore;
 pub use ledger::LedgerStore;
 pub use orders::OrderStore;
@@ -52,6 +56,7 @@ pub trait Store:
     + CartStore
     + VaultStore
     + IdempotencyStore
+    + CampaignStore + DiscoveryStore
     + Send
     + Sync
     + 'static
@@ -70,6 +75,7 @@ impl<T> Store for T where
         + CartStore
         + VaultStore
         + IdempotencyStore
+        + CampaignStore + DiscoveryStore
         + Send
         + Sync
         + 'static
@@ -81,6 +87,6 @@ impl<T> Store for T where
 pub mod prelude {
     pub use super::{
         AccountStore, CartStore, CatalogStore, CheckoutStore, HealthStore, IdempotencyStore, LedgerStore, OrderStore,
-        OutboxStore, SocialStore, Store, VaultStore,
+        OutboxStore, SocialStore, Store, VaultStore, CampaignStore, DiscoveryStore,
     };
 }

@@ -5,6 +5,7 @@ mod accounts;
 mod admin;
 mod carts;
 mod catalog;
+mod discovery;
 mod merchant;
 mod orders;
 mod posts;
@@ -34,6 +35,8 @@ use utoipa_axum::{router::OpenApiRouter, routes};
         (name = "merchant orders", description = "Orders as the merchant handles them"),
         (name = "webhooks", description = "Signed event delivery, its log, and the polling fallback"),
         (name = "carts", description = "Hashtag carts: merchant links, carts and their checkout"),
+        (name = "campaigns", description = "Promoted posts: a merchant's campaigns"),
+        (name = "discovery", description = "Search, hashtags, who to follow"),
         (name = "admin", description = "Operator controls"),
     )
 )]
@@ -88,7 +91,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(orders::complete_checkout))
         .routes(routes!(orders::create_order, orders::list_orders))
         .routes(routes!(orders::get_order))
-        .routes(routes!(orders::list_notifications))
+        .routes(routes!(discovery::list_notifications))
         .routes(routes!(merchant::list_merchant_orders))
         .routes(routes!(merchant::get_merchant_order))
         .routes(routes!(merchant::acknowledge_order))
@@ -107,4 +110,10 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(admin::get_buy_button_flag, admin::put_buy_button_flag))
         .routes(routes!(admin::get_fees, admin::put_fees))
         .routes(routes!(admin::get_trial_balance))
+        .routes(routes!(discovery::create_campaign, discovery::list_campaigns))
+        .routes(routes!(discovery::update_campaign))
+        .routes(routes!(discovery::search_posts))
+        .routes(routes!(discovery::search_accounts))
+        .routes(routes!(discovery::list_hashtag_posts))
+        .routes(routes!(discovery::list_suggestions))
 }

@@ -9,7 +9,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use buyline_core::model::Page;
-use buyline_core::order::{Checkout, Notification, Order};
+use buyline_core::order::{Checkout, Order};
 use buyline_core::service::{CheckoutInput, CompleteInput, OrderInput};
 
 /// Open a checkout: lines are priced and checked; shipping options and totals come back.
@@ -82,11 +82,4 @@ pub async fn get_order(State(st): State<AppState>, Auth(who): Auth, Path(id): Pa
         return Ok(Json(st.services.resume_order(&order.id).await?));
     }
     Ok(Json(order))
-}
-
-/// In-app notifications (receipts), newest first.
-#[utoipa::path(get, path = "/notifications", tag = "accounts", security(("bearer" = [])),
-    responses((status = 200, body = Page<Notification>)))]
-pub async fn list_notifications(State(st): State<AppState>, Auth(who): Auth) -> ApiResult<Json<Page<Notification>>> {
-    Ok(Json(Page { data: st.services.notifications(&who).await?, next_cursor: None }))
 }
