@@ -269,7 +269,8 @@ mod tests {
         let mut cursor = TimelineCursor::default();
         let mut start = 0;
         loop {
-            let fetched: Vec<&str> = all[start..(start + limit + 1).min(all.len())].iter().map(String::as_str).collect();
+            let fetched: Vec<&str> =
+                all[start..(start + limit + 1).min(all.len())].iter().map(String::as_str).collect();
             let w = weave(&fetched, promotions, "acct_viewer", cursor.served, limit, 7);
             let mut page_promoted = HashSet::new();
             let mut used = 0;

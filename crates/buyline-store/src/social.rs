@@ -18,7 +18,8 @@ pub(crate) struct PostWrite {
 /// Most posts written in one group-commit transaction.
 pub(crate) const POST_GROUP: usize = 256;
 
-pub(crate) const POST_SELECT: &str = "select p.id, p.author_id, a.handle, a.display_name, p.text, p.entities, p.reply_to, \
+pub(crate) const POST_SELECT: &str =
+    "select p.id, p.author_id, a.handle, a.display_name, p.text, p.entities, p.reply_to, \
      p.product_id, p.created_at from posts p join accounts a on a.id = p.author_id";
 
 /// Writes posts, and the cart jobs of those that have one, with one statement each.

@@ -1,8 +1,8 @@
 //! Posts, replies, follows, timelines and profiles.
 
 use super::paging::{page_limit, PageArgs};
-use crate::discovery::{viewer_seed, weave, Slot, TimelineCursor};
 use super::{Principal, Services};
+use crate::discovery::{viewer_seed, weave, Slot, TimelineCursor};
 use crate::error::{Error, Errors, Result};
 use crate::ids::{has_prefix, new_id};
 use crate::limits::MAX_POST_BYTES;
@@ -196,7 +196,12 @@ impl Services {
         self.page(&args, posts, viewer).await
     }
 
-    pub(crate) async fn page(&self, args: &PageArgs, posts: Vec<Post>, viewer: Option<&Account>) -> Result<Page<TimelineItem>> {
+    pub(crate) async fn page(
+        &self,
+        args: &PageArgs,
+        posts: Vec<Post>,
+        viewer: Option<&Account>,
+    ) -> Result<Page<TimelineItem>> {
         let page = args.page(posts, |p| (p.created_at, &p.id));
         Ok(Page { data: self.decorate(page.data, viewer).await?, next_cursor: page.next_cursor })
     }

@@ -56,7 +56,8 @@ pub trait Store:
     + CartStore
     + VaultStore
     + IdempotencyStore
-    + CampaignStore + DiscoveryStore
+    + CampaignStore
+    + DiscoveryStore
     + Send
     + Sync
     + 'static
@@ -75,7 +76,8 @@ impl<T> Store for T where
         + CartStore
         + VaultStore
         + IdempotencyStore
-        + CampaignStore + DiscoveryStore
+        + CampaignStore
+        + DiscoveryStore
         + Send
         + Sync
         + 'static
@@ -86,7 +88,7 @@ impl<T> Store for T where
 /// buyline_core::store::prelude::*;`).
 pub mod prelude {
     pub use super::{
-        AccountStore, CartStore, CatalogStore, CheckoutStore, HealthStore, IdempotencyStore, LedgerStore, OrderStore,
-        OutboxStore, SocialStore, Store, VaultStore, CampaignStore, DiscoveryStore,
+        AccountStore, CampaignStore, CartStore, CatalogStore, CheckoutStore, DiscoveryStore, HealthStore,
+        IdempotencyStore, LedgerStore, OrderStore, OutboxStore, SocialStore, Store, VaultStore,
     };
 }

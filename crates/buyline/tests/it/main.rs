@@ -5,6 +5,7 @@ mod accounts;
 mod carts;
 mod catalog;
 mod checkout;
+mod discovery;
 mod errors;
 mod helpers;
 mod idempotency;
