@@ -74,11 +74,21 @@ pub struct Campaign {
     pub created_at: i64,
 }
 
-/// An active campaign's post as the timeline weaves it: which post, by whom.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An active campaign's post as the timeline weaves it (cached a second per country, so a
+/// timeline request with promoted items costs no extra query).
+#[derive(Debug, Clone)]
 pub struct Promotion {
-    pub post_id: String,
-    pub author_id: String,
+    pub post: crate::model::Post,
+}
+
+impl Promotion {
+    pub fn post_id(&self) -> &str {
+        &self.post.id
+    }
+
+    pub fn author_id(&self) -> &str {
+        &self.post.author.id
+    }
 }
 
 /// An account as search and suggestions show it: public fields only.
@@ -177,8 +187,8 @@ pub fn weave(
         let mut seen = HashSet::new();
         promotions
             .iter()
-            .filter(|p| p.author_id != viewer_id && !organic.contains(p.post_id.as_str()))
-            .filter(|p| seen.insert(p.post_id.as_str()))
+            .filter(|p| p.author_id() != viewer_id && !organic.contains(p.post_id()))
+            .filter(|p| seen.insert(p.post_id()))
             .collect()
     };
     let mut slots = Vec::with_capacity(limit);
@@ -190,10 +200,10 @@ pub fn weave(
             let start = ((n / PROMOTED_EVERY).wrapping_add(seed) % len) as usize;
             let pick = (0..eligible.len())
                 .map(|k| eligible[(start + k) % eligible.len()])
-                .find(|p| !used.contains(p.post_id.as_str()));
+                .find(|p| !used.contains(p.post_id()));
             if let Some(p) = pick {
-                used.insert(p.post_id.as_str());
-                slots.push(Slot::Promoted(p.post_id.clone()));
+                used.insert(p.post_id());
+                slots.push(Slot::Promoted(p.post_id().to_string()));
                 continue;
             }
         }
@@ -255,7 +265,22 @@ mod tests {
     use super::*;
 
     fn promos(n: usize) -> Vec<Promotion> {
-        (0..n).map(|i| Promotion { post_id: format!("post_p{i}"), author_id: format!("acct_m{i}") }).collect()
+        (0..n).map(|i| promo(&format!("post_p{i}"), &format!("acct_m{i}"))).collect()
+    }
+
+    fn promo(id: &str, author: &str) -> Promotion {
+        let author = crate::model::Author { id: author.into(), handle: "m".into(), display_name: "m".into() };
+        Promotion {
+            post: crate::model::Post {
+                id: id.into(),
+                author,
+                text: String::new(),
+                created_at: 0,
+                reply_to: None,
+                product_id: None,
+                entities: Default::default(),
+            },
+        }
     }
 
     fn ids(n: usize) -> Vec<String> {
@@ -321,7 +346,7 @@ mod tests {
     #[test]
     fn own_and_organic_posts_are_not_promoted() {
         let mut p = promos(2);
-        p[0].author_id = "acct_viewer".into();
+        p[0].post.author.id = "acct_viewer".into();
         let w = weave(&["post_p1"], &p, "acct_viewer", 0, 10, 0);
         assert_eq!(w.slots, vec![Slot::Organic(0)]);
         let w = weave(&[], &p, "acct_viewer", 0, 10, 0);

@@ -1,6 +1,7 @@
 //! Campaigns on SQL: the campaign row and its per-country rows, and the active campaigns of
 //! a country for the timeline.
 
+use crate::social::{post_row, POST_SELECT};
 use crate::{json_err, other, Db};
 use async_trait::async_trait;
 use buyline_core::discovery::{Campaign, CampaignStatus, Promotion};
@@ -93,25 +94,13 @@ impl CampaignStore for Db {
     }
 
     async fn find_promotions(&self, country: &str, limit: i64) -> StoreResult<Vec<Promotion>> {
-        let rows = sqlx::query(
-            "select c.post_id, p.author_id from campaign_countries cc \
-             join campaigns c on c.id = cc.campaign_id \
-             join posts p on p.id = c.post_id \
+        let sql = format!(
+            "{POST_SELECT} join campaigns c on c.post_id = p.id \
+             join campaign_countries cc on cc.campaign_id = c.id \
              where cc.country = $1 and c.status = 'active' \
-             order by c.created_at, c.id limit $2",
-        )
-        .bind(country)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(other)?;
-        rows.iter()
-            .map(|r| {
-                Ok(Promotion {
-                    post_id: r.try_get("post_id").map_err(other)?,
-                    author_id: r.try_get("author_id").map_err(other)?,
-                })
-            })
-            .collect()
+             order by c.created_at, c.id limit $2"
+        );
+        let rows = sqlx::query(&sql).bind(country).bind(limit).fetch_all(&self.pool).await.map_err(other)?;
+        rows.iter().map(|r| Ok(Promotion { post: post_row(r)? })).collect()
     }
 }

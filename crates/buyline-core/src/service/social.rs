@@ -99,6 +99,8 @@ impl Services {
         if !has_prefix(id, "post") || !self.store.delete_post(id, &account.id).await? {
             return Err(Error::NotFound("post"));
         }
+        // It may be a campaign's: the cached promotions hold the post itself.
+        self.caches.promotions.clear();
         Ok(())
     }
 
@@ -130,20 +132,7 @@ impl Services {
         let promotions = self.promotions(&viewer.country).await?;
         let ids: Vec<&str> = organic.iter().map(|p| p.id.as_str()).collect();
         let woven = weave(&ids, &promotions, &viewer.id, cur.served, limit as usize, viewer_seed(&viewer.id));
-        let wanted: Vec<String> = woven
-            .slots
-            .iter()
-            .filter_map(|s| match s {
-                Slot::Promoted(id) => Some(id.clone()),
-                Slot::Organic(_) => None,
-            })
-            .collect();
-        let mut promoted: HashMap<String, Post> = HashMap::new();
-        if !wanted.is_empty() {
-            for p in self.store.find_posts(&wanted).await? {
-                promoted.insert(p.id.clone(), p);
-            }
-        }
+        let mut promoted: HashMap<&str, &Post> = promotions.iter().map(|p| (p.post_id(), &p.post)).collect();
         let mut organic: Vec<Option<Post>> = organic.into_iter().map(Some).collect();
         let mut posts = Vec::with_capacity(woven.slots.len());
         let mut flags = Vec::with_capacity(woven.slots.len());
@@ -157,10 +146,9 @@ impl Services {
                         flags.push(false);
                     }
                 }
-                // A post deleted since the campaign list was read is simply left out.
                 Slot::Promoted(id) => {
-                    if let Some(p) = promoted.remove(id) {
-                        posts.push(p);
+                    if let Some(p) = promoted.remove(id.as_str()) {
+                        posts.push(p.clone());
                         flags.push(true);
                     }
                 }
