@@ -5,6 +5,7 @@
 //! [`redirect`].
 
 mod buy;
+mod campaigns;
 mod cart;
 mod discovery;
 mod feed;
@@ -64,6 +65,8 @@ pub fn router() -> Router<AppState> {
         .route("/settings/export", get(settings::export))
         .route("/settings/delete", post(settings::delete_account))
         .route("/merchant", get(merchant::merchant_home))
+        .route("/merchant/campaigns", get(campaigns::campaigns_page).post(campaigns::create_campaign))
+        .route("/merchant/campaigns/{id}/status", post(campaigns::set_status))
         .route("/merchant/webhook", post(merchant::save_webhook))
         .route("/merchant/cart", post(merchant::save_cart_settings))
         .route("/merchant/webhook_secret/rotate", post(merchant::rotate_secret))

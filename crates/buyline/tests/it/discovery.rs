@@ -566,3 +566,46 @@ async fn the_demo_promotes_posts_to_a_new_us_shopper() {
     assert!(item["buy"]["product_id"].is_string(), "{page}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_shop_runs_its_campaigns_from_the_merchant_pages() {
+    let app = spawn_app().await;
+    let b = Browser::signed_up(&app, "pageowner", "US").await;
+    let r = app.post("/sessions", None, json!({"login": "pageowner", "password": "correct horse battery"})).await;
+    let owner = r.body["token"].as_str().unwrap().to_string();
+    let r = app
+        .post(
+            "/merchants",
+            Some(&owner),
+            json!({"name": "Page Shop", "handle": "pagecmp", "kind": "retailer", "country": "US"}),
+        )
+        .await;
+    let key = r.body["api_key"].as_str().unwrap().to_string();
+    let m = r.body["merchant"]["id"].as_str().unwrap().to_string();
+    let shirt = app.shirt(&key, 5).await;
+    let post = product_post(&app, &key, &shirt, "Promote me").await;
+
+    let (status, page) = b.get("/merchant/campaigns").await;
+    assert_eq!(status, 200);
+    assert!(page.contains(&format!("<option value=\"{post}\"")) && page.contains("<label for=\"countries\""), "{page}");
+    let (status, page, _) = b
+        .submit("/merchant/campaigns", "/merchant/campaigns", &[("m", &m), ("post_id", &post), ("countries", "US, ZZ")])
+        .await;
+    assert_eq!(status, 422);
+    assert!(page.contains("id=\"countries-error\"") && page.contains("value=\"US, ZZ\""), "{page}");
+    let (status, _, loc) = b
+        .submit("/merchant/campaigns", "/merchant/campaigns", &[("m", &m), ("post_id", &post), ("countries", "US")])
+        .await;
+    assert_eq!((status, loc.as_deref()), (303, Some(format!("/merchant/campaigns?m={m}").as_str())));
+    let list = app.get("/campaigns", Some(&key)).await.body;
+    let id = list["data"][0]["id"].as_str().unwrap().to_string();
+    assert_eq!(list["data"][0]["status"], "active");
+    let (status, _, _) = b
+        .submit("/merchant/campaigns", &format!("/merchant/campaigns/{id}/status"), &[("m", &m), ("status", "paused")])
+        .await;
+    assert_eq!(status, 303);
+    assert_eq!(app.get("/campaigns", Some(&key)).await.body["data"][0]["status"], "paused");
+    let (_, page) = b.get("/merchant/campaigns").await;
+    assert!(page.contains("status-paused") && page.contains(">Resume<"));
+    app.stop().await;
+}
