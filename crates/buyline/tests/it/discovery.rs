@@ -87,7 +87,21 @@ async fn campaigns_are_validated_listed_paused_and_ended() {
     assert_eq!(c["status"], "active");
     assert!(c["created_at"].as_str().unwrap().ends_with('Z'));
     assert!(c.get("merchant_id").is_none());
-    let c2 = campaign(&app, &key, &with_product, json!(["US"])).await;
+    // Idempotency-Key: the same key and body give the same campaign, not a second one.
+    let send = || {
+        app.client
+            .post(format!("{}/api/v1/campaigns", app.url))
+            .bearer_auth(&key)
+            .header("idempotency-key", "cmp-once")
+            .json(&json!({"post_id": with_product, "countries": ["US"]}))
+            .send()
+    };
+    let first: Value = send().await.unwrap().json().await.unwrap();
+    let again = send().await.unwrap();
+    assert_eq!(again.headers().get("idempotent-replayed").map(|v| v.to_str().unwrap()), Some("true"));
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(first["id"], again["id"]);
+    let c2 = first;
 
     // Listed newest first, paged.
     let page = app.get("/campaigns?limit=1", Some(&key)).await.body;
@@ -170,6 +184,13 @@ async fn a_new_us_shopper_gets_promoted_posts_a_gb_shopper_does_not_and_pausing_
 
     // Ended: gone for good.
     app.patch(&path, Some(&key), json!({"status": "ended"})).await;
+    assert!(timeline(&app, &us, "").await["data"].as_array().unwrap().is_empty());
+
+    // A promoted post that is deleted leaves the timeline at once.
+    let other = product_post(&app, &key, &shirt, "Second promoted tee").await;
+    campaign(&app, &key, &other, json!(["US"])).await;
+    assert_eq!(promoted_ids(&timeline(&app, &us, "").await), vec![other.clone()]);
+    assert_eq!(app.call(Method::DELETE, &format!("/posts/{other}"), Some(&key), None).await.status, 204);
     assert!(timeline(&app, &us, "").await["data"].as_array().unwrap().is_empty());
     assert_eq!(merchant["country"], "US");
     app.stop().await;
