@@ -163,14 +163,16 @@ pub struct Woven {
 ///
 /// The scheme: items are numbered across the pages of one timeline walk, starting at 0 on
 /// the first page (`served` carries the count in the cursor). Item `n` with
-/// `n % PROMOTED_EVERY == 0` is a promoted slot; every other item is organic, newest first,
-/// from the organic cursor. Promoted slot `s = n / PROMOTED_EVERY` takes
+/// `n % PROMOTED_EVERY == 1` is a promoted slot (so the newest organic post stays on top),
+/// and so is item 0 of a timeline with no organic post at all (a new shopper's); every other
+/// item is organic, newest first, from the organic cursor. Promoted slot
+/// `s = n / PROMOTED_EVERY` takes
 /// `promotions[(s + seed) % len]`, or the next one after it that is neither on this page
 /// already (as promoted or among the organic rows fetched) nor the viewer's own post; if
 /// none is left, the slot holds an organic item instead. So any five consecutive items hold
 /// at most one promoted item, even across pages; no promoted post appears twice on a page;
 /// organic items neither repeat nor skip (the cursor is the last organic item); and a viewer
-/// with no organic items still gets the promoted item of slot 0.
+/// with no organic items still gets a promoted item.
 ///
 /// `organic_ids` are the organic rows fetched (one more than the page, newest first).
 pub fn weave(
@@ -193,9 +195,13 @@ pub fn weave(
     };
     let mut slots = Vec::with_capacity(limit);
     let mut next_organic = 0;
+    let mut last_promoted: Option<u64> = None;
     for i in 0..limit as u64 {
         let n = served + i;
-        if n % PROMOTED_EVERY == 0 && !eligible.is_empty() {
+        let slot = n % PROMOTED_EVERY == 1 || (n == 0 && organic_ids.is_empty());
+        // After item 0 of an empty timeline, item 1 is not a slot: keep one in five.
+        let spaced = last_promoted.is_none_or(|l| n - l >= PROMOTED_EVERY);
+        if slot && spaced && !eligible.is_empty() {
             let len = eligible.len() as u64;
             let start = ((n / PROMOTED_EVERY).wrapping_add(seed) % len) as usize;
             let pick = (0..eligible.len())
@@ -203,6 +209,7 @@ pub fn weave(
                 .find(|p| !used.contains(p.post_id()));
             if let Some(p) = pick {
                 used.insert(p.post_id());
+                last_promoted = Some(n);
                 slots.push(Slot::Promoted(p.post_id().to_string()));
                 continue;
             }
@@ -335,8 +342,11 @@ mod tests {
                     for w in items.windows(PROMOTED_EVERY as usize) {
                         assert!(w.iter().filter(|s| matches!(s, Slot::Promoted(_))).count() <= 1);
                     }
-                    if n > 0 {
-                        assert!(matches!(items.first(), Some(Slot::Promoted(_))), "slot 0 is promoted");
+                    if n > 0 && organic == 0 {
+                        assert!(matches!(items.as_slice(), [Slot::Promoted(_)]), "an empty timeline gets one");
+                    } else if n > 0 && items.len() > 1 {
+                        assert!(matches!(items[0], Slot::Organic(0)), "the newest organic post stays on top");
+                        assert!(matches!(items[1], Slot::Promoted(_)), "item 1 is promoted");
                     }
                 }
             }

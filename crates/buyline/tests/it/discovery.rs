@@ -249,7 +249,7 @@ async fn promoted_items_are_at_most_one_in_five_and_paging_is_stable() {
         for w in items.windows(5) {
             assert!(w.iter().filter(|i| i.1).count() <= 1, "limit {limit}: {w:?}");
         }
-        assert!(items[0].1, "the first item is a promoted slot");
+        assert!(!items[0].1 && items[1].1, "the newest organic post on top, then a promoted one");
         let promoted_count = items.iter().filter(|i| i.1).count();
         if limit == 7 {
             // Two slots a page, three campaigns: every fifth item is promoted.
