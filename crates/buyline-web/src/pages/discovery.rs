@@ -122,9 +122,17 @@ pub async fn hashtag_page(
 }
 
 /// `/notifications`: newest first; viewing the first page marks them all read.
-pub async fn notifications_page(State(st): State<AppState>, ctx: PageCtx, Query(p): Query<SearchParams>) -> Response {
+pub async fn notifications_page(
+    State(st): State<AppState>,
+    mut ctx: PageCtx,
+    Query(p): Query<SearchParams>,
+) -> Response {
     let Some(who) = ctx.principal() else { return super::redirect::to_login("/notifications") };
     let unread = if p.cursor.is_none() { ctx.unread } else { 0 };
+    if unread > 0 {
+        // This page reads them: its own header counts none.
+        ctx.unread = 0;
+    }
     match st.services.notifications_page(&who, p.cursor.as_deref(), None).await {
         Ok(page) => {
             if unread > 0 {

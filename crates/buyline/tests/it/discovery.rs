@@ -572,6 +572,7 @@ async fn notifications_page_by_page_with_an_unread_count_in_the_header() {
     let (status, page) = b.get("/notifications").await;
     assert_eq!(status, 200);
     assert_eq!(page.matches("class=\"unread\"").count(), 3);
+    assert!(!page.contains("unread-count"), "the page that shows them counts none in its header");
     let (_, home) = b.get("/").await;
     assert!(!home.contains("unread-count"), "viewing the page marks them read");
     app.stop().await;
