@@ -32,6 +32,9 @@ create table post_tags (
 );
 create index post_tags_post on post_tags(post_id);
 
+-- Who to follow reads the accounts of one country.
+create index accounts_country on accounts(country, kind);
+
 -- Full-text search over post text (hashtags included: the parser drops the `#`). A stored
 -- generated column is computed by the statement that writes the row, so it is always in
 -- step with the post, in the same transaction; adding it fills it for existing posts.

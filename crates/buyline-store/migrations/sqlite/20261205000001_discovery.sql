@@ -32,6 +32,9 @@ create table post_tags (
 );
 create index post_tags_post on post_tags(post_id);
 
+-- Who to follow reads the accounts of one country.
+create index accounts_country on accounts(country, kind);
+
 -- Full-text search over post text (hashtags included: the tokenizer drops the `#`). The
 -- triggers keep it in step with `posts` inside whichever transaction inserts or deletes a
 -- post (a single post, a group commit, a cart answer, an account's erasure).
