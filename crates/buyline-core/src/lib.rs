@@ -3,6 +3,7 @@
 
 pub mod cart;
 pub mod checkout;
+pub mod discovery;
 pub mod edge;
 pub mod error;
 pub mod fees;

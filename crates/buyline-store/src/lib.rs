@@ -13,9 +13,11 @@ use sqlx::AnyPool;
 use std::time::Duration;
 
 mod accounts;
+mod campaigns;
 mod carts;
 mod catalog;
 mod checkout;
+mod discovery;
 mod downloads;
 mod idempotency;
 mod ledger;

@@ -18,7 +18,8 @@ pub(crate) struct PostWrite {
 /// Most posts written in one group-commit transaction.
 pub(crate) const POST_GROUP: usize = 256;
 
-const POST_SELECT: &str = "select p.id, p.author_id, a.handle, a.display_name, p.text, p.entities, p.reply_to, \
+pub(crate) const POST_SELECT: &str =
+    "select p.id, p.author_id, a.handle, a.display_name, p.text, p.entities, p.reply_to, \
      p.product_id, p.created_at from posts p join accounts a on a.id = p.author_id";
 
 /// Writes posts, and the cart jobs of those that have one, with one statement each.
@@ -42,6 +43,23 @@ pub(crate) async fn write_posts(
             .bind(p.created_at);
     }
     q.execute(&mut **tx).await.map_err(other)?;
+    // The hashtag index, in the same transaction (and the same batch) as the posts.
+    let mut tags: Vec<(String, &NewPost)> = Vec::new();
+    for (p, _) in posts {
+        let mut mine: Vec<String> = p.entities.hashtags.iter().map(|h| buyline_core::cart::tag_key(&h.tag)).collect();
+        mine.sort();
+        mine.dedup();
+        tags.extend(mine.into_iter().filter(|t| !t.is_empty()).map(|t| (t, *p)));
+    }
+    // A post holds up to ~90 tags; chunks keep a statement under SQLite's 32,766 parameters.
+    for chunk in tags.chunks(1000) {
+        let sql = format!("insert into post_tags (tag, post_id, created_at) values {}", rows_of(chunk.len(), 3, 1));
+        let mut q = sqlx::query(&sql);
+        for (tag, p) in chunk {
+            q = q.bind(tag.as_str()).bind(&p.id).bind(p.created_at);
+        }
+        q.execute(&mut **tx).await.map_err(other)?;
+    }
     let jobs: Vec<&NewPost> = posts.iter().filter(|(_, job)| *job).map(|(p, _)| *p).collect();
     if !jobs.is_empty() {
         let sql = format!(
@@ -100,7 +118,7 @@ pub(crate) async fn group_commit_posts(writer: AnyPool, mut rx: tokio::sync::mps
     }
 }
 
-fn post_row(r: &AnyRow) -> StoreResult<Post> {
+pub(crate) fn post_row(r: &AnyRow) -> StoreResult<Post> {
     let entities: String = r.try_get("entities").map_err(other)?;
     Ok(Post {
         id: r.try_get("id").map_err(other)?,
@@ -250,7 +268,11 @@ impl SocialStore for Db {
 
     async fn find_home_timeline(&self, viewer: &str, before: Before<'_>, limit: i64) -> StoreResult<Vec<Post>> {
         self.posts_where(
-            "(p.author_id = $1 or p.author_id in (select followee_id from follows where follower_id = $1))",
+            // Twitter's rule: a reply only when the viewer follows (or is) both its author
+            // and the author of the post it answers.
+            "(p.author_id = $1 or p.author_id in (select followee_id from follows where follower_id = $1)) \
+             and (p.reply_to is null or exists (select 1 from posts q where q.id = p.reply_to \
+                  and (q.author_id = $1 or q.author_id in (select followee_id from follows where follower_id = $1))))",
             Some(viewer),
             before,
             limit,

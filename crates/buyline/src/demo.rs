@@ -227,9 +227,20 @@ async fn seed(s: &Services, blobs: &buyline_web::blobs::Blobs) -> anyhow::Result
     )
     .await?;
     s.create_post(&maya, post("New print: Desert Dawn. Instant download. #art", Some(&print.id))).await?;
-    s.create_post(&northwind, post("Our House Blend is back in stock. Whole bean or ground.", Some(&beans.id))).await?;
-    s.create_post(&acme, post("The Buyline Tee is here: red or blue, S to L. Tap Buy to get yours.", Some(&tee.id)))
+    let beans_post = s
+        .create_post(&northwind, post("Our House Blend is back in stock. Whole bean or ground.", Some(&beans.id)))
         .await?;
+    let tee_post = s
+        .create_post(&acme, post("The Buyline Tee is here: red or blue, S to L. Tap Buy to get yours.", Some(&tee.id)))
+        .await?;
+    // Promoted to US shoppers, so a brand-new one's first timeline has something to buy.
+    for (merchant, post_id) in [(&acme, &tee_post.id), (&northwind, &beans_post.id)] {
+        s.create_campaign(
+            merchant,
+            buyline_core::service::CampaignInput { post_id: post_id.clone(), countries: vec!["US".into()] },
+        )
+        .await?;
+    }
     let medium_red = tee.variants.iter().find(|v| v.sku == "TEE-M-RED").map(|v| v.id.clone()).unwrap_or_default();
     s.create_post(
         &acme,

@@ -59,6 +59,8 @@ pub(crate) struct Caches {
     /// deletion drop entries here at once; on another process a session ended there is
     /// still honoured for up to a second.
     pub(crate) sessions: TtlCache<String, crate::model::Account>,
+    /// Country → its active campaigns (oldest first), as the timeline weaves them.
+    pub(crate) promotions: TtlCache<String, std::sync::Arc<Vec<crate::discovery::Promotion>>>,
     /// Sealed webhook signing secret (vault record id) → the secret, opened once per process
     /// (each open is audited); records never change, so entries need no expiry.
     pub(crate) webhook_secrets: std::sync::Mutex<std::collections::HashMap<String, zeroize::Zeroizing<String>>>,

@@ -2,6 +2,7 @@
 
 mod accounts;
 mod cache;
+mod campaigns;
 mod carts;
 mod catalog;
 mod checkout;
@@ -17,11 +18,13 @@ mod payouts;
 mod receipts;
 mod reconcile;
 mod saved;
+mod search;
 mod social;
 mod webhooks;
 
 pub use crate::fees::FeePolicy;
 pub use accounts::{LoginInput, SignUpInput};
+pub use campaigns::{CampaignInput, CampaignUpdate};
 pub use catalog::{
     MerchantInput, MerchantUpdate, NewMerchant, OptionInput, ProductInput, ProductUpdate, ShippingRateInput,
     VariantInput, VariantUpdate,

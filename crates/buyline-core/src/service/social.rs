@@ -1,7 +1,8 @@
 //! Posts, replies, follows, timelines and profiles.
 
-use super::paging::PageArgs;
+use super::paging::{page_limit, PageArgs};
 use super::{Principal, Services};
+use crate::discovery::{viewer_seed, weave, Slot, TimelineCursor};
 use crate::error::{Error, Errors, Result};
 use crate::ids::{has_prefix, new_id};
 use crate::limits::MAX_POST_BYTES;
@@ -101,6 +102,8 @@ impl Services {
         if !has_prefix(id, "post") || !self.store.delete_post(id, &account.id).await? {
             return Err(Error::NotFound("post"));
         }
+        // It may be a campaign's: the cached promotions hold the post itself.
+        self.caches.promotions.clear();
         Ok(())
     }
 
@@ -115,15 +118,54 @@ impl Services {
         Ok((item, replies))
     }
 
+    /// The home timeline: the viewer's own posts and those of accounts they follow (replies
+    /// only under Twitter's rule, see the store), newest first, with active campaigns' posts
+    /// of the viewer's country woven in (`promoted: true`) by [`weave`]'s scheme: at most one
+    /// promoted item in five, each at most once per page, organic paging unaffected.
     pub async fn home_timeline(
         &self,
         viewer: &Account,
         cursor: Option<&str>,
         limit: Option<i64>,
     ) -> Result<Page<TimelineItem>> {
-        let args = PageArgs::parse(cursor, limit)?;
-        let posts = self.store.find_home_timeline(&viewer.id, args.before(), args.fetch()).await?;
-        self.page(&args, posts, Some(viewer)).await
+        let limit = page_limit(limit)?;
+        let cur = TimelineCursor::decode(cursor)?;
+        let before = cur.before.as_ref().map(|(t, i)| (*t, i.as_str()));
+        let organic = self.store.find_home_timeline(&viewer.id, before, limit + 1).await?;
+        let promotions = self.promotions(&viewer.country).await?;
+        let ids: Vec<&str> = organic.iter().map(|p| p.id.as_str()).collect();
+        let woven = weave(&ids, &promotions, &viewer.id, cur.served, limit as usize, viewer_seed(&viewer.id));
+        let mut promoted: HashMap<&str, &Post> = promotions.iter().map(|p| (p.post_id(), &p.post)).collect();
+        let mut organic: Vec<Option<Post>> = organic.into_iter().map(Some).collect();
+        let mut posts = Vec::with_capacity(woven.slots.len());
+        let mut flags = Vec::with_capacity(woven.slots.len());
+        let mut last_organic = None;
+        for slot in &woven.slots {
+            match slot {
+                Slot::Organic(i) => {
+                    if let Some(p) = organic[*i].take() {
+                        last_organic = Some((p.created_at, p.id.clone()));
+                        posts.push(p);
+                        flags.push(false);
+                    }
+                }
+                Slot::Promoted(id) => {
+                    if let Some(p) = promoted.remove(id.as_str()) {
+                        posts.push(p.clone());
+                        flags.push(true);
+                    }
+                }
+            }
+        }
+        let next_cursor = woven.more.then(|| {
+            TimelineCursor { before: last_organic.or(cur.before), served: cur.served + woven.slots.len() as u64 }
+                .encode()
+        });
+        let mut items = self.decorate(posts, Some(viewer)).await?;
+        for (item, flag) in items.iter_mut().zip(flags) {
+            item.promoted = flag;
+        }
+        Ok(Page { data: items, next_cursor })
     }
 
     /// Recent posts by everyone: what a signed-out visitor sees on `/`.
@@ -145,7 +187,12 @@ impl Services {
         self.page(&args, posts, viewer).await
     }
 
-    async fn page(&self, args: &PageArgs, posts: Vec<Post>, viewer: Option<&Account>) -> Result<Page<TimelineItem>> {
+    pub(crate) async fn page(
+        &self,
+        args: &PageArgs,
+        posts: Vec<Post>,
+        viewer: Option<&Account>,
+    ) -> Result<Page<TimelineItem>> {
         let page = args.page(posts, |p| (p.created_at, &p.id));
         Ok(Page { data: self.decorate(page.data, viewer).await?, next_cursor: page.next_cursor })
     }

@@ -6,9 +6,11 @@
 use async_trait::async_trait;
 
 mod accounts;
+mod campaigns;
 mod carts;
 mod catalog;
 mod checkout;
+mod discovery;
 mod downloads;
 mod idempotency;
 mod ledger;
@@ -20,9 +22,11 @@ mod social;
 mod vault;
 
 pub use accounts::AccountStore;
+pub use campaigns::CampaignStore;
 pub use carts::CartStore;
 pub use catalog::CatalogStore;
 pub use checkout::CheckoutStore;
+pub use discovery::DiscoveryStore;
 pub use downloads::{DownloadGrant, DownloadStore};
 pub use idempotency::IdempotencyStore;
 pub use ledger::LedgerStore;
@@ -61,6 +65,8 @@ pub trait Store:
     + OperatorStore
     + DownloadStore
     + PayoutStore
+    + CampaignStore
+    + DiscoveryStore
     + Send
     + Sync
     + 'static
@@ -82,6 +88,8 @@ impl<T> Store for T where
         + OperatorStore
         + DownloadStore
         + PayoutStore
+        + CampaignStore
+        + DiscoveryStore
         + Send
         + Sync
         + 'static
@@ -92,8 +100,8 @@ impl<T> Store for T where
 /// buyline_core::store::prelude::*;`).
 pub mod prelude {
     pub use super::{
-        AccountStore, CartStore, CatalogStore, CheckoutStore, HealthStore, IdempotencyStore, LedgerStore,
-        OperatorStore, OrderStore, OutboxStore, SocialStore, Store, VaultStore,
+        AccountStore, CampaignStore, CartStore, CatalogStore, CheckoutStore, DiscoveryStore, DownloadStore,
+        HealthStore, IdempotencyStore, LedgerStore, OperatorStore, OrderStore, OutboxStore, PayoutStore, SocialStore,
+        Store, VaultStore,
     };
-    pub use super::{DownloadStore, PayoutStore};
 }

@@ -5,6 +5,7 @@ mod accounts;
 mod admin;
 mod carts;
 mod catalog;
+mod discovery;
 mod media;
 mod merchant;
 mod money;
@@ -37,6 +38,8 @@ use utoipa_axum::{router::OpenApiRouter, routes};
         (name = "merchant orders", description = "Orders as the merchant handles them"),
         (name = "webhooks", description = "Signed event delivery, its log, and the polling fallback"),
         (name = "carts", description = "Hashtag carts: merchant links, carts and their checkout"),
+        (name = "campaigns", description = "Promoted posts: a merchant's campaigns"),
+        (name = "discovery", description = "Search, hashtags, who to follow"),
         (name = "admin", description = "Operator controls"),
     )
 )]
@@ -91,7 +94,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(orders::complete_checkout))
         .routes(routes!(orders::create_order, orders::list_orders))
         .routes(routes!(orders::get_order))
-        .routes(routes!(orders::list_notifications))
+        .routes(routes!(discovery::list_notifications))
         .routes(routes!(merchant::list_merchant_orders))
         .routes(routes!(merchant::get_merchant_order))
         .routes(routes!(merchant::acknowledge_order))
@@ -119,4 +122,10 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(money::list_merchant_payouts))
         .routes(routes!(money::create_payouts, money::list_payouts))
         .routes(routes!(money::get_payout_settings, money::put_payout_settings))
+        .routes(routes!(discovery::create_campaign, discovery::list_campaigns))
+        .routes(routes!(discovery::update_campaign))
+        .routes(routes!(discovery::search_posts))
+        .routes(routes!(discovery::search_accounts))
+        .routes(routes!(discovery::list_hashtag_posts))
+        .routes(routes!(discovery::list_suggestions))
 }

@@ -9,7 +9,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use buyline_core::model::Page;
-use buyline_core::order::{Checkout, Notification, Order};
+use buyline_core::order::{Checkout, Order};
 use buyline_core::service::{CheckoutInput, CompleteInput, OrderInput};
 
 /// Open a checkout: lines are priced and checked; shipping options and totals come back.
@@ -83,11 +83,4 @@ pub async fn get_order(State(st): State<AppState>, Auth(who): Auth, Path(id): Pa
     }
     st.services.attach_downloads(&mut order).await?;
     Ok(Json(order))
-}
-
-/// In-app notifications (receipts), newest first.
-#[utoipa::path(get, path = "/notifications", tag = "accounts", security(("bearer" = [])),
-    responses((status = 200, body = Page<Notification>)))]
-pub async fn list_notifications(State(st): State<AppState>, Auth(who): Auth) -> ApiResult<Json<Page<Notification>>> {
-    Ok(Json(Page { data: st.services.notifications(&who).await?, next_cursor: None }))
 }

@@ -8,7 +8,8 @@ use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use buyline_core::model::Profile;
+use buyline_core::discovery::AccountSummary;
+use buyline_core::model::{AccountKind, Profile};
 use buyline_core::service::PostInput;
 use buyline_core::Error;
 use serde::Deserialize;
@@ -26,7 +27,14 @@ pub struct HomePage<'a> {
     pub next_cursor: Option<String>,
     pub text: String,
     pub errors: FormErrors,
+    /// Who to follow, shown when the first page is empty or short.
+    pub accounts: Vec<AccountSummary>,
+    pub follow_buttons: bool,
+    pub follow_next: String,
 }
+
+/// A first page with fewer organic posts than this also shows who to follow.
+const SHORT_PAGE: usize = 5;
 
 #[derive(Template)]
 #[template(path = "thread.html")]
@@ -55,6 +63,11 @@ async fn home_page(st: &AppState, ctx: &PageCtx, cursor: Option<&str>, text: Str
     };
     match page {
         Ok(page) => {
+            let organic = page.data.iter().filter(|i| !i.promoted).count();
+            let accounts = match (&ctx.principal(), cursor) {
+                (Some(who), None) if organic < SHORT_PAGE => st.services.suggestions(who).await.unwrap_or_default(),
+                _ => vec![],
+            };
             let status = if errors.0.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
             ctx.render(
                 status,
@@ -64,6 +77,9 @@ async fn home_page(st: &AppState, ctx: &PageCtx, cursor: Option<&str>, text: Str
                     next_cursor: page.next_cursor,
                     text,
                     errors,
+                    accounts,
+                    follow_buttons: true,
+                    follow_next: "/".into(),
                 },
             )
         }
@@ -145,9 +161,11 @@ pub async fn profile(
     }
 }
 
-pub async fn follow(State(st): State<AppState>, ctx: PageCtx, Path(handle): Path<String>, _f: CsrfForm) -> Response {
+pub async fn follow(State(st): State<AppState>, ctx: PageCtx, Path(handle): Path<String>, f: CsrfForm) -> Response {
     let Some(who) = ctx.principal() else { return to_login(&format!("/u/{handle}")) };
     match st.services.follow(&who, &handle).await {
+        // "Who to follow" on the home page and search results come back where they were.
+        Ok(_) if f.opt("next").is_some() => see_other(&f.get("next")),
         Ok(p) => see_other(&format!("/u/{}", p.account.handle)),
         Err(e) => error_page(&ctx, e),
     }

@@ -6,7 +6,9 @@
 
 mod admin;
 mod buy;
+mod campaigns;
 mod cart;
+mod discovery;
 mod feed;
 mod merchant;
 mod product;
@@ -42,6 +44,9 @@ pub fn router() -> Router<AppState> {
         .route("/u/{handle}", get(feed::profile))
         .route("/u/{handle}/follow", post(feed::follow))
         .route("/u/{handle}/unfollow", post(feed::unfollow))
+        .route("/search", get(discovery::search_page))
+        .route("/hashtag/{tag}", get(discovery::hashtag_page))
+        .route("/notifications", get(discovery::notifications_page))
         .route("/p/{id}", get(product::product_page))
         .route("/p/{id}/image.svg", get(product::product_image))
         .route("/buy/{post_id}", get(buy::buy_sheet).post(buy::place))
@@ -70,6 +75,8 @@ pub fn router() -> Router<AppState> {
         .route("/merchant/products/{id}", get(shop::edit_product).post(shop::update_product))
         .route("/merchant/products/{id}/variants/{vid}", post(shop::update_variant))
         .route("/merchant/posts", post(shop::compose))
+        .route("/merchant/campaigns", get(campaigns::campaigns_page).post(campaigns::create_campaign))
+        .route("/merchant/campaigns/{id}/status", post(campaigns::set_status))
         .route("/merchant/webhook", post(merchant::save_webhook))
         .route("/merchant/cart", post(merchant::save_cart_settings))
         .route("/merchant/webhook_secret/rotate", post(merchant::rotate_secret))
@@ -113,6 +120,8 @@ pub fn router() -> Router<AppState> {
 pub struct PageCtx {
     pub viewer: Option<Account>,
     pub csrf: String,
+    /// The viewer's unread notifications, for the header.
+    pub unread: i64,
     /// A pre-session id for a browser that had neither a session nor one yet; sent with
     /// the response as its cookie.
     new_pre_session: Option<String>,
@@ -169,6 +178,10 @@ impl FromRequestParts<AppState> for PageCtx {
             Some(c) => state.services.session_account(c.value()).await.unwrap_or(None),
             None => None,
         };
+        let unread = match &viewer {
+            Some(v) => state.services.unread_notifications(v).await.unwrap_or(0),
+            None => 0,
+        };
         let (csrf, new_pre_session) = match Binding::of(&jar) {
             Some(b) => (state.csrf.token(b), None),
             None => {
@@ -176,7 +189,7 @@ impl FromRequestParts<AppState> for PageCtx {
                 (state.csrf.token(Binding::PreSession(&pre)), Some(pre))
             }
         };
-        Ok(PageCtx { viewer, csrf, new_pre_session, secure: state.secure_cookies })
+        Ok(PageCtx { viewer, csrf, unread, new_pre_session, secure: state.secure_cookies })
     }
 }
 

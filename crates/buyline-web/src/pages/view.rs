@@ -41,7 +41,7 @@ pub fn post_html(text: &str, entities: &Entities) -> String {
     }
     for h in &entities.hashtags {
         let (s, e) = (h.indices[0] as usize, h.indices[1] as usize);
-        spans.push((s, e, "<span class=\"tag\">".into()));
+        spans.push((s, e, format!("<a href=\"/hashtag/{}\"><span class=\"tag\">", escape(&url_segment(&h.tag)))));
     }
     spans.sort_by_key(|s| s.0);
     let mut out = String::new();
@@ -53,10 +53,30 @@ pub fn post_html(text: &str, entities: &Entities) -> String {
         out.push_str(&escape(&chars[i..s].iter().collect::<String>()));
         out.push_str(&open);
         out.push_str(&escape(&chars[s..e].iter().collect::<String>()));
-        out.push_str(if open.starts_with("<a") { "</a>" } else { "</span>" });
+        out.push_str(if open.ends_with("<span class=\"tag\">") {
+            "</span></a>"
+        } else if open.starts_with("<a") {
+            "</a>"
+        } else {
+            "</span>"
+        });
         i = e;
     }
     out.push_str(&escape(&chars[i..].iter().collect::<String>()));
+    out
+}
+
+/// Text as one URL path segment or query value: unreserved ASCII kept, every other byte
+/// percent-encoded (UTF-8).
+pub fn url_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
     out
 }
 
@@ -184,7 +204,7 @@ mod tests {
         let t = "<b>hi</b> @bob #Tag é https://x.com/a?b=1&c=2";
         let html = post_html(t, &extract_entities(t));
         assert!(
-            html.starts_with("&lt;b&gt;hi&lt;/b&gt; <a href=\"/u/bob\">@bob</a> <span class=\"tag\">#Tag</span> é ")
+            html.starts_with("&lt;b&gt;hi&lt;/b&gt; <a href=\"/u/bob\">@bob</a> <a href=\"/hashtag/Tag\"><span class=\"tag\">#Tag</span></a> é ")
         );
         assert!(html.contains("<a href=\"https://x.com/a?b=1&amp;c=2\" rel=\"nofollow noopener\">"));
         assert!(!html.contains("<b>"));

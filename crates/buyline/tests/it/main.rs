@@ -6,6 +6,7 @@ mod admin_console;
 mod carts;
 mod catalog;
 mod checkout;
+mod discovery;
 mod errors;
 mod helpers;
 mod idempotency;

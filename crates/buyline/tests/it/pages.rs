@@ -55,7 +55,10 @@ async fn sign_up_post_and_see_it_without_javascript() {
     let (status, _, loc) = b.submit("/", "/compose", &[("text", "Hello <script>alert(1)</script> #first")]).await;
     assert_eq!((status, loc.as_deref()), (303, Some("/")));
     let (_, home) = b.get("/").await;
-    assert!(home.contains("Hello &lt;script&gt;alert(1)&lt;/script&gt; <span class=\"tag\">#first</span>"));
+    // Hashtags link to their page (issue 14).
+    assert!(home.contains(
+        "Hello &lt;script&gt;alert(1)&lt;/script&gt; <a href=\"/hashtag/first\"><span class=\"tag\">#first</span></a>"
+    ));
     assert!(!home.contains("<script>alert"));
     app.stop().await;
 }
