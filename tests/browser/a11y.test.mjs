@@ -67,7 +67,8 @@ async function at(page, path, label) {
 test("the pages anyone can open", async () => {
   for (const [label, make] of viewports) {
     await check(make, label, async (page) => {
-      for (const p of ["/", "/login", "/signup", paths.post, paths.product, paths.profile, "/no-such-page", "/admin"]) {
+      for (const p of ["/", "/login", "/signup", paths.post, paths.product, paths.profile, "/no-such-page", "/admin",
+        "/search?q=tee", "/hashtag/Buyline"]) {
         await at(page, p, label);
       }
     });
@@ -79,7 +80,8 @@ test("the shopper's pages", async () => {
     await check(make, label, async (page) => {
       await logIn(page, ctx.server.url, ctx.server.demo.shopper_handle, ctx.server.demo.shopper_password);
       // "/merchant" for someone without a shop is the form that opens one.
-      for (const p of ["/", paths.buy, paths.product, paths.post, "/orders", paths.order, "/settings", "/cart", "/merchant"]) {
+      for (const p of ["/", paths.buy, paths.product, paths.post, "/orders", paths.order, "/settings", "/cart", "/merchant",
+        "/notifications", "/search?q=coffee"]) {
         await at(page, p, label);
       }
     });
@@ -90,7 +92,8 @@ test("the merchant's pages", async () => {
   for (const [label, make] of viewports) {
     await check(make, label, async (page) => {
       await logIn(page, ctx.server.url, ctx.server.demo.owner_handle, ctx.server.demo.owner_password);
-      for (const p of ["/merchant", paths.merchantOrder, "/merchant/products/new", paths.ownProduct]) {
+      for (const p of ["/merchant", paths.merchantOrder, "/merchant/products/new", paths.ownProduct,
+        paths.ownProduct.replace(/$/, "/uploads"), "/merchant/campaigns"]) {
         await at(page, p, label);
       }
     });
