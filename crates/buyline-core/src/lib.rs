@@ -5,6 +5,7 @@ pub mod cart;
 pub mod checkout;
 pub mod edge;
 pub mod error;
+pub mod experiment;
 pub mod fees;
 pub mod ids;
 pub mod limits;

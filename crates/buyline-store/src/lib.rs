@@ -16,6 +16,7 @@ mod accounts;
 mod carts;
 mod catalog;
 mod checkout;
+mod funnel;
 mod idempotency;
 mod ledger;
 mod orders;

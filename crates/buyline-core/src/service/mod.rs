@@ -6,6 +6,7 @@ mod carts;
 mod catalog;
 mod checkout;
 mod fees;
+mod funnel;
 mod idempotency;
 mod mail;
 mod merchant_orders;
@@ -24,6 +25,7 @@ pub use catalog::{
     VariantInput, VariantUpdate,
 };
 pub use checkout::{CheckoutInput, CompleteInput, LineInput, OrderInput, PaymentInput};
+pub use funnel::{ArmFunnel, Funnel, FunnelArms, FunnelConversion};
 pub use idempotency::Idempotency;
 pub use mail::MailSpool;
 pub use merchant_orders::{FulfillInput, RefundInput};
@@ -112,6 +114,8 @@ pub struct Services {
     pub(crate) resolver: Arc<dyn Resolver>,
     /// Waits between looks at a checkout another request is completing.
     pub(crate) pause: Arc<dyn Pause>,
+    /// The experiment's counts gathered in memory until the flusher writes them.
+    pub(crate) funnel: Arc<funnel::FunnelCounter>,
 }
 
 impl Services {
@@ -133,6 +137,7 @@ impl Services {
             mail_spool: None,
             resolver,
             pause,
+            funnel: Arc::default(),
         }
     }
 

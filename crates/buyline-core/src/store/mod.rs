@@ -9,6 +9,7 @@ mod accounts;
 mod carts;
 mod catalog;
 mod checkout;
+mod funnel;
 mod idempotency;
 mod ledger;
 mod orders;
@@ -20,6 +21,7 @@ pub use accounts::AccountStore;
 pub use carts::CartStore;
 pub use catalog::CatalogStore;
 pub use checkout::CheckoutStore;
+pub use funnel::{ArmTotals, FunnelBatch, FunnelStore, FunnelTotals};
 pub use idempotency::IdempotencyStore;
 pub use ledger::LedgerStore;
 pub use orders::OrderStore;
@@ -52,6 +54,7 @@ pub trait Store:
     + CartStore
     + VaultStore
     + IdempotencyStore
+    + FunnelStore
     + Send
     + Sync
     + 'static
@@ -70,6 +73,7 @@ impl<T> Store for T where
         + CartStore
         + VaultStore
         + IdempotencyStore
+        + FunnelStore
         + Send
         + Sync
         + 'static
@@ -80,7 +84,7 @@ impl<T> Store for T where
 /// buyline_core::store::prelude::*;`).
 pub mod prelude {
     pub use super::{
-        AccountStore, CartStore, CatalogStore, CheckoutStore, HealthStore, IdempotencyStore, LedgerStore, OrderStore,
+        AccountStore, CartStore, CatalogStore, CheckoutStore, FunnelStore, HealthStore, IdempotencyStore, LedgerStore, OrderStore,
         OutboxStore, SocialStore, Store, VaultStore,
     };
 }

@@ -5,6 +5,7 @@ mod accounts;
 mod admin;
 mod carts;
 mod catalog;
+mod funnel;
 mod merchant;
 mod orders;
 mod posts;
@@ -107,4 +108,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(admin::get_buy_button_flag, admin::put_buy_button_flag))
         .routes(routes!(admin::get_fees, admin::put_fees))
         .routes(routes!(admin::get_trial_balance))
+        .routes(routes!(funnel::get_merchant_funnel))
+        .routes(routes!(funnel::get_admin_funnel))
 }
