@@ -183,7 +183,7 @@ impl Services {
     }
 
     /// The buy sheet of `post_id` opened by a shopper in `arm` (a checkout with that post).
-    pub(crate) fn count_open(&self, post_id: &str, arm: Arm, account_id: &str) {
+    pub fn count_open(&self, post_id: &str, arm: Arm, account_id: &str) {
         if arm != Arm::Excluded {
             self.funnel.opened(post_id, arm, account_id);
         }

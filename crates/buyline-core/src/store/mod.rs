@@ -84,7 +84,7 @@ impl<T> Store for T where
 /// buyline_core::store::prelude::*;`).
 pub mod prelude {
     pub use super::{
-        AccountStore, CartStore, CatalogStore, CheckoutStore, FunnelStore, HealthStore, IdempotencyStore, LedgerStore, OrderStore,
-        OutboxStore, SocialStore, Store, VaultStore,
+        AccountStore, CartStore, CatalogStore, CheckoutStore, FunnelStore, HealthStore, IdempotencyStore, LedgerStore,
+        OrderStore, OutboxStore, SocialStore, Store, VaultStore,
     };
 }

@@ -71,6 +71,8 @@ pub struct MerchantPage<'a> {
     pub cart_tags: Vec<(String, String)>,
     pub cart_digital: bool,
     pub errors: FormErrors,
+    /// Posts with a product, each linking to its funnel: (post id, text).
+    pub funnel_posts: Vec<(String, String)>,
 }
 
 #[derive(Template)]
@@ -87,7 +89,7 @@ pub struct MerchantOrderPage<'a> {
     pub errors: FormErrors,
 }
 
-async fn principal(st: &AppState, ctx: &PageCtx, m: Option<&str>) -> Result<Option<Principal>, Error> {
+pub(super) async fn principal(st: &AppState, ctx: &PageCtx, m: Option<&str>) -> Result<Option<Principal>, Error> {
     match &ctx.viewer {
         Some(v) => st.services.act_as_merchant(v, m).await,
         None => Ok(None),
@@ -112,11 +114,12 @@ async fn dashboard(
         };
         let orders = st.services.merchant_orders(&who, status.as_deref(), None, Some(50)).await?;
         let deliveries = st.services.deliveries(&who, None, Some(20)).await?;
-        Ok::<_, Error>((merchant, others, orders, deliveries))
+        let funnel_posts = st.services.funnel_posts(&who, 50).await?;
+        Ok::<_, Error>((merchant, others, orders, deliveries, funnel_posts))
     }
     .await;
     match result {
-        Ok((merchant, others, orders, deliveries)) => {
+        Ok((merchant, others, orders, deliveries, funnel_posts)) => {
             let status_code = if errors.0.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
             ctx.render(
                 status_code,
@@ -148,6 +151,7 @@ async fn dashboard(
                     deliveries: deliveries.data,
                     new_secret,
                     errors,
+                    funnel_posts: funnel_posts.into_iter().map(|p| (p.id, p.text)).collect(),
                 },
             )
         }

@@ -7,6 +7,7 @@
 mod buy;
 mod cart;
 mod feed;
+mod funnel;
 mod merchant;
 mod product;
 pub mod redirect;
@@ -41,6 +42,7 @@ pub fn router() -> Router<AppState> {
         .route("/u/{handle}/unfollow", post(feed::unfollow))
         .route("/p/{id}", get(product::product_page))
         .route("/p/{id}/image.svg", get(product::product_image))
+        .route("/p/{id}/buy", get(product::product_buy_sheet).post(product::product_buy))
         .route("/buy/{post_id}", get(buy::buy_sheet).post(buy::place))
         .route("/orders", get(buy::orders_page))
         .route("/orders/{id}", get(buy::order_page))
@@ -65,6 +67,7 @@ pub fn router() -> Router<AppState> {
         .route("/merchant/webhook_secret/rotate", post(merchant::rotate_secret))
         .route("/merchant/webhook_deliveries/{id}/retry", post(merchant::replay))
         .route("/merchant/orders/{id}", get(merchant::merchant_order))
+        .route("/merchant/funnel/{post_id}", get(funnel::funnel_page))
         .route("/merchant/orders/{id}/{action}", post(merchant::order_action))
         .route("/signup", get(session::signup_form).post(session::signup))
         .route("/login", get(session::login_form).post(session::login))

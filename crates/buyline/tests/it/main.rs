@@ -6,6 +6,7 @@ mod carts;
 mod catalog;
 mod checkout;
 mod errors;
+mod funnel;
 mod helpers;
 mod idempotency;
 mod limits;
