@@ -299,3 +299,92 @@ async fn impressions_counted_just_before_a_stop_are_written() {
     assert_eq!(f.body["p_value"], Value::Null);
     app.stop().await;
 }
+
+/// A synthetic experiment at scale: thousands of shoppers served a post (through the same
+/// counting call the search and hashtag pages use), a known share of each arm buying, and
+/// the funnel recovering every count exactly — batches of thousands of rows on both backends.
+#[tokio::test]
+async fn a_synthetic_experiment_is_recovered_exactly() {
+    use buyline_core::model::{Account, AccountKind};
+    let app = spawn_app().await;
+    let (key, m) = app.merchant("synthshop").await;
+    let mid = m["id"].as_str().unwrap().to_string();
+    let p = app.shirt(&key, 100).await;
+    let vid = variant(&p, "M", "blue");
+    let post = app.post("/posts", Some(&key), json!({"text": "Synthetic", "product_id": p["id"]})).await.body;
+    let post_id = post["id"].as_str().unwrap().to_string();
+    let flag = BuyButtonFlag { holdout_percent: 30, percent: 90, ..Default::default() };
+    set_flag(&app, serde_json::to_value(&flag).unwrap()).await;
+    let served = app.services().post_thread(&post_id, None).await.unwrap().0.post;
+
+    // 3,000 shoppers, each served the post 1–3 times; excluded ones (10 %) count nothing.
+    let (mut expect_imp, mut expect_reach) = ([0i64; 2], [0i64; 2]);
+    for i in 0..3000 {
+        let viewer = Account {
+            id: format!("acct_synth{i}"),
+            handle: format!("synth{i}"),
+            display_name: String::new(),
+            email: None,
+            country: "US".into(),
+            kind: AccountKind::Person,
+            bio: String::new(),
+            created_at: 0,
+        };
+        let times = 1 + i % 3;
+        for _ in 0..times {
+            app.services().count_impressions(Some(&viewer), &[&served]).await.unwrap();
+        }
+        let slot = match flag.arm(&viewer.id, "US", &mid) {
+            Arm::Buy => 0,
+            Arm::Holdout => 1,
+            Arm::Excluded => continue,
+        };
+        expect_imp[slot] += times as i64;
+        expect_reach[slot] += 1;
+    }
+    assert!(expect_reach[0] > 1500 && expect_reach[1] > 600, "{expect_reach:?}");
+
+    // Real shoppers buy: 4 in the Buy arm, 1 in the holdout.
+    let (mut want_buy, mut want_hold, mut i) = (4, 1, 0);
+    while want_buy + want_hold > 0 {
+        i += 1;
+        let (token, account) = app.signup(&format!("synthbuyer{i}")).await;
+        let arm = flag.arm(account["id"].as_str().unwrap(), "US", &mid);
+        let want = match arm {
+            Arm::Buy => &mut want_buy,
+            Arm::Holdout => &mut want_hold,
+            Arm::Excluded => continue,
+        };
+        if *want == 0 {
+            continue;
+        }
+        *want -= 1;
+        assert_eq!(app.get(&format!("/posts/{post_id}"), Some(&token)).await.status, 200);
+        let r = order_from(&app, &token, &vid, Some(&post_id)).await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        let slot = if arm == Arm::Buy { 0 } else { 1 };
+        expect_imp[slot] += 1; // the thread
+        expect_reach[slot] += 1;
+    }
+
+    let path = format!("/admin/funnel?post_id={post_id}");
+    let (f, lag) = poll_funnel(&app, &path, &app.admin_token.clone(), |f| {
+        f["arms"]["buy"]["impressions"] == expect_imp[0] && f["arms"]["holdout"]["impressions"] == expect_imp[1]
+    })
+    .await;
+    assert!(lag < Duration::from_secs(10), "lag {lag:?}");
+    for (slot, arm) in ["buy", "holdout"].into_iter().enumerate() {
+        let a = &f["arms"][arm];
+        assert_eq!(a["impressions"], expect_imp[slot], "{f}");
+        assert_eq!(a["reach"], expect_reach[slot], "{f}");
+        assert_eq!(a["orders"], [4, 1][slot], "{f}");
+        assert_eq!(a["buyers"], [4, 1][slot], "{f}");
+        assert_eq!(a["opens"], [4, 1][slot], "{f}");
+    }
+    let (cb, ch) = (4.0 / expect_reach[0] as f64, 1.0 / expect_reach[1] as f64);
+    assert!(close(&f["conversion"]["buy"], cb) && close(&f["conversion"]["holdout"], ch), "{f}");
+    assert!(close(&f["lift"], cb / ch - 1.0), "{f}");
+    let p = f["p_value"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&p));
+    app.stop().await;
+}
