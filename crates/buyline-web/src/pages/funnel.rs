@@ -48,7 +48,7 @@ fn pct(v: Option<f64>) -> String {
 
 fn revenue(a: &ArmFunnel) -> String {
     if a.revenue.is_empty() {
-        return Money::new(0, Currency::Usd).display();
+        return "—".into();
     }
     a.revenue
         .iter()
