@@ -108,6 +108,10 @@ pub struct ServeConfig {
     /// then the process exits anyway. A second signal exits at once.
     #[arg(long, env = "BUYLINE_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     pub shutdown_grace_secs: u64,
+    /// Do not count the experiment's impressions and opens (the timeline benchmark measures
+    /// what counting costs); orders still carry their post.
+    #[arg(long, env = "BUYLINE_NO_FUNNEL_COUNTING", value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false, num_args = 0..=1, default_missing_value = "true")]
+    pub no_funnel_counting: bool,
     /// Run the hashtag-cart answerer in this process (tests turn it off to drain jobs by hand).
     #[arg(skip = true)]
     pub cart_worker: bool,
@@ -132,6 +136,7 @@ impl ServeConfig {
             stuck_checkout_secs: 120,
             shutdown_grace_secs: 10,
             cart_worker: true,
+            no_funnel_counting: false,
             smtp_url: None,
             mail_from: "Buyline <receipts@buyline.localhost>".into(),
             admin_token: None,

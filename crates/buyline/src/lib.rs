@@ -268,6 +268,7 @@ pub async fn spawn(cfg: ServeConfig) -> anyhow::Result<Running> {
             stuck_after_micros: cfg.stuck_checkout_secs.max(1) as i64 * 1_000_000,
         },
     );
+    services.set_funnel_counting(!cfg.no_funnel_counting);
     if let Some(spool) = mailer.spool() {
         services = services.with_mail_spool(Arc::new(spool));
     }

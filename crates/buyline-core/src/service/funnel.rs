@@ -19,6 +19,7 @@ use crate::store::{ArmTotals, FunnelBatch};
 use crate::types::now_micros;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 /// Past this many distinct entries waiting, new reach/open rows are dropped until the next
@@ -37,6 +38,8 @@ struct Pending {
 #[derive(Default)]
 pub(crate) struct FunnelCounter {
     pending: Mutex<Pending>,
+    /// `--no-funnel-counting`: count nothing (the benchmark's comparison).
+    off: AtomicBool,
 }
 
 impl FunnelCounter {
@@ -45,6 +48,9 @@ impl FunnelCounter {
     }
 
     fn served<'a>(&self, account_id: &str, served: impl IntoIterator<Item = (&'a str, Arm)>) {
+        if self.off.load(Ordering::Relaxed) {
+            return;
+        }
         let mut p = self.lock();
         for (post, arm) in served {
             *p.impressions.entry((post.to_string(), arm)).or_default() += 1;
@@ -55,6 +61,9 @@ impl FunnelCounter {
     }
 
     fn opened(&self, post: &str, arm: Arm, account_id: &str) {
+        if self.off.load(Ordering::Relaxed) {
+            return;
+        }
         let mut p = self.lock();
         if p.opens.len() < MAX_PENDING {
             // Opening implies the post reached them.
@@ -146,6 +155,11 @@ fn arm_funnel(t: ArmTotals) -> ArmFunnel {
 }
 
 impl Services {
+    /// Turns impression and open counting on or off for this process (`--no-funnel-counting`).
+    pub fn set_funnel_counting(&self, on: bool) {
+        self.funnel.off.store(!on, Ordering::Relaxed);
+    }
+
     /// Counts one serving of each of these posts to `viewer`: call it wherever posts reach a
     /// shopper without going through the timeline's decoration (search and hashtag results,
     /// for instance). Posts without a product, signed-out viewers and excluded shoppers count
