@@ -13,7 +13,7 @@ use super::{Principal, Services};
 use crate::error::{Error, Result};
 use crate::experiment::{compare, Comparison, Sample};
 use crate::ids::has_prefix;
-use crate::model::{Account, Post, Product, TimelineItem};
+use crate::model::{Account, AccountKind, Post, Product, TimelineItem};
 use crate::rollout::Arm;
 use crate::store::{ArmTotals, FunnelBatch};
 use crate::types::now_micros;
@@ -186,6 +186,10 @@ impl Services {
 
     /// Counts posts whose arm for `viewer` is already known (the timeline's decoration).
     pub(crate) fn count_served(&self, viewer: &Account, served: &[(&str, Arm)]) {
+        // A merchant's posting account reading a feed is not a shopper.
+        if viewer.kind == AccountKind::Merchant {
+            return;
+        }
         let counted = served.iter().filter(|(_, arm)| *arm != Arm::Excluded).copied();
         self.funnel.served(&viewer.id, counted);
     }
