@@ -181,21 +181,15 @@ async fn both_arms_are_counted_exactly_from_impression_to_order() {
 
     // The funnel, within the lag.
     let path = format!("/merchant/funnel?post_id={post_id}");
-    let (f, lag) = poll_funnel(&app, &path, &key, |f| {
-        f["arms"]["buy"]["impressions"] == 5 && f["arms"]["holdout"]["impressions"] == 3
-    })
-    .await;
+    let expected = json!({
+        "buy": {"impressions": 5, "reach": 3, "opens": 2, "orders": 2, "buyers": 1, "revenue": {"USD": buy_revenue}},
+        "holdout": {"impressions": 3, "reach": 2, "opens": 1, "orders": 1, "buyers": 1, "revenue": {"USD": hold_revenue}},
+    });
+    let (f, lag) = poll_funnel(&app, &path, &key, |f| f["arms"] == expected).await;
     assert!(lag < Duration::from_secs(10), "funnel lag {lag:?}");
     assert_eq!(f["post_id"], post_id.as_str());
     assert_eq!(f["product_id"], pid.as_str());
-    assert_eq!(
-        f["arms"],
-        json!({
-            "buy": {"impressions": 5, "reach": 3, "opens": 2, "orders": 2, "buyers": 1, "revenue": {"USD": buy_revenue}},
-            "holdout": {"impressions": 3, "reach": 2, "opens": 1, "orders": 1, "buyers": 1, "revenue": {"USD": hold_revenue}},
-        }),
-        "{f}"
-    );
+    assert_eq!(f["arms"], expected, "{f}");
     assert!(close(&f["conversion"]["buy"], 1.0 / 3.0) && close(&f["conversion"]["holdout"], 0.5), "{f}");
     assert!(close(&f["lift"], -1.0 / 3.0), "{f}");
     // statsmodels: proportions_ztest([1, 1], [3, 2]) → (-0.372677996249965, 0.7093881150142263)
@@ -369,7 +363,10 @@ async fn a_synthetic_experiment_is_recovered_exactly() {
 
     let path = format!("/admin/funnel?post_id={post_id}");
     let (f, lag) = poll_funnel(&app, &path, &app.admin_token.clone(), |f| {
-        f["arms"]["buy"]["impressions"] == expect_imp[0] && f["arms"]["holdout"]["impressions"] == expect_imp[1]
+        f["arms"]["buy"]["impressions"] == expect_imp[0]
+            && f["arms"]["holdout"]["impressions"] == expect_imp[1]
+            && f["arms"]["buy"]["opens"] == 4
+            && f["arms"]["holdout"]["opens"] == 1
     })
     .await;
     assert!(lag < Duration::from_secs(10), "lag {lag:?}");
