@@ -73,6 +73,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                 &[]
             };
             servers.push(Server::start(&bin, args.database_url.as_deref(), None, env)?);
+            if scenario == Scenario::Timeline && args.database_url.is_none() {
+                // The same server without the experiment's counting, for its cost.
+                servers.push(Server::start(&bin, None, None, &[("BUYLINE_NO_FUNNEL_COUNTING", "1")])?);
+            }
             Api::new(&servers[0].url)
         }
     };
@@ -92,7 +96,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             elapsed: base.elapsed,
         },
         Scenario::OneTap => scenarios::one_tap::run(&api, &args, duration, &mut out).await?,
-        Scenario::Timeline => scenarios::timeline::run(&api, &args, duration, &mut out).await?,
+        Scenario::Timeline => {
+            let uncounted = servers.get(1).map(|s| Api::new(&s.url));
+            scenarios::timeline::run(&api, uncounted.as_ref(), &args, duration, &mut out).await?
+        }
         Scenario::FlashSale => scenarios::flash_sale::run(&args, &servers, &mut out).await?,
         Scenario::Webhooks => scenarios::webhooks::run(&api, &args, duration, &mut out).await?,
         Scenario::HashtagCart => scenarios::hashtag_cart::run(&api, &args, duration, &mut out).await?,

@@ -6,6 +6,7 @@ pub mod checkout;
 pub mod discovery;
 pub mod edge;
 pub mod error;
+pub mod experiment;
 pub mod fees;
 pub mod ids;
 pub mod limits;

@@ -53,6 +53,9 @@ pub struct CheckoutRecord {
     pub expires_at: i64,
     /// Opened from a hashtag cart: its order takes the items out of the cart.
     pub from_cart: bool,
+    /// funnel (issue 15): with a `post_id`, the experiment arm the shopper was in when the
+    /// checkout opened (`Buy` or `Holdout`); its order counts in that arm's funnel.
+    pub arm: Option<crate::rollout::Arm>,
 }
 
 /// An open checkout as the API shows it.

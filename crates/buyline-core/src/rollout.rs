@@ -36,7 +36,7 @@ impl Default for BuyButtonFlag {
 }
 
 /// Which experiment arm a viewer is in for one merchant's post.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Arm {
     /// Sees the Buy button.
@@ -45,6 +45,26 @@ pub enum Arm {
     Holdout,
     /// Not in the rollout at all.
     Excluded,
+}
+
+impl Arm {
+    /// The experiment arm's name as the funnel and the database spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Arm::Buy => "buy",
+            Arm::Holdout => "holdout",
+            Arm::Excluded => "excluded",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Arm> {
+        match s {
+            "buy" => Some(Arm::Buy),
+            "holdout" => Some(Arm::Holdout),
+            "excluded" => Some(Arm::Excluded),
+            _ => None,
+        }
+    }
 }
 
 /// A stable bucket 0..100 for an account under a salt; the same across processes and releases.

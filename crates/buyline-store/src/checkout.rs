@@ -5,6 +5,7 @@ use crate::{json_err, other, AnyQuery, Db};
 use async_trait::async_trait;
 use buyline_core::error::StoreError;
 use buyline_core::order::{CheckoutRecord, CheckoutStatus, NewEvent, Order, OrderStatus, Receipt};
+use buyline_core::rollout::Arm;
 use buyline_core::store::{CheckoutStore, StoreResult};
 use buyline_core::types::Currency;
 use sqlx::any::AnyRow;
@@ -13,7 +14,7 @@ use sqlx::Row;
 pub(crate) fn checkout_insert(c: &CheckoutRecord) -> StoreResult<AnyQuery<'_>> {
     Ok(sqlx::query(
         "insert into checkouts (id, shopper_id, merchant_id, post_id, lines, currency, status, attempt, order_id, \
-         created_at, updated_at, expires_at, from_cart) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11, $12)",
+         created_at, updated_at, expires_at, from_cart, arm) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11, $12, $13)",
     )
     .bind(&c.id)
     .bind(&c.shopper_id)
@@ -26,7 +27,9 @@ pub(crate) fn checkout_insert(c: &CheckoutRecord) -> StoreResult<AnyQuery<'_>> {
     .bind(&c.order_id)
     .bind(c.created_at)
     .bind(c.expires_at)
-    .bind(i64::from(c.from_cart)))
+    .bind(i64::from(c.from_cart))
+    // funnel (issue 15): the experiment arm of a checkout from a post.
+    .bind(c.arm.map(|a| a.as_str())))
 }
 
 fn checkout_row(r: &AnyRow) -> StoreResult<CheckoutRecord> {
@@ -46,6 +49,8 @@ fn checkout_row(r: &AnyRow) -> StoreResult<CheckoutRecord> {
         created_at: r.try_get("created_at").map_err(other)?,
         expires_at: r.try_get("expires_at").map_err(other)?,
         from_cart: r.try_get::<i64, _>("from_cart").map_err(other)? != 0,
+        // funnel (issue 15)
+        arm: r.try_get::<Option<String>, _>("arm").map_err(other)?.as_deref().and_then(Arm::parse),
     })
 }
 

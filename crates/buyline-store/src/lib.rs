@@ -19,6 +19,7 @@ mod catalog;
 mod checkout;
 mod discovery;
 mod downloads;
+mod funnel;
 mod idempotency;
 mod ledger;
 mod operator;

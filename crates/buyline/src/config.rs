@@ -131,6 +131,10 @@ pub struct ServeConfig {
     /// Seconds between scheduled payouts of every merchant's balance; off unless set.
     #[arg(long = "payout-interval", env = "BUYLINE_PAYOUT_INTERVAL_SECS")]
     pub payout_interval_secs: Option<u64>,
+    /// Do not count the experiment's impressions and opens (the timeline benchmark measures
+    /// what counting costs); orders still carry their post.
+    #[arg(long, env = "BUYLINE_NO_FUNNEL_COUNTING", value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false, num_args = 0..=1, default_missing_value = "true")]
+    pub no_funnel_counting: bool,
     /// Run the hashtag-cart answerer in this process (tests turn it off to drain jobs by hand).
     #[arg(skip = true)]
     pub cart_worker: bool,
@@ -155,6 +159,7 @@ impl ServeConfig {
             stuck_checkout_secs: 120,
             shutdown_grace_secs: 10,
             cart_worker: true,
+            no_funnel_counting: false,
             smtp_url: None,
             mail_from: "Buyline <receipts@buyline.localhost>".into(),
             admin_token: None,

@@ -64,6 +64,10 @@ impl Running {
                 task.abort();
             }
         }
+        // Impressions counted by the last requests: written before the database closes.
+        if let Err(e) = tokio::time::timeout_at(deadline, self.services.flush_funnel()).await.unwrap_or(Ok(0)) {
+            tracing::warn!(error = %e, "last funnel flush failed");
+        }
         for mut b in self.background {
             if tokio::time::timeout_at(deadline, &mut b).await.is_err() {
                 tracing::warn!("a background worker was still busy at the deadline; dropped");
@@ -268,6 +272,7 @@ pub async fn spawn(cfg: ServeConfig) -> anyhow::Result<Running> {
             stuck_after_micros: cfg.stuck_checkout_secs.max(1) as i64 * 1_000_000,
         },
     );
+    services.set_funnel_counting(!cfg.no_funnel_counting);
     if let Some(spool) = mailer.spool() {
         services = services.with_mail_spool(Arc::new(spool));
     }
@@ -318,6 +323,7 @@ pub async fn spawn(cfg: ServeConfig) -> anyhow::Result<Running> {
             Duration::from_secs(cfg.webhook_timeout_secs.max(1)),
         )?);
         background.push(webhooks::run(services.clone(), sender, tx.subscribe()));
+        background.push(workers::funnel_flusher(services.clone(), tx.subscribe()));
         if cfg.cart_worker {
             background.push(workers::cart_replies(services.clone(), tx.subscribe()));
         }

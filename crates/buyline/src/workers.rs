@@ -190,3 +190,29 @@ pub fn cart_replies(services: Services, mut stop: watch::Receiver<bool>) -> toki
 
 /// How long the cart worker lets replies gather after the first wakes it.
 const GATHER: Duration = Duration::from_millis(10);
+
+/// How often the experiment funnel's in-memory counts are written: a crash loses at most
+/// this much of impressions and opens (never an order), and the funnel lags by about this.
+pub const FUNNEL_FLUSH: Duration = Duration::from_millis(500);
+
+/// Writes the funnel's counts every [`FUNNEL_FLUSH`] in one batch, and once more when the
+/// server stops ([`crate::Running::stop`] flushes a last time after requests end).
+pub fn funnel_flusher(services: Services, mut stop: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(FUNNEL_FLUSH);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let stopping = tokio::select! {
+                _ = tick.tick() => false,
+                changed = stop.changed() => changed.is_err() || *stop.borrow(),
+            };
+            match services.flush_funnel().await {
+                Ok(rows) => metrics::counter!("funnel_rows_flushed_total").increment(rows as u64),
+                Err(e) => tracing::warn!(error = %e, "funnel flush failed; the counts wait for the next"),
+            }
+            if stopping || *stop.borrow() {
+                break;
+            }
+        }
+    })
+}

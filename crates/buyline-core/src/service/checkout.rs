@@ -186,9 +186,13 @@ impl Services {
         // SPEC §2: the rollout answers first. An excluded shopper hears `not_available`
         // before anything about stock, quantities or addresses, so what they may not buy
         // tells them nothing about the shop. The merchant is the first known line's.
+        // funnel (issue 15): a holdout shopper is not excluded — they buy the out-of-feed
+        // way (the product page), and a checkout they open from a post counts for holdout.
+        let mut arm = Arm::Excluded;
         if let Some(p) = ids.iter().find_map(|id| products.get(id)) {
             let flag = self.buy_button_flag().await?;
-            if flag.arm(&shopper.id, &shopper.country, &p.merchant_id) != Arm::Buy {
+            arm = flag.arm(&shopper.id, &shopper.country, &p.merchant_id);
+            if arm == Arm::Excluded {
                 return Err(Error::NotAvailable("Buy is not available for your account in this market".into()));
             }
         }
@@ -259,11 +263,21 @@ impl Services {
         }
         let post_id = post_id.map(str::trim).filter(|s| !s.is_empty());
         if let Some(pid) = post_id {
-            if !has_prefix(pid, "post") || self.store.find_post(pid).await?.is_none() {
-                e.push("post_id", "is not a post that exists");
+            // funnel (issue 15): the post must carry one of the products bought.
+            let post = if has_prefix(pid, "post") { self.store.find_post(pid).await? } else { None };
+            match post {
+                None => e.push("post_id", "is not a post that exists"),
+                Some(post) if !out.iter().any(|l| post.product_id.as_deref() == Some(l.product_id.as_str())) => {
+                    e.push("post_id", "is not a post that carries this product")
+                }
+                Some(_) => {}
             }
         }
         e.finish()?;
+        // funnel (issue 15): opening a checkout from a post is an open of that post.
+        if let Some(pid) = post_id {
+            self.count_open(pid, arm, &shopper.id);
+        }
         let merchant = self.merchant(merchant_id.as_deref().unwrap_or("")).await?;
         let now = now_micros();
         let record = CheckoutRecord {
@@ -279,6 +293,7 @@ impl Services {
             created_at: now,
             expires_at: now + CHECKOUT_TTL,
             from_cart: false,
+            arm: post_id.map(|_| arm), // funnel (issue 15)
         };
         Ok(Opened { record, merchant, products })
     }
@@ -435,7 +450,7 @@ impl Services {
         // The rollout answers first (a kill switch since the checkout opened included).
         let merchant = self.merchant(&c.merchant_id).await?;
         let flag = self.buy_button_flag().await?;
-        if flag.arm(&shopper.id, &shopper.country, &merchant.id) != Arm::Buy {
+        if flag.arm(&shopper.id, &shopper.country, &merchant.id) == Arm::Excluded {
             return Err(Error::NotAvailable("Buy is not available for your account in this market".into()));
         }
         let products = self.products_for(&Self::line_variants(&c)).await?;

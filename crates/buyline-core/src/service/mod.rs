@@ -8,6 +8,7 @@ mod catalog;
 mod checkout;
 mod downloads;
 mod fees;
+mod funnel;
 mod idempotency;
 mod mail;
 mod merchant_orders;
@@ -31,6 +32,7 @@ pub use catalog::{
 };
 pub use checkout::{CheckoutInput, CompleteInput, LineInput, OrderInput, PaymentInput};
 pub use downloads::{DownloadOutcome, DEFAULT_DOWNLOADS_PER_LINK, DEFAULT_DOWNLOAD_TTL_MICROS};
+pub use funnel::{ArmFunnel, Funnel, FunnelArms, FunnelConversion};
 pub use idempotency::Idempotency;
 pub use mail::MailSpool;
 pub use merchant_orders::{FulfillInput, RefundInput};
@@ -125,6 +127,8 @@ pub struct Services {
     pub(crate) pause: Arc<dyn Pause>,
     /// Download links' lifetime and count, and the key that signs them.
     pub(crate) downloads: Arc<downloads::DownloadSettings>,
+    /// The experiment's counts gathered in memory until the flusher writes them.
+    pub(crate) funnel: Arc<funnel::FunnelCounter>,
 }
 
 impl Services {
@@ -147,6 +151,7 @@ impl Services {
             resolver,
             pause,
             downloads: Arc::default(),
+            funnel: Arc::default(),
         }
     }
 

@@ -209,7 +209,8 @@ impl Services {
             }
             flag = Some(self.buy_button_flag().await?);
         }
-        Ok(posts
+        let mut served = Vec::new(); // funnel (issue 15): (post, arm) for impressions
+        let items = posts
             .into_iter()
             .map(|post| {
                 let product = post.product_id.as_ref().and_then(|id| products.get(id));
@@ -220,16 +221,24 @@ impl Services {
                             None if flag.enabled => Arm::Buy,
                             None => Arm::Excluded,
                         };
+                        served.push((post.id.clone(), arm));
                         match arm {
                             Arm::Buy => (Some(p.buy_card()), None),
-                            Arm::Holdout | Arm::Excluded => (None, Some(p.url.clone())),
+                            // funnel (issue 15): the link says which post it came from.
+                            Arm::Holdout => (None, Some(format!("{}?via={}", p.url, post.id))),
+                            Arm::Excluded => (None, Some(p.url.clone())),
                         }
                     }
                     _ => (None, None),
                 };
                 TimelineItem { post, promoted: false, buy, product_url }
             })
-            .collect())
+            .collect();
+        if let Some(v) = viewer {
+            let served: Vec<(&str, Arm)> = served.iter().map(|(p, a)| (p.as_str(), *a)).collect();
+            self.count_served(v, &served);
+        }
+        Ok(items)
     }
 
     pub async fn buy_button_flag(&self) -> Result<BuyButtonFlag> {

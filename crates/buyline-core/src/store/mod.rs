@@ -12,6 +12,7 @@ mod catalog;
 mod checkout;
 mod discovery;
 mod downloads;
+mod funnel;
 mod idempotency;
 mod ledger;
 mod operator;
@@ -28,6 +29,7 @@ pub use catalog::CatalogStore;
 pub use checkout::CheckoutStore;
 pub use discovery::DiscoveryStore;
 pub use downloads::{DownloadGrant, DownloadStore};
+pub use funnel::{ArmTotals, FunnelBatch, FunnelStore, FunnelTotals};
 pub use idempotency::IdempotencyStore;
 pub use ledger::LedgerStore;
 pub use operator::{AuditEntry, OperatorStore};
@@ -67,6 +69,7 @@ pub trait Store:
     + PayoutStore
     + CampaignStore
     + DiscoveryStore
+    + FunnelStore
     + Send
     + Sync
     + 'static
@@ -90,6 +93,7 @@ impl<T> Store for T where
         + PayoutStore
         + CampaignStore
         + DiscoveryStore
+        + FunnelStore
         + Send
         + Sync
         + 'static
@@ -101,7 +105,7 @@ impl<T> Store for T where
 pub mod prelude {
     pub use super::{
         AccountStore, CampaignStore, CartStore, CatalogStore, CheckoutStore, DiscoveryStore, DownloadStore,
-        HealthStore, IdempotencyStore, LedgerStore, OperatorStore, OrderStore, OutboxStore, PayoutStore, SocialStore,
-        Store, VaultStore,
+        FunnelStore, HealthStore, IdempotencyStore, LedgerStore, OperatorStore, OrderStore, OutboxStore, PayoutStore,
+        SocialStore, Store, VaultStore,
     };
 }

@@ -6,6 +6,7 @@ mod admin;
 mod carts;
 mod catalog;
 mod discovery;
+mod funnel;
 mod media;
 mod merchant;
 mod money;
@@ -128,4 +129,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(discovery::search_accounts))
         .routes(routes!(discovery::list_hashtag_posts))
         .routes(routes!(discovery::list_suggestions))
+        .routes(routes!(funnel::get_merchant_funnel))
+        .routes(routes!(funnel::get_admin_funnel))
 }

@@ -33,7 +33,10 @@ pub struct OptionView {
 #[template(path = "buy.html")]
 pub struct BuyPage<'a> {
     pub ctx: &'a PageCtx,
+    /// The post the purchase is attributed to ("" for none).
     pub post_id: String,
+    /// Where the form posts: `/buy/{post_id}` from the feed, `/p/{id}/buy` from the product page.
+    pub action: String,
     pub product: Product,
     pub merchant: Merchant,
     pub options: Vec<OptionView>,
@@ -68,7 +71,7 @@ async fn load(st: &AppState, post_id: &str) -> Result<(Product, Merchant), Error
     Ok((product, merchant))
 }
 
-fn default_form(p: &Product, viewer_country: &str) -> HashMap<String, String> {
+pub(super) fn default_form(p: &Product, viewer_country: &str) -> HashMap<String, String> {
     let mut f = HashMap::new();
     if let Some(v) = p.variants.iter().find(|v| v.available) {
         for (k, val) in &v.options {
@@ -136,10 +139,10 @@ pub(super) async fn saved(st: &AppState, viewer: &buyline_core::model::Account) 
 }
 
 #[allow(clippy::too_many_arguments)]
-fn render(
+pub(super) fn render(
     ctx: &PageCtx,
     status: StatusCode,
-    post_id: &str,
+    (post_id, action): (&str, &str),
     product: Product,
     merchant: Merchant,
     mut form: HashMap<String, String>,
@@ -212,6 +215,7 @@ fn render(
         BuyPage {
             ctx,
             post_id: post_id.to_string(),
+            action: action.to_string(),
             options,
             price: price_range(lo, hi, product.currency),
             physical: product.kind == ProductKind::Physical,
@@ -248,7 +252,10 @@ pub async fn buy_sheet(State(st): State<AppState>, ctx: PageCtx, Path(post_id): 
         Err(e) => return error_page(&ctx, e),
     };
     match arm(&st, &viewer, &merchant).await {
-        Ok(Arm::Buy) => {}
+        // funnel (issue 15): the sheet opened, in the Buy arm.
+        Ok(Arm::Buy) => st.services.count_open(&post_id, Arm::Buy, &viewer.id),
+        // The control group buys the out-of-feed way: the product page, from this post.
+        Ok(Arm::Holdout) => return see_other(&format!("/p/{}?via={}", product.id, post_id)),
         Ok(_) => {
             return error_page(
                 &ctx,
@@ -262,7 +269,8 @@ pub async fn buy_sheet(State(st): State<AppState>, ctx: PageCtx, Path(post_id): 
     }
     let form = default_form(&product, &viewer.country);
     let saved = saved(&st, &viewer).await;
-    render(&ctx, StatusCode::OK, &post_id, product, merchant, form, FormErrors::default(), saved)
+    let action = format!("/buy/{post_id}");
+    render(&ctx, StatusCode::OK, (&post_id, &action), product, merchant, form, FormErrors::default(), saved)
 }
 
 /// A returning shopper gets their saved card and address preselected: Confirm is one tap.
@@ -324,6 +332,24 @@ pub async fn place(State(st): State<AppState>, ctx: PageCtx, Path(post_id): Path
         Ok(x) => x,
         Err(e) => return error_page(&ctx, e),
     };
+    if let Ok(Arm::Holdout) = arm(&st, &viewer, &merchant).await {
+        return see_other(&format!("/p/{}?via={}", product.id, post_id));
+    }
+    let action = format!("/buy/{post_id}");
+    place_order_form(st, ctx, viewer, product, merchant, (Some(post_id), action), form).await
+}
+
+/// Places the sheet's order: from the feed (`/buy/{post_id}`) or from the product page
+/// (`/p/{id}/buy`, with the post whose link led there, if any).
+pub(super) async fn place_order_form(
+    st: AppState,
+    ctx: PageCtx,
+    viewer: buyline_core::model::Account,
+    product: Product,
+    merchant: Merchant,
+    (post_id, action): (Option<String>, String),
+    form: CsrfForm,
+) -> Response {
     // One order per rendering of the sheet, however often Confirm is pressed.
     let scope = format!("page:{}", viewer.id);
     let attempt = form.get("attempt");
@@ -355,12 +381,13 @@ pub async fn place(State(st): State<AppState>, ctx: PageCtx, Path(post_id): Path
         let (st, ctx, product, merchant, keep) = (&st, &ctx, product.clone(), merchant.clone(), keep.clone());
         let scope = scope.clone();
         let attempt = attempt.clone();
-        let post_id = post_id.clone();
+        let post_id = post_id.clone().unwrap_or_default();
+        let action = action.clone();
         let viewer = viewer.clone();
         async move {
             let _ = st.services.idempotency_abandon(&scope, &attempt).await;
             let saved = saved(st, &viewer).await;
-            render(ctx, StatusCode::UNPROCESSABLE_ENTITY, &post_id, product, merchant, keep, errors, saved)
+            render(ctx, StatusCode::UNPROCESSABLE_ENTITY, (&post_id, &action), product, merchant, keep, errors, saved)
         }
     };
 
@@ -394,7 +421,7 @@ pub async fn place(State(st): State<AppState>, ctx: PageCtx, Path(post_id): Path
     let choice = sheet_choice(&form, product.kind == ProductKind::Physical);
     let input = OrderInput {
         lines: vec![LineInput { variant_id: variant.id.clone(), quantity: Some(quantity), amount }],
-        post_id: Some(post_id.clone()),
+        post_id: post_id.clone(),
         shipping_address: choice.shipping_address,
         address_id: choice.address_id,
         shipping_rate_id: choice.shipping_rate_id,

@@ -103,6 +103,8 @@ pub struct MerchantPage<'a> {
     /// (balance, paid out) per currency, displayed; the newest payouts (amount, date).
     pub money: Vec<(String, String)>,
     pub payouts: Vec<(String, String)>,
+    /// Posts with a product, each linking to its funnel: (post id, text).
+    pub funnel_posts: Vec<(String, String)>,
 }
 
 #[derive(Template)]
@@ -119,7 +121,7 @@ pub struct MerchantOrderPage<'a> {
     pub errors: FormErrors,
 }
 
-async fn principal(st: &AppState, ctx: &PageCtx, m: Option<&str>) -> Result<Option<Principal>, Error> {
+pub(super) async fn principal(st: &AppState, ctx: &PageCtx, m: Option<&str>) -> Result<Option<Principal>, Error> {
     match &ctx.viewer {
         Some(v) => st.services.act_as_merchant(v, m).await,
         None => Ok(None),
@@ -146,11 +148,12 @@ async fn dashboard(
         let deliveries = st.services.deliveries(&who, None, Some(20)).await?;
         let money = money_rows(st, &who).await?;
         let products = st.services.merchant_products(&merchant.id).await?;
-        Ok::<_, Error>((merchant, others, orders, deliveries, (money, products)))
+        let funnel_posts = st.services.funnel_posts(&who, 50).await?;
+        Ok::<_, Error>((merchant, others, orders, deliveries, (money, products, funnel_posts)))
     }
     .await;
     match result {
-        Ok((merchant, others, orders, deliveries, ((money, payouts), products))) => {
+        Ok((merchant, others, orders, deliveries, ((money, payouts), products, funnel_posts))) => {
             let status_code = if errors.0.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
             ctx.render(
                 status_code,
@@ -187,6 +190,7 @@ async fn dashboard(
                     errors,
                     money,
                     payouts,
+                    funnel_posts: funnel_posts.into_iter().map(|p| (p.id, p.text)).collect(),
                 },
             )
         }

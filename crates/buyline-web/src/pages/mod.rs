@@ -10,6 +10,7 @@ mod campaigns;
 mod cart;
 mod discovery;
 mod feed;
+mod funnel;
 mod merchant;
 mod product;
 pub mod redirect;
@@ -49,6 +50,7 @@ pub fn router() -> Router<AppState> {
         .route("/notifications", get(discovery::notifications_page))
         .route("/p/{id}", get(product::product_page))
         .route("/p/{id}/image.svg", get(product::product_image))
+        .route("/p/{id}/buy", get(product::product_buy_sheet).post(product::product_buy))
         .route("/buy/{post_id}", get(buy::buy_sheet).post(buy::place))
         .route("/orders", get(buy::orders_page))
         .route("/orders/{id}", get(buy::order_page))
@@ -82,6 +84,7 @@ pub fn router() -> Router<AppState> {
         .route("/merchant/webhook_secret/rotate", post(merchant::rotate_secret))
         .route("/merchant/webhook_deliveries/{id}/retry", post(merchant::replay))
         .route("/merchant/orders/{id}", get(merchant::merchant_order))
+        .route("/merchant/funnel/{post_id}", get(funnel::funnel_page))
         .route("/merchant/orders/{id}/{action}", post(merchant::order_action))
         .route("/admin", get(admin::admin_home))
         .route("/admin/login", post(admin::log_in))

@@ -154,7 +154,12 @@ impl PostView {
         let mut v = PostView::of(&item.post);
         v.card = item.buy.as_ref().map(CardView::from);
         // Holdout and other markets get a plain link; keep it on this site's path.
-        v.product_url = item.product_url.as_ref().and(item.post.product_id.as_ref()).map(|id| format!("/p/{id}"));
+        // The holdout's link names its post (`?via=`), for the experiment's attribution.
+        v.product_url =
+            item.product_url.as_ref().zip(item.post.product_id.as_ref()).map(|(u, id)| match u.split_once("?via=") {
+                Some((_, via)) if via == item.post.id => format!("/p/{id}?via={via}"),
+                _ => format!("/p/{id}"),
+            });
         v.promoted = item.promoted;
         v
     }

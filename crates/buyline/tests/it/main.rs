@@ -8,6 +8,7 @@ mod catalog;
 mod checkout;
 mod discovery;
 mod errors;
+mod funnel;
 mod helpers;
 mod idempotency;
 mod limits;
