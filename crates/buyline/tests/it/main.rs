@@ -17,3 +17,4 @@ mod rights;
 mod vault;
 mod web_hardening;
 mod webhooks;
+mod group_commit;
