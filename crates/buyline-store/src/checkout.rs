@@ -66,15 +66,17 @@ impl CheckoutStore for Db {
     }
 
     async fn claim_checkout(&self, id: &str, shopper_id: &str, now: i64) -> StoreResult<Option<i64>> {
-        let r = self.execute_grouped(
-        sqlx::query(
-            "update checkouts set status = 'completing', attempt = attempt + 1, updated_at = $1 \
+        let r = self
+            .execute_grouped(
+                sqlx::query(
+                    "update checkouts set status = 'completing', attempt = attempt + 1, updated_at = $1 \
              where id = $2 and shopper_id = $3 and status = 'open' and expires_at > $1",
-        )
-        .bind(now)
-        .bind(id)
-        .bind(shopper_id)
-    ).await?;
+                )
+                .bind(now)
+                .bind(id)
+                .bind(shopper_id),
+            )
+            .await?;
         if r.rows_affected() != 1 {
             return Ok(None);
         }
@@ -93,13 +95,15 @@ impl CheckoutStore for Db {
         to: CheckoutStatus,
         now: i64,
     ) -> StoreResult<bool> {
-        let r = self.execute_grouped(
-            sqlx::query("update checkouts set status = $1, updated_at = $2 where id = $3 and status = $4")
-            .bind(to.as_str())
-            .bind(now)
-            .bind(id)
-            .bind(from.as_str())
-        ).await?;
+        let r = self
+            .execute_grouped(
+                sqlx::query("update checkouts set status = $1, updated_at = $2 where id = $3 and status = $4")
+                    .bind(to.as_str())
+                    .bind(now)
+                    .bind(id)
+                    .bind(from.as_str()),
+            )
+            .await?;
         Ok(r.rows_affected() == 1)
     }
 
@@ -263,8 +267,9 @@ impl CheckoutStore for Db {
     async fn consume_reservation(&self, checkout_id: &str) -> StoreResult<()> {
         self.execute_grouped(
             sqlx::query("update reservations set state = 'consumed' where checkout_id = $1 and state = 'held'")
-            .bind(checkout_id)
-        ).await?;
+                .bind(checkout_id),
+        )
+        .await?;
         Ok(())
     }
 

@@ -75,7 +75,8 @@ impl GroupWriter {
 
     pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
         if !self.grouped {
-            let tx = if self.sqlite { self.pool.begin_with("begin immediate").await? } else { self.pool.begin().await? };
+            let tx =
+                if self.sqlite { self.pool.begin_with("begin immediate").await? } else { self.pool.begin().await? };
             return Ok(Tx(Inner::Alone(tx)));
         }
         let waiter = Waiter::new(self);

@@ -187,15 +187,17 @@ impl OrderStore for Db {
     }
 
     async fn acknowledge_order(&self, id: &str, merchant_id: &str, now: i64) -> StoreResult<bool> {
-        let r = self.execute_grouped(
-        sqlx::query(
-            "update orders set acknowledged_at = coalesce(acknowledged_at, $1), updated_at = $1 \
+        let r = self
+            .execute_grouped(
+                sqlx::query(
+                    "update orders set acknowledged_at = coalesce(acknowledged_at, $1), updated_at = $1 \
              where id = $2 and merchant_id = $3 and status <> 'requires_action'",
-        )
-        .bind(now)
-        .bind(id)
-        .bind(merchant_id)
-    ).await?;
+                )
+                .bind(now)
+                .bind(id)
+                .bind(merchant_id),
+            )
+            .await?;
         Ok(r.rows_affected() == 1)
     }
 

@@ -137,8 +137,7 @@ impl Payments {
              where id = $4 and status in ({})",
             status_list(from)
         );
-        let moved =
-            self.execute(sqlx::query(&sql).bind(to.as_str()).bind(error_code).bind(now).bind(id)).await?;
+        let moved = self.execute(sqlx::query(&sql).bind(to.as_str()).bind(error_code).bind(now).bind(id)).await?;
         Ok(moved == 1)
     }
 

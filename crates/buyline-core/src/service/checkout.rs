@@ -488,8 +488,13 @@ impl Services {
         if self.stock_returns() != returns {
             return;
         }
-        let mark =
-            SoldOut { product_id: product_id.into(), merchant_id: merchant_id.into(), quantity, name: name.into(), donation };
+        let mark = SoldOut {
+            product_id: product_id.into(),
+            merchant_id: merchant_id.into(),
+            quantity,
+            name: name.into(),
+            donation,
+        };
         self.caches.sold_out.put(variant_id.to_string(), mark);
     }
 

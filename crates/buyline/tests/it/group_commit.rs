@@ -86,8 +86,9 @@ async fn assert_books(app: &TestApp, initial: i64, product: &Value, vid: &str) {
         0,
         "no checkout with two orders"
     );
-    let captured = count(db, "select coalesce(cast(sum(amount) as bigint), 0) from processor_payments where status = 'captured'")
-        .await;
+    let captured =
+        count(db, "select coalesce(cast(sum(amount) as bigint), 0) from processor_payments where status = 'captured'")
+            .await;
     let receivable = count(
         db,
         "select coalesce(cast(sum(amount) as bigint), 0) from ledger_entries where account = 'processor_receivable'",
