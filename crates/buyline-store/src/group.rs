@@ -24,9 +24,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use tokio::sync::{watch, Mutex, OwnedMutexGuard};
 
-/// At most this many transactions share one commit, so other writers of the pool (and the
-/// first member's latency) wait for at most one such group.
-pub const MAX_GROUP: usize = 128;
+/// At most this many transactions share one commit (unless `BUYLINE_GROUP_COMMIT` says
+/// otherwise), so other writers of the pool, and the first member, wait for at most one such
+/// group. Requests that share a commit wake together and reach their next write together, so
+/// a group's size is also the size of the convoys the purchase path moves in: small enough
+/// that a crash lands between convoys' commits, not after them all.
+pub const MAX_GROUP: usize = 16;
 
 /// The outcome of a group's commit, as its members hear it.
 type Outcome = Option<Result<(), String>>;
@@ -46,6 +49,7 @@ struct Slot {
 #[derive(Clone)]
 pub struct GroupWriter {
     pool: AnyPool,
+    max: usize,
     /// Group commit on (SQLite, unless turned off).
     grouped: bool,
     sqlite: bool,
@@ -60,12 +64,16 @@ impl GroupWriter {
     /// holds from its `begin immediate` until its commit.
     ///
     /// `BUYLINE_GROUP_COMMIT=off` makes every transaction commit alone, as before group
-    /// commit: for measuring what it buys (`BENCHMARKS.md`), not for production.
+    /// commit, and `BUYLINE_GROUP_COMMIT=N` caps groups at N: for measuring
+    /// (`BENCHMARKS.md`), not for production.
     pub fn new(pool: AnyPool) -> Self {
         let sqlite = pool.connect_options().database_url.scheme().starts_with("sqlite");
-        let off = std::env::var("BUYLINE_GROUP_COMMIT").is_ok_and(|v| v == "off");
+        let setting = std::env::var("BUYLINE_GROUP_COMMIT").unwrap_or_default();
+        let off = setting == "off";
+        let max = setting.parse::<usize>().ok().filter(|n| *n > 0).unwrap_or(MAX_GROUP);
         GroupWriter {
             pool,
+            max,
             grouped: sqlite && !off,
             sqlite,
             slot: Arc::new(Mutex::new(Slot::default())),
@@ -116,7 +124,7 @@ impl GroupWriter {
     /// (if `undo`), then commits the group if nobody is waiting to join it (or it is full),
     /// else leaves it open for the next.
     fn finish(&self, guard: OwnedMutexGuard<Slot>, undo: bool) {
-        let waiting = self.waiting.clone();
+        let (waiting, max) = (self.waiting.clone(), self.max);
         tokio::spawn(async move {
             let mut guard = guard;
             if undo {
@@ -132,7 +140,7 @@ impl GroupWriter {
                     return;
                 }
             }
-            let full = guard.open.as_ref().is_some_and(|o| o.members >= MAX_GROUP);
+            let full = guard.open.as_ref().is_some_and(|o| o.members >= max);
             if waiting.load(Ordering::SeqCst) > 0 && !full {
                 return;
             }

@@ -349,14 +349,19 @@ impl Services {
         match self.store.insert_checkout(&record).await {
             Ok(()) => {}
             // The same request is being run beside us (its retry raced it): settle through it.
+            // Its checkout may be written but not yet committed (its group commit is still
+            // on its way to disk), so look again for a moment before answering.
             Err(crate::error::StoreError::Unique(_)) if bound.is_some() => {
-                return match self.resume_bound(who, shopper, &record.id, &input).await? {
-                    Some(order) => Ok(order),
-                    None => Err(Error::Conflict {
-                        message: "this purchase is being placed; check your orders in a moment".into(),
-                        errors: vec![],
-                    }),
-                };
+                for _ in 0..40 {
+                    if let Some(order) = self.resume_bound(who, shopper, &record.id, &input).await? {
+                        return Ok(order);
+                    }
+                    self.pause.pause(std::time::Duration::from_millis(25)).await;
+                }
+                return Err(Error::Conflict {
+                    message: "this purchase is being placed; check your orders in a moment".into(),
+                    errors: vec![],
+                });
             }
             Err(e) => return Err(e.into()),
         }

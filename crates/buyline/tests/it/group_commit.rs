@@ -6,6 +6,7 @@
 use crate::helpers::*;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
 
 async fn sqlx_conn(database_url: &str) -> sqlx::AnyConnection {
     use sqlx::Connection;
@@ -166,17 +167,21 @@ async fn a_request_that_fails_in_a_group_fails_alone() {
                 assert_problem(r, 402, "card_declined");
                 declined += 1
             }
+            // A declined card may find the stock held by others before it is tried.
+            (409, false) => {
+                assert_problem(r, 409, "out_of_stock");
+            }
             (s, _) => panic!("unexpected {s}: {}", r.text),
         }
     }
     // A declined card holds its unit while the network answers, so a good buyer beside it
     // may hear `out_of_stock` for a unit that comes back: nothing more.
-    assert_eq!(declined, 2, "both declined cards are declined, alone");
-    assert_eq!(paid + sold_out, 12);
+    assert!(declined <= 2, "a declined card is declined, alone");
+    assert_eq!(paid + sold_out, 12, "every good card is paid or hears out_of_stock");
     assert!(paid <= STOCK && paid + stock_of(&app, &p, &vid).await == STOCK, "every unit sold at most once");
     assert_eq!(
         count(&app.database_url, "select count(*) from checkouts where status = 'open'").await,
-        2 + sold_out,
+        14 - paid,
         "the failed purchases are left open to try again, nothing else"
     );
     // The buyers who heard `out_of_stock` try again, one by one: the units the declined
@@ -248,7 +253,7 @@ async fn a_server_killed_mid_group_leaves_every_order_paid_exactly_once_or_not_a
     let first = Server::start(dir.path(), &database_url, &admin).await;
     let mut app = TestApp::external(first.url.clone(), admin.clone(), database_url.clone(), dir);
     let (mkey, _) = app.merchant("tees").await;
-    const STOCK: i64 = 500;
+    const STOCK: i64 = 5_000;
     let p = app.shirt(&mkey, STOCK).await;
     let vid = variant(&p, "S", "red");
     let mut tappers = vec![];
@@ -256,47 +261,59 @@ async fn a_server_killed_mid_group_leaves_every_order_paid_exactly_once_or_not_a
         tappers.push(tapper(&app, &format!("crash{i}"), &vid, "4242424242424242").await);
     }
 
-    // 64 purchases, each with its own key, sent at once in waves; the server is killed while
-    // groups are being settled.
-    const KEYS: usize = 64;
-    let keys: Vec<(usize, String)> =
-        (0..KEYS).map(|i| (i % tappers.len(), format!("kill-{i}-{}", rand::random::<u32>()))).collect();
-    let inflight: Vec<_> = keys
-        .iter()
-        .map(|(t, k)| {
-            let (client, url, token, body, k) =
-                (app.client.clone(), app.url.clone(), tappers[*t].0.clone(), tappers[*t].1.clone(), k.clone());
+    // 16 clients buy without pause, each purchase with a new key, until the server dies
+    // under them: the kill always lands mid-load, with groups being settled.
+    const CLIENTS: usize = 16;
+    let issued: Arc<Mutex<Vec<(usize, String)>>> = Arc::default();
+    let answered: Arc<Mutex<BTreeMap<String, String>>> = Arc::default();
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|c| {
+            let (client, url, issued, answered) =
+                (app.client.clone(), app.url.clone(), issued.clone(), answered.clone());
+            let (t, token, body) =
+                (c % tappers.len(), tappers[c % tappers.len()].0.clone(), tappers[c % tappers.len()].1.clone());
             tokio::spawn(async move {
-                client
-                    .post(format!("{url}/api/v1/orders"))
-                    .bearer_auth(token)
-                    .header("idempotency-key", k)
-                    .json(&body)
-                    .send()
-                    .await
-                    .map(|r| r.status().as_u16())
+                for i in 0.. {
+                    let k = format!("kill-{c}-{i}");
+                    issued.lock().unwrap().push((t, k.clone()));
+                    let r = client
+                        .post(format!("{url}/api/v1/orders"))
+                        .bearer_auth(&token)
+                        .header("idempotency-key", &k)
+                        .json(&body)
+                        .send()
+                        .await;
+                    let Ok(r) = r else { return };
+                    let status = r.status().as_u16();
+                    let Ok(b) = r.json::<Value>().await else { return };
+                    assert_eq!(status, 201, "before the kill: {b}");
+                    answered.lock().unwrap().insert(k, b["id"].as_str().unwrap().to_string());
+                }
             })
         })
         .collect();
-    for _ in 0..2_000 {
-        if count(&database_url, "select count(*) from orders").await >= 6 {
+    for _ in 0..3_000 {
+        if count(&database_url, "select count(*) from orders").await >= 24 {
             break;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
     first.kill();
-    let committed_at_kill = count(&database_url, "select count(*) from orders").await;
-    let mut answered_before = 0;
-    for h in inflight {
-        if matches!(h.await.unwrap(), Ok(201)) {
-            answered_before += 1;
-        }
+    for c in clients {
+        c.await.unwrap();
     }
+    let committed_at_kill = count(&database_url, "select count(*) from orders").await;
+    let keys: Vec<(usize, String)> = issued.lock().unwrap().clone();
+    let answered_before: BTreeMap<String, String> = answered.lock().unwrap().clone();
     let authorised_at_kill = count(&database_url, "select count(*) from processor_payments").await;
     eprintln!(
-        "killed with {committed_at_kill} orders committed, {authorised_at_kill} authorisations, {answered_before} answered"
+        "killed with {} purchases sent, {committed_at_kill} orders committed, {authorised_at_kill} authorisations, {} answered",
+        keys.len(),
+        answered_before.len()
     );
-    assert!(committed_at_kill < KEYS as i64, "the kill came after the load; nothing was tested");
+    assert!(answered_before.len() < keys.len(), "every purchase was answered before the kill; nothing was tested");
+    let unanswered_committed = committed_at_kill - answered_before.len() as i64;
+    eprintln!("{unanswered_committed} orders committed whose answer the kill lost");
 
     // Time passes before anyone retries: keys the dead server left in progress are abandoned.
     let mut c = sqlx_conn(&database_url).await;
@@ -308,8 +325,8 @@ async fn a_server_killed_mid_group_leaves_every_order_paid_exactly_once_or_not_a
     app.url = second.url.clone();
     let mut orders: BTreeMap<String, String> = BTreeMap::new();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
-    while orders.len() < KEYS {
-        assert!(std::time::Instant::now() < deadline, "not every key was answered: {}/{KEYS}", orders.len());
+    while orders.len() < keys.len() {
+        assert!(std::time::Instant::now() < deadline, "not every key was answered: {}/{}", orders.len(), keys.len());
         for (t, k) in &keys {
             if orders.contains_key(k) {
                 continue;
@@ -325,22 +342,29 @@ async fn a_server_killed_mid_group_leaves_every_order_paid_exactly_once_or_not_a
         }
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
     }
-    // Let the reconciler void what the crash left authorised without an order.
+    // Let the reconciler void what the crash left authorised without an order and capture
+    // the orders whose capture the crash cut off.
     let db = app.database_url.clone();
-    for _ in 0..40 {
+    for _ in 0..60 {
         let open = count(
             &db,
             "select count(*) from processor_payments p where status in ('captured', 'authorized') \
              and not exists (select 1 from orders o where o.payment_id = p.id)",
         )
         .await;
-        if open == 0 && count(&db, "select count(*) from reservations where state = 'held'").await == 0 {
+        if open == 0
+            && count(&db, "select count(*) from reservations where state = 'held'").await == 0
+            && count(&db, "select count(*) from orders where captured_at is null").await == 0
+        {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
     }
-    assert_eq!(orders.values().collect::<BTreeSet<_>>().len(), KEYS, "a distinct order per key");
-    assert_eq!(count(&db, "select count(*) from orders").await, KEYS as i64, "no order beyond one per key");
+    assert_eq!(orders.values().collect::<BTreeSet<_>>().len(), keys.len(), "a distinct order per key");
+    for (k, id) in &answered_before {
+        assert_eq!(&orders[k], id, "a retry of an answered purchase finds that order");
+    }
+    assert_eq!(count(&db, "select count(*) from orders").await, keys.len() as i64, "no order beyond one per key");
     assert_books(&app, STOCK, &p, &vid).await;
     second.kill();
     app.stop().await;
