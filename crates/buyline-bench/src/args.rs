@@ -30,8 +30,9 @@ pub struct BenchArgs {
     /// End with one JSON object on the last line.
     #[arg(long)]
     pub json: bool,
-    /// Database for the servers (`postgres://…` for flash-sale; a fresh database is made on
-    /// that server). Default: SQLite in a temp dir; flash-sale uses the local PostgreSQL.
+    /// Database for the servers (`postgres://…`: a fresh database is made on that server for
+    /// the run, and dropped after). Default: SQLite in a temp dir; flash-sale uses the local
+    /// PostgreSQL.
     #[arg(long)]
     pub database_url: Option<String>,
     /// Drive an already running server instead of starting one (baseline, timeline).

@@ -72,7 +72,16 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             } else {
                 &[]
             };
-            servers.push(Server::start(&bin, args.database_url.as_deref(), None, env)?);
+            // On PostgreSQL each run gets a fresh database on the server named, as flash-sale does.
+            let db = match args.database_url.as_deref() {
+                Some(base) if base.starts_with("postgres") => {
+                    let db = crate::pg::fresh(base).await?;
+                    pg_cleanup = Some((base.to_string(), db.clone()));
+                    Some(db)
+                }
+                other => other.map(str::to_string),
+            };
+            servers.push(Server::start(&bin, db.as_deref(), None, env)?);
             if scenario == Scenario::Timeline && args.database_url.is_none() {
                 // The same server without the experiment's counting, for its cost.
                 servers.push(Server::start(&bin, None, None, &[("BUYLINE_NO_FUNNEL_COUNTING", "1")])?);

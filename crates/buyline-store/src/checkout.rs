@@ -57,7 +57,7 @@ fn checkout_row(r: &AnyRow) -> StoreResult<CheckoutRecord> {
 #[async_trait]
 impl CheckoutStore for Db {
     async fn insert_checkout(&self, c: &CheckoutRecord) -> StoreResult<()> {
-        checkout_insert(c)?.execute(self.writer()).await.map_err(other)?;
+        self.execute_grouped(checkout_insert(c)?).await?;
         Ok(())
     }
 
@@ -71,16 +71,17 @@ impl CheckoutStore for Db {
     }
 
     async fn claim_checkout(&self, id: &str, shopper_id: &str, now: i64) -> StoreResult<Option<i64>> {
-        let r = sqlx::query(
-            "update checkouts set status = 'completing', attempt = attempt + 1, updated_at = $1 \
+        let r = self
+            .execute_grouped(
+                sqlx::query(
+                    "update checkouts set status = 'completing', attempt = attempt + 1, updated_at = $1 \
              where id = $2 and shopper_id = $3 and status = 'open' and expires_at > $1",
-        )
-        .bind(now)
-        .bind(id)
-        .bind(shopper_id)
-        .execute(self.writer())
-        .await
-        .map_err(other)?;
+                )
+                .bind(now)
+                .bind(id)
+                .bind(shopper_id),
+            )
+            .await?;
         if r.rows_affected() != 1 {
             return Ok(None);
         }
@@ -99,14 +100,15 @@ impl CheckoutStore for Db {
         to: CheckoutStatus,
         now: i64,
     ) -> StoreResult<bool> {
-        let r = sqlx::query("update checkouts set status = $1, updated_at = $2 where id = $3 and status = $4")
-            .bind(to.as_str())
-            .bind(now)
-            .bind(id)
-            .bind(from.as_str())
-            .execute(self.writer())
-            .await
-            .map_err(other)?;
+        let r = self
+            .execute_grouped(
+                sqlx::query("update checkouts set status = $1, updated_at = $2 where id = $3 and status = $4")
+                    .bind(to.as_str())
+                    .bind(now)
+                    .bind(id)
+                    .bind(from.as_str()),
+            )
+            .await?;
         Ok(r.rows_affected() == 1)
     }
 
@@ -116,7 +118,7 @@ impl CheckoutStore for Db {
         lines: &[(String, i64)],
         expires_at: i64,
     ) -> StoreResult<Result<(), String>> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.begin_grouped().await?;
         for (variant_id, qty) in lines {
             // The conditional decrement is the whole guard against overselling: it cannot take
             // stock that is not there, whatever runs beside it.
@@ -151,7 +153,7 @@ impl CheckoutStore for Db {
     }
 
     async fn release_reservation(&self, checkout_id: &str) -> StoreResult<()> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.begin_grouped().await?;
         let held = sqlx::query(
             "select attempt, variant_id, quantity from reservations where checkout_id = $1 and state = 'held'",
         )
@@ -194,7 +196,7 @@ impl CheckoutStore for Db {
         now: i64,
         hold_until: i64,
     ) -> StoreResult<()> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.begin_grouped().await?;
         sqlx::query(
             "insert into orders (id, checkout_id, shopper_id, merchant_id, status, currency, subtotal, shipping_amount, tax, \
              total, platform_fee, fee_bps, lines, shipping_address, shipping, fulfillment, payment_id, card_brand, card_last4, \
@@ -268,11 +270,11 @@ impl CheckoutStore for Db {
     }
 
     async fn consume_reservation(&self, checkout_id: &str) -> StoreResult<()> {
-        sqlx::query("update reservations set state = 'consumed' where checkout_id = $1 and state = 'held'")
-            .bind(checkout_id)
-            .execute(self.writer())
-            .await
-            .map_err(other)?;
+        self.execute_grouped(
+            sqlx::query("update reservations set state = 'consumed' where checkout_id = $1 and state = 'held'")
+                .bind(checkout_id),
+        )
+        .await?;
         Ok(())
     }
 

@@ -9,7 +9,7 @@ use buyline_core::store::{LedgerStore, StoreResult};
 use sqlx::Row;
 
 pub(crate) async fn post_ledger(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    tx: &mut (impl std::ops::DerefMut<Target = sqlx::AnyConnection> + Send),
     order_id: &str,
     currency: &str,
     postings: &[Posting],
@@ -38,7 +38,7 @@ pub(crate) async fn post_ledger(
 #[async_trait]
 impl LedgerStore for Db {
     async fn mark_captured(&self, order_id: &str, currency: &str, postings: &[Posting], now: i64) -> StoreResult<bool> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.begin_grouped().await?;
         let r =
             sqlx::query("update orders set captured_at = $1, updated_at = $1 where id = $2 and captured_at is null")
                 .bind(now)

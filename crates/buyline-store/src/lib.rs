@@ -20,6 +20,7 @@ mod checkout;
 mod discovery;
 mod downloads;
 mod funnel;
+mod group;
 mod idempotency;
 mod ledger;
 mod operator;
@@ -28,6 +29,8 @@ mod outbox;
 mod payouts;
 mod social;
 mod vault;
+
+pub use group::{GroupWriter, Tx};
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -48,6 +51,8 @@ pub struct Db {
     /// SQLite: posts go to a task that commits all that are waiting in one transaction
     /// (group commit). `None` on PostgreSQL, whose writers run side by side.
     posts: Option<tokio::sync::mpsc::Sender<social::PostWrite>>,
+    /// The purchase path's writes: group-committed on SQLite (see `group.rs`).
+    group: GroupWriter,
     backend: Backend,
 }
 
@@ -123,7 +128,8 @@ impl Db {
             tokio::spawn(social::group_commit_posts(writer.clone(), rx));
             tx
         });
-        Ok(Db { pool, writer, posts, backend })
+        let group = GroupWriter::new(writer.clone());
+        Ok(Db { pool, writer, posts, group, backend })
     }
 
     pub fn backend(&self) -> Backend {
@@ -149,6 +155,23 @@ impl Db {
             Backend::Sqlite => self.writer.begin_with("begin immediate").await.map_err(other),
             Backend::Postgres => self.pool.begin().await.map_err(other),
         }
+    }
+
+    /// A write transaction that shares its durable commit with the others that arrive
+    /// together (SQLite), or a plain one (PostgreSQL). See `group.rs`.
+    async fn begin_grouped(&self) -> StoreResult<Tx> {
+        self.group.begin().await.map_err(other)
+    }
+
+    /// One statement as its own grouped write transaction.
+    async fn execute_grouped(&self, q: AnyQuery<'_>) -> StoreResult<sqlx::any::AnyQueryResult> {
+        self.group.execute(q).await.map_err(other)
+    }
+
+    /// The group writer, for an adapter that writes its own tables in this database (the
+    /// test processor) and should share the store's group commits.
+    pub fn group_writer(&self) -> GroupWriter {
+        self.group.clone()
     }
 
     fn writer(&self) -> &AnyPool {

@@ -124,7 +124,7 @@ impl OrderStore for Db {
         event: Option<&NewEvent>,
         now: i64,
     ) -> StoreResult<bool> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.begin_grouped().await?;
         let r = sqlx::query("update orders set status = $1, updated_at = $2 where id = $3 and status = $4")
             .bind(to.as_str())
             .bind(now)
@@ -187,21 +187,22 @@ impl OrderStore for Db {
     }
 
     async fn acknowledge_order(&self, id: &str, merchant_id: &str, now: i64) -> StoreResult<bool> {
-        let r = sqlx::query(
-            "update orders set acknowledged_at = coalesce(acknowledged_at, $1), updated_at = $1 \
+        let r = self
+            .execute_grouped(
+                sqlx::query(
+                    "update orders set acknowledged_at = coalesce(acknowledged_at, $1), updated_at = $1 \
              where id = $2 and merchant_id = $3 and status <> 'requires_action'",
-        )
-        .bind(now)
-        .bind(id)
-        .bind(merchant_id)
-        .execute(self.writer())
-        .await
-        .map_err(other)?;
+                )
+                .bind(now)
+                .bind(id)
+                .bind(merchant_id),
+            )
+            .await?;
         Ok(r.rows_affected() == 1)
     }
 
     async fn fulfill_order(&self, id: &str, f: &Fulfillment, receipt: Option<&Receipt>, now: i64) -> StoreResult<bool> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.begin_grouped().await?;
         // A partly refunded order still ships the rest: it keeps its status (the refund
         // stays on record) and gains its tracking, once — `$4` is the unshipped fulfilment.
         let unshipped = Fulfillment { carrier: None, tracking_number: None };
@@ -229,7 +230,7 @@ impl OrderStore for Db {
     async fn begin_refund(&self, r: &RefundRecord, allowed_from: &[OrderStatus]) -> StoreResult<bool> {
         // Typed statuses: only our own fixed words reach the SQL text.
         let statuses = allowed_from.iter().map(|s| format!("'{}'", s.as_str())).collect::<Vec<_>>().join(", ");
-        let mut tx = self.begin().await?;
+        let mut tx = self.begin_grouped().await?;
         // The amount is taken from the order in the same statement that checks it, so two
         // refunds at once can never together exceed the total.
         let sql = format!(
@@ -276,7 +277,7 @@ impl OrderStore for Db {
         restock: &[(String, i64)],
         now: i64,
     ) -> StoreResult<bool> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.begin_grouped().await?;
         let done = sqlx::query(
             "update refunds set status = 'succeeded', completed_at = $1 where id = $2 and status = 'pending'",
         )
@@ -311,7 +312,7 @@ impl OrderStore for Db {
     }
 
     async fn fail_refund(&self, r: &RefundRecord, now: i64) -> StoreResult<()> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.begin_grouped().await?;
         let done =
             sqlx::query("update refunds set status = 'failed', completed_at = $1 where id = $2 and status = 'pending'")
                 .bind(now)

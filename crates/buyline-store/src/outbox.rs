@@ -17,7 +17,7 @@ use sqlx::Row;
 /// What a change tells people, in the change's transaction: the shopper's receipt and the
 /// merchant's event, either, both or neither.
 pub(crate) async fn insert_receipt_and_event(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    tx: &mut (impl std::ops::DerefMut<Target = sqlx::AnyConnection> + Send),
     receipt: Option<&Receipt>,
     event: Option<&NewEvent>,
     now: i64,
@@ -28,7 +28,7 @@ pub(crate) async fn insert_receipt_and_event(
 
 /// In-app notifications and the e-mails that go with them: one statement per table.
 pub(crate) async fn insert_receipts(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    tx: &mut (impl std::ops::DerefMut<Target = sqlx::AnyConnection> + Send),
     rs: &[&Receipt],
     now: i64,
 ) -> StoreResult<()> {
@@ -63,7 +63,7 @@ pub(crate) async fn insert_receipts(
 /// Writes events and, for each whose merchant has a live webhook endpoint, its delivery: in
 /// the caller's transaction, so an event exists exactly when the change it reports does.
 pub(crate) async fn insert_events(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    tx: &mut (impl std::ops::DerefMut<Target = sqlx::AnyConnection> + Send),
     events: &[&NewEvent],
 ) -> StoreResult<()> {
     if events.is_empty() {

@@ -58,7 +58,7 @@ fn unb64(s: &str) -> StoreResult<Vec<u8>> {
 #[async_trait]
 impl VaultStore for Db {
     async fn insert_vault_record(&self, r: &buyline_core::saved::VaultRecord) -> StoreResult<()> {
-        vault_record_insert(r)?.execute(self.writer()).await.map_err(other)?;
+        self.execute_grouped(vault_record_insert(r)?).await?;
         Ok(())
     }
 
@@ -88,16 +88,15 @@ impl VaultStore for Db {
     }
 
     async fn shred_vault_record(&self, id: &str, owner_id: &str, now: i64) -> StoreResult<bool> {
-        let r = sqlx::query(
+        let r = self.execute_grouped(
+        sqlx::query(
             "update vault_records set wrapped_key = null, ciphertext = null, kek_id = null, summary = '{}', deleted_at = $1 \
              where id = $2 and owner_id = $3 and deleted_at is null",
         )
         .bind(now)
         .bind(id)
         .bind(owner_id)
-        .execute(self.writer())
-        .await
-        .map_err(other)?;
+    ).await?;
         Ok(r.rows_affected() == 1)
     }
 
@@ -123,16 +122,15 @@ impl VaultStore for Db {
         old_kek: &str,
         sealed: &buyline_core::vault::Sealed,
     ) -> StoreResult<bool> {
-        let r = sqlx::query(
+        let r = self.execute_grouped(
+        sqlx::query(
             "update vault_records set kek_id = $1, wrapped_key = $2 where id = $3 and kek_id = $4 and deleted_at is null",
         )
         .bind(&sealed.kek_id)
         .bind(b64(&sealed.wrapped_key))
         .bind(id)
         .bind(old_kek)
-        .execute(self.writer())
-        .await
-        .map_err(other)?;
+    ).await?;
         Ok(r.rows_affected() == 1)
     }
 
@@ -155,6 +153,7 @@ impl VaultStore for Db {
         actor: &str,
         now: i64,
     ) -> StoreResult<()> {
+        self.execute_grouped(
         sqlx::query(
             "insert into vault_audit (id, record_id, owner_id, kind, purpose, actor, created_at) values ($1, $2, $3, $4, $5, $6, $7)",
         )
@@ -165,9 +164,7 @@ impl VaultStore for Db {
         .bind(purpose)
         .bind(actor)
         .bind(now)
-        .execute(self.writer())
-        .await
-        .map_err(other)?;
+    ).await?;
         Ok(())
     }
 

@@ -74,6 +74,12 @@ impl TestProcessor {
         TestProcessor { payments: Payments::new(read, write), public_url }
     }
 
+    /// Writes through the store's group writer (`Db::group_writer`), so the processor's
+    /// payment rows share the store's group commits on SQLite.
+    pub fn sharing(self, group: buyline_store::GroupWriter) -> Self {
+        TestProcessor { payments: self.payments.sharing(group), ..self }
+    }
+
     pub async fn payment(&self, id: &str) -> Result<ProcessorPayment, ProcessorError> {
         self.payments.find(id).await.map_err(ProcessorError::Unavailable)?.ok_or(ProcessorError::NotFound)
     }
@@ -137,10 +143,15 @@ impl Processor for TestProcessor {
         match p.status {
             PaymentStatus::Captured => Ok(()),
             PaymentStatus::Authorized => {
-                self.payments
+                let moved = self
+                    .payments
                     .update(payment_id, &[PaymentStatus::Authorized], PaymentStatus::Captured, None, now_micros())
                     .await
                     .map_err(ProcessorError::Unavailable)?;
+                if moved {
+                    return Ok(());
+                }
+                // Something else moved it first: answer by what it is now.
                 match self.payment(payment_id).await?.status {
                     PaymentStatus::Captured => Ok(()),
                     other => Err(ProcessorError::Unavailable(format!("cannot capture a {} payment", other.as_str()))),

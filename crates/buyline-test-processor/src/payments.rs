@@ -3,11 +3,12 @@
 //! here, as a remote processor would keep its books apart from the merchant's.
 //!
 //! SQL is one text for SQLite and PostgreSQL, as in the store. Reads use the read pool;
-//! every write goes through the write pool, which on SQLite is the store's one writer
-//! connection, so these writes queue in order with the store's instead of contending for
-//! the database lock.
+//! every write goes through the store's group writer (`buyline_store::GroupWriter`): on
+//! SQLite the one writer connection, where these writes share group commits with the
+//! store's instead of each paying its own fsync.
 
 use buyline_core::payment::PaymentStatus;
+use buyline_store::GroupWriter;
 use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row};
 
@@ -60,31 +61,31 @@ fn status_list(from: &[PaymentStatus]) -> String {
 #[derive(Clone)]
 pub struct Payments {
     read: AnyPool,
-    write: AnyPool,
-    /// SQLite write transactions take the write lock up front (`begin immediate`), as the
-    /// store's do, so a statement inside one never fails to upgrade its lock.
-    sqlite: bool,
+    write: GroupWriter,
 }
 
 impl Payments {
     /// `write` must be the pool the store writes through (on SQLite its one connection).
     pub fn new(read: AnyPool, write: AnyPool) -> Self {
-        // The same test the store applies to its URL when it connects.
-        let sqlite = write.connect_options().database_url.scheme().starts_with("sqlite");
-        Payments { read, write, sqlite }
+        Payments { read, write: GroupWriter::new(write) }
     }
 
-    async fn begin(&self) -> DbResult<sqlx::Transaction<'static, sqlx::Any>> {
-        if self.sqlite {
-            self.write.begin_with("begin immediate").await.map_err(err)
-        } else {
-            self.write.begin().await.map_err(err)
-        }
+    /// Writes through the store's own group writer, so they join the store's groups.
+    pub fn sharing(self, write: GroupWriter) -> Self {
+        Payments { write, ..self }
+    }
+
+    async fn begin(&self) -> DbResult<buyline_store::Tx> {
+        self.write.begin().await.map_err(err)
+    }
+
+    async fn execute<'q>(&self, q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>) -> DbResult<u64> {
+        Ok(self.write.execute(q).await.map_err(err)?.rows_affected())
     }
 
     /// Inserts unless a payment with the same idempotency key exists.
     pub async fn insert(&self, p: &ProcessorPayment) -> DbResult<()> {
-        sqlx::query(
+        self.execute(sqlx::query(
             "insert into processor_payments (id, idempotency_key, amount, currency, status, brand, last4, error_code, \
              decline_code, return_url, created_at, updated_at) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) \
              on conflict (idempotency_key) do nothing",
@@ -99,10 +100,8 @@ impl Payments {
         .bind(&p.error_code)
         .bind(&p.decline_code)
         .bind(&p.return_url)
-        .bind(p.created_at)
-        .execute(&self.write)
-        .await
-        .map_err(err)?;
+        .bind(p.created_at))
+        .await?;
         Ok(())
     }
 
@@ -138,15 +137,8 @@ impl Payments {
              where id = $4 and status in ({})",
             status_list(from)
         );
-        let r = sqlx::query(&sql)
-            .bind(to.as_str())
-            .bind(error_code)
-            .bind(now)
-            .bind(id)
-            .execute(&self.write)
-            .await
-            .map_err(err)?;
-        Ok(r.rows_affected() == 1)
+        let moved = self.execute(sqlx::query(&sql).bind(to.as_str()).bind(error_code).bind(now).bind(id)).await?;
+        Ok(moved == 1)
     }
 
     /// Records a refund of a captured payment once per key; the inner `Err` if it would

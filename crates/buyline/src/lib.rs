@@ -255,7 +255,7 @@ pub async fn spawn(cfg: ServeConfig) -> anyhow::Result<Running> {
     let db = open_db(&cfg).await?;
     let store: Arc<dyn buyline_core::store::Store> = Arc::new(db.clone());
     let (read, write) = db.pools();
-    let processor = Arc::new(TestProcessor::new(read, write, public_url.clone()));
+    let processor = Arc::new(TestProcessor::new(read, write, public_url.clone()).sharing(db.group_writer()));
     let vault = open_vault(&cfg.data_dir, &db).await?;
     let mailer = workers::Mailer::new(&cfg.data_dir, cfg.smtp_url.as_deref())?;
     let mut services = Services::new(

@@ -43,6 +43,11 @@ impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
         self.entries.lock().unwrap_or_else(|e| e.into_inner()).remove(k);
     }
 
+    /// Keeps only the entries `keep` says yes to.
+    pub(crate) fn retain(&self, mut keep: impl FnMut(&K, &V) -> bool) {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner()).retain(|k, (_, v)| keep(k, v));
+    }
+
     pub(crate) fn clear(&self) {
         self.entries.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
@@ -64,6 +69,11 @@ pub(crate) struct Caches {
     /// Sealed webhook signing secret (vault record id) → the secret, opened once per process
     /// (each open is audited); records never change, so entries need no expiry.
     pub(crate) webhook_secrets: std::sync::Mutex<std::collections::HashMap<String, zeroize::Zeroizing<String>>>,
+    /// Variant id → it was found sold out (see `service/checkout.rs`, `SoldOut`).
+    pub(crate) sold_out: TtlCache<String, super::checkout::SoldOut>,
+    /// Counts stock given back by this process: a sold-out finding older than a give-back
+    /// is not marked.
+    pub(crate) stock_returns: std::sync::atomic::AtomicU64,
 }
 
 #[cfg(test)]

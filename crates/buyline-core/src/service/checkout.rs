@@ -80,6 +80,25 @@ pub struct OrderInput {
     pub payment: Option<PaymentInput>,
 }
 
+/// A variant this process found sold out (its stock read short, or a reservation of it
+/// failed), kept one second (`cache::TTL`) so a rush of buyers for it is answered
+/// `out_of_stock` without touching the database, let alone its writer: a flash sale's
+/// thousands of late buyers cost one read per second per process. A reservation this
+/// process gives back forgets the mark at once; stock that returns elsewhere shows within
+/// the second. It only ever refuses: every sale still takes its stock by the conditional
+/// decrement, so the mark cannot oversell.
+#[derive(Debug, Clone)]
+pub(crate) struct SoldOut {
+    pub(crate) product_id: String,
+    /// Whose variant it is: the rollout answers before stock does, even on this path.
+    merchant_id: String,
+    /// The smallest quantity found short.
+    quantity: i64,
+    name: String,
+    /// A donation's errors about its amount come before stock; it never takes this path.
+    donation: bool,
+}
+
 /// A checkout just priced, with what pricing it read: the merchant and the products.
 pub(super) struct Opened {
     pub(super) record: CheckoutRecord,
@@ -182,6 +201,10 @@ impl Services {
             return Err(Error::field("lines", "must list 1 to 20 items"));
         }
         let ids: Vec<String> = lines.iter().map(|l| l.variant_id.trim().to_string()).collect();
+        if let Some(answer) = self.known_sold_out(shopper, lines).await? {
+            return Err(answer);
+        }
+        let returns = self.stock_returns();
         let products = self.products_for(&ids).await?;
         // SPEC §2: the rollout answers first. An excluded shopper hears `not_available`
         // before anything about stock, quantities or addresses, so what they may not buy
@@ -247,6 +270,7 @@ impl Services {
                 if !e.0.is_empty() {
                     return Err(Error::Validation(e.0));
                 }
+                self.mark_sold_out(returns, &v.id, &p.id, &p.merchant_id, q, &p.name, p.donation.is_some());
                 return Err(Error::OutOfStock(format!("{} is sold out in that choice or quantity", p.name)));
             }
             out.push(OrderLine {
@@ -344,14 +368,19 @@ impl Services {
         match self.store.insert_checkout(&record).await {
             Ok(()) => {}
             // The same request is being run beside us (its retry raced it): settle through it.
+            // Its checkout may be written but not yet committed (its group commit is still
+            // on its way to disk), so look again for a moment before answering.
             Err(crate::error::StoreError::Unique(_)) if bound.is_some() => {
-                return match self.resume_bound(who, shopper, &record.id, &input).await? {
-                    Some(order) => Ok(order),
-                    None => Err(Error::Conflict {
-                        message: "this purchase is being placed; check your orders in a moment".into(),
-                        errors: vec![],
-                    }),
-                };
+                for _ in 0..40 {
+                    if let Some(order) = self.resume_bound(who, shopper, &record.id, &input).await? {
+                        return Ok(order);
+                    }
+                    self.pause.pause(std::time::Duration::from_millis(25)).await;
+                }
+                return Err(Error::Conflict {
+                    message: "this purchase is being placed; check your orders in a moment".into(),
+                    errors: vec![],
+                });
             }
             Err(e) => return Err(e.into()),
         }
@@ -439,6 +468,75 @@ impl Services {
         Ok(Validated { address, shipping, card: card.expect("no errors means a card"), save, save_address })
     }
 
+    /// `out_of_stock` for a one-line purchase of a variant this process has just found sold
+    /// out (`SoldOut`), after the rollout's answer and before any read of the database.
+    /// `None`: no such mark, or the request is one whose other errors would come first.
+    async fn known_sold_out(&self, shopper: &Account, lines: &[LineInput]) -> Result<Option<Error>> {
+        let [line] = lines else { return Ok(None) };
+        let q = line.quantity.unwrap_or(1);
+        if !(1..=99).contains(&q) || line.amount.is_some() {
+            return Ok(None);
+        }
+        let Some(mark) = self.caches.sold_out.get(&line.variant_id.trim().to_string()) else { return Ok(None) };
+        if mark.donation || q < mark.quantity {
+            return Ok(None);
+        }
+        let flag = self.buy_button_flag().await?;
+        if flag.arm(&shopper.id, &shopper.country, &mark.merchant_id) != Arm::Buy {
+            return Ok(Some(Error::NotAvailable("Buy is not available for your account in this market".into())));
+        }
+        Ok(Some(Error::OutOfStock(format!("{} is sold out in that choice or quantity", mark.name))))
+    }
+
+    fn stock_returns(&self) -> u64 {
+        self.caches.stock_returns.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Marks a variant sold out, as found by a read or reservation that began when
+    /// `stock_returns` was `returns`: not if stock came back since (it may be what is short).
+    #[allow(clippy::too_many_arguments)]
+    fn mark_sold_out(
+        &self,
+        returns: u64,
+        variant_id: &str,
+        product_id: &str,
+        merchant_id: &str,
+        quantity: i64,
+        name: &str,
+        donation: bool,
+    ) {
+        let quantity = match self.caches.sold_out.get(&variant_id.to_string()) {
+            Some(m) => m.quantity.min(quantity),
+            None => quantity,
+        };
+        if self.stock_returns() != returns {
+            return;
+        }
+        let mark = SoldOut {
+            product_id: product_id.into(),
+            merchant_id: merchant_id.into(),
+            quantity,
+            name: name.into(),
+            donation,
+        };
+        self.caches.sold_out.put(variant_id.to_string(), mark);
+    }
+
+    /// Stock given back for a checkout this process does not hold (the reconciler's, a
+    /// canceled 3-D Secure order's): every mark goes.
+    pub(super) fn forget_all_sold_out(&self) {
+        self.caches.stock_returns.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.caches.sold_out.clear();
+    }
+
+    /// Stock given back: its variants may sell again.
+    pub(super) fn forget_sold_out(&self, c: &CheckoutRecord) {
+        self.caches.stock_returns.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        for l in &c.lines {
+            self.caches.sold_out.forget(&l.variant_id);
+        }
+    }
+
     /// Completes a checkout. Completing one that is already complete returns its order, so a
     /// double-tapped Confirm or a retried request makes one order and one charge.
     pub async fn complete_checkout(&self, who: &Principal, id: &str, input: CompleteInput) -> Result<Order> {
@@ -478,11 +576,17 @@ impl Services {
             *wanted.entry(l.variant_id.clone()).or_default() += l.quantity;
         }
         let wanted: Vec<(String, i64)> = wanted.into_iter().collect();
+        let returns = self.stock_returns();
         if let Err(variant) = self.store.reserve_stock(&c.id, &wanted, now + RESERVATION_TTL).await? {
             self.store
                 .set_checkout_status(&c.id, CheckoutStatus::Completing, CheckoutStatus::Open, now_micros())
                 .await?;
             let name = c.lines.iter().find(|l| l.variant_id == variant).map(|l| l.name.clone()).unwrap_or_default();
+            let short = wanted.iter().find(|(v, _)| *v == variant).map(|(_, q)| *q);
+            if let (Some(q), Some(l)) = (short, c.lines.iter().find(|l| l.variant_id == variant)) {
+                let donation = l.kind == ProductKind::Donation;
+                self.mark_sold_out(returns, &variant, &l.product_id, &c.merchant_id, q, &name, donation);
+            }
             return Err(Error::OutOfStock(format!("{name} is sold out in that choice or quantity")));
         }
         // Buy cards served by this process show the new stock at once.
@@ -513,6 +617,7 @@ impl Services {
             }
             Err(err) => {
                 self.store.release_reservation(&c.id).await?;
+                self.forget_sold_out(c);
                 self.store
                     .set_checkout_status(&c.id, CheckoutStatus::Completing, CheckoutStatus::Open, now_micros())
                     .await?;
@@ -560,6 +665,7 @@ impl Services {
             // The authorisation has no order: give it back now (the reconciler would later).
             let _ = self.processor.void(&order.payment_id).await;
             let _ = self.store.release_reservation(&c.id).await;
+            self.forget_sold_out(c);
             let _ = self
                 .store
                 .set_checkout_status(&c.id, CheckoutStatus::Completing, CheckoutStatus::Open, now_micros())
@@ -696,6 +802,7 @@ impl Services {
             .await?
         {
             self.store.release_reservation(&order.checkout_id).await?;
+            self.forget_all_sold_out();
             tracing::info!(order_id = %order.id, "unpaid order canceled");
         }
         Ok(())

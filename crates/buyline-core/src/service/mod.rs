@@ -207,9 +207,12 @@ impl Services {
 
     /// A change to these products (or their stock) made here shows at once.
     pub(crate) fn forget_products<'a>(&self, ids: impl IntoIterator<Item = &'a String>) {
-        for id in ids {
+        let ids: Vec<&String> = ids.into_iter().collect();
+        for id in &ids {
             self.caches.products.forget(id);
         }
+        // Stock changed (restocked, or sold here): sold-out marks of those products go too.
+        self.caches.sold_out.retain(|_, m| !ids.contains(&&m.product_id));
     }
 
     pub fn config(&self) -> &ServiceConfig {

@@ -42,6 +42,7 @@ impl Services {
         for checkout_id in self.store.find_stuck_checkouts(now - stuck_after).await? {
             if self.store.find_order_by_checkout(&checkout_id).await?.is_none() {
                 self.store.release_reservation(&checkout_id).await?;
+                self.forget_all_sold_out();
                 if self
                     .store
                     .set_checkout_status(&checkout_id, CheckoutStatus::Completing, CheckoutStatus::Open, now)
@@ -55,6 +56,7 @@ impl Services {
             let order = self.store.find_order_by_checkout(&checkout_id).await?;
             if order.is_none_or(|o| o.status != OrderStatus::RequiresAction) {
                 self.store.release_reservation(&checkout_id).await?;
+                self.forget_all_sold_out();
                 report.released += 1;
             }
         }

@@ -9,6 +9,7 @@ mod checkout;
 mod discovery;
 mod errors;
 mod funnel;
+mod group_commit;
 mod helpers;
 mod idempotency;
 mod limits;
