@@ -293,6 +293,43 @@ pub struct DeliveryAttempt {
 
 /// Where a webhook delivery is: `pending` (due or being sent), `delivered`, `failed` (gave
 /// up after about three days) or `disabled` (the endpoint answered 410).
+/// Where a stock reservation stands: holding units for a checkout, given back, or turned
+/// into the order's sale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReservationState {
+    Held,
+    Released,
+    Consumed,
+}
+
+impl ReservationState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Held => "held",
+            Self::Released => "released",
+            Self::Consumed => "consumed",
+        }
+    }
+}
+
+/// Where a refund stands with the processor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefundStatus {
+    Pending,
+    Succeeded,
+    Failed,
+}
+
+impl RefundStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DeliveryStatus {

@@ -4,7 +4,7 @@ use crate::outbox::insert_receipt_and_event;
 use crate::{json_err, other, AnyQuery, Db};
 use async_trait::async_trait;
 use buyline_core::error::StoreError;
-use buyline_core::order::{CheckoutRecord, CheckoutStatus, NewEvent, Order, OrderStatus, Receipt};
+use buyline_core::order::{CheckoutRecord, CheckoutStatus, NewEvent, Order, OrderStatus, Receipt, ReservationState};
 use buyline_core::rollout::Arm;
 use buyline_core::store::{CheckoutStore, StoreResult};
 use buyline_core::types::Currency;
@@ -74,12 +74,14 @@ impl CheckoutStore for Db {
         let r = self
             .execute_grouped(
                 sqlx::query(
-                    "update checkouts set status = 'completing', attempt = attempt + 1, updated_at = $1 \
-             where id = $2 and shopper_id = $3 and status = 'open' and expires_at > $1",
+                    "update checkouts set status = $4, attempt = attempt + 1, updated_at = $1 \
+             where id = $2 and shopper_id = $3 and status = $5 and expires_at > $1",
                 )
                 .bind(now)
                 .bind(id)
-                .bind(shopper_id),
+                .bind(shopper_id)
+                .bind(CheckoutStatus::Completing.as_str())
+                .bind(CheckoutStatus::Open.as_str()),
             )
             .await?;
         if r.rows_affected() != 1 {
@@ -138,12 +140,13 @@ impl CheckoutStore for Db {
             }
             sqlx::query(
                 "insert into reservations (checkout_id, attempt, variant_id, quantity, state, expires_at) \
-                 values ($1, (select attempt from checkouts where id = $1), $2, $3, 'held', $4)",
+                 values ($1, (select attempt from checkouts where id = $1), $2, $3, $5, $4)",
             )
             .bind(checkout_id)
             .bind(variant_id)
             .bind(*qty)
             .bind(expires_at)
+            .bind(ReservationState::Held.as_str())
             .execute(&mut *tx)
             .await
             .map_err(other)?;
@@ -154,24 +157,26 @@ impl CheckoutStore for Db {
 
     async fn release_reservation(&self, checkout_id: &str) -> StoreResult<()> {
         let mut tx = self.begin_grouped().await?;
-        let held = sqlx::query(
-            "select attempt, variant_id, quantity from reservations where checkout_id = $1 and state = 'held'",
-        )
-        .bind(checkout_id)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(other)?;
+        let held =
+            sqlx::query("select attempt, variant_id, quantity from reservations where checkout_id = $1 and state = $2")
+                .bind(checkout_id)
+                .bind(ReservationState::Held.as_str())
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(other)?;
         for r in &held {
             let attempt: i64 = r.try_get("attempt").map_err(other)?;
             let variant: String = r.try_get("variant_id").map_err(other)?;
             let qty: i64 = r.try_get("quantity").map_err(other)?;
             let moved = sqlx::query(
-                "update reservations set state = 'released' where checkout_id = $1 and attempt = $2 and variant_id = $3 \
-                 and state = 'held'",
+                "update reservations set state = $4 where checkout_id = $1 and attempt = $2 and variant_id = $3 \
+                 and state = $5",
             )
             .bind(checkout_id)
             .bind(attempt)
             .bind(&variant)
+            .bind(ReservationState::Released.as_str())
+            .bind(ReservationState::Held.as_str())
             .execute(&mut *tx)
             .await
             .map_err(other)?;
@@ -231,25 +236,30 @@ impl CheckoutStore for Db {
         .map_err(other)?;
         if o.status == OrderStatus::RequiresAction {
             // Stock stays held while the shopper passes the card check.
-            sqlx::query("update reservations set expires_at = $1 where checkout_id = $2 and state = 'held'")
+            sqlx::query("update reservations set expires_at = $1 where checkout_id = $2 and state = $3")
                 .bind(hold_until)
                 .bind(&o.checkout_id)
+                .bind(ReservationState::Held.as_str())
                 .execute(&mut *tx)
                 .await
                 .map_err(other)?;
         } else {
-            sqlx::query("update reservations set state = 'consumed' where checkout_id = $1 and state = 'held'")
+            sqlx::query("update reservations set state = $2 where checkout_id = $1 and state = $3")
                 .bind(&o.checkout_id)
+                .bind(ReservationState::Consumed.as_str())
+                .bind(ReservationState::Held.as_str())
                 .execute(&mut *tx)
                 .await
                 .map_err(other)?;
         }
         let done = sqlx::query(
-            "update checkouts set status = 'completed', order_id = $1, updated_at = $2 where id = $3 and status = 'completing'",
+            "update checkouts set status = $4, order_id = $1, updated_at = $2 where id = $3 and status = $5",
         )
         .bind(&o.id)
         .bind(now)
         .bind(&o.checkout_id)
+        .bind(CheckoutStatus::Completed.as_str())
+        .bind(CheckoutStatus::Completing.as_str())
         .execute(&mut *tx)
         .await
         .map_err(other)?;
@@ -271,27 +281,30 @@ impl CheckoutStore for Db {
 
     async fn consume_reservation(&self, checkout_id: &str) -> StoreResult<()> {
         self.execute_grouped(
-            sqlx::query("update reservations set state = 'consumed' where checkout_id = $1 and state = 'held'")
-                .bind(checkout_id),
+            sqlx::query("update reservations set state = $2 where checkout_id = $1 and state = $3")
+                .bind(checkout_id)
+                .bind(ReservationState::Consumed.as_str())
+                .bind(ReservationState::Held.as_str()),
         )
         .await?;
         Ok(())
     }
 
     async fn find_expired_reservations(&self, now: i64) -> StoreResult<Vec<String>> {
-        let rows = sqlx::query(
-            "select distinct checkout_id from reservations where state = 'held' and expires_at < $1 limit 500",
-        )
-        .bind(now)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(other)?;
+        let rows =
+            sqlx::query("select distinct checkout_id from reservations where state = $2 and expires_at < $1 limit 500")
+                .bind(now)
+                .bind(ReservationState::Held.as_str())
+                .fetch_all(&self.pool)
+                .await
+                .map_err(other)?;
         rows.iter().map(|r| r.try_get("checkout_id").map_err(other)).collect()
     }
 
     async fn find_stuck_checkouts(&self, before: i64) -> StoreResult<Vec<String>> {
-        let rows = sqlx::query("select id from checkouts where status = 'completing' and updated_at < $1 limit 500")
+        let rows = sqlx::query("select id from checkouts where status = $2 and updated_at < $1 limit 500")
             .bind(before)
+            .bind(CheckoutStatus::Completing.as_str())
             .fetch_all(&self.pool)
             .await
             .map_err(other)?;

@@ -19,9 +19,13 @@ fn arm_of<'a>(totals: &'a mut FunnelTotals, arm: &str) -> Option<&'a mut ArmTota
     }
 }
 
-/// Orders that were paid: not waiting for 3-D Secure, not canceled before payment.
-const PAID: &str = "(o.status in ('paid', 'fulfilled', 'refunded', 'partially_refunded') \
-                    or (o.status = 'canceled' and o.captured_at is not null))";
+/// Orders that were paid: not waiting for 3-D Secure, not canceled before payment. Built
+/// from the typed statuses (fixed words of ours, never input).
+static PAID: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    use buyline_core::order::OrderStatus::*;
+    let paid = [Paid, Fulfilled, Refunded, PartiallyRefunded].map(|s| format!("'{}'", s.as_str())).join(", ");
+    format!("(o.status in ({paid}) or (o.status = '{}' and o.captured_at is not null))", Canceled.as_str())
+});
 
 #[async_trait]
 impl FunnelStore for Db {
@@ -99,7 +103,8 @@ impl FunnelStore for Db {
             "select c.arm as arm, cast(count(*) as bigint) as orders, \
              cast(count(distinct o.shopper_id) as bigint) as buyers, cast(max(o.created_at) as bigint) as last \
              from orders o join checkouts c on c.id = o.checkout_id \
-             where o.post_id = $1 and c.arm is not null and {PAID} group by c.arm"
+             where o.post_id = $1 and c.arm is not null and {paid} group by c.arm",
+            paid = *PAID
         ))
         .bind(post_id)
         .fetch_all(&self.pool)
@@ -117,7 +122,8 @@ impl FunnelStore for Db {
         let rows = sqlx::query(&format!(
             "select c.arm as arm, o.currency as currency, cast(sum(o.total) as bigint) as revenue \
              from orders o join checkouts c on c.id = o.checkout_id \
-             where o.post_id = $1 and c.arm is not null and {PAID} group by c.arm, o.currency"
+             where o.post_id = $1 and c.arm is not null and {paid} group by c.arm, o.currency",
+            paid = *PAID
         ))
         .bind(post_id)
         .fetch_all(&self.pool)

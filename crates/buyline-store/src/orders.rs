@@ -7,7 +7,8 @@ use async_trait::async_trait;
 use buyline_core::checkout::{Address, Posting, Totals};
 use buyline_core::error::StoreError;
 use buyline_core::order::{
-    Fulfillment, NewEvent, Order, OrderLine, OrderStatus, PaymentSummary, Receipt, RefundRecord, ShippingChoice,
+    Fulfillment, NewEvent, Order, OrderLine, OrderStatus, PaymentSummary, Receipt, RefundRecord, RefundStatus,
+    ShippingChoice,
 };
 use buyline_core::store::{Before, OrderStore, StoreResult};
 use buyline_core::types::Currency;
@@ -144,9 +145,10 @@ impl OrderStore for Db {
 
     async fn find_uncaptured_orders(&self, before: i64) -> StoreResult<Vec<String>> {
         let rows = sqlx::query(
-            "select id from orders where status = 'paid' and captured_at is null and updated_at < $1 order by created_at limit 500",
+            "select id from orders where status = $2 and captured_at is null and updated_at < $1 order by created_at limit 500",
         )
         .bind(before)
+        .bind(OrderStatus::Paid.as_str())
         .fetch_all(&self.pool)
         .await
         .map_err(other)?;
@@ -154,8 +156,9 @@ impl OrderStore for Db {
     }
 
     async fn find_stale_requires_action(&self, before: i64) -> StoreResult<Vec<String>> {
-        let rows = sqlx::query("select id from orders where status = 'requires_action' and created_at < $1 limit 500")
+        let rows = sqlx::query("select id from orders where status = $2 and created_at < $1 limit 500")
             .bind(before)
+            .bind(OrderStatus::RequiresAction.as_str())
             .fetch_all(&self.pool)
             .await
             .map_err(other)?;
@@ -172,7 +175,7 @@ impl OrderStore for Db {
         let (ts, id) = before.unwrap_or((i64::MAX, "\u{10FFFF}"));
         let rows = sqlx::query(
             "select * from orders where merchant_id = $1 and ($2 = '' or status = $2) \
-             and (created_at < $3 or (created_at = $3 and id < $4)) and status <> 'requires_action' \
+             and (created_at < $3 or (created_at = $3 and id < $4)) and status <> $6 \
              order by created_at desc, id desc limit $5",
         )
         .bind(merchant_id)
@@ -180,6 +183,7 @@ impl OrderStore for Db {
         .bind(ts)
         .bind(id)
         .bind(limit)
+        .bind(OrderStatus::RequiresAction.as_str())
         .fetch_all(&self.pool)
         .await
         .map_err(other)?;
@@ -191,11 +195,12 @@ impl OrderStore for Db {
             .execute_grouped(
                 sqlx::query(
                     "update orders set acknowledged_at = coalesce(acknowledged_at, $1), updated_at = $1 \
-             where id = $2 and merchant_id = $3 and status <> 'requires_action'",
+             where id = $2 and merchant_id = $3 and status <> $4",
                 )
                 .bind(now)
                 .bind(id)
-                .bind(merchant_id),
+                .bind(merchant_id)
+                .bind(OrderStatus::RequiresAction.as_str()),
             )
             .await?;
         Ok(r.rows_affected() == 1)
@@ -207,14 +212,17 @@ impl OrderStore for Db {
         // stays on record) and gains its tracking, once — `$4` is the unshipped fulfilment.
         let unshipped = Fulfillment { carrier: None, tracking_number: None };
         let r = sqlx::query(
-            "update orders set status = case when status = 'paid' then 'fulfilled' else status end, \
+            "update orders set status = case when status = $5 then $6 else status end, \
              fulfillment = $1, updated_at = $2 \
-             where id = $3 and (status = 'paid' or (status = 'partially_refunded' and fulfillment = $4))",
+             where id = $3 and (status = $5 or (status = $7 and fulfillment = $4))",
         )
         .bind(serde_json::to_string(f).map_err(json_err)?)
         .bind(now)
         .bind(id)
         .bind(serde_json::to_string(&unshipped).map_err(json_err)?)
+        .bind(OrderStatus::Paid.as_str())
+        .bind(OrderStatus::Fulfilled.as_str())
+        .bind(OrderStatus::PartiallyRefunded.as_str())
         .execute(&mut *tx)
         .await
         .map_err(other)?;
@@ -250,7 +258,7 @@ impl OrderStore for Db {
         }
         sqlx::query(
             "insert into refunds (id, order_id, amount, fee_back, reason, cancel, status, created_at) \
-             values ($1, $2, $3, $4, $5, $6, 'pending', $7)",
+             values ($1, $2, $3, $4, $5, $6, $8, $7)",
         )
         .bind(&r.id)
         .bind(&r.order_id)
@@ -259,6 +267,7 @@ impl OrderStore for Db {
         .bind(&r.reason)
         .bind(r.cancel as i64)
         .bind(r.created_at)
+        .bind(RefundStatus::Pending.as_str())
         .execute(&mut *tx)
         .await
         .map_err(other)?;
@@ -278,14 +287,14 @@ impl OrderStore for Db {
         now: i64,
     ) -> StoreResult<bool> {
         let mut tx = self.begin_grouped().await?;
-        let done = sqlx::query(
-            "update refunds set status = 'succeeded', completed_at = $1 where id = $2 and status = 'pending'",
-        )
-        .bind(now)
-        .bind(&r.id)
-        .execute(&mut *tx)
-        .await
-        .map_err(other)?;
+        let done = sqlx::query("update refunds set status = $3, completed_at = $1 where id = $2 and status = $4")
+            .bind(now)
+            .bind(&r.id)
+            .bind(RefundStatus::Succeeded.as_str())
+            .bind(RefundStatus::Pending.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(other)?;
         if done.rows_affected() != 1 {
             tx.rollback().await.map_err(other)?;
             return Ok(false);
@@ -313,13 +322,14 @@ impl OrderStore for Db {
 
     async fn fail_refund(&self, r: &RefundRecord, now: i64) -> StoreResult<()> {
         let mut tx = self.begin_grouped().await?;
-        let done =
-            sqlx::query("update refunds set status = 'failed', completed_at = $1 where id = $2 and status = 'pending'")
-                .bind(now)
-                .bind(&r.id)
-                .execute(&mut *tx)
-                .await
-                .map_err(other)?;
+        let done = sqlx::query("update refunds set status = $3, completed_at = $1 where id = $2 and status = $4")
+            .bind(now)
+            .bind(&r.id)
+            .bind(RefundStatus::Failed.as_str())
+            .bind(RefundStatus::Pending.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(other)?;
         if done.rows_affected() == 1 {
             sqlx::query("update orders set refunded_amount = refunded_amount - $1 where id = $2")
                 .bind(r.amount)
@@ -332,22 +342,24 @@ impl OrderStore for Db {
     }
 
     async fn find_pending_refunds(&self, before: i64) -> StoreResult<Vec<RefundRecord>> {
-        let rows = sqlx::query(
-            "select * from refunds where status = 'pending' and created_at < $1 order by created_at limit 200",
-        )
-        .bind(before)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(other)?;
+        let rows =
+            sqlx::query("select * from refunds where status = $2 and created_at < $1 order by created_at limit 200")
+                .bind(before)
+                .bind(RefundStatus::Pending.as_str())
+                .fetch_all(&self.pool)
+                .await
+                .map_err(other)?;
         rows.iter().map(refund_row).collect()
     }
 
     async fn find_refund_total_fee_back(&self, order_id: &str) -> StoreResult<i64> {
         let r = sqlx::query(
             "select cast(coalesce(sum(fee_back), 0) as bigint) as n from refunds \
-             where order_id = $1 and status in ('pending', 'succeeded')",
+             where order_id = $1 and status in ($2, $3)",
         )
         .bind(order_id)
+        .bind(RefundStatus::Pending.as_str())
+        .bind(RefundStatus::Succeeded.as_str())
         .fetch_one(&self.pool)
         .await
         .map_err(other)?;

@@ -168,11 +168,12 @@ impl Payments {
         }
         let moved = sqlx::query(
             "update processor_payments set refunded = refunded + $1, updated_at = $2 \
-             where id = $3 and status = 'captured' and refunded + $1 <= amount",
+             where id = $3 and status = $4 and refunded + $1 <= amount",
         )
         .bind(amount)
         .bind(now)
         .bind(payment_id)
+        .bind(PaymentStatus::Captured.as_str())
         .execute(&mut *tx)
         .await
         .map_err(err)?;
@@ -187,10 +188,12 @@ impl Payments {
     /// Authorised or awaiting a challenge, created before `before`.
     pub async fn find_open(&self, before: i64) -> DbResult<Vec<ProcessorPayment>> {
         let rows = sqlx::query(
-            "select * from processor_payments where status in ('authorized', 'requires_action') and created_at < $1 \
+            "select * from processor_payments where status in ($2, $3) and created_at < $1 \
              order by created_at limit 500",
         )
         .bind(before)
+        .bind(PaymentStatus::Authorized.as_str())
+        .bind(PaymentStatus::RequiresAction.as_str())
         .fetch_all(&self.read)
         .await
         .map_err(err)?;

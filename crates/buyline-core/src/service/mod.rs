@@ -12,6 +12,7 @@ mod funnel;
 mod idempotency;
 mod mail;
 mod merchant_orders;
+mod merchants;
 mod operator;
 mod orders;
 mod paging;
@@ -26,16 +27,14 @@ mod webhooks;
 pub use crate::fees::FeePolicy;
 pub use accounts::{LoginInput, SignUpInput};
 pub use campaigns::{CampaignInput, CampaignUpdate};
-pub use catalog::{
-    MerchantInput, MerchantUpdate, NewMerchant, OptionInput, ProductInput, ProductUpdate, ShippingRateInput,
-    VariantInput, VariantUpdate,
-};
+pub use catalog::{OptionInput, ProductInput, ProductUpdate, ShippingRateInput, VariantInput, VariantUpdate};
 pub use checkout::{CheckoutInput, CompleteInput, LineInput, OrderInput, PaymentInput};
 pub use downloads::{DownloadOutcome, DEFAULT_DOWNLOADS_PER_LINK, DEFAULT_DOWNLOAD_TTL_MICROS};
 pub use funnel::{ArmFunnel, Funnel, FunnelArms, FunnelConversion};
 pub use idempotency::Idempotency;
 pub use mail::MailSpool;
 pub use merchant_orders::{FulfillInput, RefundInput};
+pub use merchants::{MerchantInput, MerchantUpdate, NewMerchant};
 pub use operator::{MerchantOverview, OPERATOR_SESSION_MICROS, VAULT_ROTATE};
 pub use orders::TrialBalance;
 pub use payouts::{
