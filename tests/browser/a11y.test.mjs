@@ -107,6 +107,7 @@ test("the operator's pages", async () => {
       await at(page, "/admin", label);
       const merchant = await page.locator("ul.merchants a").first().getAttribute("href");
       await at(page, merchant, label);
+      await at(page, "/admin/funnel/" + paths.post.split("/").pop(), label);
     });
   }
 });

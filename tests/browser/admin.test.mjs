@@ -38,6 +38,12 @@ test("the operator turns GB on, overrides a fee and sees the ledger balanced", a
   assert.equal((await adminApi("/admin/fees")).merchants[merchantId], 250);
   assert.match(await page.locator("table.overrides").innerText(), new RegExp(merchantId));
 
+  // Pay merchants now: whatever the demo owes them is paid, and the books still balance.
+  await page.getByRole("button", { name: "Run payouts now" }).click();
+  assert.match(await page.locator("main").innerText(), /payouts? paid|Nothing to pay/);
+  const payouts = await adminApi("/admin/payouts");
+  assert.equal(await page.locator("table.payouts-history tbody tr").count(), Math.max(payouts.data.length, 1));
+
   // The books balance; the kill switch wants its confirmation before it acts.
   assert.match(await page.locator("ul.totals").innerText(), /balanced|No money has moved yet/);
   await page.getByRole("button", { name: "Kill switch: turn Buy off" }).click();

@@ -30,6 +30,11 @@ pub struct MerchantOverview {
     pub merchant: Merchant,
     /// Its newest orders, as the merchant's API shows them.
     pub orders: Vec<serde_json::Value>,
+    /// What the ledger owes it per currency, and its newest payouts.
+    pub balances: Vec<super::payouts::Balance>,
+    pub payouts: Vec<super::payouts::Payout>,
+    /// Its posts that carry a product: each has a funnel.
+    pub funnel_posts: Vec<crate::model::Post>,
 }
 
 impl Services {
@@ -134,6 +139,19 @@ impl Services {
         }
         let merchant = self.store.find_merchant(id).await?.ok_or(Error::NotFound("merchant"))?;
         let orders = self.store.find_orders_by_merchant(&merchant.id, None, None, 20).await?;
-        Ok(MerchantOverview { orders: orders.iter().map(super::merchant_view).collect(), merchant })
+        // The merchant's own views of its money and posts, read on its behalf: the operator
+        // sees exactly what the merchant sees.
+        let account = self.account(&merchant.account_id).await?;
+        let as_merchant = Principal::Merchant { merchant: Box::new(merchant.clone()), account };
+        let balances = self.merchant_balance(&as_merchant).await?.data;
+        let payouts = self.merchant_payouts(&as_merchant, None, Some(10)).await?.data;
+        let funnel_posts = self.funnel_posts(&as_merchant, 50).await?;
+        Ok(MerchantOverview {
+            orders: orders.iter().map(super::merchant_view).collect(),
+            merchant,
+            balances,
+            payouts,
+            funnel_posts,
+        })
     }
 }

@@ -179,6 +179,8 @@ impl Services {
             }
         }
         let data = self.run_payouts(merchant, now_micros()).await?;
+        let paid: Vec<String> = data.iter().map(|p| format!("{} {} {}", p.merchant_id, p.amount, p.currency)).collect();
+        self.audit("payouts.run", &format!("{} payout(s): {}", data.len(), paid.join(", "))).await?;
         Ok(Payouts { data })
     }
 

@@ -102,6 +102,10 @@ pub struct AdminPage<'a> {
     pub last_rotation: Option<AuditRow>,
     pub errors: FormErrors,
     pub notice: Option<String>,
+    /// The newest payouts: (id, merchant, amount, when).
+    pub payouts: Vec<(String, String, String, String)>,
+    pub payout_merchant: String,
+    pub post_id: String,
 }
 
 #[derive(Template)]
@@ -112,6 +116,11 @@ pub struct MerchantPage<'a> {
     pub fee_bps: u32,
     /// `(id, created, status, total)`.
     pub orders: Vec<(String, String, String, String)>,
+    /// `(owed now, paid out so far)` per currency, and the newest payouts `(amount, when)`.
+    pub balances: Vec<(String, String)>,
+    pub payouts: Vec<(String, String)>,
+    /// Its posts with a product, each with a funnel: `(post id, text)`.
+    pub funnel_posts: Vec<(String, String)>,
 }
 
 /// The operator, if the browser holds an open console session.
@@ -148,6 +157,7 @@ struct Shown {
     override_merchant: String,
     override_bps: String,
     notice: Option<String>,
+    override_merchant_for_payout: String,
 }
 
 impl Shown {
@@ -158,6 +168,7 @@ impl Shown {
             override_merchant: String::new(),
             override_bps: String::new(),
             notice: None,
+            override_merchant_for_payout: String::new(),
         }
     }
 }
@@ -177,10 +188,11 @@ async fn dashboard(
         let merchants = st.services.find_merchants(who, q, 25).await?;
         let audit = st.services.operator_audit_log(who, 30).await?;
         let rotation = st.services.last_key_rotation(who).await?;
-        Ok::<_, Error>((flag, fees, data, totals, merchants, audit, rotation))
+        let payouts = st.services.all_payouts(who, None, Some(20)).await?.data;
+        Ok::<_, Error>((flag, fees, data, totals, merchants, audit, (rotation, payouts)))
     }
     .await;
-    let (flag, fees, data, totals, merchants, audit, rotation) = match loaded {
+    let (flag, fees, data, totals, merchants, audit, (rotation, payouts)) = match loaded {
         Ok(v) => v,
         // A search too long is a field error; the rest of the page still shows.
         Err(e @ Error::Validation(_)) if !q.is_empty() => {
@@ -211,6 +223,19 @@ async fn dashboard(
         last_rotation: rotation.as_ref().map(audit_row),
         errors,
         notice: shown.notice,
+        payouts: payouts
+            .iter()
+            .map(|p| {
+                (
+                    p.id.clone(),
+                    p.merchant_id.clone(),
+                    amount(p.amount, &p.currency),
+                    p.created_at.get(..16).unwrap_or("").replace('T', " "),
+                )
+            })
+            .collect(),
+        payout_merchant: shown.override_merchant_for_payout,
+        post_id: String::new(),
     };
     ctx.render(status, page)
 }
@@ -464,8 +489,76 @@ pub async fn merchant(State(st): State<AppState>, ctx: PageCtx, jar: CookieJar, 
                     )
                 })
                 .collect();
-            ctx.render(StatusCode::OK, MerchantPage { ctx: &ctx, merchant: o.merchant, fee_bps, orders })
+            let balances =
+                o.balances.iter().map(|b| (amount(b.balance, &b.currency), amount(b.paid_out, &b.currency))).collect();
+            let payouts = o
+                .payouts
+                .iter()
+                .map(|p| (amount(p.amount, &p.currency), p.created_at.get(..16).unwrap_or("").replace('T', " ")))
+                .collect();
+            let funnel_posts = o.funnel_posts.iter().map(|p| (p.id.clone(), p.text.clone())).collect();
+            ctx.render(
+                StatusCode::OK,
+                MerchantPage { ctx: &ctx, merchant: o.merchant, fee_bps, orders, balances, payouts, funnel_posts },
+            )
         }
         Err(e) => error_page(&ctx, e),
     }
+}
+
+/// Pays every merchant's positive balance now (or the one named): `POST /admin/payouts`.
+pub async fn run_payouts(State(st): State<AppState>, ctx: PageCtx, jar: CookieJar, form: CsrfForm) -> Response {
+    let Some(who) = operator(&st, &jar).await else {
+        return login_page(&ctx, StatusCode::UNAUTHORIZED, FormErrors::default());
+    };
+    let merchant_id = form.opt("merchant_id");
+    let input = buyline_core::service::PayoutInput { merchant_id: merchant_id.clone() };
+    match st.services.create_payouts(&who, input).await {
+        Ok(paid) => {
+            let notice = match paid.data.len() {
+                0 => "Nothing to pay: no merchant has a positive balance outside the refund window.".to_string(),
+                1 => "1 payout paid.".to_string(),
+                n => format!("{n} payouts paid."),
+            };
+            let shown = Shown { notice: Some(notice), ..Shown::none() };
+            dashboard(&st, &ctx, &who, "", shown, FormErrors::default()).await
+        }
+        Err(e) => match form_errors(&e) {
+            Some(errors) => {
+                let shown = Shown { override_merchant_for_payout: merchant_id.unwrap_or_default(), ..Shown::none() };
+                dashboard(&st, &ctx, &who, "", shown, errors).await
+            }
+            None => error_page(&ctx, e),
+        },
+    }
+}
+
+#[derive(Deserialize, Default)]
+pub struct FunnelQuery {
+    post_id: Option<String>,
+}
+
+/// The form that opens any post's funnel by its id.
+pub async fn find_funnel(
+    State(st): State<AppState>,
+    ctx: PageCtx,
+    jar: CookieJar,
+    Query(q): Query<FunnelQuery>,
+) -> Response {
+    if operator(&st, &jar).await.is_none() {
+        return login_page(&ctx, StatusCode::UNAUTHORIZED, FormErrors::default());
+    }
+    let id = q.post_id.unwrap_or_default().trim().to_string();
+    if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        return error_page(&ctx, Error::NotFound("post"));
+    }
+    see_other(&format!("/admin/funnel/{id}"))
+}
+
+/// Any post's funnel, as the operator sees it.
+pub async fn funnel(State(st): State<AppState>, ctx: PageCtx, jar: CookieJar, Path(post_id): Path<String>) -> Response {
+    let Some(who) = operator(&st, &jar).await else {
+        return login_page(&ctx, StatusCode::UNAUTHORIZED, FormErrors::default());
+    };
+    super::funnel::render(&st, &ctx, &who, &post_id, "/admin".into(), "← Operator console").await
 }

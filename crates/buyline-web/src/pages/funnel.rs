@@ -31,7 +31,9 @@ pub struct Row(pub &'static str, pub String, pub String);
 #[template(path = "funnel.html")]
 pub struct FunnelPage<'a> {
     pub ctx: &'a PageCtx,
-    pub merchant_id: String,
+    /// Where "back" leads (the shop, or the operator's merchant page) and what it says.
+    pub back_url: String,
+    pub back_label: String,
     pub post_id: String,
     pub product_id: String,
     pub svg: String,
@@ -137,9 +139,22 @@ pub async fn funnel_page(
         Ok(None) => return error_page(&ctx, Error::NotFound("post")),
         Err(e) => return error_page(&ctx, e),
     };
-    let f = match st.services.funnel(&who, Some(&post_id)).await {
+    let back_url = format!("/merchant?m={}", who.merchant().map(|m| m.id.clone()).unwrap_or_default());
+    render(&st, &ctx, &who, &post_id, back_url, "← Your shop").await
+}
+
+/// One post's funnel page for whoever may see it (its merchant, or the operator).
+pub async fn render(
+    st: &AppState,
+    ctx: &PageCtx,
+    who: &buyline_core::Principal,
+    post_id: &str,
+    back_url: String,
+    back_label: &str,
+) -> Response {
+    let f = match st.services.funnel(who, Some(post_id)).await {
         Ok(f) => f,
-        Err(e) => return error_page(&ctx, e),
+        Err(e) => return error_page(ctx, e),
     };
     let c = f.comparison();
     let words = verdict(&c);
@@ -154,12 +169,12 @@ pub async fn funnel_page(
         Row("Revenue", revenue(b), revenue(h)),
         Row("Conversion (buyers ÷ reach)", pct(f.conversion.buy), pct(f.conversion.holdout)),
     ];
-    let merchant_id = who.merchant().map(|m| m.id.clone()).unwrap_or_default();
     ctx.render(
         StatusCode::OK,
         FunnelPage {
-            ctx: &ctx,
-            merchant_id,
+            ctx,
+            back_url,
+            back_label: back_label.to_string(),
             svg: chart(&f, &words),
             rows,
             lift: f.lift.map(|l| format!("{:+.1} %", l * 100.0)).unwrap_or_else(|| "—".into()),

@@ -94,6 +94,9 @@ pub fn router() -> Router<AppState> {
         .route("/admin/fees", post(admin::save_fees))
         .route("/admin/fees/overrides/{merchant_id}/delete", post(admin::remove_override))
         .route("/admin/merchants/{id}", get(admin::merchant))
+        .route("/admin/payouts", post(admin::run_payouts))
+        .route("/admin/funnel", get(admin::find_funnel))
+        .route("/admin/funnel/{post_id}", get(admin::funnel))
         .route("/merchant/products/{id}/uploads", get(uploads::uploads_page))
         // Uploads are limited by the blob store's limits as they stream, not by the form limit.
         .route(

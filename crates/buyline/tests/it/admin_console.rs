@@ -216,3 +216,57 @@ async fn wrong_operator_tokens_are_throttled_per_client_and_the_count_survives_a
     let (status, _, _) = b.submit("/admin", "/admin/login", &[("token", &app.admin_token)]).await;
     assert_eq!(status, 429);
 }
+
+#[tokio::test]
+async fn the_operator_pays_merchants_and_reads_any_posts_funnel_from_the_console() {
+    let app = spawn_app().await;
+    let (key, m) = app.merchant("shirts").await;
+    let mid = m["id"].as_str().unwrap().to_string();
+    let p = app.shirt(&key, 5).await;
+    let post = app.post("/posts", Some(&key), serde_json::json!({"text": "New shirts", "product_id": p["id"]})).await;
+    assert_eq!(post.status.as_u16(), 201, "{}", post.text);
+    let post_id = post.body["id"].as_str().unwrap().to_string();
+    let (shopper, _) = app.signup("ann").await;
+    assert_eq!(app.buy(&shopper, &variant(&p, "M", "red"), "4242424242424242").await.status.as_u16(), 201);
+
+    // Nobody but the operator: the log-in form, and nothing paid.
+    let anon = Browser::new(&app);
+    let (status, _, _) = anon.submit("/admin", "/admin/payouts", &[]).await;
+    assert_eq!(status, 401);
+    assert_eq!(anon.get(&format!("/admin/funnel/{post_id}")).await.0, 401);
+    assert_eq!(app.get("/admin/payouts", Some(&app.admin_token)).await.body["data"], serde_json::json!([]));
+
+    let op = logged_in(&app).await;
+    // The merchant's page: what it is owed, and its post with a funnel.
+    let (_, page) = op.get(&format!("/admin/merchants/{mid}")).await;
+    assert!(page.contains("Owed now: <strong>$"), "{page}");
+    assert!(page.contains(&format!("/admin/funnel/{post_id}")));
+    let (status, page) = op.get(&format!("/admin/funnel/{post_id}")).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("Does Buy convert?") && page.contains("← Operator console"));
+    let (status, _, loc) = op.submit("/admin", &format!("/admin/funnel?post_id={post_id}"), &[]).await;
+    assert_eq!(status, 405, "the funnel finder is a GET form: {loc:?}");
+    let r = op.client.get(format!("{}/admin/funnel?post_id={post_id}", app.url)).send().await.unwrap();
+    assert_eq!(r.headers()["location"], format!("/admin/funnel/{post_id}").as_str());
+
+    // A payout for a merchant that does not exist is refused beside the field.
+    let (status, page, _) = op.submit("/admin", "/admin/payouts", &[("merchant_id", "mer_nobody")]).await;
+    assert_eq!(status, 422);
+    assert!(page.contains("id=\"merchant_id-error\"") && page.contains("value=\"mer_nobody\""));
+    // Run payouts now: one payout, the balance is paid, the books still balance, audited.
+    let (status, page, _) = op.submit("/admin", "/admin/payouts", &[]).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("1 payout paid."), "{}", &page[page.find("<main").unwrap_or(0)..][..400.min(page.len())]);
+    let payouts = app.get("/admin/payouts", Some(&app.admin_token)).await.body;
+    assert_eq!(payouts["data"].as_array().unwrap().len(), 1);
+    assert_eq!(payouts["data"][0]["merchant_id"], mid.as_str());
+    assert!(page.contains(payouts["data"][0]["id"].as_str().unwrap()));
+    let balance = app.get("/merchant/balance", Some(&key)).await.body;
+    assert_eq!(balance["data"][0]["balance"], 0);
+    assert!(page.contains("USD: $0.00 (balanced)"));
+    assert!(page[page.find("id=\"audit-h\"").unwrap()..].contains("payouts.run"));
+    // Again: nothing left to pay, nothing paid twice.
+    let (_, page, _) = op.submit("/admin", "/admin/payouts", &[]).await;
+    assert!(page.contains("Nothing to pay"));
+    assert_eq!(app.get("/admin/payouts", Some(&app.admin_token)).await.body["data"].as_array().unwrap().len(), 1);
+}
