@@ -299,7 +299,8 @@ impl Services {
     pub async fn act_as_merchant(&self, owner: &Account, merchant_id: Option<&str>) -> Result<Option<Principal>> {
         let owned = self.store.find_merchants_by_owner(&owner.id).await?;
         let chosen = match merchant_id.filter(|m| !m.is_empty()) {
-            Some(id) => owned.into_iter().find(|m| m.id == id),
+            // A shop named that is not theirs: as the API answers for another's resource.
+            Some(id) => Some(owned.into_iter().find(|m| m.id == id).ok_or(Error::NotFound("merchant"))?),
             None => owned.into_iter().next(),
         };
         let Some(merchant) = chosen else { return Ok(None) };

@@ -226,6 +226,15 @@ pub(super) async fn dashboard_with(
     dashboard(st, ctx, who, None, None, kept, errors).await
 }
 
+/// Someone without a shop asking for a shop's page or action: log in first; signed in,
+/// 403, as the API answers a shopper on a merchant's endpoint.
+fn no_shop_action(ctx: &PageCtx) -> Response {
+    if ctx.viewer.is_none() {
+        return to_login("/merchant");
+    }
+    error_page(ctx, Error::Forbidden("You do not run a shop. Open one from your shop page.".into()))
+}
+
 /// Someone without a shop: log in first, then the form that opens one.
 fn no_shop(ctx: &PageCtx) -> Response {
     if ctx.viewer.is_none() {
@@ -250,7 +259,11 @@ fn back(m: &str) -> String {
 }
 
 pub async fn save_webhook(State(st): State<AppState>, ctx: PageCtx, form: CsrfForm) -> Response {
-    let Ok(Some(who)) = principal(&st, &ctx, form.opt("m").as_deref()).await else { return no_shop(&ctx) };
+    let who = match principal(&st, &ctx, form.opt("m").as_deref()).await {
+        Ok(Some(who)) => who,
+        Ok(None) => return no_shop_action(&ctx),
+        Err(e) => return error_page(&ctx, e),
+    };
     let url = form.get("webhook_url");
     match st
         .services
@@ -268,7 +281,11 @@ pub async fn save_webhook(State(st): State<AppState>, ctx: PageCtx, form: CsrfFo
 
 /// The shop's cart hashtags (one per market) and whether digital products may go in carts.
 pub async fn save_cart_settings(State(st): State<AppState>, ctx: PageCtx, form: CsrfForm) -> Response {
-    let Ok(Some(who)) = principal(&st, &ctx, form.opt("m").as_deref()).await else { return no_shop(&ctx) };
+    let who = match principal(&st, &ctx, form.opt("m").as_deref()).await {
+        Ok(Some(who)) => who,
+        Ok(None) => return no_shop_action(&ctx),
+        Err(e) => return error_page(&ctx, e),
+    };
     let tags: BTreeMap<String, String> =
         ["US", "GB"].iter().filter_map(|c| form.opt(&format!("tag_{c}")).map(|t| (c.to_string(), t))).collect();
     let mut kinds = vec!["physical".to_string()];
@@ -298,7 +315,11 @@ pub async fn save_cart_settings(State(st): State<AppState>, ctx: PageCtx, form: 
 }
 
 pub async fn rotate_secret(State(st): State<AppState>, ctx: PageCtx, form: CsrfForm) -> Response {
-    let Ok(Some(who)) = principal(&st, &ctx, form.opt("m").as_deref()).await else { return no_shop(&ctx) };
+    let who = match principal(&st, &ctx, form.opt("m").as_deref()).await {
+        Ok(Some(who)) => who,
+        Ok(None) => return no_shop_action(&ctx),
+        Err(e) => return error_page(&ctx, e),
+    };
     match st.services.rotate_webhook_secret(&who).await {
         // Shown once, on this response only.
         Ok(secret) => dashboard(&st, &ctx, who, None, Some(secret), HashMap::new(), FormErrors::default()).await,
@@ -307,7 +328,11 @@ pub async fn rotate_secret(State(st): State<AppState>, ctx: PageCtx, form: CsrfF
 }
 
 pub async fn replay(State(st): State<AppState>, ctx: PageCtx, Path(id): Path<String>, form: CsrfForm) -> Response {
-    let Ok(Some(who)) = principal(&st, &ctx, form.opt("m").as_deref()).await else { return no_shop(&ctx) };
+    let who = match principal(&st, &ctx, form.opt("m").as_deref()).await {
+        Ok(Some(who)) => who,
+        Ok(None) => return no_shop_action(&ctx),
+        Err(e) => return error_page(&ctx, e),
+    };
     match st.services.retry_delivery(&who, &id).await {
         Ok(()) => see_other(&back(&who.merchant().map(|m| m.id.clone()).unwrap_or_default())),
         Err(e) => error_page(&ctx, e),
@@ -380,7 +405,11 @@ pub async fn merchant_order(
     Path(id): Path<String>,
     Query(q): Query<MerchantQuery>,
 ) -> Response {
-    let Ok(Some(who)) = principal(&st, &ctx, q.m.as_deref()).await else { return no_shop(&ctx) };
+    let who = match principal(&st, &ctx, q.m.as_deref()).await {
+        Ok(Some(who)) => who,
+        Ok(None) => return no_shop_action(&ctx),
+        Err(e) => return error_page(&ctx, e),
+    };
     order_page(&st, &ctx, &who, &id, FormErrors::default()).await
 }
 
@@ -390,7 +419,11 @@ pub async fn order_action(
     Path((id, action)): Path<(String, String)>,
     form: CsrfForm,
 ) -> Response {
-    let Ok(Some(who)) = principal(&st, &ctx, form.opt("m").as_deref()).await else { return no_shop(&ctx) };
+    let who = match principal(&st, &ctx, form.opt("m").as_deref()).await {
+        Ok(Some(who)) => who,
+        Ok(None) => return no_shop_action(&ctx),
+        Err(e) => return error_page(&ctx, e),
+    };
     let result = match action.as_str() {
         "acknowledge" => st.services.acknowledge_order(&who, &id).await,
         "fulfill" => {

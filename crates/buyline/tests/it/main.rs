@@ -16,6 +16,7 @@ mod limits;
 mod money_out;
 mod openapi;
 mod ops;
+mod page_auth;
 mod pages;
 mod posts;
 mod rights;
