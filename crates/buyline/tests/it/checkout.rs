@@ -52,14 +52,7 @@ async fn one_tap_order_is_paid_captured_and_booked() {
     let n = app.get("/notifications", Some(&shopper)).await.body;
     assert!(n["data"][0]["text"].as_str().unwrap().contains(o["id"].as_str().unwrap()));
     let mail_dir = app.dir.path().join("mail");
-    let mut found = String::new();
-    for _ in 0..50 {
-        if let Some(e) = std::fs::read_dir(&mail_dir).ok().and_then(|mut d| d.next()) {
-            found = std::fs::read_to_string(e.unwrap().path()).unwrap();
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    let found = mail_containing(&mail_dir, o["id"].as_str().unwrap()).await;
     assert!(found.contains("buyer@example.com") && found.contains(o["id"].as_str().unwrap()), "{found}");
     assert!(!found.contains("4242424242424242"));
     // Another shopper cannot see it.

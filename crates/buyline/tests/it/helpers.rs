@@ -342,3 +342,18 @@ impl Browser {
         (r.status().as_u16(), r.text().await.unwrap(), loc)
     }
 }
+
+/// The first e-mail in the spool that holds `needle`, once the mailer has written all of it
+/// (it may be mid-write when first seen); empty if none does within 15 s.
+pub async fn mail_containing(dir: &std::path::Path, needle: &str) -> String {
+    for _ in 0..150 {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+            if text.contains(needle) && text.contains("\r\n\r\n") {
+                return text;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    String::new()
+}

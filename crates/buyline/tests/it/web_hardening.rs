@@ -290,14 +290,7 @@ async fn receipt_emails_say_they_are_utf8_plain_text() {
     let o = app.buy(&shopper, &variant(&p, "M", "red"), "4242424242424242").await;
     assert_eq!(o.status, 201, "{}", o.text);
     let mail_dir = app.dir.path().join("mail");
-    let mut found = String::new();
-    for _ in 0..100 {
-        if let Some(e) = std::fs::read_dir(&mail_dir).ok().and_then(|mut d| d.next()) {
-            found = std::fs::read_to_string(e.unwrap().path()).unwrap();
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    let found = mail_containing(&mail_dir, o.body["id"].as_str().unwrap()).await;
     assert!(found.contains(o.body["id"].as_str().unwrap()), "{found}");
     let headers = format!("\r\n{}\r\n", found.split("\r\n\r\n").next().unwrap().to_ascii_lowercase());
     assert!(headers.contains("\r\nmime-version: 1.0\r\n"), "{headers}");
