@@ -260,7 +260,7 @@ impl CatalogStore for Db {
         ids.sort();
         ids.dedup();
         let list = placeholders(1, ids.len());
-        let sql_products = format!("select * from products where id in ({list})");
+        let sql_products = format!("select * from products where id in ({list}) and archived_at is null");
         let sql_variants = format!("select * from variants where product_id in ({list}) order by product_id, position");
         let sql_rates =
             format!("select * from shipping_rates where product_id in ({list}) order by product_id, position");
@@ -316,15 +316,56 @@ impl CatalogStore for Db {
     }
 
     async fn find_products_by_merchant(&self, merchant_id: &str) -> StoreResult<Vec<Product>> {
-        let rows = sqlx::query("select id from products where merchant_id = $1 order by created_at desc, id")
-            .bind(merchant_id)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(other)?;
+        let rows = sqlx::query(
+            "select id from products where merchant_id = $1 and archived_at is null order by created_at desc, id",
+        )
+        .bind(merchant_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(other)?;
         let ids: Vec<String> = rows.iter().map(|r| r.try_get("id")).collect::<Result<_, _>>().map_err(other)?;
         let mut products = self.find_products(&ids).await?;
         products.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.id.cmp(&b.id)));
         Ok(products)
+    }
+
+    async fn archive_product(
+        &self,
+        id: &str,
+        merchant_id: &str,
+        open: &[buyline_core::order::OrderStatus],
+        now: i64,
+    ) -> StoreResult<bool> {
+        let mut tx = self.begin().await?;
+        // An order's lines are kept as JSON; the product id is a quoted value in them.
+        let statuses = placeholders(3, open.len());
+        let sql = format!(
+            "select 1 as one from orders where merchant_id = $1 and lines like $2 and status in ({statuses}) limit 1"
+        );
+        let held = sqlx::query(&sql).bind(merchant_id).bind(format!("%\"product_id\":\"{id}\"%"));
+        let held = open.iter().fold(held, |q, s| q.bind(s.as_str())).fetch_optional(&mut *tx).await.map_err(other)?;
+        if held.is_some() {
+            tx.rollback().await.map_err(other)?;
+            return Ok(false);
+        }
+        sqlx::query("update products set archived_at = $1 where id = $2 and merchant_id = $3 and archived_at is null")
+            .bind(now)
+            .bind(id)
+            .bind(merchant_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(other)?;
+        tx.commit().await.map_err(other)?;
+        Ok(true)
+    }
+
+    async fn find_product_file(&self, id: &str) -> StoreResult<Option<buyline_core::model::ProductFile>> {
+        let row = sqlx::query("select * from products where id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(other)?;
+        Ok(row.as_ref().map(crate::downloads::file_of).transpose()?.flatten())
     }
 
     async fn update_product(&self, p: &Product) -> StoreResult<()> {

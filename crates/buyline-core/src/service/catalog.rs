@@ -452,6 +452,28 @@ impl Services {
         self.product(id).await
     }
 
+    /// Retires one of the merchant's products: it leaves the catalogue, its buy cards and
+    /// checkout; paid orders keep their lines and their download links. Refused (409) while
+    /// an order holding it is still open — awaiting its card check, paid and not shipped, or
+    /// partly refunded.
+    pub async fn archive_product(&self, who: &Principal, id: &str) -> Result<()> {
+        let p = self.own_product(who, id).await?;
+        let open = [
+            crate::order::OrderStatus::RequiresAction,
+            crate::order::OrderStatus::Paid,
+            crate::order::OrderStatus::PartiallyRefunded,
+        ];
+        if !self.store.archive_product(&p.id, &p.merchant_id, &open, now_micros()).await? {
+            return Err(Error::Conflict {
+                message: "this product has open orders: fulfil, cancel or refund them first".into(),
+                errors: vec![],
+            });
+        }
+        self.forget_products([&p.id]);
+        tracing::info!(product_id = %p.id, "product archived");
+        Ok(())
+    }
+
     pub async fn update_variant(
         &self,
         who: &Principal,

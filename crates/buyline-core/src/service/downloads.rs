@@ -234,9 +234,8 @@ impl Services {
             }
             None => return Err(Error::NotFound("download")),
         };
-        let Some(file) =
-            self.store.find_products(std::slice::from_ref(&l.product_id)).await?.pop().and_then(|p| p.file)
-        else {
+        // Archived or not: what was paid for stays downloadable.
+        let Some(file) = self.store.find_product_file(&l.product_id).await? else {
             return Err(Error::NotFound("download"));
         };
         let counted = if count {

@@ -38,6 +38,19 @@ pub trait CatalogStore: Send + Sync {
 
     async fn find_products_by_merchant(&self, merchant_id: &str) -> StoreResult<Vec<Product>>;
 
+    /// Archives the merchant's product unless an order still open (`open` statuses) holds
+    /// it; `Ok(false)` when one does. Archived products are not found by `find_products`.
+    async fn archive_product(
+        &self,
+        id: &str,
+        merchant_id: &str,
+        open: &[crate::order::OrderStatus],
+        now: i64,
+    ) -> StoreResult<bool>;
+
+    /// A product's uploaded file, archived or not (paid downloads outlive the catalogue).
+    async fn find_product_file(&self, id: &str) -> StoreResult<Option<crate::model::ProductFile>>;
+
     /// Rewrites the product's own fields and replaces its shipping rates.
     async fn update_product(&self, product: &Product) -> StoreResult<()>;
 

@@ -89,6 +89,20 @@ pub async fn update_product(
     Ok(Json(st.services.update_product(&who, &id, input).await?))
 }
 
+/// Archive a product (the catalogue's delete): it leaves the shop, its buy cards and
+/// checkout; paid orders keep their lines and download links. 409 while an order holding it
+/// is still open (awaiting its card check, paid and not shipped, or partly refunded).
+#[utoipa::path(delete, path = "/products/{id}", tag = "catalog", security(("bearer" = [])),
+    responses((status = 204), (status = 404, body = Problem), (status = 409, body = Problem)))]
+pub async fn delete_product(
+    State(st): State<AppState>,
+    Auth(who): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<axum::http::StatusCode> {
+    st.services.archive_product(&who, &id).await?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
+}
+
 /// Update a variant's price, SKU or stock.
 #[utoipa::path(patch, path = "/products/{id}/variants/{vid}", tag = "catalog", request_body = VariantUpdate,
     security(("bearer" = [])),

@@ -88,7 +88,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(catalog::rotate_api_key))
         .routes(routes!(catalog::list_merchant_products))
         .routes(routes!(catalog::create_product))
-        .routes(routes!(catalog::get_product, catalog::update_product))
+        .routes(routes!(catalog::get_product, catalog::update_product, catalog::delete_product))
         .routes(routes!(catalog::update_variant))
         .routes(routes!(orders::create_checkout))
         .routes(routes!(orders::get_checkout))

@@ -76,6 +76,7 @@ pub fn router() -> Router<AppState> {
         .route("/merchant/products/new", get(shop::new_product))
         .route("/merchant/products/{id}", get(shop::edit_product).post(shop::update_product))
         .route("/merchant/products/{id}/variants/{vid}", post(shop::update_variant))
+        .route("/merchant/products/{id}/archive", post(shop::archive_product))
         .route("/merchant/posts", post(shop::compose))
         .route("/merchant/campaigns", get(campaigns::campaigns_page).post(campaigns::create_campaign))
         .route("/merchant/campaigns/{id}/status", post(campaigns::set_status))

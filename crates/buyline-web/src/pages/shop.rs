@@ -438,3 +438,31 @@ pub async fn compose(State(st): State<AppState>, ctx: PageCtx, form: CsrfForm) -
         },
     }
 }
+
+/// Archives the product from its page; with open orders, the page says why not.
+pub async fn archive_product(
+    State(st): State<AppState>,
+    ctx: PageCtx,
+    Path(id): Path<String>,
+    form: CsrfForm,
+) -> Response {
+    let who = match shop(&st, &ctx, form.opt("m").as_deref()).await {
+        Ok(w) => w,
+        Err(r) => return r,
+    };
+    let Ok(merchant) = who.merchant().cloned() else { return see_other("/merchant") };
+    match st.services.archive_product(&who, &id).await {
+        Ok(()) => see_other(&format!("/merchant?m={}#products", merchant.id)),
+        Err(Error::Conflict { message, .. }) => match own_product(&st, &merchant, &id).await {
+            Ok(p) => {
+                let kept = kept_of(&p);
+                let errors = FormErrors(HashMap::from([("archive".to_string(), message)]));
+                let mut page = product_form(&ctx, merchant, Some(p), kept, errors, None);
+                *page.status_mut() = StatusCode::CONFLICT;
+                page
+            }
+            Err(e) => error_page(&ctx, e),
+        },
+        Err(e) => error_page(&ctx, e),
+    }
+}

@@ -493,32 +493,39 @@ async fn sqlx_conn(app: &TestApp) -> sqlx::AnyConnection {
     sqlx::AnyConnection::connect(&app.database_url).await.unwrap()
 }
 
-/// A `tracing` writer into a shared buffer.
-#[derive(Clone, Default)]
-struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn no_card_number_or_cvc_in_any_log_line_at_trace_level() {
-    // The test runtime is single-threaded, so this thread's subscriber sees the server too.
-    let buf = Captured::default();
-    let writer = buf.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-    let app = spawn_app().await;
+    // The real binary in its own process, logging everything at TRACE into a file: what an
+    // operator's log collector would keep. (A subscriber inside the test process shares
+    // tracing's per-callsite interest with every other test and could miss events.)
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = match std::env::var("BUYLINE_TEST_DATABASE_URL") {
+        Ok(base) if !base.is_empty() => fresh_postgres(&base).await,
+        _ => buyline::config::database_url(dir.path(), None),
+    };
+    let log_path = dir.path().join("server.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let admin = format!("op_test_{}", rand::random::<u64>());
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_buyline"))
+        .args(["serve", "--no-demo", "--listen", &format!("127.0.0.1:{port}")])
+        .env("BUYLINE_DATA_DIR", dir.path())
+        .env("DATABASE_URL", &database_url)
+        .env("BUYLINE_ADMIN_TOKEN", &admin)
+        .env("BUYLINE_LOG", "trace")
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("buyline serve starts");
+    let url = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    for _ in 0..300 {
+        if client.get(format!("{url}/readyz")).send().await.is_ok_and(|r| r.status() == 200) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let app = TestApp::external(url, admin, database_url, tempfile::tempdir().unwrap());
     let (_, p, shopper) = setup(&app, 10).await;
     let vid = variant(&p, "M", "red");
     let numbers = ["4242424242424242", "4000000000000002", "4000000000009995", "4000002500003155", "5555555555554444"];
@@ -533,8 +540,11 @@ async fn no_card_number_or_cvc_in_any_log_line_at_trace_level() {
         "payment": {"card": {"number": "4242424242424241", "exp_month": 12, "exp_year": 2031, "cvc": "987"}}});
     let r = app.post("/orders", Some(&shopper), bad).await;
     assert!(!r.text.contains("4242424242424241"));
-    app.stop().await;
-    let logs = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    // A graceful stop, so everything it logged is written out.
+    let stopped = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(stopped.success());
+    let _ = child.wait();
+    let logs = String::from_utf8_lossy(&std::fs::read(&log_path).unwrap()).to_string();
     assert!(
         logs.contains("TRACE") && logs.contains("order committed"),
         "trace-level logs of the purchases were captured"

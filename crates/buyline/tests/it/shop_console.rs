@@ -129,3 +129,65 @@ async fn a_shop_page_never_shows_or_changes_another_shops_product() {
     let anon = Browser::new(&app);
     assert_eq!(anon.get("/merchant/products/new").await.0, 303);
 }
+
+#[tokio::test]
+async fn a_product_with_open_orders_cannot_be_archived_and_an_archived_one_leaves_the_shop() {
+    let app = spawn_app().await;
+    let (key, m) = app.merchant("retire").await;
+    let mid = m["id"].as_str().unwrap().to_string();
+    let p = app.shirt(&key, 5).await;
+    let pid = p["id"].as_str().unwrap().to_string();
+    let vid = variant(&p, "M", "red");
+    let post = app.post("/posts", Some(&key), serde_json::json!({"text": "Last ones", "product_id": pid})).await;
+    let post_id = post.body["id"].as_str().unwrap().to_string();
+    let (shopper, _) = app.signup("lastbuyer").await;
+    let order = app.buy(&shopper, &vid, "4242424242424242").await;
+    assert_eq!(order.status.as_u16(), 201, "{}", order.text);
+    let oid = order.body["id"].as_str().unwrap().to_string();
+
+    // An open order holds it: refused by the API and beside the page's button.
+    let r = app.call(reqwest::Method::DELETE, &format!("/products/{pid}"), Some(&key), None).await;
+    assert_problem(&r, 409, "conflict");
+    let b = Browser::new(&app);
+    b.submit("/login", "/login", &[("login", "retire_o"), ("password", "correct horse battery")]).await;
+    let from = format!("/merchant/products/{pid}?m={mid}");
+    let (status, page, _) = b.submit(&from, &format!("/merchant/products/{pid}/archive"), &[("m", &mid)]).await;
+    assert_eq!(status, 409);
+    assert!(page.contains("id=\"archive-error\"") && page.contains("open orders"));
+    // Another shop cannot archive it.
+    let (other_key, _) = app.merchant("other").await;
+    let r = app.call(reqwest::Method::DELETE, &format!("/products/{pid}"), Some(&other_key), None).await;
+    assert_problem(&r, 404, "not_found");
+
+    // Shipped, the order is no longer open: the page archives it.
+    let f = app
+        .post(
+            &format!("/merchant/orders/{oid}/fulfill"),
+            Some(&key),
+            serde_json::json!({"carrier": "UPS", "tracking_number": "1Z1"}),
+        )
+        .await;
+    assert_eq!(f.status.as_u16(), 200, "{}", f.text);
+    let (status, _, loc) = b.submit(&from, &format!("/merchant/products/{pid}/archive"), &[("m", &mid)]).await;
+    assert_eq!((status, loc.as_deref()), (303, Some(format!("/merchant?m={mid}#products").as_str())));
+
+    // Gone from the catalogue, the shop's list, the post's Buy button and checkout ...
+    assert_problem(&app.get(&format!("/products/{pid}"), None).await, 404, "not_found");
+    assert_eq!(b.get(&from).await.0, 404);
+    let (_, shop) = b.get(&format!("/merchant?m={mid}")).await;
+    assert!(!shop.contains(&format!("/merchant/products/{pid}?")));
+    let thread = app.get(&format!("/posts/{post_id}"), Some(&shopper)).await.body;
+    assert_eq!(thread["buy"], serde_json::Value::Null);
+    let r = app
+        .post("/checkouts", Some(&shopper), serde_json::json!({"lines": [{"variant_id": vid, "quantity": 1}]}))
+        .await;
+    assert!(r.status.is_client_error(), "{}", r.text);
+    // ... while the paid order keeps its line; archiving again is a 404.
+    let mine = app.get(&format!("/orders/{oid}"), Some(&shopper)).await.body;
+    assert_eq!(mine["lines"][0]["product_id"], pid.as_str());
+    assert_problem(
+        &app.call(reqwest::Method::DELETE, &format!("/products/{pid}"), Some(&key), None).await,
+        404,
+        "not_found",
+    );
+}
