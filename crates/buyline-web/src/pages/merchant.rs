@@ -94,6 +94,9 @@ pub struct MerchantPage<'a> {
     /// (country, hashtag) for each market a shop can open in.
     pub cart_tags: Vec<(String, String)>,
     pub cart_digital: bool,
+    /// (country, tax rate in percent) for each market, and the return policy, as shown.
+    pub taxes: Vec<(String, String)>,
+    pub return_policy: String,
     pub errors: FormErrors,
     /// The shop's products, for the list and the composer's picker.
     pub products: Vec<ProductRow>,
@@ -173,6 +176,19 @@ async fn dashboard(
                             )
                         })
                         .collect(),
+                    taxes: ["US", "GB"]
+                        .iter()
+                        .map(|c| {
+                            let typed = kept.get(&format!("tax_{c}")).cloned();
+                            let stored = merchant
+                                .tax_rates
+                                .get(*c)
+                                .map(|bps| format!("{}.{:02}", bps / 100, bps % 100))
+                                .unwrap_or_default();
+                            (c.to_string(), typed.unwrap_or(stored))
+                        })
+                        .collect(),
+                    return_policy: kept.get("return_policy").cloned().unwrap_or_else(|| merchant.return_policy.clone()),
                     cart_digital: if kept.contains_key("cart_form") {
                         kept.contains_key("digital")
                     } else {
@@ -465,5 +481,52 @@ pub async fn order_action(
             order_page(&st, &ctx, &who, &id, errors).await
         }
         Err(e) => error_page(&ctx, e),
+    }
+}
+
+/// The shop's tax rate per market (in percent, e.g. 8.25) and its return policy.
+pub async fn save_terms(State(st): State<AppState>, ctx: PageCtx, form: CsrfForm) -> Response {
+    let who = match principal(&st, &ctx, form.opt("m").as_deref()).await {
+        Ok(Some(who)) => who,
+        Ok(None) => return no_shop_action(&ctx),
+        Err(e) => return error_page(&ctx, e),
+    };
+    let mut errors = HashMap::new();
+    let mut rates = BTreeMap::new();
+    for c in ["US", "GB"] {
+        let field = format!("tax_{c}");
+        if let Some(v) = form.opt(&field) {
+            // Percent with up to two decimals is basis points: 8.25 % = 825.
+            match super::buy::parse_amount(&v).filter(|bps| *bps <= 10_000) {
+                Some(bps) => {
+                    rates.insert(c.to_string(), bps as u32);
+                }
+                None => {
+                    errors.insert(field, "must be a percentage between 0 and 100, like 8.25".to_string());
+                }
+            }
+        }
+    }
+    let kept: HashMap<String, String> = form
+        .0
+        .iter()
+        .filter(|(k, _)| k.starts_with("tax_") || *k == "return_policy")
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    if !errors.is_empty() {
+        return dashboard(&st, &ctx, who, None, None, kept, FormErrors(errors)).await;
+    }
+    let update =
+        MerchantUpdate { tax_rates: Some(rates), return_policy: Some(form.get("return_policy")), ..Default::default() };
+    match st.services.update_merchant(&who, update).await {
+        Ok(m) => see_other(&format!("{}#terms", back(&m.id))),
+        Err(e) => match FormErrors::from_error(&e) {
+            Some(errors) => {
+                let errors =
+                    FormErrors(errors.0.into_iter().map(|(k, v)| (k.replace("tax_rates.", "tax_"), v)).collect());
+                dashboard(&st, &ctx, who, None, None, kept, errors).await
+            }
+            None => error_page(&ctx, e),
+        },
     }
 }

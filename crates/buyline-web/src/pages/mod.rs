@@ -82,6 +82,7 @@ pub fn router() -> Router<AppState> {
         .route("/merchant/campaigns/{id}/status", post(campaigns::set_status))
         .route("/merchant/webhook", post(merchant::save_webhook))
         .route("/merchant/cart", post(merchant::save_cart_settings))
+        .route("/merchant/terms", post(merchant::save_terms))
         .route("/merchant/webhook_secret/rotate", post(merchant::rotate_secret))
         .route("/merchant/webhook_deliveries/{id}/retry", post(merchant::replay))
         .route("/merchant/orders/{id}", get(merchant::merchant_order))

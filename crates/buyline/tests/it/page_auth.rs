@@ -70,6 +70,8 @@ async fn merchant_and_operator_pages_give_nothing_to_anyone_else() {
         ("/merchant/webhook".into(), vec![("webhook_url", "https://attacker.example/hook")]),
         ("/merchant/cart".into(), vec![("cart_form", "1"), ("tag_US", "#Hijack")]),
         ("/merchant/webhook_secret/rotate".into(), vec![]),
+        ("/merchant/terms".into(), vec![("tax_US", "99"), ("return_policy", "none")]),
+        (format!("/merchant/products/{pid}/archive"), vec![]),
         (format!("/merchant/orders/{oid}/fulfill"), vec![("carrier", "UPS"), ("tracking_number", "1Z")]),
         (format!("/merchant/orders/{oid}/refund"), vec![]),
         (format!("/merchant/orders/{oid}/cancel"), vec![]),
@@ -121,6 +123,8 @@ async fn merchant_and_operator_pages_give_nothing_to_anyone_else() {
     let me = app.get("/merchant", Some(&key)).await.body;
     assert_eq!(me["webhook_url"], webhook_before);
     assert!(me["cart_hashtags"].get("US").is_none());
+    assert!(me["tax_rates"].get("US").is_none());
+    assert_eq!(app.get(&format!("/products/{pid}"), None).await.status.as_u16(), 200, "not archived");
     assert_eq!(app.get(&format!("/merchant/orders/{oid}"), Some(&key)).await.body["status"], "paid");
     assert_eq!(app.get("/campaigns", Some(&key)).await.body["data"][0]["status"], "active");
     assert_eq!(app.get("/campaigns", Some(&key)).await.body["data"].as_array().unwrap().len(), 1);

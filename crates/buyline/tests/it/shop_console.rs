@@ -191,3 +191,25 @@ async fn a_product_with_open_orders_cannot_be_archived_and_an_archived_one_leave
         "not_found",
     );
 }
+
+#[tokio::test]
+async fn a_shop_sets_its_tax_rates_and_return_policy_from_its_page() {
+    let app = spawn_app().await;
+    let (key, m) = app.merchant("taxes").await;
+    let mid = m["id"].as_str().unwrap().to_string();
+    let b = Browser::new(&app);
+    b.submit("/login", "/login", &[("login", "taxes_o"), ("password", "correct horse battery")]).await;
+    let from = format!("/merchant?m={mid}");
+    let bad = [("m", mid.as_str()), ("tax_US", "eight"), ("tax_GB", "20"), ("return_policy", "30 days")];
+    let (status, page, _) = b.submit(&from, "/merchant/terms", &bad).await;
+    assert_eq!(status, 422);
+    assert!(page.contains("id=\"tax_US-error\"") && page.contains("value=\"eight\"") && page.contains("30 days"));
+    let good = [("m", mid.as_str()), ("tax_US", "8.25"), ("tax_GB", ""), ("return_policy", "Returns within 30 days")];
+    let (status, _, _) = b.submit(&from, "/merchant/terms", &good).await;
+    assert_eq!(status, 303);
+    let me = app.get("/merchant", Some(&key)).await.body;
+    assert_eq!(me["tax_rates"], serde_json::json!({"US": 825}));
+    assert_eq!(me["return_policy"], "Returns within 30 days");
+    let (_, page) = b.get(&from).await;
+    assert!(page.contains("value=\"8.25\""));
+}
