@@ -107,7 +107,7 @@ pub struct MerchantPage<'a> {
     pub money: Vec<(String, String)>,
     pub payouts: Vec<(String, String)>,
     /// Posts with a product, each linking to its funnel: (post id, text).
-    pub funnel_posts: Vec<(String, String)>,
+    pub funnel_posts: Vec<(String, String, super::view::PostView)>,
 }
 
 #[derive(Template)]
@@ -206,7 +206,25 @@ async fn dashboard(
                     errors,
                     money,
                     payouts,
-                    funnel_posts: funnel_posts.into_iter().map(|p| (p.id, p.text)).collect(),
+                    // Each post as the feed shows it, with its buy card (an archived product's
+                    // post keeps no card).
+                    funnel_posts: funnel_posts
+                        .into_iter()
+                        .map(|post| {
+                            let buy = post
+                                .product_id
+                                .as_ref()
+                                .and_then(|id| products.iter().find(|p| &p.id == id))
+                                .map(|p| p.buy_card());
+                            let view = super::view::PostView::item(&buyline_core::model::TimelineItem {
+                                post: post.clone(),
+                                promoted: false,
+                                buy,
+                                product_url: None,
+                            });
+                            (post.id, post.text, view)
+                        })
+                        .collect(),
                 },
             )
         }

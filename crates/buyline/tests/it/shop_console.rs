@@ -97,6 +97,11 @@ async fn a_person_opens_a_shop_creates_a_product_edits_stock_and_posts_it() {
     let posts = app.get("/accounts/makergoods/posts", None).await.body;
     assert_eq!(posts["data"][0]["post"]["text"], "New jackets are in");
     assert_eq!(posts["data"][0]["post"]["product_id"], pid.as_str());
+    // The shop's page shows the post as the feed does, with its buy card, and its funnel.
+    let (_, page) = b.get("/merchant").await;
+    let posts = &page[page.find("id=\"funnel-h\"").unwrap()..];
+    assert!(posts.contains("New jackets are in") && posts.contains("class=\"buy-card\""));
+    assert!(posts.contains(&format!("data-product-id=\"{pid}\"")) && posts.contains("/merchant/funnel/post_"));
 }
 
 #[tokio::test]
