@@ -505,26 +505,12 @@ async fn no_card_number_or_cvc_in_any_log_line_at_trace_level() {
     };
     let log_path = dir.path().join("server.log");
     let log = std::fs::File::create(&log_path).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let admin = format!("op_test_{}", rand::random::<u64>());
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_buyline"))
-        .args(["serve", "--no-demo", "--listen", &format!("127.0.0.1:{port}")])
-        .env("BUYLINE_DATA_DIR", dir.path())
-        .env("DATABASE_URL", &database_url)
-        .env("BUYLINE_ADMIN_TOKEN", &admin)
-        .env("BUYLINE_LOG", "trace")
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .expect("buyline serve starts");
-    let url = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
-    for _ in 0..300 {
-        if client.get(format!("{url}/readyz")).send().await.is_ok_and(|r| r.status() == 200) {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    let server = ChildServer::start_with(dir.path(), &database_url, &admin, |cmd| {
+        cmd.env("BUYLINE_LOG", "trace").stdout(log.try_clone().unwrap()).stderr(log);
+    })
+    .await;
+    let url = server.url.clone();
     let app = TestApp::external(url, admin, database_url, tempfile::tempdir().unwrap());
     let (_, p, shopper) = setup(&app, 10).await;
     let vid = variant(&p, "M", "red");
@@ -540,10 +526,7 @@ async fn no_card_number_or_cvc_in_any_log_line_at_trace_level() {
         "payment": {"card": {"number": "4242424242424241", "exp_month": 12, "exp_year": 2031, "cvc": "987"}}});
     let r = app.post("/orders", Some(&shopper), bad).await;
     assert!(!r.text.contains("4242424242424241"));
-    // A graceful stop, so everything it logged is written out.
-    let stopped = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-    assert!(stopped.success());
-    let _ = child.wait();
+    server.stop();
     let logs = String::from_utf8_lossy(&std::fs::read(&log_path).unwrap()).to_string();
     assert!(
         logs.contains("TRACE") && logs.contains("order committed"),

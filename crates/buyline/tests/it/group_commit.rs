@@ -204,44 +204,6 @@ async fn a_request_that_fails_in_a_group_fails_alone() {
     app.stop().await;
 }
 
-/// A `buyline serve` in its own process, to be killed with SIGKILL.
-struct Server {
-    child: std::process::Child,
-    url: String,
-}
-
-impl Server {
-    async fn start(dir: &std::path::Path, database_url: &str, admin_token: &str) -> Server {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_buyline"))
-            .args(["serve", "--no-demo", "--listen", &format!("127.0.0.1:{port}")])
-            .args(["--reconcile-interval-secs", "1", "--stuck-checkout-secs", "2"])
-            .env("BUYLINE_DATA_DIR", dir)
-            .env("DATABASE_URL", database_url)
-            .env("BUYLINE_ADMIN_TOKEN", admin_token)
-            .env("BUYLINE_LOG", "warn")
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("buyline serve starts");
-        let url = format!("http://127.0.0.1:{port}");
-        let client = reqwest::Client::new();
-        for _ in 0..300 {
-            if client.get(format!("{url}/readyz")).send().await.is_ok_and(|r| r.status() == 200) {
-                return Server { child, url };
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("the server did not become ready");
-    }
-
-    fn kill(mut self) {
-        self.child.kill().expect("SIGKILL");
-        let _ = self.child.wait();
-    }
-}
-
 #[tokio::test]
 async fn a_server_killed_mid_group_leaves_every_order_paid_exactly_once_or_not_at_all() {
     let dir = tempfile::tempdir().unwrap();
@@ -250,7 +212,7 @@ async fn a_server_killed_mid_group_leaves_every_order_paid_exactly_once_or_not_a
         _ => buyline::config::database_url(dir.path(), None),
     };
     let admin = format!("op_test_{}", rand::random::<u64>());
-    let first = Server::start(dir.path(), &database_url, &admin).await;
+    let first = ChildServer::start(dir.path(), &database_url, &admin).await;
     let mut app = TestApp::external(first.url.clone(), admin.clone(), database_url.clone(), dir);
     let (mkey, _) = app.merchant("tees").await;
     const STOCK: i64 = 5_000;
@@ -321,7 +283,7 @@ async fn a_server_killed_mid_group_leaves_every_order_paid_exactly_once_or_not_a
 
     // A new server on the same data; the reconciler settles what the crash left, and every
     // client retries with its key until answered.
-    let second = Server::start(app.dir.path(), &database_url, &admin).await;
+    let second = ChildServer::start(app.dir.path(), &database_url, &admin).await;
     app.url = second.url.clone();
     let mut orders: BTreeMap<String, String> = BTreeMap::new();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);

@@ -357,3 +357,65 @@ pub async fn mail_containing(dir: &std::path::Path, needle: &str) -> String {
     }
     String::new()
 }
+
+/// A `buyline serve` in its own process: to be killed with SIGKILL mid-flight, or stopped
+/// with SIGTERM.
+pub struct ChildServer {
+    pub child: std::process::Child,
+    pub url: String,
+}
+
+impl ChildServer {
+    /// Started as the crash tests want it: the reconciler every second, a checkout stuck
+    /// after two, warnings only.
+    pub async fn start(dir: &std::path::Path, database_url: &str, admin_token: &str) -> ChildServer {
+        Self::start_with(dir, database_url, admin_token, |cmd| {
+            cmd.args(["--reconcile-interval-secs", "1", "--stuck-checkout-secs", "2"])
+                .env("BUYLINE_LOG", "warn")
+                .stdout(std::process::Stdio::null());
+        })
+        .await
+    }
+
+    /// Started with `configure` adding its own flags, variables and outputs; ready when
+    /// `/readyz` answers.
+    pub async fn start_with(
+        dir: &std::path::Path,
+        database_url: &str,
+        admin_token: &str,
+        configure: impl FnOnce(&mut std::process::Command),
+    ) -> ChildServer {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_buyline"));
+        cmd.args(["serve", "--no-demo", "--listen", &format!("127.0.0.1:{port}")])
+            .env("BUYLINE_DATA_DIR", dir)
+            .env("DATABASE_URL", database_url)
+            .env("BUYLINE_ADMIN_TOKEN", admin_token);
+        configure(&mut cmd);
+        let mut child = cmd.spawn().expect("buyline serve starts");
+        let url = format!("http://127.0.0.1:{port}");
+        let client = reqwest::Client::new();
+        for _ in 0..300 {
+            if client.get(format!("{url}/readyz")).send().await.is_ok_and(|r| r.status() == 200) {
+                return ChildServer { child, url };
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("the server did not become ready");
+    }
+
+    /// SIGKILL: the process dies wherever it is.
+    pub fn kill(mut self) {
+        self.child.kill().expect("SIGKILL");
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM and wait: a graceful stop, everything it logged written out.
+    pub fn stop(mut self) {
+        let sent = std::process::Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        assert!(sent.success());
+        let _ = self.child.wait();
+    }
+}
