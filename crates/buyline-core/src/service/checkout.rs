@@ -213,11 +213,7 @@ impl Services {
         // way (the product page), and a checkout they open from a post counts for holdout.
         let mut arm = Arm::Excluded;
         if let Some(p) = ids.iter().find_map(|id| products.get(id)) {
-            let flag = self.buy_button_flag().await?;
-            arm = flag.arm(&shopper.id, &shopper.country, &p.merchant_id);
-            if arm == Arm::Excluded {
-                return Err(Error::NotAvailable("Buy is not available for your account in this market".into()));
-            }
+            arm = self.admitted(shopper, &p.merchant_id).await?;
         }
         let mut out = Vec::new();
         let mut merchant_id: Option<String> = None;
@@ -481,11 +477,21 @@ impl Services {
         if mark.donation || q < mark.quantity {
             return Ok(None);
         }
-        let flag = self.buy_button_flag().await?;
-        if flag.arm(&shopper.id, &shopper.country, &mark.merchant_id) != Arm::Buy {
-            return Ok(Some(Error::NotAvailable("Buy is not available for your account in this market".into())));
+        if let Err(e) = self.admitted(shopper, &mark.merchant_id).await {
+            return Ok(Some(e));
         }
         Ok(Some(Error::OutOfStock(format!("{} is sold out in that choice or quantity", mark.name))))
+    }
+
+    /// The rollout's answer for this shopper and merchant, the one rule every purchase path
+    /// applies first (SPEC §2): excluded is `403 not_available`; the `buy` arm and the
+    /// holdout (who buy the out-of-feed way) are admitted, and told which arm they are in.
+    async fn admitted(&self, shopper: &Account, merchant_id: &str) -> Result<Arm> {
+        let flag = self.buy_button_flag().await?;
+        match flag.arm(&shopper.id, &shopper.country, merchant_id) {
+            Arm::Excluded => Err(Error::NotAvailable("Buy is not available for your account in this market".into())),
+            arm => Ok(arm),
+        }
     }
 
     fn stock_returns(&self) -> u64 {
@@ -547,10 +553,7 @@ impl Services {
         }
         // The rollout answers first (a kill switch since the checkout opened included).
         let merchant = self.merchant(&c.merchant_id).await?;
-        let flag = self.buy_button_flag().await?;
-        if flag.arm(&shopper.id, &shopper.country, &merchant.id) == Arm::Excluded {
-            return Err(Error::NotAvailable("Buy is not available for your account in this market".into()));
-        }
+        self.admitted(shopper, &merchant.id).await?;
         let products = self.products_for(&Self::line_variants(&c)).await?;
         let v = self.validate_completion(shopper, &c, &products, &input).await?;
         let Some(attempt) = self.store.claim_checkout(&c.id, &shopper.id, now_micros()).await? else {

@@ -13,7 +13,7 @@ use super::{Principal, Services};
 use crate::error::{Error, Result};
 use crate::experiment::{compare, Comparison, Sample};
 use crate::ids::has_prefix;
-use crate::model::{Account, AccountKind, Post, Product, TimelineItem};
+use crate::model::{Account, AccountKind, Post, Product};
 use crate::rollout::Arm;
 use crate::store::{ArmTotals, FunnelBatch};
 use crate::types::now_micros;
@@ -160,9 +160,9 @@ impl Services {
         self.funnel.off.store(!on, Ordering::Relaxed);
     }
 
-    /// Counts one serving of each of these posts to `viewer`: call it wherever posts reach a
-    /// shopper without going through the timeline's decoration (search and hashtag results,
-    /// for instance). Posts without a product, signed-out viewers and excluded shoppers count
+    /// Counts one serving of each of these posts to `viewer`, for posts that reach a shopper
+    /// without the decoration every list goes through (timelines, threads, profiles, search
+    /// and hashtag pages all count there, through `count_served`). Posts without a product, signed-out viewers and excluded shoppers count
     /// nothing. Reads only the one-second caches; writes nothing.
     pub async fn count_impressions(&self, viewer: Option<&Account>, posts: &[&Post]) -> Result<()> {
         let Some(viewer) = viewer else { return Ok(()) };
@@ -192,12 +192,6 @@ impl Services {
         }
         let counted = served.iter().filter(|(_, arm)| *arm != Arm::Excluded).copied();
         self.funnel.served(&viewer.id, counted);
-    }
-
-    /// Same as [`Self::count_impressions`], for decorated items.
-    pub async fn count_impressions_of(&self, viewer: Option<&Account>, items: &[TimelineItem]) -> Result<()> {
-        let posts: Vec<&Post> = items.iter().map(|i| &i.post).collect();
-        self.count_impressions(viewer, &posts).await
     }
 
     /// The buy sheet of `post_id` opened by a shopper in `arm` (a checkout with that post).

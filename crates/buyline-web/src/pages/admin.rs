@@ -17,7 +17,6 @@ use buyline_core::model::Merchant;
 use buyline_core::rollout::BuyButtonFlag;
 use buyline_core::service::{TrialBalance, OPERATOR_SESSION_MICROS};
 use buyline_core::store::AuditEntry;
-use buyline_core::types::{Currency, Money};
 use buyline_core::{Error, Principal};
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -70,10 +69,7 @@ fn audit_row(e: &AuditEntry) -> AuditRow {
 }
 
 fn amount(minor: i64, currency: &str) -> String {
-    match Currency::parse(currency) {
-        Some(c) => Money::new(minor, c).display(),
-        None => format!("{minor} {currency}"),
-    }
+    super::view::money_of(minor, currency)
 }
 
 #[derive(Template)]

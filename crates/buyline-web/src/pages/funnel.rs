@@ -14,7 +14,6 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use buyline_core::experiment::verdict;
 use buyline_core::service::{ArmFunnel, Funnel};
-use buyline_core::types::{Currency, Money};
 use buyline_core::Error;
 use serde::Deserialize;
 use std::fmt::Write;
@@ -52,14 +51,7 @@ fn revenue(a: &ArmFunnel) -> String {
     if a.revenue.is_empty() {
         return "—".into();
     }
-    a.revenue
-        .iter()
-        .map(|(c, v)| match Currency::parse(c) {
-            Some(cur) => Money::new(*v, cur).display(),
-            None => format!("{v} {c}"),
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
+    a.revenue.iter().map(|(c, v)| super::view::money_of(*v, c)).collect::<Vec<_>>().join(", ")
 }
 
 /// The chart: for each arm three bars (reach, opens, buyers) on one scale, the conversion

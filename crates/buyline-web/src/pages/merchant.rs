@@ -236,7 +236,7 @@ type Rows = Vec<(String, String)>;
 
 /// The balance per currency and the newest payouts, as the page shows them.
 async fn money_rows(st: &AppState, who: &Principal) -> Result<(Rows, Rows), Error> {
-    let show = |amount: i64, cur: &str| Money::new(amount, Currency::parse(cur).unwrap_or(Currency::Usd)).display();
+    let show = super::view::money_of;
     let balances = st.services.merchant_balance(who).await?;
     let payouts = st.services.merchant_payouts(who, None, Some(10)).await?;
     Ok((

@@ -199,6 +199,15 @@ pub fn variants(p: &Product) -> Vec<VariantView> {
         .collect()
 }
 
+/// An amount in minor units of the currency with this ISO code, for display (`$25.00`); an
+/// unknown code shows as the number and the code.
+pub fn money_of(minor: i64, currency: &str) -> String {
+    match buyline_core::types::Currency::parse(currency) {
+        Some(c) => buyline_core::types::Money::new(minor, c).display(),
+        None => format!("{minor} {currency}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -385,3 +385,21 @@ async fn a_synthetic_experiment_is_recovered_exactly() {
     assert!((0.0..=1.0).contains(&p));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_holdout_shopper_hears_sold_out_like_everyone_else_even_from_the_sold_out_mark() {
+    let app = spawn_app().await;
+    let flag = json!({"enabled": true, "countries": ["US"], "percent": 100, "merchants": null, "holdout_percent": 100});
+    let r = app.call(reqwest::Method::PUT, "/admin/flags/buy_button", Some(&app.admin_token), Some(flag)).await;
+    assert_eq!(r.status.as_u16(), 200, "{}", r.text);
+    let (key, _) = app.merchant("lastone").await;
+    let p = app.shirt(&key, 1).await;
+    let vid = variant(&p, "M", "red");
+    let (holdout, _) = app.signup("heldout").await;
+    assert_eq!(app.buy(&holdout, &vid, "4242424242424242").await.status.as_u16(), 201);
+    // The first refusal reads the stock; the next is answered from this process's sold-out
+    // mark. Both say what the rollout allows a holdout shopper to hear: sold out.
+    for _ in 0..2 {
+        assert_problem(&app.buy(&holdout, &vid, "4242424242424242").await, 409, "out_of_stock");
+    }
+}
