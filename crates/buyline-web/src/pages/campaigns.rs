@@ -32,11 +32,10 @@ pub struct CampaignsPage<'a> {
     pub errors: FormErrors,
 }
 
+/// The shop the signed-in owner acts for (the merchant pages' rule), `None` when there is
+/// none of theirs to act for.
 async fn principal(st: &AppState, ctx: &PageCtx, m: Option<&str>) -> Option<Principal> {
-    match &ctx.viewer {
-        Some(v) => st.services.act_as_merchant(v, m).await.ok().flatten(),
-        None => None,
-    }
+    super::merchant::principal(st, ctx, m).await.ok().flatten()
 }
 
 fn no_shop(ctx: &PageCtx) -> Response {

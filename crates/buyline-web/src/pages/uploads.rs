@@ -45,13 +45,6 @@ fn mib(n: u64) -> String {
     }
 }
 
-async fn owner(st: &AppState, ctx: &PageCtx, m: Option<&str>) -> Result<Option<Principal>, Error> {
-    match &ctx.viewer {
-        Some(v) => st.services.act_as_merchant(v, m).await,
-        None => Ok(None),
-    }
-}
-
 fn render(
     st: &AppState,
     ctx: &PageCtx,
@@ -83,7 +76,7 @@ pub async fn uploads_page(
     Path(id): Path<String>,
     Query(q): Query<ShopQuery>,
 ) -> Response {
-    let who = match owner(&st, &ctx, q.m.as_deref()).await {
+    let who = match super::merchant::principal(&st, &ctx, q.m.as_deref()).await {
         Ok(Some(w)) => w,
         Ok(None) => return to_login(&format!("/merchant/products/{id}/uploads")),
         Err(e) => return error_page(&ctx, e),
@@ -116,7 +109,7 @@ async fn upload(
     mut form: Multipart,
     kind: Upload,
 ) -> Response {
-    let who = match owner(&st, &ctx, q.m.as_deref()).await {
+    let who = match super::merchant::principal(&st, &ctx, q.m.as_deref()).await {
         Ok(Some(w)) => w,
         Ok(None) => return to_login(&format!("/merchant/products/{id}/uploads")),
         Err(e) => return error_page(&ctx, e),
