@@ -36,6 +36,18 @@ pub struct SavedAddress {
     pub address: Address,
 }
 
+/// A decrypt of a vault record, for the audit log: written before the decrypted data leaves
+/// the process (before a card reaches the processor, or an address an order).
+#[derive(Debug, Clone)]
+pub struct VaultAudit {
+    pub record_id: String,
+    pub owner_id: String,
+    pub kind: String,
+    pub purpose: String,
+    pub actor: String,
+    pub at: i64,
+}
+
 /// One decrypt of a vault record: what, for whom, why, when.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AuditEntry {

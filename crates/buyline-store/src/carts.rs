@@ -270,7 +270,7 @@ impl CartStore for Db {
 
     async fn insert_cart_checkout(&self, c: &CheckoutRecord, item_ids: &[String]) -> StoreResult<()> {
         let mut tx = self.begin().await?;
-        checkout_insert(c)?.execute(&mut *tx).await.map_err(other)?;
+        crate::write::run_steps(&mut tx, &[checkout_insert(c)?]).await?;
         for id in item_ids {
             sqlx::query("update cart_items set checkout_id = $1 where id = $2 and account_id = $3")
                 .bind(&c.id)

@@ -1,7 +1,8 @@
 //! Checkouts, stock reservations and the order commit on SQL.
 
-use crate::outbox::insert_receipt_and_event;
-use crate::{json_err, other, AnyQuery, Db};
+use crate::outbox::{event_steps, receipt_steps};
+use crate::write::{Check, Job, Outcome, Step};
+use crate::{args, json_err, other, Db};
 use async_trait::async_trait;
 use buyline_core::error::StoreError;
 use buyline_core::order::{CheckoutRecord, CheckoutStatus, NewEvent, Order, OrderStatus, Receipt, ReservationState};
@@ -11,25 +12,60 @@ use buyline_core::types::Currency;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-pub(crate) fn checkout_insert(c: &CheckoutRecord) -> StoreResult<AnyQuery<'_>> {
-    Ok(sqlx::query(
+pub(crate) fn checkout_insert(c: &CheckoutRecord) -> StoreResult<Step> {
+    Ok(Step::new(
         "insert into checkouts (id, shopper_id, merchant_id, post_id, lines, currency, status, attempt, order_id, \
          created_at, updated_at, expires_at, from_cart, arm) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11, $12, $13)",
-    )
-    .bind(&c.id)
-    .bind(&c.shopper_id)
-    .bind(&c.merchant_id)
-    .bind(&c.post_id)
-    .bind(serde_json::to_string(&c.lines).map_err(json_err)?)
-    .bind(c.currency.code())
-    .bind(c.status.as_str())
-    .bind(c.attempt)
-    .bind(&c.order_id)
-    .bind(c.created_at)
-    .bind(c.expires_at)
-    .bind(i64::from(c.from_cart))
-    // funnel (issue 15): the experiment arm of a checkout from a post.
-    .bind(c.arm.map(|a| a.as_str())))
+        args![
+            &c.id,
+            &c.shopper_id,
+            &c.merchant_id,
+            &c.post_id,
+            serde_json::to_string(&c.lines).map_err(json_err)?,
+            c.currency.code(),
+            c.status.as_str(),
+            c.attempt,
+            &c.order_id,
+            c.created_at,
+            c.expires_at,
+            i64::from(c.from_cart),
+            // funnel (issue 15): the experiment arm of a checkout from a post.
+            c.arm.map(|a| a.as_str()),
+        ],
+    ))
+}
+
+/// The statements that reserve `lines` for a checkout: per variant, a conditional decrement
+/// (`FailUnlessOne`: the whole guard against overselling, it cannot take stock that is not
+/// there, whatever runs beside it; infinite stock has a null quantity, which it leaves null)
+/// and the reservation row. Two statements per line, so a failed step `at` names line `at / 2`.
+fn reservation_steps(checkout_id: &str, lines: &[(String, i64)], expires_at: i64) -> Vec<Step> {
+    let mut steps = Vec::with_capacity(lines.len() * 2);
+    for (variant_id, qty) in lines {
+        steps.push(
+            Step::new(
+                "update variants set quantity = quantity - $1 \
+                 where id = $2 and (inventory_type = 'infinite' or quantity >= $1)",
+                args![*qty, variant_id],
+            )
+            .check(Check::FailUnlessOne),
+        );
+        steps.push(Step::new(
+            "insert into reservations (checkout_id, attempt, variant_id, quantity, state, expires_at) \
+             values ($1, (select attempt from checkouts where id = $1), $2, $3, $5, $4)",
+            args![checkout_id, variant_id, *qty, expires_at, ReservationState::Held.as_str()],
+        ));
+    }
+    steps
+}
+
+/// A reservation job's outcome: `Err(variant)` for the line that was short.
+fn reserved(out: Outcome, skip: usize, lines: &[(String, i64)]) -> StoreResult<Result<(), String>> {
+    match out {
+        Outcome::Done { .. } => Ok(Ok(())),
+        Outcome::Failed { at } if at >= skip => Ok(Err(lines[(at - skip) / 2].0.clone())),
+        other => Err(StoreError::Other(format!("reserving stock: unexpected {other:?}"))),
+    }
 }
 
 fn checkout_row(r: &AnyRow) -> StoreResult<CheckoutRecord> {
@@ -57,8 +93,23 @@ fn checkout_row(r: &AnyRow) -> StoreResult<CheckoutRecord> {
 #[async_trait]
 impl CheckoutStore for Db {
     async fn insert_checkout(&self, c: &CheckoutRecord) -> StoreResult<()> {
-        self.execute_grouped(checkout_insert(c)?).await?;
+        self.run(Job::from(vec![checkout_insert(c)?])).await?;
         Ok(())
+    }
+
+    async fn insert_checkout_reserved(
+        &self,
+        c: &CheckoutRecord,
+        lines: &[(String, i64)],
+        expires_at: i64,
+        audits: &[buyline_core::saved::VaultAudit],
+    ) -> StoreResult<Result<(), String>> {
+        let mut job = Job::new();
+        job.extend(crate::vault::audit_step(audits));
+        job.push(checkout_insert(c)?);
+        let skip = job.steps.len();
+        job.extend(reservation_steps(&c.id, lines, expires_at));
+        reserved(self.run(job).await?, skip, lines)
     }
 
     async fn find_checkout(&self, id: &str) -> StoreResult<Option<CheckoutRecord>> {
@@ -72,19 +123,14 @@ impl CheckoutStore for Db {
 
     async fn claim_checkout(&self, id: &str, shopper_id: &str, now: i64) -> StoreResult<Option<i64>> {
         let r = self
-            .execute_grouped(
-                sqlx::query(
-                    "update checkouts set status = $4, attempt = attempt + 1, updated_at = $1 \
-             where id = $2 and shopper_id = $3 and status = $5 and expires_at > $1",
-                )
-                .bind(now)
-                .bind(id)
-                .bind(shopper_id)
-                .bind(CheckoutStatus::Completing.as_str())
-                .bind(CheckoutStatus::Open.as_str()),
+            .run(Job::from(vec![Step::new(
+                "update checkouts set status = $4, attempt = attempt + 1, updated_at = $1 \
+                 where id = $2 and shopper_id = $3 and status = $5 and expires_at > $1",
+                args![now, id, shopper_id, CheckoutStatus::Completing.as_str(), CheckoutStatus::Open.as_str()],
             )
+            .check(Check::FailUnlessOne)]))
             .await?;
-        if r.rows_affected() != 1 {
+        if !r.done() {
             return Ok(None);
         }
         let row = sqlx::query("select attempt from checkouts where id = $1")
@@ -103,15 +149,13 @@ impl CheckoutStore for Db {
         now: i64,
     ) -> StoreResult<bool> {
         let r = self
-            .execute_grouped(
-                sqlx::query("update checkouts set status = $1, updated_at = $2 where id = $3 and status = $4")
-                    .bind(to.as_str())
-                    .bind(now)
-                    .bind(id)
-                    .bind(from.as_str()),
+            .run(Job::from(vec![Step::new(
+                "update checkouts set status = $1, updated_at = $2 where id = $3 and status = $4",
+                args![to.as_str(), now, id, from.as_str()],
             )
+            .check(Check::FailUnlessOne)]))
             .await?;
-        Ok(r.rows_affected() == 1)
+        Ok(r.done())
     }
 
     async fn reserve_stock(
@@ -120,39 +164,7 @@ impl CheckoutStore for Db {
         lines: &[(String, i64)],
         expires_at: i64,
     ) -> StoreResult<Result<(), String>> {
-        let mut tx = self.begin_grouped().await?;
-        for (variant_id, qty) in lines {
-            // The conditional decrement is the whole guard against overselling: it cannot take
-            // stock that is not there, whatever runs beside it.
-            // Infinite stock has a null quantity, which the decrement leaves null.
-            let r = sqlx::query(
-                "update variants set quantity = quantity - $1 \
-                 where id = $2 and (inventory_type = 'infinite' or quantity >= $1)",
-            )
-            .bind(*qty)
-            .bind(variant_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(other)?;
-            if r.rows_affected() != 1 {
-                tx.rollback().await.map_err(other)?;
-                return Ok(Err(variant_id.clone()));
-            }
-            sqlx::query(
-                "insert into reservations (checkout_id, attempt, variant_id, quantity, state, expires_at) \
-                 values ($1, (select attempt from checkouts where id = $1), $2, $3, $5, $4)",
-            )
-            .bind(checkout_id)
-            .bind(variant_id)
-            .bind(*qty)
-            .bind(expires_at)
-            .bind(ReservationState::Held.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(other)?;
-        }
-        tx.commit().await.map_err(other)?;
-        Ok(Ok(()))
+        reserved(self.run(Job::from(reservation_steps(checkout_id, lines, expires_at))).await?, 0, lines)
     }
 
     async fn release_reservation(&self, checkout_id: &str) -> StoreResult<()> {
@@ -201,91 +213,84 @@ impl CheckoutStore for Db {
         now: i64,
         hold_until: i64,
     ) -> StoreResult<()> {
-        let mut tx = self.begin_grouped().await?;
-        sqlx::query(
+        let mut job = Job::new();
+        job.push(Step::new(
             "insert into orders (id, checkout_id, shopper_id, merchant_id, status, currency, subtotal, shipping_amount, tax, \
              total, platform_fee, fee_bps, lines, shipping_address, shipping, fulfillment, payment_id, card_brand, card_last4, \
              challenge_url, post_id, contact_email, created_at, updated_at) \
              values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $23)",
-        )
-        .bind(&o.id)
-        .bind(&o.checkout_id)
-        .bind(&o.shopper_id)
-        .bind(&o.merchant_id)
-        .bind(o.status.as_str())
-        .bind(o.totals.currency.code())
-        .bind(o.totals.subtotal)
-        .bind(o.totals.shipping)
-        .bind(o.totals.tax)
-        .bind(o.totals.total)
-        .bind(o.platform_fee)
-        .bind(o.fee_bps as i64)
-        .bind(serde_json::to_string(&o.lines).map_err(json_err)?)
-        .bind(o.shipping_address.as_ref().map(serde_json::to_string).transpose().map_err(json_err)?)
-        .bind(o.shipping.as_ref().map(serde_json::to_string).transpose().map_err(json_err)?)
-        .bind(serde_json::to_string(&o.fulfillment).map_err(json_err)?)
-        .bind(&o.payment_id)
-        .bind(&o.payment.brand)
-        .bind(&o.payment.last4)
-        .bind(&o.challenge_url)
-        .bind(&o.post_id)
-        .bind(&o.contact_email)
-        .bind(o.created_at)
-        .execute(&mut *tx)
-        .await
-        .map_err(other)?;
+            args![
+                &o.id,
+                &o.checkout_id,
+                &o.shopper_id,
+                &o.merchant_id,
+                o.status.as_str(),
+                o.totals.currency.code(),
+                o.totals.subtotal,
+                o.totals.shipping,
+                o.totals.tax,
+                o.totals.total,
+                o.platform_fee,
+                o.fee_bps as i64,
+                serde_json::to_string(&o.lines).map_err(json_err)?,
+                o.shipping_address.as_ref().map(serde_json::to_string).transpose().map_err(json_err)?,
+                o.shipping.as_ref().map(serde_json::to_string).transpose().map_err(json_err)?,
+                serde_json::to_string(&o.fulfillment).map_err(json_err)?,
+                &o.payment_id,
+                &o.payment.brand,
+                &o.payment.last4,
+                &o.challenge_url,
+                &o.post_id,
+                &o.contact_email,
+                o.created_at,
+            ],
+        ));
         if o.status == OrderStatus::RequiresAction {
             // Stock stays held while the shopper passes the card check.
-            sqlx::query("update reservations set expires_at = $1 where checkout_id = $2 and state = $3")
-                .bind(hold_until)
-                .bind(&o.checkout_id)
-                .bind(ReservationState::Held.as_str())
-                .execute(&mut *tx)
-                .await
-                .map_err(other)?;
+            job.push(Step::new(
+                "update reservations set expires_at = $1 where checkout_id = $2 and state = $3",
+                args![hold_until, &o.checkout_id, ReservationState::Held.as_str()],
+            ));
         } else {
-            sqlx::query("update reservations set state = $2 where checkout_id = $1 and state = $3")
-                .bind(&o.checkout_id)
-                .bind(ReservationState::Consumed.as_str())
-                .bind(ReservationState::Held.as_str())
-                .execute(&mut *tx)
-                .await
-                .map_err(other)?;
+            job.push(Step::new(
+                "update reservations set state = $2 where checkout_id = $1 and state = $3",
+                args![&o.checkout_id, ReservationState::Consumed.as_str(), ReservationState::Held.as_str()],
+            ));
         }
-        let done = sqlx::query(
-            "update checkouts set status = $4, order_id = $1, updated_at = $2 where id = $3 and status = $5",
-        )
-        .bind(&o.id)
-        .bind(now)
-        .bind(&o.checkout_id)
-        .bind(CheckoutStatus::Completed.as_str())
-        .bind(CheckoutStatus::Completing.as_str())
-        .execute(&mut *tx)
-        .await
-        .map_err(other)?;
-        if done.rows_affected() != 1 {
-            tx.rollback().await.map_err(other)?;
-            return Err(StoreError::Other(format!("checkout {} was not completing", o.checkout_id)));
-        }
+        let completed = job.steps.len();
+        job.push(
+            Step::new(
+                "update checkouts set status = $4, order_id = $1, updated_at = $2 where id = $3 and status = $5",
+                args![
+                    &o.id,
+                    now,
+                    &o.checkout_id,
+                    CheckoutStatus::Completed.as_str(),
+                    CheckoutStatus::Completing.as_str()
+                ],
+            )
+            .check(Check::FailUnlessOne),
+        );
         if from_cart {
             // Bought from the cart: those items leave it with the order.
-            sqlx::query("delete from cart_items where checkout_id = $1")
-                .bind(&o.checkout_id)
-                .execute(&mut *tx)
-                .await
-                .map_err(other)?;
+            job.push(Step::new("delete from cart_items where checkout_id = $1", args![&o.checkout_id]));
         }
-        insert_receipt_and_event(&mut tx, receipt, event, now).await?;
-        tx.commit().await.map_err(other)
+        job.extend(receipt_steps(receipt.as_slice(), now));
+        job.extend(event_steps(event.as_slice()));
+        match self.run(job).await? {
+            Outcome::Done { .. } => Ok(()),
+            Outcome::Failed { at } if at == completed => {
+                Err(StoreError::Other(format!("checkout {} was not completing", o.checkout_id)))
+            }
+            other => Err(StoreError::Other(format!("committing an order: unexpected {other:?}"))),
+        }
     }
 
     async fn consume_reservation(&self, checkout_id: &str) -> StoreResult<()> {
-        self.execute_grouped(
-            sqlx::query("update reservations set state = $2 where checkout_id = $1 and state = $3")
-                .bind(checkout_id)
-                .bind(ReservationState::Consumed.as_str())
-                .bind(ReservationState::Held.as_str()),
-        )
+        self.run(Job::from(vec![Step::new(
+            "update reservations set state = $2 where checkout_id = $1 and state = $3",
+            args![checkout_id, ReservationState::Consumed.as_str(), ReservationState::Held.as_str()],
+        )]))
         .await?;
         Ok(())
     }

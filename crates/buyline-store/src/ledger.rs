@@ -1,6 +1,7 @@
 //! Ledger entries on SQL: postings and the trial balance.
 
-use crate::{other, Db};
+use crate::write::{run_steps, Check, Job, Step};
+use crate::{args, other, rows_of, Db};
 use async_trait::async_trait;
 use buyline_core::checkout::Posting;
 use buyline_core::ids::new_id;
@@ -15,44 +16,41 @@ pub(crate) async fn post_ledger(
     postings: &[Posting],
     now: i64,
 ) -> StoreResult<()> {
-    let txn = new_id("txn");
-    for p in postings {
-        sqlx::query(
-            "insert into ledger_entries (id, txn_id, account, currency, amount, order_id, created_at) \
-             values ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(new_id("le"))
-        .bind(&txn)
-        .bind(&p.account)
-        .bind(currency)
-        .bind(p.amount)
-        .bind(order_id)
-        .bind(now)
-        .execute(&mut **tx)
-        .await
-        .map_err(other)?;
+    if postings.is_empty() {
+        return Ok(());
     }
-    Ok(())
+    run_steps(&mut **tx, &[ledger_step(order_id, currency, postings, now)]).await.map(drop)
+}
+
+/// One balanced ledger transaction: its postings in one statement.
+pub(crate) fn ledger_step(order_id: &str, currency: &str, postings: &[Posting], now: i64) -> Step {
+    let txn = new_id("txn");
+    let sql = format!(
+        "insert into ledger_entries (id, txn_id, account, currency, amount, order_id, created_at) values {}",
+        rows_of(postings.len(), 7, 1)
+    );
+    let mut args = Vec::with_capacity(postings.len() * 7);
+    for p in postings {
+        args.extend(args![new_id("le"), &txn, &p.account, currency, p.amount, order_id, now]);
+    }
+    Step::new(sql, args)
 }
 
 #[async_trait]
 impl LedgerStore for Db {
     async fn mark_captured(&self, order_id: &str, currency: &str, postings: &[Posting], now: i64) -> StoreResult<bool> {
-        let mut tx = self.begin_grouped().await?;
-        let r =
-            sqlx::query("update orders set captured_at = $1, updated_at = $1 where id = $2 and captured_at is null")
-                .bind(now)
-                .bind(order_id)
-                .execute(&mut *tx)
-                .await
-                .map_err(other)?;
-        if r.rows_affected() != 1 {
-            tx.rollback().await.map_err(other)?;
-            return Ok(false);
+        let mut job = Job::new();
+        job.push(
+            Step::new(
+                "update orders set captured_at = $1, updated_at = $1 where id = $2 and captured_at is null",
+                args![now, order_id],
+            )
+            .check(Check::FailUnlessOne),
+        );
+        if !postings.is_empty() {
+            job.push(ledger_step(order_id, currency, postings, now));
         }
-        post_ledger(&mut tx, order_id, currency, postings, now).await?;
-        tx.commit().await.map_err(other)?;
-        Ok(true)
+        Ok(self.run(job).await?.done())
     }
 
     async fn trial_balance(&self) -> StoreResult<Vec<TrialBalanceLine>> {

@@ -29,8 +29,10 @@ mod outbox;
 mod payouts;
 mod social;
 mod vault;
+pub mod write;
 
 pub use group::{GroupWriter, Tx};
+pub use write::{Check, Job, Outcome, Step};
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -117,6 +119,8 @@ impl Db {
         let writer = match backend {
             Backend::Sqlite => AnyPoolOptions::new()
                 .max_connections(1)
+                // Taken for every batch of write jobs (`write.rs`): no ping round trip each time.
+                .test_before_acquire(false)
                 .acquire_timeout(Duration::from_secs(60))
                 .connect(url)
                 .await
@@ -128,7 +132,14 @@ impl Db {
             tokio::spawn(social::group_commit_posts(writer.clone(), rx));
             tx
         });
-        let group = GroupWriter::new(writer.clone());
+        let group = match backend {
+            Backend::Sqlite => {
+                use std::str::FromStr;
+                let opts = sqlx::sqlite::SqliteConnectOptions::from_str(url).map_err(other)?;
+                GroupWriter::grouped(writer.clone(), opts.get_filename())?
+            }
+            Backend::Postgres => GroupWriter::new(writer.clone()),
+        };
         Ok(Db { pool, writer, posts, group, backend })
     }
 
@@ -157,15 +168,19 @@ impl Db {
         }
     }
 
-    /// A write transaction that shares its durable commit with the others that arrive
-    /// together (SQLite), or a plain one (PostgreSQL). See `group.rs`.
+    /// A plain write transaction for a write that reads between its statements. See `group.rs`.
     async fn begin_grouped(&self) -> StoreResult<Tx> {
         self.group.begin().await.map_err(other)
     }
 
-    /// One statement as its own grouped write transaction.
+    /// One statement as its own write transaction.
     async fn execute_grouped(&self, q: AnyQuery<'_>) -> StoreResult<sqlx::any::AnyQueryResult> {
         self.group.execute(q).await.map_err(other)
+    }
+
+    /// A write job, group-committed on SQLite (see `group.rs` and `write.rs`).
+    async fn run(&self, job: Job) -> StoreResult<Outcome> {
+        self.group.run(job).await
     }
 
     /// The group writer, for an adapter that writes its own tables in this database (the

@@ -2,7 +2,8 @@
 //! notifications and the e-mail outbox.
 
 use crate::vault::vault_record_insert;
-use crate::{json_err, other, placeholders, rows_of, Backend, Db};
+use crate::write::{run_steps, Step};
+use crate::{args, json_err, other, placeholders, rows_of, Backend, Db};
 use async_trait::async_trait;
 use buyline_core::error::StoreError;
 use buyline_core::ids::new_id;
@@ -22,28 +23,43 @@ pub(crate) async fn insert_receipt_and_event(
     event: Option<&NewEvent>,
     now: i64,
 ) -> StoreResult<()> {
-    insert_receipts(tx, receipt.as_slice(), now).await?;
-    insert_events(tx, event.as_slice()).await
+    let mut steps = receipt_steps(receipt.as_slice(), now);
+    steps.extend(event_steps(event.as_slice()));
+    run_steps(&mut **tx, &steps).await.map(drop)
 }
 
-/// In-app notifications and the e-mails that go with them: one statement per table.
+/// In-app notifications and the e-mails that go with them.
 pub(crate) async fn insert_receipts(
     tx: &mut (impl std::ops::DerefMut<Target = sqlx::AnyConnection> + Send),
     rs: &[&Receipt],
     now: i64,
 ) -> StoreResult<()> {
+    run_steps(&mut **tx, &receipt_steps(rs, now)).await.map(drop)
+}
+
+/// Events with their deliveries (see [`event_steps`]).
+pub(crate) async fn insert_events(
+    tx: &mut (impl std::ops::DerefMut<Target = sqlx::AnyConnection> + Send),
+    events: &[&NewEvent],
+) -> StoreResult<()> {
+    run_steps(&mut **tx, &event_steps(events)).await.map(drop)
+}
+
+/// The statements that write in-app notifications and their e-mails: one per table.
+pub(crate) fn receipt_steps(rs: &[&Receipt], now: i64) -> Vec<Step> {
+    let mut steps = Vec::new();
     if rs.is_empty() {
-        return Ok(());
+        return steps;
     }
     let sql = format!(
         "insert into notifications (id, account_id, text, link, created_at) values {}",
         rows_of(rs.len(), 5, 1)
     );
-    let mut q = sqlx::query(&sql);
+    let mut args = Vec::with_capacity(rs.len() * 5);
     for r in rs {
-        q = q.bind(new_id("ntf")).bind(&r.account_id).bind(&r.text).bind(&r.link).bind(now);
+        args.extend(args![new_id("ntf"), &r.account_id, &r.text, &r.link, now]);
     }
-    q.execute(&mut **tx).await.map_err(other)?;
+    steps.push(Step::new(sql, args));
     let mails: Vec<(&str, &(String, String, String))> =
         rs.iter().filter_map(|r| r.email.as_ref().map(|m| (r.account_id.as_str(), m))).collect();
     if !mails.is_empty() {
@@ -51,33 +67,31 @@ pub(crate) async fn insert_receipts(
             "insert into emails (id, to_address, subject, body, created_at, account_id) values {}",
             rows_of(mails.len(), 6, 1)
         );
-        let mut q = sqlx::query(&sql);
+        let mut args = Vec::with_capacity(mails.len() * 6);
         for (account_id, (to, subject, body)) in mails {
-            q = q.bind(new_id("eml")).bind(to).bind(subject).bind(body).bind(now).bind(account_id);
+            args.extend(args![new_id("eml"), to, subject, body, now, account_id]);
         }
-        q.execute(&mut **tx).await.map_err(other)?;
+        steps.push(Step::new(sql, args));
     }
-    Ok(())
+    steps
 }
 
-/// Writes events and, for each whose merchant has a live webhook endpoint, its delivery: in
-/// the caller's transaction, so an event exists exactly when the change it reports does.
-pub(crate) async fn insert_events(
-    tx: &mut (impl std::ops::DerefMut<Target = sqlx::AnyConnection> + Send),
-    events: &[&NewEvent],
-) -> StoreResult<()> {
+/// The statements that write events and, for each whose merchant has a live webhook
+/// endpoint, its delivery: in the caller's transaction, so an event exists exactly when the
+/// change it reports does.
+pub(crate) fn event_steps(events: &[&NewEvent]) -> Vec<Step> {
     if events.is_empty() {
-        return Ok(());
+        return Vec::new();
     }
     let sql = format!(
         "insert into events (id, merchant_id, type, payload, created_at, account_id) values {}",
         rows_of(events.len(), 6, 1)
     );
-    let mut q = sqlx::query(&sql);
+    let mut args = Vec::with_capacity(events.len() * 6);
     for e in events {
-        q = q.bind(&e.id).bind(&e.merchant_id).bind(&e.kind).bind(&e.payload).bind(e.created_at).bind(&e.account_id);
+        args.extend(args![&e.id, &e.merchant_id, &e.kind, &e.payload, e.created_at, &e.account_id]);
     }
-    q.execute(&mut **tx).await.map_err(other)?;
+    let insert = Step::new(sql, args);
     let selects = (0..events.len())
         .map(|k| {
             let b = 4 * k;
@@ -98,12 +112,11 @@ pub(crate) async fn insert_events(
         "insert into webhook_deliveries (id, event_id, merchant_id, status, attempts, next_attempt_at, locked_until, \
          created_at) {selects}"
     );
-    let mut q = sqlx::query(&sql);
+    let mut args = Vec::with_capacity(events.len() * 4);
     for e in events {
-        q = q.bind(new_id("dlv")).bind(&e.id).bind(e.created_at).bind(&e.merchant_id);
+        args.extend(args![new_id("dlv"), &e.id, e.created_at, &e.merchant_id]);
     }
-    q.execute(&mut **tx).await.map_err(other)?;
-    Ok(())
+    vec![insert, Step::new(sql, args)]
 }
 
 fn event_row(r: &AnyRow) -> StoreResult<buyline_core::order::Event> {

@@ -1,6 +1,8 @@
 //! Sealed vault records (bytes as base64 text) and the vault audit log on SQL.
 
-use crate::{other, AnyQuery, Db};
+use crate::write::{Job, Step};
+use crate::{args, other, rows_of, AnyQuery, Db};
+use buyline_core::saved::VaultAudit;
 use async_trait::async_trait;
 use buyline_core::error::StoreError;
 use buyline_core::ids::new_id;
@@ -53,6 +55,22 @@ fn b64(b: &[u8]) -> String {
 fn unb64(s: &str) -> StoreResult<Vec<u8>> {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.decode(s).map_err(|e| StoreError::Other(format!("sealed bytes: {e}")))
+}
+
+/// The audit rows of vault opens, in one statement (`None` for none).
+pub(crate) fn audit_step(audits: &[VaultAudit]) -> Option<Step> {
+    if audits.is_empty() {
+        return None;
+    }
+    let sql = format!(
+        "insert into vault_audit (id, record_id, owner_id, kind, purpose, actor, created_at) values {}",
+        rows_of(audits.len(), 7, 1)
+    );
+    let mut args = Vec::with_capacity(audits.len() * 7);
+    for a in audits {
+        args.extend(args![new_id("aud"), &a.record_id, &a.owner_id, &a.kind, &a.purpose, &a.actor, a.at]);
+    }
+    Some(Step::new(sql, args))
 }
 
 #[async_trait]
@@ -144,27 +162,10 @@ impl VaultStore for Db {
         rows.iter().map(|r| Ok((r.try_get("kek_id").map_err(other)?, r.try_get("n").map_err(other)?))).collect()
     }
 
-    async fn insert_vault_audit(
-        &self,
-        record_id: &str,
-        owner_id: &str,
-        kind: &str,
-        purpose: &str,
-        actor: &str,
-        now: i64,
-    ) -> StoreResult<()> {
-        self.execute_grouped(
-        sqlx::query(
-            "insert into vault_audit (id, record_id, owner_id, kind, purpose, actor, created_at) values ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(new_id("aud"))
-        .bind(record_id)
-        .bind(owner_id)
-        .bind(kind)
-        .bind(purpose)
-        .bind(actor)
-        .bind(now)
-    ).await?;
+    async fn insert_vault_audits(&self, audits: &[VaultAudit]) -> StoreResult<()> {
+        if let Some(step) = audit_step(audits) {
+            self.run(Job::from(vec![step])).await?;
+        }
         Ok(())
     }
 

@@ -103,9 +103,6 @@ impl TestProcessor {
 #[async_trait]
 impl Processor for TestProcessor {
     async fn authorize(&self, req: AuthorizeRequest) -> Result<Authorization, ProcessorError> {
-        if let Some(p) = self.payments.find_by_key(&req.idempotency_key).await.map_err(ProcessorError::Unavailable)? {
-            return replay(&p, &self.public_url);
-        }
         let number = req.card.number.expose();
         let (status, error_code, decline_code) = match outcome(number) {
             Outcome::Approve => (PaymentStatus::Authorized, None, None),
@@ -127,8 +124,12 @@ impl Processor for TestProcessor {
             return_url: req.return_url.clone(),
             created_at: now_micros(),
         };
-        // A concurrent call with the same key may win the insert; then both answer its result.
-        self.payments.insert(&payment).await.map_err(ProcessorError::Unavailable)?;
+        // A payment with this key already (a retry, or a concurrent call that won the insert):
+        // answer its result. The outcome depends on the card alone, so deciding it first is
+        // no different.
+        if self.payments.insert(&payment).await.map_err(ProcessorError::Unavailable)? {
+            return replay(&payment, &self.public_url);
+        }
         let stored = self
             .payments
             .find_by_key(&req.idempotency_key)
@@ -139,6 +140,15 @@ impl Processor for TestProcessor {
     }
 
     async fn capture(&self, payment_id: &str) -> Result<(), ProcessorError> {
+        // The usual case first: an authorised payment, captured in one write.
+        let moved = self
+            .payments
+            .update(payment_id, &[PaymentStatus::Authorized], PaymentStatus::Captured, None, now_micros())
+            .await
+            .map_err(ProcessorError::Unavailable)?;
+        if moved {
+            return Ok(());
+        }
         let p = self.payment(payment_id).await?;
         match p.status {
             PaymentStatus::Captured => Ok(()),

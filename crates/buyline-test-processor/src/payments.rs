@@ -8,7 +8,8 @@
 //! store's instead of each paying its own fsync.
 
 use buyline_core::payment::PaymentStatus;
-use buyline_store::GroupWriter;
+use buyline_store::write::Arg;
+use buyline_store::{GroupWriter, Job, Outcome, Step};
 use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row};
 
@@ -79,30 +80,38 @@ impl Payments {
         self.write.begin().await.map_err(err)
     }
 
-    async fn execute<'q>(&self, q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>) -> DbResult<u64> {
-        Ok(self.write.execute(q).await.map_err(err)?.rows_affected())
+    /// One statement as a write job (group-committed with the store's on SQLite); the rows
+    /// it changed.
+    async fn execute_step(&self, step: Step) -> DbResult<u64> {
+        match self.write.run(Job::from(vec![step])).await.map_err(|e| format!("storage: {e}"))? {
+            Outcome::Done { rows } => Ok(rows.first().copied().unwrap_or(0)),
+            other => Err(format!("storage: unexpected {other:?}")),
+        }
     }
 
-    /// Inserts unless a payment with the same idempotency key exists.
-    pub async fn insert(&self, p: &ProcessorPayment) -> DbResult<()> {
-        self.execute(sqlx::query(
-            "insert into processor_payments (id, idempotency_key, amount, currency, status, brand, last4, error_code, \
-             decline_code, return_url, created_at, updated_at) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) \
-             on conflict (idempotency_key) do nothing",
-        )
-        .bind(&p.id)
-        .bind(&p.idempotency_key)
-        .bind(p.amount)
-        .bind(&p.currency)
-        .bind(p.status.as_str())
-        .bind(&p.brand)
-        .bind(&p.last4)
-        .bind(&p.error_code)
-        .bind(&p.decline_code)
-        .bind(&p.return_url)
-        .bind(p.created_at))
-        .await?;
-        Ok(())
+    /// Inserts unless a payment with the same idempotency key exists; true if it did.
+    pub async fn insert(&self, p: &ProcessorPayment) -> DbResult<bool> {
+        let n = self
+            .execute_step(Step::new(
+                "insert into processor_payments (id, idempotency_key, amount, currency, status, brand, last4, error_code, \
+                 decline_code, return_url, created_at, updated_at) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) \
+                 on conflict (idempotency_key) do nothing",
+                vec![
+                    Arg::from(&p.id),
+                    Arg::from(&p.idempotency_key),
+                    Arg::from(p.amount),
+                    Arg::from(&p.currency),
+                    Arg::from(p.status.as_str()),
+                    Arg::from(&p.brand),
+                    Arg::from(&p.last4),
+                    Arg::from(&p.error_code),
+                    Arg::from(&p.decline_code),
+                    Arg::from(&p.return_url),
+                    Arg::from(p.created_at),
+                ],
+            ))
+            .await?;
+        Ok(n == 1)
     }
 
     pub async fn find(&self, id: &str) -> DbResult<Option<ProcessorPayment>> {
@@ -137,7 +146,12 @@ impl Payments {
              where id = $4 and status in ({})",
             status_list(from)
         );
-        let moved = self.execute(sqlx::query(&sql).bind(to.as_str()).bind(error_code).bind(now).bind(id)).await?;
+        let moved = self
+            .execute_step(Step::new(
+                sql,
+                vec![Arg::from(to.as_str()), Arg::from(error_code), Arg::from(now), Arg::from(id)],
+            ))
+            .await?;
         Ok(moved == 1)
     }
 

@@ -20,6 +20,7 @@ use crate::order::{
 };
 use crate::payment::{Authorization, AuthorizeRequest, Card, CardInput, PaymentStatus, ProcessorError};
 use crate::rollout::Arm;
+use crate::saved::VaultAudit;
 use crate::types::{now_micros, Money, ProductKind};
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
@@ -107,6 +108,8 @@ pub(super) struct Opened {
 }
 
 struct Validated {
+    /// The saved address and card opened for it, to be audited with the write that uses them.
+    audits: Vec<VaultAudit>,
     address: Option<Address>,
     shipping: Option<ShippingChoice>,
     card: Card,
@@ -361,8 +364,17 @@ impl Services {
         }
         record.status = CheckoutStatus::Completing;
         record.attempt = 1;
-        match self.store.insert_checkout(&record).await {
-            Ok(()) => {}
+        // The checkout and its stock in one write: out of stock leaves nothing behind.
+        let wanted = wanted(&record);
+        let returns = self.stock_returns();
+        let written = self.store.insert_checkout_reserved(&record, &wanted, now_micros() + RESERVATION_TTL, &v.audits).await;
+        if !matches!(written, Ok(Ok(()))) {
+            // Nothing was written, the opens' audit rows included: they are written alone.
+            self.store.insert_vault_audits(&v.audits).await?;
+        }
+        match written {
+            Ok(Ok(())) => {}
+            Ok(Err(variant)) => return Err(self.short_of(returns, &record, &wanted, &variant)),
             // The same request is being run beside us (its retry raced it): settle through it.
             // Its checkout may be written but not yet committed (its group commit is still
             // on its way to disk), so look again for a moment before answering.
@@ -414,13 +426,45 @@ impl Services {
         let requires_shipping = c.lines.iter().any(|l| l.kind == ProductKind::Physical);
         let mut address = None;
         let mut shipping = None;
+        // The saved address and card are opened side by side: each open writes its audit row
+        // first, and the two writes can share a commit.
+        let address_id = match (&input.shipping_address, input.address_id.as_deref().map(str::trim)) {
+            (None, Some(id)) if requires_shipping && !id.is_empty() => Some(id),
+            _ => None,
+        };
+        let card_id = match &input.payment {
+            Some(PaymentInput { card: None, payment_method_id: Some(id), .. }) => Some(id.trim()),
+            _ => None,
+        };
+        let (mut audits, mut card_audit) = (Vec::new(), Vec::new());
+        let (saved_address, saved_card) = tokio::join!(
+            async {
+                match address_id {
+                    Some(id) => self.open_address(shopper, id, "ship an order", Some(&mut audits)).await.map(Some),
+                    None => Ok(None),
+                }
+            },
+            async {
+                match card_id {
+                    Some(id) => self.open_card(shopper, id, "authorize a payment", Some(&mut card_audit)).await.map(Some),
+                    None => Ok(None),
+                }
+            }
+        );
+        audits.append(&mut card_audit);
+        let (saved_address, saved_card) = match (saved_address, saved_card) {
+            (Ok(a), Ok(c)) => (a, c),
+            (Err(e), _) | (_, Err(e)) => {
+                // Opened but refused (an expired card, say): the opens are still audited.
+                self.store.insert_vault_audits(&audits).await?;
+                return Err(e);
+            }
+        };
         if requires_shipping {
-            match (&input.shipping_address, input.address_id.as_deref().map(str::trim).filter(|s| !s.is_empty())) {
+            match (&input.shipping_address, saved_address) {
                 (Some(a), _) => address = Address::parse("shipping_address", a, &mut e),
-                (None, Some(id)) => match self.open_address(shopper, id, "ship an order").await? {
-                    Some(a) => address = Some(a),
-                    None => e.push("address_id", "is not one of your saved addresses"),
-                },
+                (None, Some(Some(a))) => address = Some(a),
+                (None, Some(None)) => e.push("address_id", "is not one of your saved addresses"),
                 (None, None) => e.push("shipping_address", "is required for items that ship"),
             }
             if let Some(a) = &address {
@@ -442,26 +486,25 @@ impl Services {
                 }
             }
         }
-        let card = match &input.payment {
-            Some(PaymentInput { card: Some(card), .. }) => Card::parse("payment.card", card, today(), &mut e),
-            Some(PaymentInput { payment_method_id: Some(id), .. }) => {
-                match self.open_card(shopper, id.trim(), "authorize a payment").await? {
-                    Some(card) => Some(card),
-                    None => {
-                        e.push("payment.payment_method_id", "is not one of your saved cards");
-                        None
-                    }
-                }
+        let card = match (&input.payment, saved_card) {
+            (Some(PaymentInput { card: Some(card), .. }), _) => Card::parse("payment.card", card, today(), &mut e),
+            (_, Some(Some(card))) => Some(card),
+            (_, Some(None)) => {
+                e.push("payment.payment_method_id", "is not one of your saved cards");
+                None
             }
             _ => {
                 e.push("payment.card", "is required");
                 None
             }
         };
-        e.finish()?;
+        if let Err(e) = e.finish() {
+            self.store.insert_vault_audits(&audits).await?;
+            return Err(e);
+        }
         let save = input.payment.as_ref().is_some_and(|p| p.save && p.card.is_some());
         let save_address = save && input.shipping_address.is_some();
-        Ok(Validated { address, shipping, card: card.expect("no errors means a card"), save, save_address })
+        Ok(Validated { audits, address, shipping, card: card.expect("no errors means a card"), save, save_address })
     }
 
     /// `out_of_stock` for a one-line purchase of a variant this process has just found sold
@@ -556,15 +599,37 @@ impl Services {
         self.admitted(shopper, &merchant.id).await?;
         let products = self.products_for(&Self::line_variants(&c)).await?;
         let v = self.validate_completion(shopper, &c, &products, &input).await?;
+        self.store.insert_vault_audits(&v.audits).await?;
         let Some(attempt) = self.store.claim_checkout(&c.id, &shopper.id, now_micros()).await? else {
             // Someone else holds it (a double tap): wait for their answer.
             return self.await_completion(&c.id).await;
         };
+        let wanted = wanted(&c);
+        let returns = self.stock_returns();
+        if let Err(variant) = self.store.reserve_stock(&c.id, &wanted, now_micros() + RESERVATION_TTL).await? {
+            self.store
+                .set_checkout_status(&c.id, CheckoutStatus::Completing, CheckoutStatus::Open, now_micros())
+                .await?;
+            return Err(self.short_of(returns, &c, &wanted, &variant));
+        }
         self.pay(shopper, &c, &merchant, v, attempt).await
     }
 
-    /// Pays a claimed checkout: reserve stock, authorise, commit the order, capture. Any
-    /// failure before the commit gives the stock back and reopens the checkout.
+    /// `out_of_stock` for a checkout whose `variant` was short, marking it sold out for the
+    /// requests that follow (see [`Self::mark_sold_out`]).
+    fn short_of(&self, returns: u64, c: &CheckoutRecord, wanted: &[(String, i64)], variant: &str) -> Error {
+        let line = c.lines.iter().find(|l| l.variant_id == variant);
+        let name = line.map(|l| l.name.clone()).unwrap_or_default();
+        let short = wanted.iter().find(|(v, _)| v == variant).map(|(_, q)| *q);
+        if let (Some(q), Some(l)) = (short, line) {
+            let donation = l.kind == ProductKind::Donation;
+            self.mark_sold_out(returns, variant, &l.product_id, &c.merchant_id, q, &name, donation);
+        }
+        Error::OutOfStock(format!("{name} is sold out in that choice or quantity"))
+    }
+
+    /// Pays a claimed checkout whose stock is reserved: authorise, commit the order,
+    /// capture. Any failure before the commit gives the stock back and reopens the checkout.
     async fn pay(
         &self,
         shopper: &Account,
@@ -574,24 +639,6 @@ impl Services {
         attempt: i64,
     ) -> Result<Order> {
         let now = now_micros();
-        let mut wanted: BTreeMap<String, i64> = BTreeMap::new();
-        for l in &c.lines {
-            *wanted.entry(l.variant_id.clone()).or_default() += l.quantity;
-        }
-        let wanted: Vec<(String, i64)> = wanted.into_iter().collect();
-        let returns = self.stock_returns();
-        if let Err(variant) = self.store.reserve_stock(&c.id, &wanted, now + RESERVATION_TTL).await? {
-            self.store
-                .set_checkout_status(&c.id, CheckoutStatus::Completing, CheckoutStatus::Open, now_micros())
-                .await?;
-            let name = c.lines.iter().find(|l| l.variant_id == variant).map(|l| l.name.clone()).unwrap_or_default();
-            let short = wanted.iter().find(|(v, _)| *v == variant).map(|(_, q)| *q);
-            if let (Some(q), Some(l)) = (short, c.lines.iter().find(|l| l.variant_id == variant)) {
-                let donation = l.kind == ProductKind::Donation;
-                self.mark_sold_out(returns, &variant, &l.product_id, &c.merchant_id, q, &name, donation);
-            }
-            return Err(Error::OutOfStock(format!("{name} is sold out in that choice or quantity")));
-        }
         // Buy cards served by this process show the new stock at once.
         self.forget_products(c.lines.iter().map(|l| &l.product_id));
 
@@ -814,6 +861,16 @@ impl Services {
 
 /// The checkout id of a purchase bound to a request key: a hash of the shopper and the key,
 /// so one shopper's key never names another's checkout.
+/// Each variant's total quantity over the checkout's lines, in a fixed order (so two
+/// checkouts never take the same rows in opposite orders).
+fn wanted(c: &CheckoutRecord) -> Vec<(String, i64)> {
+    let mut wanted: BTreeMap<String, i64> = BTreeMap::new();
+    for l in &c.lines {
+        *wanted.entry(l.variant_id.clone()).or_default() += l.quantity;
+    }
+    wanted.into_iter().collect()
+}
+
 fn bound_checkout_id(shopper_id: &str, bound: &str) -> String {
     use sha2::Digest;
     let mut h = sha2::Sha256::new();

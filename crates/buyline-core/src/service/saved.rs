@@ -8,7 +8,7 @@ use crate::error::{Error, Errors, Result};
 use crate::ids::{has_prefix, new_id};
 use crate::model::Account;
 use crate::payment::{Card, CardInput, CardNumber};
-use crate::saved::{PaymentMethod, SavedAddress, VaultRecord};
+use crate::saved::{PaymentMethod, SavedAddress, VaultAudit, VaultRecord};
 use crate::types::now_micros;
 use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, Zeroizing};
@@ -81,7 +81,7 @@ impl Services {
         purpose: &str,
         actor: &str,
     ) -> Result<std::result::Result<Zeroizing<Vec<u8>>, crate::vault::VaultError>> {
-        self.store.insert_vault_audit(&rec.id, &rec.owner_id, &rec.kind, purpose, actor, now_micros()).await?;
+        self.store.insert_vault_audits(&[audit_of(rec, purpose, actor)]).await?;
         Ok(self.vault.open(&aad(&rec.kind, &rec.owner_id, &rec.id), sealed))
     }
 
@@ -115,12 +115,16 @@ impl Services {
     }
 
     /// Decrypts one of the owner's records, writing the read to the audit log first.
+    /// Opens one of the owner's records. With `audit_later`, the audit row is handed to the
+    /// caller to write with the write that uses the data (before it leaves the process),
+    /// instead of being written first.
     async fn open_record(
         &self,
         owner: &Account,
         id: &str,
         kind: &str,
         purpose: &str,
+        audit_later: Option<&mut Vec<VaultAudit>>,
     ) -> Result<Option<Zeroizing<Vec<u8>>>> {
         let prefix = if kind == "card" { "pm" } else { "addr" };
         if !has_prefix(id, prefix) {
@@ -131,7 +135,14 @@ impl Services {
             return Ok(None);
         }
         let Some(sealed) = rec.sealed.clone() else { return Ok(None) };
-        match self.audited_open(&rec, &sealed, purpose, &owner.id).await? {
+        let opened = match audit_later {
+            Some(later) => {
+                later.push(audit_of(&rec, purpose, &owner.id));
+                self.vault.open(&aad(&rec.kind, &rec.owner_id, &rec.id), &sealed)
+            }
+            None => self.audited_open(&rec, &sealed, purpose, &owner.id).await?,
+        };
+        match opened {
             Ok(p) => Ok(Some(p)),
             Err(e) => {
                 tracing::warn!(record_id = %id, error = %e, "a vault record did not decrypt");
@@ -144,8 +155,14 @@ impl Services {
     }
 
     /// A saved card, ready for the processor, or `None` if it is not the owner's.
-    pub(crate) async fn open_card(&self, owner: &Account, id: &str, purpose: &str) -> Result<Option<Card>> {
-        let Some(plain) = self.open_record(owner, id, "card", purpose).await? else { return Ok(None) };
+    pub(crate) async fn open_card(
+        &self,
+        owner: &Account,
+        id: &str,
+        purpose: &str,
+        audit_later: Option<&mut Vec<VaultAudit>>,
+    ) -> Result<Option<Card>> {
+        let Some(plain) = self.open_record(owner, id, "card", purpose, audit_later).await? else { return Ok(None) };
         let mut secret: CardSecret = serde_json::from_slice(&plain).map_err(|e| Error::Internal(e.to_string()))?;
         let number = CardNumber::parse("payment.card.number", &secret.number)
             .map_err(|_| Error::Internal("a sealed card does not parse".into()));
@@ -157,8 +174,18 @@ impl Services {
         Ok(Some(card))
     }
 
-    pub(crate) async fn open_address(&self, owner: &Account, id: &str, purpose: &str) -> Result<Option<Address>> {
-        let Some(plain) = self.open_record(owner, id, "address", purpose).await? else { return Ok(None) };
+    pub(crate) async fn open_address(
+        &self,
+        owner: &Account,
+        id: &str,
+        purpose: &str,
+        audit_later: Option<&mut Vec<VaultAudit>>,
+    ) -> Result<Option<Address>> {
+        let Some(plain) =
+            self.open_record(owner, id, "address", purpose, audit_later).await?
+        else {
+            return Ok(None);
+        };
         Ok(Some(serde_json::from_slice(&plain).map_err(|e| Error::Internal(e.to_string()))?))
     }
 
@@ -197,7 +224,7 @@ impl Services {
         let owner = who.shopper()?;
         let mut out = Vec::new();
         for r in self.store.find_vault_records(&owner.id, "address").await? {
-            if let Ok(Some(a)) = self.open_address(owner, &r.id, purpose).await {
+            if let Ok(Some(a)) = self.open_address(owner, &r.id, purpose, None).await {
                 out.push(SavedAddress { id: r.id, address: a });
             }
         }
@@ -300,5 +327,16 @@ impl Services {
     /// Live sealed records per key id, for the start-up check and rotation.
     pub async fn vault_key_usage(&self) -> Result<Vec<(String, i64)>> {
         Ok(self.store.count_vault_records_by_kek().await?)
+    }
+}
+
+fn audit_of(rec: &VaultRecord, purpose: &str, actor: &str) -> VaultAudit {
+    VaultAudit {
+        record_id: rec.id.clone(),
+        owner_id: rec.owner_id.clone(),
+        kind: rec.kind.clone(),
+        purpose: purpose.into(),
+        actor: actor.into(),
+        at: now_micros(),
     }
 }

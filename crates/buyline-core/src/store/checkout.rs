@@ -10,6 +10,17 @@ use async_trait::async_trait;
 pub trait CheckoutStore: Send + Sync {
     async fn insert_checkout(&self, c: &CheckoutRecord) -> StoreResult<()>;
 
+    /// One transaction: the audit rows of the vault records opened for it, the checkout
+    /// (already `completing`) and its stock for `lines`; or nothing at all: `Err(variant_id)`
+    /// names the first line that is short. A `Unique` error says a checkout with that id exists.
+    async fn insert_checkout_reserved(
+        &self,
+        c: &CheckoutRecord,
+        lines: &[(String, i64)],
+        expires_at: i64,
+        audits: &[crate::saved::VaultAudit],
+    ) -> StoreResult<Result<(), String>>;
+
     async fn find_checkout(&self, id: &str) -> StoreResult<Option<CheckoutRecord>>;
 
     /// `open` → `completing` for its shopper, counting the attempt; `None` if not open.

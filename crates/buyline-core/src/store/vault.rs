@@ -29,15 +29,7 @@ pub trait VaultStore: Send + Sync {
     /// Live records per key-encryption key id.
     async fn count_vault_records_by_kek(&self) -> StoreResult<Vec<(String, i64)>>;
 
-    async fn insert_vault_audit(
-        &self,
-        record_id: &str,
-        owner_id: &str,
-        kind: &str,
-        purpose: &str,
-        actor: &str,
-        now: i64,
-    ) -> StoreResult<()>;
+    async fn insert_vault_audits(&self, audits: &[crate::saved::VaultAudit]) -> StoreResult<()>;
 
     async fn find_vault_audit(&self, owner_id: &str) -> StoreResult<Vec<crate::saved::AuditEntry>>;
 }

@@ -1,0 +1,434 @@
+//! Write jobs: a write transaction's statements as data, so a whole step of the purchase
+//! path (open a checkout and reserve its stock; commit an order with its receipt, event and
+//! delivery; record a capture with its ledger postings) reaches the database as one job.
+//!
+//! On SQLite a job runs on the store's one writer thread ([`SqliteWriter`]), which takes
+//! every job waiting, runs each in its own savepoint inside one `begin immediate`
+//! transaction, and commits them together: one durable commit (one WAL fsync under
+//! `synchronous=FULL`) for the whole batch, and no thread hand-off between a job's
+//! statements, which is what bounded the old group commit (each statement crossed from the
+//! request's task to sqlx's connection thread and back while the writer waited). A job's
+//! caller hears its outcome only once the batch's commit is durable; a job that fails rolls
+//! back its own savepoint and fails alone.
+//!
+//! On PostgreSQL (and on SQLite with `BUYLINE_GROUP_COMMIT=off`, for measuring) a job is a
+//! plain transaction through sqlx: PostgreSQL already flushes concurrent commits together.
+//!
+//! Statements use `$n` placeholders, as everywhere in the store; both executors bind `$n` to
+//! the job's n-th argument.
+
+use buyline_core::error::StoreError;
+use sqlx::{AnyConnection, AnyPool};
+use std::borrow::Cow;
+
+/// A value bound to a placeholder. Nulls keep their type (PostgreSQL wants one).
+#[derive(Debug, Clone)]
+pub enum Arg {
+    Int(Option<i64>),
+    Text(Option<String>),
+}
+
+impl From<i64> for Arg {
+    fn from(v: i64) -> Self {
+        Arg::Int(Some(v))
+    }
+}
+impl From<Option<i64>> for Arg {
+    fn from(v: Option<i64>) -> Self {
+        Arg::Int(v)
+    }
+}
+impl From<&str> for Arg {
+    fn from(v: &str) -> Self {
+        Arg::Text(Some(v.to_string()))
+    }
+}
+impl From<String> for Arg {
+    fn from(v: String) -> Self {
+        Arg::Text(Some(v))
+    }
+}
+impl From<&String> for Arg {
+    fn from(v: &String) -> Self {
+        Arg::Text(Some(v.clone()))
+    }
+}
+impl From<Option<String>> for Arg {
+    fn from(v: Option<String>) -> Self {
+        Arg::Text(v)
+    }
+}
+impl From<&Option<String>> for Arg {
+    fn from(v: &Option<String>) -> Self {
+        Arg::Text(v.clone())
+    }
+}
+impl From<Option<&str>> for Arg {
+    fn from(v: Option<&str>) -> Self {
+        Arg::Text(v.map(str::to_string))
+    }
+}
+
+/// `[a, b, …]` as a `Vec<Arg>`.
+#[macro_export]
+macro_rules! args {
+    ($($a:expr),* $(,)?) => { vec![$($crate::write::Arg::from($a)),*] };
+}
+
+/// What a statement's count of changed rows must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    /// Anything.
+    Any,
+    /// Exactly one, else the job stops here: what ran before it commits, what comes after it
+    /// does not run ([`Outcome::Stopped`]).
+    StopUnlessOne,
+    /// Exactly one, else the whole job is undone ([`Outcome::Failed`]).
+    FailUnlessOne,
+}
+
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub sql: Cow<'static, str>,
+    pub args: Vec<Arg>,
+    pub check: Check,
+}
+
+impl Step {
+    pub fn new(sql: impl Into<Cow<'static, str>>, args: Vec<Arg>) -> Self {
+        Step { sql: sql.into(), args, check: Check::Any }
+    }
+
+    pub fn check(self, check: Check) -> Self {
+        Step { check, ..self }
+    }
+}
+
+/// One write transaction's statements, in order.
+#[derive(Debug, Clone, Default)]
+pub struct Job {
+    pub steps: Vec<Step>,
+}
+
+impl Job {
+    pub fn new() -> Self {
+        Job::default()
+    }
+
+    pub fn push(&mut self, step: Step) -> &mut Self {
+        self.steps.push(step);
+        self
+    }
+
+    pub fn extend(&mut self, steps: impl IntoIterator<Item = Step>) -> &mut Self {
+        self.steps.extend(steps);
+        self
+    }
+}
+
+impl From<Vec<Step>> for Job {
+    fn from(steps: Vec<Step>) -> Self {
+        Job { steps }
+    }
+}
+
+/// How a job ended. `rows` holds each statement's count of changed rows, for those that ran.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Every statement ran and is durable.
+    Done { rows: Vec<u64> },
+    /// Statement `at` changed other than one row: the statements before it are durable, it
+    /// and the rest did nothing.
+    Stopped { at: usize, rows: Vec<u64> },
+    /// Statement `at` changed other than one row: nothing of the job was kept.
+    Failed { at: usize },
+}
+
+impl Outcome {
+    pub fn done(&self) -> bool {
+        matches!(self, Outcome::Done { .. })
+    }
+}
+
+/// Runs the steps on a connection inside the caller's transaction, stopping where a check
+/// says so. `Failed` leaves the caller to roll back.
+pub(crate) async fn run_steps(conn: &mut AnyConnection, steps: &[Step]) -> Result<Outcome, StoreError> {
+    let mut rows = Vec::with_capacity(steps.len());
+    for (at, s) in steps.iter().enumerate() {
+        let mut q = sqlx::query(&s.sql);
+        for a in &s.args {
+            q = match a {
+                Arg::Int(v) => q.bind(*v),
+                Arg::Text(v) => q.bind(v.as_deref()),
+            };
+        }
+        let n = q.execute(&mut *conn).await.map_err(crate::other)?.rows_affected();
+        if n != 1 {
+            match s.check {
+                Check::Any => {}
+                Check::StopUnlessOne => return Ok(Outcome::Stopped { at, rows }),
+                Check::FailUnlessOne => return Ok(Outcome::Failed { at }),
+            }
+        }
+        rows.push(n);
+    }
+    Ok(Outcome::Done { rows })
+}
+
+/// A job as one plain sqlx transaction (PostgreSQL, or SQLite without group commit).
+pub(crate) async fn run_alone(pool: &AnyPool, sqlite: bool, job: &Job) -> Result<Outcome, StoreError> {
+    let mut tx = if sqlite { pool.begin_with("begin immediate").await } else { pool.begin().await }
+        .map_err(crate::other)?;
+    let out = run_steps(&mut tx, &job.steps).await?;
+    if matches!(out, Outcome::Failed { .. }) {
+        tx.rollback().await.map_err(crate::other)?;
+    } else {
+        tx.commit().await.map_err(crate::other)?;
+    }
+    Ok(out)
+}
+
+type Reply = tokio::sync::oneshot::Sender<Result<Outcome, StoreError>>;
+
+struct Request {
+    job: Job,
+    reply: Reply,
+}
+
+/// The SQLite writer thread: owns a rusqlite connection to the database file and runs jobs
+/// in batches (see the module's comment). Cloning shares the thread; it ends when the last
+/// clone is dropped.
+#[derive(Clone)]
+pub struct SqliteWriter {
+    tx: std::sync::mpsc::Sender<Request>,
+}
+
+impl SqliteWriter {
+    /// Opens `path` and starts the thread. `gate` is the store's sqlx writer pool (one
+    /// connection): a batch holds that connection while it runs, so sqlx's writes and the
+    /// thread's never contend for SQLite's write lock (whose busy handler waits by sleeping).
+    /// At most `max` jobs share a commit.
+    pub fn start(path: &std::path::Path, gate: AnyPool, max: usize) -> Result<SqliteWriter, StoreError> {
+        let conn = rusqlite::Connection::open(path).map_err(sqlite_err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(sqlite_err)?;
+        // As sqlx sets them: foreign keys enforced; and every commit durable.
+        // Pages read through a memory map and a larger cache: the writer reads the pages it
+        // changes (indexes, the rows it updates) without a system call each.
+        conn.execute_batch(
+            "pragma foreign_keys = on; pragma synchronous = full; pragma journal_mode = wal; \
+             pragma mmap_size = 268435456; pragma cache_size = -65536;",
+        )
+        .map_err(sqlite_err)?;
+        conn.set_prepared_statement_cache_capacity(256);
+        let handle = tokio::runtime::Handle::current();
+        let (tx, rx) = std::sync::mpsc::channel::<Request>();
+        std::thread::Builder::new()
+            .name("buyline-sqlite-writer".into())
+            .spawn(move || writer_loop(conn, rx, gate, handle, max.max(1)))
+            .map_err(|e| StoreError::Other(format!("starting the SQLite writer: {e}")))?;
+        Ok(SqliteWriter { tx })
+    }
+
+    pub async fn run(&self, job: Job) -> Result<Outcome, StoreError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.tx.send(Request { job, reply }).map_err(|_| StoreError::Other("the SQLite writer has stopped".into()))?;
+        answer.await.map_err(|_| StoreError::Other("the SQLite writer stopped before answering".into()))?
+    }
+}
+
+fn sqlite_err(e: rusqlite::Error) -> StoreError {
+    if let rusqlite::Error::SqliteFailure(f, msg) = &e {
+        // SQLITE_CONSTRAINT_UNIQUE and SQLITE_CONSTRAINT_PRIMARYKEY.
+        if f.extended_code == 2067 || f.extended_code == 1555 {
+            return StoreError::Unique(msg.clone().unwrap_or_else(|| e.to_string()));
+        }
+    }
+    StoreError::Other(e.to_string())
+}
+
+fn writer_loop(
+    conn: rusqlite::Connection,
+    rx: std::sync::mpsc::Receiver<Request>,
+    gate: AnyPool,
+    handle: tokio::runtime::Handle,
+    max: usize,
+) {
+    let mut batch: Vec<Request> = Vec::with_capacity(max);
+    let (mut nb, mut nj, mut t_exec, mut t_gate, mut last) = (0u64, 0u64, 0u128, 0u128, std::time::Instant::now());
+    while let Ok(first) = rx.recv() {
+        let t0 = std::time::Instant::now();
+        batch.push(first);
+        // The sqlx writer's one connection, held for the batch: no sqlx write runs beside it.
+        let held = handle.block_on(gate.acquire());
+        while batch.len() < max {
+            match rx.try_recv() {
+                Ok(r) => batch.push(r),
+                Err(_) => break,
+            }
+        }
+        let t1 = std::time::Instant::now();
+        t_gate += (t1 - t0).as_micros();
+        nb += 1;
+        nj += batch.len() as u64;
+        let outcomes = match held {
+            Ok(c) => {
+                let outs = run_batch(&conn, &batch);
+                t_exec += t1.elapsed().as_micros();
+                if std::env::var("BL_DEBUG_WRITER").is_ok() && last.elapsed().as_secs() >= 1 {
+                    eprintln!("writer: {nb} batches, {:.1} jobs/batch, exec {} us/batch, gate {} us/batch commit {} us/batch", nj as f64 / nb as f64, t_exec / nb as u128, t_gate / nb as u128, COMMIT_US.swap(0, std::sync::atomic::Ordering::Relaxed) / nb);
+                    (nb, nj, t_exec, t_gate, last) = (0, 0, 0, 0, std::time::Instant::now());
+                }
+                // Returned to its pool on the runtime (sqlx's drop spawns there).
+                handle.block_on(async move { drop(c) });
+                outs
+            }
+            Err(e) => batch.iter().map(|_| Err(StoreError::Other(format!("the writer is unavailable: {e}")))).collect(),
+        };
+        for (r, out) in batch.drain(..).zip(outcomes) {
+            let _ = r.reply.send(out);
+        }
+    }
+}
+
+/// One transaction for the batch, a savepoint per job; every outcome waits for the commit.
+fn run_batch(conn: &rusqlite::Connection, batch: &[Request]) -> Vec<Result<Outcome, StoreError>> {
+    if let Err(e) = conn.execute_batch("begin immediate") {
+        let e = sqlite_err(e);
+        return batch.iter().map(|_| Err(StoreError::Other(format!("beginning a write: {e}")))).collect();
+    }
+    let mut outs = Vec::with_capacity(batch.len());
+    for r in batch {
+        outs.push(run_job(conn, &r.job));
+    }
+    let tc = std::time::Instant::now();
+    let committed = conn.execute_batch("commit");
+    COMMIT_US.fetch_add(tc.elapsed().as_micros() as u64, std::sync::atomic::Ordering::Relaxed);
+    match committed {
+        Ok(()) => outs,
+        Err(e) => {
+            let e = sqlite_err(e);
+            tracing::warn!(error = %e, jobs = batch.len(), "a batch's commit failed; every job in it fails");
+            let _ = conn.execute_batch("rollback");
+            batch.iter().map(|_| Err(StoreError::Other(format!("commit failed: {e}")))).collect()
+        }
+    }
+}
+
+pub static COMMIT_US: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+fn run_job(conn: &rusqlite::Connection, job: &Job) -> Result<Outcome, StoreError> {
+    // A lone unchecked statement is atomic by itself: no savepoint needed.
+    let guarded = job.steps.len() > 1 || job.steps.iter().any(|s| s.check != Check::Any);
+    if guarded {
+        conn.prepare_cached("savepoint job").and_then(|mut s| s.execute([])).map_err(sqlite_err)?;
+    }
+    let out = run_job_steps(conn, &job.steps);
+    if guarded {
+        let undo = !matches!(out, Ok(Outcome::Done { .. }) | Ok(Outcome::Stopped { .. }));
+        let finish = (|| -> rusqlite::Result<()> {
+            if undo {
+                conn.prepare_cached("rollback to job")?.execute([])?;
+            }
+            conn.prepare_cached("release job")?.execute([])?;
+            Ok(())
+        })();
+        if let Err(e) = finish {
+            // Cannot happen short of an I/O error; the batch's commit will say so if it does.
+            return Err(sqlite_err(e));
+        }
+    }
+    out
+}
+
+fn run_job_steps(conn: &rusqlite::Connection, steps: &[Step]) -> Result<Outcome, StoreError> {
+    let mut rows = Vec::with_capacity(steps.len());
+    for (at, s) in steps.iter().enumerate() {
+        let mut stmt = conn.prepare_cached(&s.sql).map_err(sqlite_err)?;
+        for i in 1..=stmt.parameter_count() {
+            let name = stmt.parameter_name(i).unwrap_or("");
+            let n: usize = name.strip_prefix('$').and_then(|n| n.parse().ok()).ok_or_else(|| {
+                StoreError::Other(format!("placeholder {name:?} in a write job: use $1, $2, …"))
+            })?;
+            let arg = s.args.get(n - 1).ok_or_else(|| StoreError::Other(format!("no argument for ${n}")))?;
+            match arg {
+                Arg::Int(v) => stmt.raw_bind_parameter(i, v),
+                Arg::Text(v) => stmt.raw_bind_parameter(i, v),
+            }
+            .map_err(sqlite_err)?;
+        }
+        let n = stmt.raw_execute().map_err(sqlite_err)? as u64;
+        if n != 1 {
+            match s.check {
+                Check::Any => {}
+                Check::StopUnlessOne => return Ok(Outcome::Stopped { at, rows }),
+                Check::FailUnlessOne => return Ok(Outcome::Failed { at }),
+            }
+        }
+        rows.push(n);
+    }
+    Ok(Outcome::Done { rows })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn writer() -> (tempfile::TempDir, SqliteWriter, AnyPool) {
+        sqlx::any::install_default_drivers();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.db");
+        let url = format!("sqlite://{}?mode=rwc", path.display());
+        let pool = sqlx::any::AnyPoolOptions::new().max_connections(1).connect(&url).await.unwrap();
+        sqlx::query("pragma journal_mode = wal").execute(&pool).await.unwrap();
+        sqlx::query("create table t (id text primary key, n integer not null)").execute(&pool).await.unwrap();
+        let w = SqliteWriter::start(&path, pool.clone(), 16).unwrap();
+        (dir, w, pool)
+    }
+
+    fn insert(id: &str, n: i64) -> Step {
+        Step::new("insert into t (id, n) values ($1, $2)", args![id, n])
+    }
+
+    async fn count(pool: &AnyPool) -> i64 {
+        use sqlx::Row;
+        sqlx::query("select count(*) as c from t").fetch_one(pool).await.unwrap().get("c")
+    }
+
+    #[tokio::test]
+    async fn jobs_commit_and_fail_alone() {
+        let (_d, w, pool) = writer().await;
+        let ok = Job::from(vec![insert("a", 1), insert("b", 2)]);
+        let dup = Job::from(vec![insert("c", 3), insert("a", 9)]);
+        let failed = Job::from(vec![
+            insert("d", 4),
+            Step::new("update t set n = n + 1 where id = $1", args!["nobody"]).check(Check::FailUnlessOne),
+        ]);
+        let stopped = Job::from(vec![
+            insert("e", 5),
+            Step::new("update t set n = n + 1 where id = $1", args!["nobody"]).check(Check::StopUnlessOne),
+            insert("f", 6),
+        ]);
+        let (a, b, c, d) = tokio::join!(w.run(ok), w.run(dup), w.run(failed), w.run(stopped));
+        assert_eq!(a.unwrap(), Outcome::Done { rows: vec![1, 1] });
+        assert!(matches!(b, Err(StoreError::Unique(_))), "{b:?}");
+        assert_eq!(c.unwrap(), Outcome::Failed { at: 1 });
+        assert_eq!(d.unwrap(), Outcome::Stopped { at: 1, rows: vec![1] });
+        // a, b and e are kept; c (its job hit a duplicate), d and f are not.
+        assert_eq!(count(&pool).await, 3);
+    }
+
+    #[tokio::test]
+    async fn placeholders_bind_by_number_not_by_position() {
+        let (_d, w, pool) = writer().await;
+        let out = w
+            .run(Job::from(vec![Step::new("insert into t (n, id) values ($2, $1)", args!["x", 7i64])]))
+            .await
+            .unwrap();
+        assert!(out.done());
+        use sqlx::Row;
+        let n: i64 = sqlx::query("select n from t where id = 'x'").fetch_one(&pool).await.unwrap().get("n");
+        assert_eq!(n, 7);
+        let nulls = Step::new("insert into t (id, n) values ($1, coalesce($2, 8))", args!["y", None::<i64>]);
+        assert!(w.run(Job::from(vec![nulls])).await.unwrap().done());
+    }
+}
