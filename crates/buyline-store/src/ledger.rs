@@ -19,7 +19,7 @@ pub(crate) async fn post_ledger(
     if postings.is_empty() {
         return Ok(());
     }
-    run_steps(&mut **tx, &[ledger_step(order_id, currency, postings, now)]).await.map(drop)
+    run_steps(tx, &[ledger_step(order_id, currency, postings, now)]).await.map(drop)
 }
 
 /// One balanced ledger transaction: its postings in one statement.

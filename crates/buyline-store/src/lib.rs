@@ -105,7 +105,21 @@ impl Db {
             sqlx::query("pragma journal_mode = wal").execute(&mut c).await.map_err(other)?;
             c.close().await.map_err(other)?;
         }
-        let pool = AnyPoolOptions::new()
+        // SQLite: checkpoints only on the checkpointer thread (`write.rs`), so no commit pays
+        // for one (with group commit off, connections checkpoint as SQLite's default has it).
+        let no_checkpoints =
+            backend == Backend::Sqlite && std::env::var("BUYLINE_GROUP_COMMIT").as_deref() != Ok("off");
+        let options = || {
+            AnyPoolOptions::new().after_connect(move |c, _| {
+                Box::pin(async move {
+                    if no_checkpoints {
+                        sqlx::query("pragma wal_autocheckpoint = 0").execute(c).await?;
+                    }
+                    Ok(())
+                })
+            })
+        };
+        let pool = options()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(10))
             .connect(url)
@@ -117,7 +131,7 @@ impl Db {
         };
         migrator.run(&pool).await.map_err(|e| StoreError::Other(format!("migration failed: {e}")))?;
         let writer = match backend {
-            Backend::Sqlite => AnyPoolOptions::new()
+            Backend::Sqlite => options()
                 .max_connections(1)
                 // Taken for every batch of write jobs (`write.rs`): no ping round trip each time.
                 .test_before_acquire(false)

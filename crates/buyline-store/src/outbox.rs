@@ -2,7 +2,7 @@
 //! notifications and the e-mail outbox.
 
 use crate::vault::vault_record_insert;
-use crate::write::{run_steps, Step};
+use crate::write::{run_steps, Job, Step};
 use crate::{args, json_err, other, placeholders, rows_of, Backend, Db};
 use async_trait::async_trait;
 use buyline_core::error::StoreError;
@@ -25,7 +25,7 @@ pub(crate) async fn insert_receipt_and_event(
 ) -> StoreResult<()> {
     let mut steps = receipt_steps(receipt.as_slice(), now);
     steps.extend(event_steps(event.as_slice()));
-    run_steps(&mut **tx, &steps).await.map(drop)
+    run_steps(tx, &steps).await.map(drop)
 }
 
 /// In-app notifications and the e-mails that go with them.
@@ -34,7 +34,7 @@ pub(crate) async fn insert_receipts(
     rs: &[&Receipt],
     now: i64,
 ) -> StoreResult<()> {
-    run_steps(&mut **tx, &receipt_steps(rs, now)).await.map(drop)
+    run_steps(tx, &receipt_steps(rs, now)).await.map(drop)
 }
 
 /// Events with their deliveries (see [`event_steps`]).
@@ -42,7 +42,7 @@ pub(crate) async fn insert_events(
     tx: &mut (impl std::ops::DerefMut<Target = sqlx::AnyConnection> + Send),
     events: &[&NewEvent],
 ) -> StoreResult<()> {
-    run_steps(&mut **tx, &event_steps(events)).await.map(drop)
+    run_steps(tx, &event_steps(events)).await.map(drop)
 }
 
 /// The statements that write in-app notifications and their e-mails: one per table.
@@ -173,12 +173,11 @@ impl OutboxStore for Db {
     }
 
     async fn mark_email_sent(&self, id: &str, now: i64) -> StoreResult<()> {
-        sqlx::query("update emails set sent_at = $1 where id = $2 and sent_at is null")
-            .bind(now)
-            .bind(id)
-            .execute(self.writer())
-            .await
-            .map_err(other)?;
+        self.run(Job::from(vec![Step::new(
+            "update emails set sent_at = $1 where id = $2 and sent_at is null",
+            args![now, id],
+        )]))
+        .await?;
         Ok(())
     }
 
@@ -269,58 +268,56 @@ impl OutboxStore for Db {
         if attempts.is_empty() {
             return Ok(());
         }
-        // One transaction for a worker's whole batch: one durable commit for many attempts.
-        let mut tx = self.begin().await?;
+        // One job for a worker's whole batch: it shares a durable commit with everything else.
         let sql = format!(
             "insert into webhook_attempts (id, delivery_id, merchant_id, url, attempted_at, status_code, latency_ms, \
              excerpt, error) values {}",
             rows_of(attempts.len(), 9, 1)
         );
-        let mut q = sqlx::query(&sql);
+        let mut args = Vec::with_capacity(attempts.len() * 9);
         for (job, a, _) in attempts {
-            q = q
-                .bind(new_id("att"))
-                .bind(&job.delivery_id)
-                .bind(&job.merchant_id)
-                .bind(&a.url)
-                .bind(a.attempted_at)
-                .bind(a.status_code)
-                .bind(a.latency_ms)
-                .bind(&a.excerpt)
-                .bind(&a.error);
+            args.extend(args![
+                new_id("att"),
+                &job.delivery_id,
+                &job.merchant_id,
+                &a.url,
+                a.attempted_at,
+                a.status_code,
+                a.latency_ms,
+                &a.excerpt,
+                &a.error
+            ]);
         }
-        q.execute(&mut *tx).await.map_err(other)?;
-        for (job, a, outcome) in attempts {
+        let mut job = Job::from(vec![Step::new(sql, args)]);
+        for (d, a, outcome) in attempts {
             let (status, next, delivered) = match outcome {
                 DeliveryOutcome::Delivered => (DeliveryStatus::Delivered, a.attempted_at, Some(a.attempted_at)),
                 DeliveryOutcome::Retry { at } => (DeliveryStatus::Pending, *at, None),
                 DeliveryOutcome::Failed => (DeliveryStatus::Failed, a.attempted_at, None),
                 DeliveryOutcome::Disabled => (DeliveryStatus::Disabled, a.attempted_at, None),
             };
-            sqlx::query(
+            job.push(Step::new(
                 "update webhook_deliveries set status = $1, next_attempt_at = $2, locked_until = 0, last_status = $3, \
                  last_error = $4, delivered_at = coalesce($5, delivered_at) where id = $6 and status = $7",
-            )
-            .bind(status.as_str())
-            .bind(next)
-            .bind(a.status_code)
-            .bind(&a.error)
-            .bind(delivered)
-            .bind(&job.delivery_id)
-            .bind(DeliveryStatus::Pending.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(other)?;
+                args![
+                    status.as_str(),
+                    next,
+                    a.status_code,
+                    &a.error,
+                    delivered,
+                    &d.delivery_id,
+                    DeliveryStatus::Pending.as_str()
+                ],
+            ));
             if matches!(outcome, DeliveryOutcome::Disabled) {
-                sqlx::query("update merchants set webhook_disabled_at = $1 where id = $2")
-                    .bind(a.attempted_at)
-                    .bind(&job.merchant_id)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(other)?;
+                job.push(Step::new(
+                    "update merchants set webhook_disabled_at = $1 where id = $2",
+                    args![a.attempted_at, &d.merchant_id],
+                ));
             }
         }
-        tx.commit().await.map_err(other)
+        self.run(job).await?;
+        Ok(())
     }
 
     async fn find_deliveries(&self, merchant_id: &str, before: Before<'_>, limit: i64) -> StoreResult<Vec<Delivery>> {

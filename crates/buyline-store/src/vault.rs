@@ -2,10 +2,10 @@
 
 use crate::write::{Job, Step};
 use crate::{args, other, rows_of, AnyQuery, Db};
-use buyline_core::saved::VaultAudit;
 use async_trait::async_trait;
 use buyline_core::error::StoreError;
 use buyline_core::ids::new_id;
+use buyline_core::saved::VaultAudit;
 use buyline_core::store::{StoreResult, VaultStore};
 use sqlx::any::AnyRow;
 use sqlx::Row;

@@ -177,8 +177,8 @@ pub(crate) async fn run_steps(conn: &mut AnyConnection, steps: &[Step]) -> Resul
 
 /// A job as one plain sqlx transaction (PostgreSQL, or SQLite without group commit).
 pub(crate) async fn run_alone(pool: &AnyPool, sqlite: bool, job: &Job) -> Result<Outcome, StoreError> {
-    let mut tx = if sqlite { pool.begin_with("begin immediate").await } else { pool.begin().await }
-        .map_err(crate::other)?;
+    let mut tx =
+        if sqlite { pool.begin_with("begin immediate").await } else { pool.begin().await }.map_err(crate::other)?;
     let out = run_steps(&mut tx, &job.steps).await?;
     if matches!(out, Outcome::Failed { .. }) {
         tx.rollback().await.map_err(crate::other)?;
@@ -212,13 +212,17 @@ impl SqliteWriter {
         let conn = rusqlite::Connection::open(path).map_err(sqlite_err)?;
         conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(sqlite_err)?;
         // As sqlx sets them: foreign keys enforced; and every commit durable.
-        // Pages read through a memory map and a larger cache: the writer reads the pages it
+        // Pages read through a memory map: the writer reads the pages it
         // changes (indexes, the rows it updates) without a system call each.
+        // A job's savepoint journal in memory, not in a temporary file. No checkpoints here:
+        // the checkpointer thread copies the WAL into the database beside the writer.
         conn.execute_batch(
             "pragma foreign_keys = on; pragma synchronous = full; pragma journal_mode = wal; \
-             pragma mmap_size = 268435456; pragma cache_size = -65536;",
+             pragma mmap_size = 268435456; pragma temp_store = memory; \
+             pragma wal_autocheckpoint = 0;",
         )
         .map_err(sqlite_err)?;
+        start_checkpointer(path)?;
         conn.set_prepared_statement_cache_capacity(256);
         let handle = tokio::runtime::Handle::current();
         let (tx, rx) = std::sync::mpsc::channel::<Request>();
@@ -236,6 +240,29 @@ impl SqliteWriter {
     }
 }
 
+/// How often the checkpointer copies the WAL into the database file.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// A thread of its own that checkpoints the WAL (`PASSIVE`: it never waits for or blocks a
+/// writer or a reader) every [`CHECKPOINT_EVERY`], so the writer thread never spends a
+/// batch's time on it. Every connection of the store has automatic checkpoints turned off
+/// (`Db::connect`), this is the one place they happen. It stops with the process.
+fn start_checkpointer(path: &std::path::Path) -> Result<(), StoreError> {
+    let conn = rusqlite::Connection::open(path).map_err(sqlite_err)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(sqlite_err)?;
+    conn.execute_batch("pragma synchronous = full; pragma wal_autocheckpoint = 0;").map_err(sqlite_err)?;
+    std::thread::Builder::new()
+        .name("buyline-sqlite-checkpoint".into())
+        .spawn(move || loop {
+            std::thread::sleep(CHECKPOINT_EVERY);
+            if let Err(e) = conn.query_row("pragma wal_checkpoint(passive)", [], |_| Ok(())) {
+                tracing::warn!(error = %e, "checkpointing the WAL failed; trying again");
+            }
+        })
+        .map_err(|e| StoreError::Other(format!("starting the checkpointer: {e}")))?;
+    Ok(())
+}
+
 fn sqlite_err(e: rusqlite::Error) -> StoreError {
     if let rusqlite::Error::SqliteFailure(f, msg) = &e {
         // SQLITE_CONSTRAINT_UNIQUE and SQLITE_CONSTRAINT_PRIMARYKEY.
@@ -246,6 +273,12 @@ fn sqlite_err(e: rusqlite::Error) -> StoreError {
     StoreError::Other(e.to_string())
 }
 
+/// How long the writer thread keeps the sqlx writer's connection across batches while jobs
+/// keep coming: taking it back costs a trip through the runtime, so it is held from batch to
+/// batch, and given up at least this often so the sqlx writer's own users (posts, claims of
+/// webhook deliveries) get their turn.
+const HOLD_AT_MOST: std::time::Duration = std::time::Duration::from_millis(20);
+
 fn writer_loop(
     conn: rusqlite::Connection,
     rx: std::sync::mpsc::Receiver<Request>,
@@ -253,41 +286,59 @@ fn writer_loop(
     handle: tokio::runtime::Handle,
     max: usize,
 ) {
+    // Returned to its pool on the runtime (sqlx's drop spawns there).
+    let release = |c: Option<sqlx::pool::PoolConnection<sqlx::Any>>| {
+        if let Some(c) = c {
+            handle.block_on(async move { drop(c) });
+        }
+    };
     let mut batch: Vec<Request> = Vec::with_capacity(max);
-    let (mut nb, mut nj, mut t_exec, mut t_gate, mut last) = (0u64, 0u64, 0u128, 0u128, std::time::Instant::now());
-    while let Ok(first) = rx.recv() {
-        let t0 = std::time::Instant::now();
+    let mut held = None;
+    let mut held_since = std::time::Instant::now();
+    loop {
+        let first = match rx.try_recv() {
+            Ok(r) => r,
+            Err(std::sync::mpsc::TryRecvError::Empty) => {
+                // Nothing waiting: let the sqlx writer have the database while we wait.
+                release(held.take());
+                match rx.recv() {
+                    Ok(r) => r,
+                    Err(_) => break,
+                }
+            }
+            Err(std::sync::mpsc::TryRecvError::Disconnected) => break,
+        };
         batch.push(first);
-        // The sqlx writer's one connection, held for the batch: no sqlx write runs beside it.
-        let held = handle.block_on(gate.acquire());
+        if held.is_none() {
+            // The sqlx writer's one connection: no sqlx write runs while a batch does.
+            match handle.block_on(gate.acquire()) {
+                Ok(c) => {
+                    held = Some(c);
+                    held_since = std::time::Instant::now();
+                }
+                Err(e) => {
+                    for r in batch.drain(..) {
+                        let _ = r.reply.send(Err(StoreError::Other(format!("the writer is unavailable: {e}"))));
+                    }
+                    continue;
+                }
+            }
+        }
         while batch.len() < max {
             match rx.try_recv() {
                 Ok(r) => batch.push(r),
                 Err(_) => break,
             }
         }
-        let t1 = std::time::Instant::now();
-        t_gate += (t1 - t0).as_micros();
-        nb += 1;
-        nj += batch.len() as u64;
-        let outcomes = match held {
-            Ok(c) => {
-                let outs = run_batch(&conn, &batch);
-                t_exec += t1.elapsed().as_micros();
-                if std::env::var("BL_DEBUG_WRITER").is_ok() && last.elapsed().as_secs() >= 1 {
-                    eprintln!("writer: {nb} batches, {:.1} jobs/batch, exec {} us/batch, gate {} us/batch commit {} us/batch", nj as f64 / nb as f64, t_exec / nb as u128, t_gate / nb as u128, COMMIT_US.swap(0, std::sync::atomic::Ordering::Relaxed) / nb);
-                    (nb, nj, t_exec, t_gate, last) = (0, 0, 0, 0, std::time::Instant::now());
-                }
-                // Returned to its pool on the runtime (sqlx's drop spawns there).
-                handle.block_on(async move { drop(c) });
-                outs
-            }
-            Err(e) => batch.iter().map(|_| Err(StoreError::Other(format!("the writer is unavailable: {e}")))).collect(),
-        };
+        let outcomes = run_batch(&conn, &batch);
         for (r, out) in batch.drain(..).zip(outcomes) {
             let _ = r.reply.send(out);
         }
+        if held_since.elapsed() >= HOLD_AT_MOST {
+            release(held.take());
+        }
     }
+    release(held.take());
 }
 
 /// One transaction for the batch, a savepoint per job; every outcome waits for the commit.
@@ -300,10 +351,7 @@ fn run_batch(conn: &rusqlite::Connection, batch: &[Request]) -> Vec<Result<Outco
     for r in batch {
         outs.push(run_job(conn, &r.job));
     }
-    let tc = std::time::Instant::now();
-    let committed = conn.execute_batch("commit");
-    COMMIT_US.fetch_add(tc.elapsed().as_micros() as u64, std::sync::atomic::Ordering::Relaxed);
-    match committed {
+    match conn.execute_batch("commit") {
         Ok(()) => outs,
         Err(e) => {
             let e = sqlite_err(e);
@@ -313,8 +361,6 @@ fn run_batch(conn: &rusqlite::Connection, batch: &[Request]) -> Vec<Result<Outco
         }
     }
 }
-
-pub static COMMIT_US: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 fn run_job(conn: &rusqlite::Connection, job: &Job) -> Result<Outcome, StoreError> {
     // A lone unchecked statement is atomic by itself: no savepoint needed.
@@ -346,9 +392,10 @@ fn run_job_steps(conn: &rusqlite::Connection, steps: &[Step]) -> Result<Outcome,
         let mut stmt = conn.prepare_cached(&s.sql).map_err(sqlite_err)?;
         for i in 1..=stmt.parameter_count() {
             let name = stmt.parameter_name(i).unwrap_or("");
-            let n: usize = name.strip_prefix('$').and_then(|n| n.parse().ok()).ok_or_else(|| {
-                StoreError::Other(format!("placeholder {name:?} in a write job: use $1, $2, …"))
-            })?;
+            let n: usize = name
+                .strip_prefix('$')
+                .and_then(|n| n.parse().ok())
+                .ok_or_else(|| StoreError::Other(format!("placeholder {name:?} in a write job: use $1, $2, …")))?;
             let arg = s.args.get(n - 1).ok_or_else(|| StoreError::Other(format!("no argument for ${n}")))?;
             match arg {
                 Arg::Int(v) => stmt.raw_bind_parameter(i, v),
@@ -420,10 +467,8 @@ mod tests {
     #[tokio::test]
     async fn placeholders_bind_by_number_not_by_position() {
         let (_d, w, pool) = writer().await;
-        let out = w
-            .run(Job::from(vec![Step::new("insert into t (n, id) values ($2, $1)", args!["x", 7i64])]))
-            .await
-            .unwrap();
+        let out =
+            w.run(Job::from(vec![Step::new("insert into t (n, id) values ($2, $1)", args!["x", 7i64])])).await.unwrap();
         assert!(out.done());
         use sqlx::Row;
         let n: i64 = sqlx::query("select n from t where id = 'x'").fetch_one(&pool).await.unwrap().get("n");

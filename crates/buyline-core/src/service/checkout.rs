@@ -367,7 +367,8 @@ impl Services {
         // The checkout and its stock in one write: out of stock leaves nothing behind.
         let wanted = wanted(&record);
         let returns = self.stock_returns();
-        let written = self.store.insert_checkout_reserved(&record, &wanted, now_micros() + RESERVATION_TTL, &v.audits).await;
+        let written =
+            self.store.insert_checkout_reserved(&record, &wanted, now_micros() + RESERVATION_TTL, &v.audits).await;
         if !matches!(written, Ok(Ok(()))) {
             // Nothing was written, the opens' audit rows included: they are written alone.
             self.store.insert_vault_audits(&v.audits).await?;
@@ -446,7 +447,9 @@ impl Services {
             },
             async {
                 match card_id {
-                    Some(id) => self.open_card(shopper, id, "authorize a payment", Some(&mut card_audit)).await.map(Some),
+                    Some(id) => {
+                        self.open_card(shopper, id, "authorize a payment", Some(&mut card_audit)).await.map(Some)
+                    }
                     None => Ok(None),
                 }
             }

@@ -181,9 +181,7 @@ impl Services {
         purpose: &str,
         audit_later: Option<&mut Vec<VaultAudit>>,
     ) -> Result<Option<Address>> {
-        let Some(plain) =
-            self.open_record(owner, id, "address", purpose, audit_later).await?
-        else {
+        let Some(plain) = self.open_record(owner, id, "address", purpose, audit_later).await? else {
             return Ok(None);
         };
         Ok(Some(serde_json::from_slice(&plain).map_err(|e| Error::Internal(e.to_string()))?))
