@@ -2,7 +2,7 @@
 
 use crate::outbox::{event_steps, receipt_steps};
 use crate::write::{Check, Job, Outcome, Step};
-use crate::{args, json_err, other, Db};
+use crate::{args, json_err, other, Backend, Db};
 use async_trait::async_trait;
 use buyline_core::error::StoreError;
 use buyline_core::order::{CheckoutRecord, CheckoutStatus, NewEvent, Order, OrderStatus, Receipt, ReservationState};
@@ -35,35 +35,64 @@ pub(crate) fn checkout_insert(c: &CheckoutRecord) -> StoreResult<Step> {
     ))
 }
 
-/// The statements that reserve `lines` for a checkout: per variant, a conditional decrement
-/// (`FailUnlessOne`: the whole guard against overselling, it cannot take stock that is not
-/// there, whatever runs beside it; infinite stock has a null quantity, which it leaves null)
-/// and the reservation row. Two statements per line, so a failed step `at` names line `at / 2`.
-fn reservation_steps(checkout_id: &str, lines: &[(String, i64)], expires_at: i64) -> Vec<Step> {
-    let mut steps = Vec::with_capacity(lines.len() * 2);
+/// The statements that reserve `lines` for a checkout, [`per_line`] of them per line: a
+/// conditional decrement (`FailUnlessOne`: the whole guard against overselling, it cannot
+/// take stock that is not there, whatever runs beside it) and the reservation row.
+///
+/// On PostgreSQL both are one statement, and a variant of infinite stock is not written at
+/// all: an update there would lock its row until the commit, and every purchase of a
+/// best-seller would queue behind the one before it. SQLite has one writer anyway.
+fn reservation_steps(backend: Backend, checkout_id: &str, lines: &[(String, i64)], expires_at: i64) -> Vec<Step> {
+    let mut steps = Vec::with_capacity(lines.len() * per_line(backend));
     for (variant_id, qty) in lines {
-        steps.push(
-            Step::new(
-                "update variants set quantity = quantity - $1 \
-                 where id = $2 and (inventory_type = 'infinite' or quantity >= $1)",
-                args![*qty, variant_id],
-            )
-            .check(Check::FailUnlessOne),
-        );
-        steps.push(Step::new(
-            "insert into reservations (checkout_id, attempt, variant_id, quantity, state, expires_at) \
-             values ($1, (select attempt from checkouts where id = $1), $2, $3, $5, $4)",
-            args![checkout_id, variant_id, *qty, expires_at, ReservationState::Held.as_str()],
-        ));
+        let args = args![checkout_id, variant_id, *qty, expires_at, ReservationState::Held.as_str()];
+        match backend {
+            Backend::Postgres => steps.push(
+                Step::new(
+                    "with taken as (update variants set quantity = quantity - $3 \
+                       where id = $2 and inventory_type = 'finite' and quantity >= $3 returning id) \
+                     insert into reservations (checkout_id, attempt, variant_id, quantity, state, expires_at) \
+                     select $1, (select attempt from checkouts where id = $1), $2, $3, $5, $4 \
+                     where exists (select 1 from taken) \
+                        or exists (select 1 from variants where id = $2 and inventory_type = 'infinite')",
+                    args,
+                )
+                .check(Check::FailUnlessOne),
+            ),
+            Backend::Sqlite => {
+                // Infinite stock has a null quantity, which the decrement leaves null.
+                steps.push(
+                    Step::new(
+                        "update variants set quantity = quantity - $3 \
+                         where id = $2 and (inventory_type = 'infinite' or quantity >= $3)",
+                        args.clone(),
+                    )
+                    .check(Check::FailUnlessOne),
+                );
+                steps.push(Step::new(
+                    "insert into reservations (checkout_id, attempt, variant_id, quantity, state, expires_at) \
+                     values ($1, (select attempt from checkouts where id = $1), $2, $3, $5, $4)",
+                    args,
+                ));
+            }
+        }
     }
     steps
 }
 
+/// How many statements [`reservation_steps`] writes per line.
+fn per_line(backend: Backend) -> usize {
+    match backend {
+        Backend::Postgres => 1,
+        Backend::Sqlite => 2,
+    }
+}
+
 /// A reservation job's outcome: `Err(variant)` for the line that was short.
-fn reserved(out: Outcome, skip: usize, lines: &[(String, i64)]) -> StoreResult<Result<(), String>> {
+fn reserved(backend: Backend, out: Outcome, skip: usize, lines: &[(String, i64)]) -> StoreResult<Result<(), String>> {
     match out {
         Outcome::Done { .. } => Ok(Ok(())),
-        Outcome::Failed { at } if at >= skip => Ok(Err(lines[(at - skip) / 2].0.clone())),
+        Outcome::Failed { at } if at >= skip => Ok(Err(lines[(at - skip) / per_line(backend)].0.clone())),
         other => Err(StoreError::Other(format!("reserving stock: unexpected {other:?}"))),
     }
 }
@@ -108,8 +137,8 @@ impl CheckoutStore for Db {
         job.extend(crate::vault::audit_step(audits));
         job.push(checkout_insert(c)?);
         let skip = job.steps.len();
-        job.extend(reservation_steps(&c.id, lines, expires_at));
-        reserved(self.run(job).await?, skip, lines)
+        job.extend(reservation_steps(self.backend, &c.id, lines, expires_at));
+        reserved(self.backend, self.run(job).await?, skip, lines)
     }
 
     async fn find_checkout(&self, id: &str) -> StoreResult<Option<CheckoutRecord>> {
@@ -164,7 +193,8 @@ impl CheckoutStore for Db {
         lines: &[(String, i64)],
         expires_at: i64,
     ) -> StoreResult<Result<(), String>> {
-        reserved(self.run(Job::from(reservation_steps(checkout_id, lines, expires_at))).await?, 0, lines)
+        let job = Job::from(reservation_steps(self.backend, checkout_id, lines, expires_at));
+        reserved(self.backend, self.run(job).await?, 0, lines)
     }
 
     async fn release_reservation(&self, checkout_id: &str) -> StoreResult<()> {
