@@ -1,7 +1,7 @@
 //! Posts, replies, follows, timelines and profiles.
 
 use super::paging::{page_limit, PageArgs};
-use super::{Principal, Services};
+use super::{home_cache, Principal, Services};
 use crate::discovery::{viewer_seed, weave, Slot, TimelineCursor};
 use crate::error::{Error, Errors, Result};
 use crate::ids::{has_prefix, new_id};
@@ -11,7 +11,7 @@ use crate::rollout::{Arm, BuyButtonFlag};
 use crate::text::PostText;
 use crate::types::{now_micros, Handle};
 use serde::Deserialize;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 pub struct PostInput {
@@ -78,6 +78,7 @@ impl Services {
             entities: text.entities,
         };
         self.store.insert_post(&new, cart_tag.is_some()).await?;
+        self.caches.home.author_changed(&new.author_id);
         if cart_tag.is_some() {
             self.cart_wakeup.notify_one();
         }
@@ -104,6 +105,8 @@ impl Services {
         }
         // It may be a campaign's: the cached promotions hold the post itself.
         self.caches.promotions.clear();
+        // Replies to it may now show in timelines that did not show them.
+        self.caches.home.clear();
         Ok(())
     }
 
@@ -131,7 +134,7 @@ impl Services {
         let limit = page_limit(limit)?;
         let cur = TimelineCursor::decode(cursor)?;
         let before = cur.before.as_ref().map(|(t, i)| (*t, i.as_str()));
-        let organic = self.store.find_home_timeline(&viewer.id, before, limit + 1).await?;
+        let organic = self.home_posts(viewer, before, limit + 1).await?;
         let promotions = self.promotions(&viewer.country).await?;
         let ids: Vec<&str> = organic.iter().map(|p| p.id.as_str()).collect();
         let woven = weave(&ids, &promotions, &viewer.id, cur.served, limit as usize, viewer_seed(&viewer.id));
@@ -166,6 +169,31 @@ impl Services {
             item.promoted = flag;
         }
         Ok(Page { data: items, next_cursor })
+    }
+
+    /// `find_home_timeline`'s answer, through the per-viewer cache (`home_cache.rs`): a first
+    /// page fills it (at least [`home_cache::DEPTH`] posts deep), and later pages inside what
+    /// it holds are answered from it.
+    async fn home_posts(&self, viewer: &Account, before: Option<(i64, &str)>, n: i64) -> Result<Vec<Post>> {
+        let cache = &self.caches.home;
+        if let Some(posts) = cache.get(&viewer.id, before, n as usize) {
+            return Ok(posts);
+        }
+        if before.is_some() {
+            return Ok(self.store.find_home_timeline(&viewer.id, before, n).await?);
+        }
+        let ticket = cache.ticket();
+        let depth = n.max(home_cache::DEPTH as i64);
+        let (posts, followees) = tokio::try_join!(
+            self.store.find_home_timeline(&viewer.id, None, depth),
+            self.store.find_followee_ids(&viewer.id)
+        )?;
+        let complete = (posts.len() as i64) < depth;
+        let mut authors: HashSet<String> = followees.into_iter().collect();
+        authors.insert(viewer.id.clone());
+        let first: Vec<Post> = posts.iter().take(n as usize).cloned().collect();
+        cache.put(ticket, &viewer.id, posts, complete, authors);
+        Ok(first)
     }
 
     /// Recent posts by everyone: what a signed-out visitor sees on `/`.
@@ -270,6 +298,7 @@ impl Services {
             return Err(Error::field("handle", "you cannot follow yourself"));
         }
         self.store.insert_follow(&me.id, &target.id, now_micros()).await?;
+        self.caches.home.viewer_changed(&me.id);
         self.profile(&target.handle, Some(me)).await
     }
 
@@ -277,6 +306,7 @@ impl Services {
         let me = who.account()?;
         let target = self.followee(handle).await?;
         self.store.delete_follow(&me.id, &target.id).await?;
+        self.caches.home.viewer_changed(&me.id);
         self.profile(&target.handle, Some(me)).await
     }
 
