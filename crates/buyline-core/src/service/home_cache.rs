@@ -23,6 +23,7 @@
 //!   past that, expired entries go first, then the oldest.
 
 use crate::model::Post;
+use serde_json::value::RawValue;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -32,10 +33,33 @@ use std::time::{Duration, Instant};
 pub(crate) const TTL: Duration = Duration::from_millis(800);
 /// Posts a fill reads at least: two default pages and the one that says there is more.
 pub(crate) const DEPTH: usize = 2 * super::paging::DEFAULT_PAGE as usize + 1;
-/// Most posts and followed ids held over all entries (about 50 MiB of posts at worst).
-const MAX_WEIGHT: usize = 64_000;
+/// Most posts and followed ids held over all entries: a post held is at most ~2.5 KiB with
+/// its JSON (280 characters of up to 4 bytes, twice), so ~80 MiB at worst, ~15 MiB for
+/// posts of a typical length.
+const MAX_WEIGHT: usize = 32_000;
 /// Drops remembered for fills in flight; a fill older than the log is refused.
 const LOG: usize = 4_096;
+
+/// A post as a timeline serves it: shared, and rendered to JSON once when it came from
+/// the cache.
+#[derive(Debug, Clone)]
+pub(crate) struct Shown {
+    pub(crate) post: Arc<Post>,
+    pub(crate) json: Option<Arc<RawValue>>,
+}
+
+impl Shown {
+    /// A post read for one request: serialised with it.
+    pub(crate) fn plain(post: Post) -> Self {
+        Shown { post: Arc::new(post), json: None }
+    }
+
+    /// A post kept in the cache: its JSON rendered now, once for every request that shows it.
+    pub(crate) fn rendered(post: Post) -> Self {
+        let json = serde_json::value::to_raw_value(&post).ok().map(Arc::from);
+        Shown { post: Arc::new(post), json }
+    }
+}
 
 /// What a write changed.
 #[derive(Debug, Clone)]
@@ -52,7 +76,7 @@ struct Entry {
     /// When the read that filled it began.
     since: Instant,
     /// Newest first, as the store returns them.
-    posts: Arc<Vec<Post>>,
+    posts: Arc<Vec<Shown>>,
     /// The store had no more than these: any page inside them can be answered.
     complete: bool,
     /// The viewer and the accounts they follow: whose new posts drop this entry.
@@ -150,7 +174,7 @@ impl HomeCache {
 
     /// Up to `n` posts of the viewer's home timeline older than `before` (all, without it),
     /// newest first — exactly what the store would answer — if the cache knows them.
-    pub(crate) fn get(&self, viewer: &str, before: Option<(i64, &str)>, n: usize) -> Option<Vec<Post>> {
+    pub(crate) fn get(&self, viewer: &str, before: Option<(i64, &str)>, n: usize) -> Option<Vec<Shown>> {
         let posts = {
             let inner = self.lock();
             let e = inner.entries.get(viewer).filter(|e| e.fresh())?;
@@ -162,7 +186,7 @@ impl HomeCache {
         let (posts, complete) = posts;
         let start = match before {
             None => 0,
-            Some((t, id)) => posts.partition_point(|p| (p.created_at, p.id.as_str()) >= (t, id)),
+            Some((t, id)) => posts.partition_point(|p| (p.post.created_at, p.post.id.as_str()) >= (t, id)),
         };
         let end = start.saturating_add(n);
         if end > posts.len() && !complete {
@@ -180,7 +204,14 @@ impl HomeCache {
     /// Keeps a fill: the newest posts of the viewer's timeline as read after `ticket` was
     /// taken (`complete` when there are no more), and the accounts whose posts it may show.
     /// Refused if a change since the ticket touches it.
-    pub(crate) fn put(&self, ticket: Ticket, viewer: &str, posts: Vec<Post>, complete: bool, authors: HashSet<String>) {
+    pub(crate) fn put(
+        &self,
+        ticket: Ticket,
+        viewer: &str,
+        posts: Vec<Shown>,
+        complete: bool,
+        authors: HashSet<String>,
+    ) {
         let entry = Entry { since: ticket.since, posts: Arc::new(posts), complete, authors };
         let mut inner = self.lock();
         let since = inner.changes - ticket.changes;
@@ -241,16 +272,22 @@ mod tests {
     }
 
     /// Newest first: `n` posts numbered n..1.
-    fn posts(n: i64) -> Vec<Post> {
-        (1..=n).rev().map(|i| post(i, "acct_a")).collect()
+    fn posts(n: i64) -> Vec<Shown> {
+        (1..=n).rev().map(|i| Shown::rendered(post(i, "acct_a"))).collect()
     }
 
     fn authors(ids: &[&str]) -> HashSet<String> {
         ids.iter().map(|s| s.to_string()).collect()
     }
 
-    fn ids(p: &[Post]) -> Vec<i64> {
-        p.iter().map(|p| p.created_at).collect()
+    fn ids(p: &[Shown]) -> Vec<i64> {
+        p.iter().map(|p| p.post.created_at).collect()
+    }
+
+    #[test]
+    fn the_json_kept_is_the_posts_own() {
+        let s = Shown::rendered(post(7, "acct_a"));
+        assert_eq!(s.json.unwrap().get(), serde_json::to_string(&*s.post).unwrap());
     }
 
     #[test]

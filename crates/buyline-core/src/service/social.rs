@@ -1,7 +1,8 @@
 //! Posts, replies, follows, timelines and profiles.
 
+use super::home_cache::{self, Shown};
 use super::paging::{page_limit, PageArgs};
-use super::{home_cache, Principal, Services};
+use super::{Principal, Services};
 use crate::discovery::{viewer_seed, weave, Slot, TimelineCursor};
 use crate::error::{Error, Errors, Result};
 use crate::ids::{has_prefix, new_id};
@@ -117,7 +118,7 @@ impl Services {
         }
         let post = self.store.find_post(id).await?.ok_or(Error::NotFound("post"))?;
         let replies = self.store.find_replies(id, 200).await?;
-        let item = self.decorate(vec![post], viewer).await?.pop().expect("one in, one out");
+        let item = self.decorate(vec![Shown::plain(post)], viewer).await?.pop().expect("one in, one out");
         Ok((item, replies))
     }
 
@@ -136,10 +137,10 @@ impl Services {
         let before = cur.before.as_ref().map(|(t, i)| (*t, i.as_str()));
         let organic = self.home_posts(viewer, before, limit + 1).await?;
         let promotions = self.promotions(&viewer.country).await?;
-        let ids: Vec<&str> = organic.iter().map(|p| p.id.as_str()).collect();
+        let ids: Vec<&str> = organic.iter().map(|p| p.post.id.as_str()).collect();
         let woven = weave(&ids, &promotions, &viewer.id, cur.served, limit as usize, viewer_seed(&viewer.id));
         let mut promoted: HashMap<&str, &Post> = promotions.iter().map(|p| (p.post_id(), &p.post)).collect();
-        let mut organic: Vec<Option<Post>> = organic.into_iter().map(Some).collect();
+        let mut organic: Vec<Option<Shown>> = organic.into_iter().map(Some).collect();
         let mut posts = Vec::with_capacity(woven.slots.len());
         let mut flags = Vec::with_capacity(woven.slots.len());
         let mut last_organic = None;
@@ -147,14 +148,14 @@ impl Services {
             match slot {
                 Slot::Organic(i) => {
                     if let Some(p) = organic[*i].take() {
-                        last_organic = Some((p.created_at, p.id.clone()));
+                        last_organic = Some((p.post.created_at, p.post.id.clone()));
                         posts.push(p);
                         flags.push(false);
                     }
                 }
                 Slot::Promoted(id) => {
                     if let Some(p) = promoted.remove(id.as_str()) {
-                        posts.push(p.clone());
+                        posts.push(Shown::plain(p.clone()));
                         flags.push(true);
                     }
                 }
@@ -174,13 +175,14 @@ impl Services {
     /// `find_home_timeline`'s answer, through the per-viewer cache (`home_cache.rs`): a first
     /// page fills it (at least [`home_cache::DEPTH`] posts deep), and later pages inside what
     /// it holds are answered from it.
-    async fn home_posts(&self, viewer: &Account, before: Option<(i64, &str)>, n: i64) -> Result<Vec<Post>> {
+    async fn home_posts(&self, viewer: &Account, before: Option<(i64, &str)>, n: i64) -> Result<Vec<Shown>> {
         let cache = &self.caches.home;
         if let Some(posts) = cache.get(&viewer.id, before, n as usize) {
             return Ok(posts);
         }
         if before.is_some() {
-            return Ok(self.store.find_home_timeline(&viewer.id, before, n).await?);
+            let posts = self.store.find_home_timeline(&viewer.id, before, n).await?;
+            return Ok(posts.into_iter().map(Shown::plain).collect());
         }
         let ticket = cache.ticket();
         let depth = n.max(home_cache::DEPTH as i64);
@@ -191,7 +193,8 @@ impl Services {
         let complete = (posts.len() as i64) < depth;
         let mut authors: HashSet<String> = followees.into_iter().collect();
         authors.insert(viewer.id.clone());
-        let first: Vec<Post> = posts.iter().take(n as usize).cloned().collect();
+        let posts: Vec<Shown> = posts.into_iter().map(Shown::rendered).collect();
+        let first = posts[..posts.len().min(n as usize)].to_vec();
         cache.put(ticket, &viewer.id, posts, complete, authors);
         Ok(first)
     }
@@ -222,13 +225,14 @@ impl Services {
         viewer: Option<&Account>,
     ) -> Result<Page<TimelineItem>> {
         let page = args.page(posts, |p| (p.created_at, &p.id));
-        Ok(Page { data: self.decorate(page.data, viewer).await?, next_cursor: page.next_cursor })
+        let posts = page.data.into_iter().map(Shown::plain).collect();
+        Ok(Page { data: self.decorate(posts, viewer).await?, next_cursor: page.next_cursor })
     }
 
     /// Attaches buy cards per the rollout flag. A signed-out visitor sees the card; the
     /// checkout asks them to sign in and then applies the flag.
-    async fn decorate(&self, posts: Vec<Post>, viewer: Option<&Account>) -> Result<Vec<TimelineItem>> {
-        let ids: Vec<String> = posts.iter().filter_map(|p| p.product_id.clone()).collect();
+    async fn decorate(&self, posts: Vec<Shown>, viewer: Option<&Account>) -> Result<Vec<TimelineItem>> {
+        let ids: Vec<String> = posts.iter().filter_map(|p| p.post.product_id.clone()).collect();
         let mut products: HashMap<String, Product> = HashMap::new();
         let mut flag = None;
         if !ids.is_empty() {
@@ -240,7 +244,7 @@ impl Services {
         let mut served = Vec::new(); // funnel (issue 15): (post, arm) for impressions
         let items = posts
             .into_iter()
-            .map(|post| {
+            .map(|Shown { post, json }| {
                 let product = post.product_id.as_ref().and_then(|id| products.get(id));
                 let (buy, product_url) = match (product, &flag) {
                     (Some(p), Some(flag)) => {
@@ -259,7 +263,7 @@ impl Services {
                     }
                     _ => (None, None),
                 };
-                TimelineItem { post, promoted: false, buy, product_url }
+                TimelineItem { post, promoted: false, buy, product_url, post_json: json }
             })
             .collect();
         if let Some(v) = viewer {

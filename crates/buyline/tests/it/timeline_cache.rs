@@ -125,7 +125,12 @@ async fn a_post_made_on_one_server_shows_on_another_within_a_second() {
         cmd.env("BUYLINE_LOG", "warn").stdout(std::process::Stdio::null());
     })
     .await;
-    let b = TestApp::external(other.url.clone(), app.admin_token.clone(), app.database_url.clone(), tempfile::tempdir().unwrap());
+    let b = TestApp::external(
+        other.url.clone(),
+        app.admin_token.clone(),
+        app.database_url.clone(),
+        tempfile::tempdir().unwrap(),
+    );
 
     for round in 0..3 {
         // The second node's cache is warm...
