@@ -79,15 +79,36 @@ pub struct BuyCard {
     pub available: bool,
 }
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, utoipa::ToSchema)]
 pub struct TimelineItem {
-    pub post: Post,
+    /// Shared with the home timeline cache, which hands out the same post to every request.
+    #[schema(value_type = Post)]
+    pub post: std::sync::Arc<Post>,
     pub promoted: bool,
     /// `null` when the viewer gets no Buy button.
     pub buy: Option<BuyCard>,
     /// For a post with a product whose viewer gets no Buy button (holdout, other market):
     /// the plain product page link.
     pub product_url: Option<String>,
+    /// `post` as JSON, rendered once by the home timeline cache: written as it is instead
+    /// of serialising `post` again on every request. Always `post`'s own rendering.
+    #[schema(ignore)]
+    pub post_json: Option<std::sync::Arc<serde_json::value::RawValue>>,
+}
+
+impl Serialize for TimelineItem {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut m = s.serialize_struct("TimelineItem", 4)?;
+        match &self.post_json {
+            Some(json) => m.serialize_field("post", &**json)?,
+            None => m.serialize_field("post", &*self.post)?,
+        }
+        m.serialize_field("promoted", &self.promoted)?;
+        m.serialize_field("buy", &self.buy)?;
+        m.serialize_field("product_url", &self.product_url)?;
+        m.end()
+    }
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]

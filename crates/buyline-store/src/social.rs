@@ -317,4 +317,13 @@ impl SocialStore for Db {
         };
         Ok((h(following)?, h(followers)?))
     }
+
+    async fn find_followee_ids(&self, follower: &str) -> StoreResult<Vec<String>> {
+        let rows = sqlx::query("select followee_id from follows where follower_id = $1")
+            .bind(follower)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(other)?;
+        rows.iter().map(|r| r.try_get("followee_id").map_err(other)).collect()
+    }
 }

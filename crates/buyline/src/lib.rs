@@ -14,7 +14,7 @@ use buyline_core::Services;
 use buyline_store::Db;
 use buyline_test_processor::TestProcessor;
 use buyline_vault::{KeySource, Vault};
-use buyline_web::AppState;
+use buyline_web::{AppParts, AppState};
 use config::ServeConfig;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use std::net::SocketAddr;
@@ -293,7 +293,7 @@ pub async fn spawn(cfg: ServeConfig) -> anyhow::Result<Running> {
         cfg.mail_from.parse().with_context(|| format!("BUYLINE_MAIL_FROM {:?} is not an address", cfg.mail_from))?;
     let admin_token = cfg.admin_token()?;
     let demo = if cfg.no_demo { None } else { demo::seed_if_empty(&services, &cfg.data_dir, &blobs).await? };
-    let state = AppState {
+    let state = AppState::new(AppParts {
         services: services.clone(),
         processor: processor.clone(),
         challenges: Some(processor.clone()),
@@ -303,7 +303,7 @@ pub async fn spawn(cfg: ServeConfig) -> anyhow::Result<Running> {
         // In the database, so every process serving it signs and checks alike.
         csrf: buyline_web::csrf::CsrfKey::new(services.shared_key("csrf").await?.as_bytes()),
         blobs,
-    };
+    });
     let app = buyline_web::app(state);
     let (tx, mut rx) = tokio::sync::watch::channel(false);
     let mut background = Vec::new();

@@ -1,5 +1,6 @@
 //! Short-lived in-process caches for hot reads that change rarely: the rollout flag and fee
-//! policy, products as the timeline's buy cards show them, and sessions.
+//! policy, products as the timeline's buy cards show them, and sessions; and the home
+//! timelines (`home_cache.rs`, with rules of its own).
 //!
 //! An entry lives one second. A change made through this process drops its entry at once;
 //! a change made by another process (or stock sold anywhere) shows within that second. What
@@ -64,6 +65,8 @@ pub(crate) struct Caches {
     /// deletion drop entries here at once; on another process a session ended there is
     /// still honoured for up to a second.
     pub(crate) sessions: TtlCache<String, crate::model::Account>,
+    /// Viewer → the newest posts of their home timeline (see `home_cache.rs`).
+    pub(crate) home: super::home_cache::HomeCache,
     /// Country → its active campaigns (oldest first), as the timeline weaves them.
     pub(crate) promotions: TtlCache<String, std::sync::Arc<Vec<crate::discovery::Promotion>>>,
     /// Sealed webhook signing secret (vault record id) → the secret, opened once per process

@@ -83,6 +83,10 @@ impl Services {
             results.push(self.answer(job, &mut batch).unwrap_or_else(|| silent_result(job)));
         }
         self.store.finish_cart_jobs(&results, now_micros()).await?;
+        // The merchants' answers are posts: timelines that may show them show them now.
+        for reply in results.iter().filter_map(|r| r.reply.as_ref()) {
+            self.caches.home.author_changed(&reply.author_id);
+        }
         Ok(jobs.len())
     }
 

@@ -9,6 +9,7 @@ mod checkout;
 mod downloads;
 mod fees;
 mod funnel;
+mod home_cache;
 mod idempotency;
 mod mail;
 mod merchant_orders;

@@ -290,6 +290,8 @@ impl Services {
         let emails = self.store.erase_account(&me.id, now_micros(), super::erase_personal_data).await?;
         // Its sessions are gone: none may be served from the cache either.
         self.caches.sessions.clear();
+        // Its posts and follows are gone, and replies to its posts detached.
+        self.caches.home.clear();
         if let Some(spool) = &self.mail_spool {
             // The database no longer holds them; a file left behind is logged (by id, never
             // by content), not a reason to fail an erasure that has committed.

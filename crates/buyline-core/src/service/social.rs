@@ -1,5 +1,6 @@
 //! Posts, replies, follows, timelines and profiles.
 
+use super::home_cache::{self, Shown};
 use super::paging::{page_limit, PageArgs};
 use super::{Principal, Services};
 use crate::discovery::{viewer_seed, weave, Slot, TimelineCursor};
@@ -11,7 +12,7 @@ use crate::rollout::{Arm, BuyButtonFlag};
 use crate::text::PostText;
 use crate::types::{now_micros, Handle};
 use serde::Deserialize;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 pub struct PostInput {
@@ -78,6 +79,7 @@ impl Services {
             entities: text.entities,
         };
         self.store.insert_post(&new, cart_tag.is_some()).await?;
+        self.caches.home.author_changed(&new.author_id);
         if cart_tag.is_some() {
             self.cart_wakeup.notify_one();
         }
@@ -104,6 +106,8 @@ impl Services {
         }
         // It may be a campaign's: the cached promotions hold the post itself.
         self.caches.promotions.clear();
+        // Replies to it may now show in timelines that did not show them.
+        self.caches.home.clear();
         Ok(())
     }
 
@@ -114,7 +118,7 @@ impl Services {
         }
         let post = self.store.find_post(id).await?.ok_or(Error::NotFound("post"))?;
         let replies = self.store.find_replies(id, 200).await?;
-        let item = self.decorate(vec![post], viewer).await?.pop().expect("one in, one out");
+        let item = self.decorate(vec![Shown::plain(post)], viewer).await?.pop().expect("one in, one out");
         Ok((item, replies))
     }
 
@@ -131,12 +135,12 @@ impl Services {
         let limit = page_limit(limit)?;
         let cur = TimelineCursor::decode(cursor)?;
         let before = cur.before.as_ref().map(|(t, i)| (*t, i.as_str()));
-        let organic = self.store.find_home_timeline(&viewer.id, before, limit + 1).await?;
+        let organic = self.home_posts(viewer, before, limit + 1).await?;
         let promotions = self.promotions(&viewer.country).await?;
-        let ids: Vec<&str> = organic.iter().map(|p| p.id.as_str()).collect();
+        let ids: Vec<&str> = organic.iter().map(|p| p.post.id.as_str()).collect();
         let woven = weave(&ids, &promotions, &viewer.id, cur.served, limit as usize, viewer_seed(&viewer.id));
         let mut promoted: HashMap<&str, &Post> = promotions.iter().map(|p| (p.post_id(), &p.post)).collect();
-        let mut organic: Vec<Option<Post>> = organic.into_iter().map(Some).collect();
+        let mut organic: Vec<Option<Shown>> = organic.into_iter().map(Some).collect();
         let mut posts = Vec::with_capacity(woven.slots.len());
         let mut flags = Vec::with_capacity(woven.slots.len());
         let mut last_organic = None;
@@ -144,14 +148,14 @@ impl Services {
             match slot {
                 Slot::Organic(i) => {
                     if let Some(p) = organic[*i].take() {
-                        last_organic = Some((p.created_at, p.id.clone()));
+                        last_organic = Some((p.post.created_at, p.post.id.clone()));
                         posts.push(p);
                         flags.push(false);
                     }
                 }
                 Slot::Promoted(id) => {
                     if let Some(p) = promoted.remove(id.as_str()) {
-                        posts.push(p.clone());
+                        posts.push(Shown::plain(p.clone()));
                         flags.push(true);
                     }
                 }
@@ -166,6 +170,33 @@ impl Services {
             item.promoted = flag;
         }
         Ok(Page { data: items, next_cursor })
+    }
+
+    /// `find_home_timeline`'s answer, through the per-viewer cache (`home_cache.rs`): a first
+    /// page fills it (at least [`home_cache::DEPTH`] posts deep), and later pages inside what
+    /// it holds are answered from it.
+    async fn home_posts(&self, viewer: &Account, before: Option<(i64, &str)>, n: i64) -> Result<Vec<Shown>> {
+        let cache = &self.caches.home;
+        if let Some(posts) = cache.get(&viewer.id, before, n as usize) {
+            return Ok(posts);
+        }
+        if before.is_some() {
+            let posts = self.store.find_home_timeline(&viewer.id, before, n).await?;
+            return Ok(posts.into_iter().map(Shown::plain).collect());
+        }
+        let ticket = cache.ticket();
+        let depth = n.max(home_cache::DEPTH as i64);
+        let (posts, followees) = tokio::try_join!(
+            self.store.find_home_timeline(&viewer.id, None, depth),
+            self.store.find_followee_ids(&viewer.id)
+        )?;
+        let complete = (posts.len() as i64) < depth;
+        let mut authors: HashSet<String> = followees.into_iter().collect();
+        authors.insert(viewer.id.clone());
+        let posts: Vec<Shown> = posts.into_iter().map(Shown::rendered).collect();
+        let first = posts[..posts.len().min(n as usize)].to_vec();
+        cache.put(ticket, &viewer.id, posts, complete, authors);
+        Ok(first)
     }
 
     /// Recent posts by everyone: what a signed-out visitor sees on `/`.
@@ -194,13 +225,14 @@ impl Services {
         viewer: Option<&Account>,
     ) -> Result<Page<TimelineItem>> {
         let page = args.page(posts, |p| (p.created_at, &p.id));
-        Ok(Page { data: self.decorate(page.data, viewer).await?, next_cursor: page.next_cursor })
+        let posts = page.data.into_iter().map(Shown::plain).collect();
+        Ok(Page { data: self.decorate(posts, viewer).await?, next_cursor: page.next_cursor })
     }
 
     /// Attaches buy cards per the rollout flag. A signed-out visitor sees the card; the
     /// checkout asks them to sign in and then applies the flag.
-    async fn decorate(&self, posts: Vec<Post>, viewer: Option<&Account>) -> Result<Vec<TimelineItem>> {
-        let ids: Vec<String> = posts.iter().filter_map(|p| p.product_id.clone()).collect();
+    async fn decorate(&self, posts: Vec<Shown>, viewer: Option<&Account>) -> Result<Vec<TimelineItem>> {
+        let ids: Vec<String> = posts.iter().filter_map(|p| p.post.product_id.clone()).collect();
         let mut products: HashMap<String, Product> = HashMap::new();
         let mut flag = None;
         if !ids.is_empty() {
@@ -212,7 +244,7 @@ impl Services {
         let mut served = Vec::new(); // funnel (issue 15): (post, arm) for impressions
         let items = posts
             .into_iter()
-            .map(|post| {
+            .map(|Shown { post, json }| {
                 let product = post.product_id.as_ref().and_then(|id| products.get(id));
                 let (buy, product_url) = match (product, &flag) {
                     (Some(p), Some(flag)) => {
@@ -231,7 +263,7 @@ impl Services {
                     }
                     _ => (None, None),
                 };
-                TimelineItem { post, promoted: false, buy, product_url }
+                TimelineItem { post, promoted: false, buy, product_url, post_json: json }
             })
             .collect();
         if let Some(v) = viewer {
@@ -270,6 +302,7 @@ impl Services {
             return Err(Error::field("handle", "you cannot follow yourself"));
         }
         self.store.insert_follow(&me.id, &target.id, now_micros()).await?;
+        self.caches.home.viewer_changed(&me.id);
         self.profile(&target.handle, Some(me)).await
     }
 
@@ -277,6 +310,7 @@ impl Services {
         let me = who.account()?;
         let target = self.followee(handle).await?;
         self.store.delete_follow(&me.id, &target.id).await?;
+        self.caches.home.viewer_changed(&me.id);
         self.profile(&target.handle, Some(me)).await
     }
 

@@ -37,4 +37,7 @@ pub trait SocialStore: Send + Sync {
     async fn find_posts(&self, ids: &[String]) -> StoreResult<Vec<Post>>;
 
     async fn find_follow_handles(&self, account_id: &str) -> StoreResult<(Vec<String>, Vec<String>)>;
+
+    /// The ids of the accounts `follower` follows.
+    async fn find_followee_ids(&self, follower: &str) -> StoreResult<Vec<String>>;
 }

@@ -43,7 +43,12 @@ pub async fn get_post(
 ) -> ApiResult<Json<PostThread>> {
     let viewer = who.as_ref().and_then(|w| w.account().ok());
     let (item, replies) = st.services.post_thread(&id, viewer).await?;
-    Ok(Json(PostThread { post: item.post, buy: item.buy, product_url: item.product_url, replies }))
+    Ok(Json(PostThread {
+        post: std::sync::Arc::unwrap_or_clone(item.post),
+        buy: item.buy,
+        product_url: item.product_url,
+        replies,
+    }))
 }
 
 /// Delete one of your posts. Replies to it stay, no longer under it.

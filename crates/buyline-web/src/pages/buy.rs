@@ -65,7 +65,7 @@ impl BuyPage<'_> {
 
 async fn load(st: &AppState, post_id: &str) -> Result<(Product, Merchant), Error> {
     let (item, _) = st.services.post_thread(post_id, None).await?;
-    let pid = item.post.product_id.ok_or(Error::NotFound("product on this post"))?;
+    let pid = item.post.product_id.clone().ok_or(Error::NotFound("product on this post"))?;
     let product = st.services.product(&pid).await?;
     let merchant = st.services.merchant(&product.merchant_id).await?;
     Ok((product, merchant))

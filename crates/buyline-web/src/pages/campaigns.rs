@@ -69,7 +69,7 @@ async fn page(
                 .filter(|i| i.post.reply_to.is_none() && i.post.product_id.is_some())
                 .map(|i| {
                     let text: String = i.post.text.chars().take(60).collect();
-                    (i.post.id, text)
+                    (i.post.id.clone(), text)
                 })
                 .collect();
             let status = if errors.0.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };

@@ -217,10 +217,11 @@ async fn dashboard(
                                 .and_then(|id| products.iter().find(|p| &p.id == id))
                                 .map(|p| p.buy_card());
                             let view = super::view::PostView::item(&buyline_core::model::TimelineItem {
-                                post: post.clone(),
+                                post: post.clone().into(),
                                 promoted: false,
                                 buy,
                                 product_url: None,
+                                post_json: None,
                             });
                             (post.id, post.text, view)
                         })

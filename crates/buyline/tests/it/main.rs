@@ -21,6 +21,7 @@ mod pages;
 mod posts;
 mod rights;
 mod shop_console;
+mod timeline_cache;
 mod vault;
 mod web_hardening;
 mod webhooks;
