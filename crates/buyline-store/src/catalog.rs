@@ -1,8 +1,11 @@
 //! Merchants, API keys, products (variants, shipping rates) and flags on SQL.
 
 use crate::accounts::account_insert;
+use crate::args;
 use crate::carts::write_cart_tags;
+use crate::read::Cols;
 use crate::vault::vault_record_insert;
+use crate::write::Arg;
 use crate::{json_err, other, placeholders, Db};
 use async_trait::async_trait;
 use buyline_core::error::StoreError;
@@ -11,7 +14,6 @@ use buyline_core::model::{
 };
 use buyline_core::store::{CatalogStore, StoreResult};
 use buyline_core::types::{Currency, MerchantKind, ProductKind};
-use sqlx::any::AnyRow;
 use sqlx::Row;
 use std::collections::HashMap;
 
@@ -20,46 +22,95 @@ pub(crate) const MERCHANT_SELECT: &str =
      m.currency, m.webhook_url, m.cart_hashtags, m.cart_kinds, m.tax_rates, m.return_policy, m.created_at \
      from merchants m join accounts a on a.id = m.account_id";
 
-pub(crate) fn merchant_row(r: &AnyRow) -> StoreResult<Merchant> {
-    let kind: String = r.try_get("kind").map_err(other)?;
-    let currency: String = r.try_get("currency").map_err(other)?;
-    let hashtags: String = r.try_get("cart_hashtags").map_err(other)?;
-    let tax: String = r.try_get("tax_rates").map_err(other)?;
-    let kinds: String = r.try_get("cart_kinds").map_err(other)?;
+pub(crate) fn merchant_row(r: &impl Cols) -> StoreResult<Merchant> {
+    let kind: String = r.col("kind")?;
+    let currency: String = r.col("currency")?;
+    let hashtags: String = r.col("cart_hashtags")?;
+    let tax: String = r.col("tax_rates")?;
+    let kinds: String = r.col("cart_kinds")?;
     Ok(Merchant {
-        id: r.try_get("id").map_err(other)?,
-        account_id: r.try_get("account_id").map_err(other)?,
-        owner_account_id: r.try_get("owner_account_id").map_err(other)?,
-        handle: r.try_get("handle").map_err(other)?,
-        name: r.try_get("name").map_err(other)?,
+        id: r.col("id")?,
+        account_id: r.col("account_id")?,
+        owner_account_id: r.col("owner_account_id")?,
+        handle: r.col("handle")?,
+        name: r.col("name")?,
         kind: MerchantKind::parse("kind", &kind).map_err(|e| StoreError::Other(e.message))?,
-        country: r.try_get("country").map_err(other)?,
+        country: r.col("country")?,
         currency: Currency::parse(&currency).ok_or_else(|| StoreError::Other(format!("currency {currency}")))?,
-        webhook_url: r.try_get("webhook_url").map_err(other)?,
+        webhook_url: r.col("webhook_url")?,
         cart_hashtags: serde_json::from_str(&hashtags).map_err(json_err)?,
         cart_kinds: serde_json::from_str(&kinds).map_err(json_err)?,
         tax_rates: serde_json::from_str(&tax).map_err(json_err)?,
-        return_policy: r.try_get("return_policy").map_err(other)?,
-        created_at: r.try_get("created_at").map_err(other)?,
+        return_policy: r.col("return_policy")?,
+        created_at: r.col("created_at")?,
     })
 }
 
-fn variant_row(r: &AnyRow) -> StoreResult<Variant> {
-    let options: String = r.try_get("options").map_err(other)?;
-    let kind: String = r.try_get("inventory_type").map_err(other)?;
-    let quantity: Option<i64> = r.try_get("quantity").map_err(other)?;
+fn variant_row(r: &impl Cols) -> StoreResult<Variant> {
+    let options: String = r.col("options")?;
+    let kind: String = r.col("inventory_type")?;
+    let quantity: Option<i64> = r.col("quantity")?;
     let inventory = if kind == "finite" {
         Inventory { kind: InventoryType::Finite, quantity: Some(quantity.unwrap_or(0)) }
     } else {
         Inventory { kind: InventoryType::Infinite, quantity: None }
     };
     Ok(Variant {
-        id: r.try_get("id").map_err(other)?,
-        sku: r.try_get("sku").map_err(other)?,
+        id: r.col("id")?,
+        sku: r.col("sku")?,
         options: serde_json::from_str(&options).map_err(json_err)?,
-        price: r.try_get("price").map_err(other)?,
+        price: r.col("price")?,
         available: inventory.kind == InventoryType::Infinite || inventory.quantity.unwrap_or(0) > 0,
         inventory,
+    })
+}
+
+fn id_pair(r: &impl Cols) -> StoreResult<(String, String)> {
+    Ok((r.col("id")?, r.col("product_id")?))
+}
+
+/// A `variants` row with the product it belongs to.
+fn variant_of(r: &impl Cols) -> StoreResult<(String, Variant)> {
+    Ok((r.col("product_id")?, variant_row(r)?))
+}
+
+/// A `shipping_rates` row with the product it belongs to.
+fn rate_of(r: &impl Cols) -> StoreResult<(String, ShippingRate)> {
+    let countries: String = r.col("countries")?;
+    Ok((
+        r.col("product_id")?,
+        ShippingRate {
+            id: r.col("id")?,
+            name: r.col("name")?,
+            price: r.col("price")?,
+            countries: serde_json::from_str(&countries).map_err(json_err)?,
+        },
+    ))
+}
+
+/// A `products` row, its variants and shipping rates still to be added.
+fn product_of(r: &impl Cols) -> StoreResult<Product> {
+    let kind: String = r.col("kind")?;
+    let currency: String = r.col("currency")?;
+    let options: String = r.col("options")?;
+    let dmin: Option<i64> = r.col("donation_min")?;
+    let dmax: Option<i64> = r.col("donation_max")?;
+    Ok(Product {
+        id: r.col("id")?,
+        merchant_id: r.col("merchant_id")?,
+        name: r.col("name")?,
+        description: r.col("description")?,
+        kind: ProductKind::parse("kind", &kind).map_err(|e| StoreError::Other(e.message))?,
+        url: String::new(),
+        image_url: r.col("image_url")?,
+        currency: Currency::parse(&currency).ok_or_else(|| StoreError::Other(format!("currency {currency}")))?,
+        options: serde_json::from_str::<Vec<ProductOption>>(&options).map_err(json_err)?,
+        variants: vec![],
+        shipping_rates: vec![],
+        return_policy: r.col("return_policy")?,
+        donation: dmin.zip(dmax).map(|(min, max)| DonationRange { min, max }),
+        file: crate::downloads::file_of(r)?,
+        created_at: r.col("created_at")?,
     })
 }
 
@@ -139,8 +190,7 @@ impl CatalogStore for Db {
 
     async fn find_merchant(&self, id: &str) -> StoreResult<Option<Merchant>> {
         let sql = format!("{MERCHANT_SELECT} where m.id = $1");
-        let row = sqlx::query(&sql).bind(id).fetch_optional(&self.pool).await.map_err(other)?;
-        row.as_ref().map(merchant_row).transpose()
+        Ok(self.read_rows(&sql, args![id], merchant_row, |r| merchant_row(r)).await?.pop())
     }
 
     async fn find_merchant_by_account(&self, account_id: &str) -> StoreResult<Option<Merchant>> {
@@ -264,55 +314,24 @@ impl CatalogStore for Db {
         let sql_variants = format!("select * from variants where product_id in ({list}) order by product_id, position");
         let sql_rates =
             format!("select * from shipping_rates where product_id in ({list}) order by product_id, position");
-        let products = self.fetch_in(&sql_products, &ids).await?;
-        let variants = self.fetch_in(&sql_variants, &ids).await?;
-        let rates = self.fetch_in(&sql_rates, &ids).await?;
+        let args: Vec<Arg> = ids.iter().map(|id| Arg::from(*id)).collect();
+        let products = self.read_rows(&sql_products, args.clone(), product_of, |r| product_of(r)).await?;
+        let variants = self.read_rows(&sql_variants, args.clone(), variant_of, |r| variant_of(r)).await?;
+        let rates = self.read_rows(&sql_rates, args, rate_of, |r| rate_of(r)).await?;
         let mut by_product: HashMap<String, (Vec<Variant>, Vec<ShippingRate>)> = HashMap::new();
-        for r in &variants {
-            let pid: String = r.try_get("product_id").map_err(other)?;
-            by_product.entry(pid).or_default().0.push(variant_row(r)?);
+        for (pid, v) in variants {
+            by_product.entry(pid).or_default().0.push(v);
         }
-        for r in &rates {
-            let pid: String = r.try_get("product_id").map_err(other)?;
-            let countries: String = r.try_get("countries").map_err(other)?;
-            by_product.entry(pid).or_default().1.push(ShippingRate {
-                id: r.try_get("id").map_err(other)?,
-                name: r.try_get("name").map_err(other)?,
-                price: r.try_get("price").map_err(other)?,
-                countries: serde_json::from_str(&countries).map_err(json_err)?,
-            });
+        for (pid, r) in rates {
+            by_product.entry(pid).or_default().1.push(r);
         }
-        products
-            .iter()
-            .map(|r| {
-                let id: String = r.try_get("id").map_err(other)?;
-                let (variants, shipping_rates) = by_product.remove(&id).unwrap_or_default();
-                let kind: String = r.try_get("kind").map_err(other)?;
-                let currency: String = r.try_get("currency").map_err(other)?;
-                let options: String = r.try_get("options").map_err(other)?;
-                let dmin: Option<i64> = r.try_get("donation_min").map_err(other)?;
-                let dmax: Option<i64> = r.try_get("donation_max").map_err(other)?;
-                let file = crate::downloads::file_of(r)?;
-                Ok(Product {
-                    id,
-                    merchant_id: r.try_get("merchant_id").map_err(other)?,
-                    name: r.try_get("name").map_err(other)?,
-                    description: r.try_get("description").map_err(other)?,
-                    kind: ProductKind::parse("kind", &kind).map_err(|e| StoreError::Other(e.message))?,
-                    url: String::new(),
-                    image_url: r.try_get("image_url").map_err(other)?,
-                    currency: Currency::parse(&currency)
-                        .ok_or_else(|| StoreError::Other(format!("currency {currency}")))?,
-                    options: serde_json::from_str::<Vec<ProductOption>>(&options).map_err(json_err)?,
-                    variants,
-                    shipping_rates,
-                    return_policy: r.try_get("return_policy").map_err(other)?,
-                    donation: dmin.zip(dmax).map(|(min, max)| DonationRange { min, max }),
-                    file,
-                    created_at: r.try_get("created_at").map_err(other)?,
-                })
+        Ok(products
+            .into_iter()
+            .map(|mut p| {
+                (p.variants, p.shipping_rates) = by_product.remove(&p.id).unwrap_or_default();
+                p
             })
-            .collect()
+            .collect())
     }
 
     async fn find_products_by_merchant(&self, merchant_id: &str) -> StoreResult<Vec<Product>> {
@@ -451,9 +470,8 @@ impl CatalogStore for Db {
         if variant_ids.is_empty() {
             return Ok(vec![]);
         }
-        let ids: Vec<&String> = variant_ids.iter().collect();
-        let sql = format!("select id, product_id from variants where id in ({})", placeholders(1, ids.len()));
-        let rows = self.fetch_in(&sql, &ids).await?;
-        rows.iter().map(|r| Ok((r.try_get("id").map_err(other)?, r.try_get("product_id").map_err(other)?))).collect()
+        let sql = format!("select id, product_id from variants where id in ({})", placeholders(1, variant_ids.len()));
+        let args = variant_ids.iter().map(Arg::from).collect();
+        self.read_rows(&sql, args, id_pair, |r| id_pair(r)).await
     }
 }

@@ -8,13 +8,13 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 /// A product row's uploaded file, if it has one.
-pub(crate) fn file_of(r: &AnyRow) -> StoreResult<Option<ProductFile>> {
-    let blob: Option<String> = r.try_get("file_blob").map_err(other)?;
+pub(crate) fn file_of(r: &impl crate::read::Cols) -> StoreResult<Option<ProductFile>> {
+    let blob: Option<String> = r.col("file_blob")?;
     let Some(blob) = blob else { return Ok(None) };
     Ok(Some(ProductFile {
-        name: r.try_get::<Option<String>, _>("file_name").map_err(other)?.unwrap_or_default(),
-        content_type: r.try_get::<Option<String>, _>("file_type").map_err(other)?.unwrap_or_default(),
-        size: r.try_get::<Option<i64>, _>("file_size").map_err(other)?.unwrap_or(0),
+        name: r.col::<Option<String>>("file_name")?.unwrap_or_default(),
+        content_type: r.col::<Option<String>>("file_type")?.unwrap_or_default(),
+        size: r.col::<Option<i64>>("file_size")?.unwrap_or(0),
         blob,
     }))
 }

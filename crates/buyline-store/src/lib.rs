@@ -27,6 +27,7 @@ mod operator;
 mod orders;
 mod outbox;
 mod payouts;
+mod read;
 mod social;
 mod vault;
 pub mod write;
@@ -56,6 +57,8 @@ pub struct Db {
     /// The purchase path's writes: group-committed on SQLite (see `group.rs`).
     group: GroupWriter,
     backend: Backend,
+    /// SQLite: the database file, for the reads that run on the calling thread (`read.rs`).
+    local: Option<std::sync::Arc<std::path::PathBuf>>,
 }
 
 fn other(e: sqlx::Error) -> StoreError {
@@ -146,15 +149,16 @@ impl Db {
             tokio::spawn(social::group_commit_posts(writer.clone(), rx));
             tx
         });
-        let group = match backend {
+        let (group, local) = match backend {
             Backend::Sqlite => {
                 use std::str::FromStr;
                 let opts = sqlx::sqlite::SqliteConnectOptions::from_str(url).map_err(other)?;
-                GroupWriter::grouped(writer.clone(), opts.get_filename())?
+                let path = opts.get_filename().to_path_buf();
+                (GroupWriter::grouped(writer.clone(), &path)?, Some(std::sync::Arc::new(path)))
             }
-            Backend::Postgres => GroupWriter::new(writer.clone()),
+            Backend::Postgres => (GroupWriter::new(writer.clone()), None),
         };
-        Ok(Db { pool, writer, posts, group, backend })
+        Ok(Db { pool, writer, posts, group, backend, local })
     }
 
     pub fn backend(&self) -> Backend {
@@ -205,6 +209,24 @@ impl Db {
 
     fn writer(&self) -> &AnyPool {
         &self.writer
+    }
+
+    /// Runs a read and maps its rows with the same mapper on either driver: on SQLite on the
+    /// calling thread (`read.rs`), on PostgreSQL through the pool.
+    async fn read_rows<T: Send>(
+        &self,
+        sql: &str,
+        args: Vec<write::Arg>,
+        any: fn(&AnyRow) -> StoreResult<T>,
+        local: impl Fn(&rusqlite::Row<'_>) -> StoreResult<T> + Send,
+    ) -> StoreResult<Vec<T>> {
+        match &self.local {
+            Some(path) => read::query(path, sql, &args, local),
+            None => {
+                let rows = write::bind_any(sqlx::query(sql), &args).fetch_all(&self.pool).await.map_err(other)?;
+                rows.iter().map(any).collect()
+            }
+        }
     }
 
     /// Runs `sql` whose placeholders `$1…$n` take `ids` in order.

@@ -7,7 +7,6 @@ use buyline_core::error::StoreError;
 use buyline_core::ids::new_id;
 use buyline_core::saved::VaultAudit;
 use buyline_core::store::{StoreResult, VaultStore};
-use sqlx::any::AnyRow;
 use sqlx::Row;
 
 /// The insert of a new (sealed) vault record, to run alone or inside a transaction.
@@ -27,10 +26,10 @@ pub(crate) fn vault_record_insert(r: &buyline_core::saved::VaultRecord) -> Store
     .bind(r.created_at))
 }
 
-fn vault_row(r: &AnyRow) -> StoreResult<buyline_core::saved::VaultRecord> {
-    let kek: Option<String> = r.try_get("kek_id").map_err(other)?;
-    let wrapped: Option<String> = r.try_get("wrapped_key").map_err(other)?;
-    let ct: Option<String> = r.try_get("ciphertext").map_err(other)?;
+fn vault_row(r: &impl crate::read::Cols) -> StoreResult<buyline_core::saved::VaultRecord> {
+    let kek: Option<String> = r.col("kek_id")?;
+    let wrapped: Option<String> = r.col("wrapped_key")?;
+    let ct: Option<String> = r.col("ciphertext")?;
     let sealed = match (kek, wrapped, ct) {
         (Some(kek_id), Some(w), Some(c)) => {
             Some(buyline_core::vault::Sealed { kek_id, wrapped_key: unb64(&w)?, ciphertext: unb64(&c)? })
@@ -38,12 +37,12 @@ fn vault_row(r: &AnyRow) -> StoreResult<buyline_core::saved::VaultRecord> {
         _ => None,
     };
     Ok(buyline_core::saved::VaultRecord {
-        id: r.try_get("id").map_err(other)?,
-        owner_id: r.try_get("owner_id").map_err(other)?,
-        kind: r.try_get("kind").map_err(other)?,
+        id: r.col("id")?,
+        owner_id: r.col("owner_id")?,
+        kind: r.col("kind")?,
         sealed,
-        summary: r.try_get("summary").map_err(other)?,
-        created_at: r.try_get("created_at").map_err(other)?,
+        summary: r.col("summary")?,
+        created_at: r.col("created_at")?,
     })
 }
 
@@ -81,12 +80,8 @@ impl VaultStore for Db {
     }
 
     async fn find_vault_record(&self, id: &str) -> StoreResult<Option<buyline_core::saved::VaultRecord>> {
-        let row = sqlx::query("select * from vault_records where id = $1 and deleted_at is null")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(other)?;
-        row.as_ref().map(vault_row).transpose()
+        let sql = "select * from vault_records where id = $1 and deleted_at is null";
+        Ok(self.read_rows(sql, args![id], vault_row, |r| vault_row(r)).await?.pop())
     }
 
     async fn find_vault_records(

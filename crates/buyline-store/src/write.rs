@@ -155,24 +155,55 @@ impl Outcome {
 pub(crate) async fn run_steps(conn: &mut AnyConnection, steps: &[Step]) -> Result<Outcome, StoreError> {
     let mut rows = Vec::with_capacity(steps.len());
     for (at, s) in steps.iter().enumerate() {
-        let mut q = sqlx::query(&s.sql);
-        for a in &s.args {
-            q = match a {
-                Arg::Int(v) => q.bind(*v),
-                Arg::Text(v) => q.bind(v.as_deref()),
-            };
+        let n = bind_any(sqlx::query(&s.sql), &s.args).execute(&mut *conn).await.map_err(crate::other)?.rows_affected();
+        if let Some(end) = verdict(s.check, at, n, &mut rows) {
+            return Ok(end);
         }
-        let n = q.execute(&mut *conn).await.map_err(crate::other)?.rows_affected();
-        if n != 1 {
-            match s.check {
-                Check::Any => {}
-                Check::StopUnlessOne => return Ok(Outcome::Stopped { at, rows }),
-                Check::FailUnlessOne => return Ok(Outcome::Failed { at }),
-            }
-        }
-        rows.push(n);
     }
     Ok(Outcome::Done { rows })
+}
+
+/// What a statement's count of changed rows means for its job: `Some` ends the job there;
+/// `None` records the count and goes on.
+fn verdict(check: Check, at: usize, n: u64, rows: &mut Vec<u64>) -> Option<Outcome> {
+    match check {
+        Check::StopUnlessOne if n != 1 => Some(Outcome::Stopped { at, rows: std::mem::take(rows) }),
+        Check::FailUnlessOne if n != 1 => Some(Outcome::Failed { at }),
+        _ => {
+            rows.push(n);
+            None
+        }
+    }
+}
+
+/// Binds `args` to an sqlx query, in order (`$1` is the first).
+pub(crate) fn bind_any<'q>(mut q: crate::AnyQuery<'q>, args: &'q [Arg]) -> crate::AnyQuery<'q> {
+    for a in args {
+        q = match a {
+            Arg::Int(v) => q.bind(*v),
+            Arg::Text(v) => q.bind(v.as_deref()),
+        };
+    }
+    q
+}
+
+/// Binds `args` to a rusqlite statement by placeholder number: `$n` takes the n-th, wherever
+/// it stands in the text.
+pub(crate) fn bind_numbered(stmt: &mut rusqlite::Statement<'_>, args: &[Arg]) -> Result<(), StoreError> {
+    for i in 1..=stmt.parameter_count() {
+        let name = stmt.parameter_name(i).unwrap_or("");
+        let n: usize = name
+            .strip_prefix('$')
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| StoreError::Other(format!("placeholder {name:?}: use $1, $2, …")))?;
+        let arg = args.get(n.wrapping_sub(1)).ok_or_else(|| StoreError::Other(format!("no argument for ${n}")))?;
+        match arg {
+            Arg::Int(v) => stmt.raw_bind_parameter(i, v),
+            Arg::Text(v) => stmt.raw_bind_parameter(i, v),
+        }
+        .map_err(sqlite_err)?;
+    }
+    Ok(())
 }
 
 /// A job as one plain sqlx transaction (PostgreSQL, or SQLite without group commit).
@@ -390,28 +421,11 @@ fn run_job_steps(conn: &rusqlite::Connection, steps: &[Step]) -> Result<Outcome,
     let mut rows = Vec::with_capacity(steps.len());
     for (at, s) in steps.iter().enumerate() {
         let mut stmt = conn.prepare_cached(&s.sql).map_err(sqlite_err)?;
-        for i in 1..=stmt.parameter_count() {
-            let name = stmt.parameter_name(i).unwrap_or("");
-            let n: usize = name
-                .strip_prefix('$')
-                .and_then(|n| n.parse().ok())
-                .ok_or_else(|| StoreError::Other(format!("placeholder {name:?} in a write job: use $1, $2, …")))?;
-            let arg = s.args.get(n - 1).ok_or_else(|| StoreError::Other(format!("no argument for ${n}")))?;
-            match arg {
-                Arg::Int(v) => stmt.raw_bind_parameter(i, v),
-                Arg::Text(v) => stmt.raw_bind_parameter(i, v),
-            }
-            .map_err(sqlite_err)?;
-        }
+        bind_numbered(&mut stmt, &s.args)?;
         let n = stmt.raw_execute().map_err(sqlite_err)? as u64;
-        if n != 1 {
-            match s.check {
-                Check::Any => {}
-                Check::StopUnlessOne => return Ok(Outcome::Stopped { at, rows }),
-                Check::FailUnlessOne => return Ok(Outcome::Failed { at }),
-            }
+        if let Some(end) = verdict(s.check, at, n, &mut rows) {
+            return Ok(end);
         }
-        rows.push(n);
     }
     Ok(Outcome::Done { rows })
 }
