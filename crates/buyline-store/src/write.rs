@@ -253,13 +253,18 @@ impl SqliteWriter {
              pragma wal_autocheckpoint = 0;",
         )
         .map_err(sqlite_err)?;
-        start_checkpointer(path)?;
+        // The checkpointer stops when the writer thread does (it drops `alive`).
+        let (alive, writer_gone) = std::sync::mpsc::channel::<()>();
+        start_checkpointer(path, writer_gone)?;
         conn.set_prepared_statement_cache_capacity(256);
         let handle = tokio::runtime::Handle::current();
         let (tx, rx) = std::sync::mpsc::channel::<Request>();
         std::thread::Builder::new()
             .name("buyline-sqlite-writer".into())
-            .spawn(move || writer_loop(conn, rx, gate, handle, max.max(1)))
+            .spawn(move || {
+                writer_loop(conn, rx, gate, handle, max.max(1));
+                drop(alive);
+            })
             .map_err(|e| StoreError::Other(format!("starting the SQLite writer: {e}")))?;
         Ok(SqliteWriter { tx })
     }
@@ -277,18 +282,21 @@ const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(2
 /// A thread of its own that checkpoints the WAL (`PASSIVE`: it never waits for or blocks a
 /// writer or a reader) every [`CHECKPOINT_EVERY`], so the writer thread never spends a
 /// batch's time on it. Every connection of the store has automatic checkpoints turned off
-/// (`Db::connect`), this is the one place they happen. It stops with the process.
-fn start_checkpointer(path: &std::path::Path) -> Result<(), StoreError> {
+/// (`Db::connect`), this is the one place they happen. It stops with the writer thread.
+fn start_checkpointer(path: &std::path::Path, writer_gone: std::sync::mpsc::Receiver<()>) -> Result<(), StoreError> {
     let conn = rusqlite::Connection::open(path).map_err(sqlite_err)?;
     conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(sqlite_err)?;
     conn.execute_batch("pragma synchronous = full; pragma wal_autocheckpoint = 0;").map_err(sqlite_err)?;
     std::thread::Builder::new()
         .name("buyline-sqlite-checkpoint".into())
-        .spawn(move || loop {
-            std::thread::sleep(CHECKPOINT_EVERY);
-            if let Err(e) = conn.query_row("pragma wal_checkpoint(passive)", [], |_| Ok(())) {
-                tracing::warn!(error = %e, "checkpointing the WAL failed; trying again");
+        .spawn(move || {
+            // Until the writer thread ends (the channel closes), then once more.
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = writer_gone.recv_timeout(CHECKPOINT_EVERY) {
+                if let Err(e) = conn.query_row("pragma wal_checkpoint(passive)", [], |_| Ok(())) {
+                    tracing::warn!(error = %e, "checkpointing the WAL failed; trying again");
+                }
             }
+            let _ = conn.query_row("pragma wal_checkpoint(passive)", [], |_| Ok(()));
         })
         .map_err(|e| StoreError::Other(format!("starting the checkpointer: {e}")))?;
     Ok(())
@@ -381,6 +389,19 @@ fn run_batch(conn: &rusqlite::Connection, batch: &[Request]) -> Vec<Result<Outco
     let mut outs = Vec::with_capacity(batch.len());
     for r in batch {
         outs.push(run_job(conn, &r.job));
+        if conn.is_autocommit() {
+            // SQLite rolled the whole transaction back (an I/O error, a full disk): every
+            // job before this one is undone too, and none after it may run outside a
+            // transaction, each committing alone while its caller hears a failure.
+            tracing::warn!(
+                jobs = batch.len(),
+                "a batch's transaction was rolled back by SQLite; every job in it fails"
+            );
+            return batch
+                .iter()
+                .map(|_| Err(StoreError::Other("the batch's transaction was rolled back".into())))
+                .collect();
+        }
     }
     match conn.execute_batch("commit") {
         Ok(()) => outs,
@@ -476,6 +497,27 @@ mod tests {
         assert_eq!(d.unwrap(), Outcome::Stopped { at: 1, rows: vec![1] });
         // a, b and e are kept; c (its job hit a duplicate), d and f are not.
         assert_eq!(count(&pool).await, 3);
+    }
+
+    #[test]
+    fn a_batch_whose_transaction_sqlite_rolls_back_fails_whole_and_runs_nothing_after() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        conn.execute_batch("create table t (id text primary key, n integer not null)").unwrap();
+        let request = |steps: Vec<Step>| Request { job: Job::from(steps), reply: tokio::sync::oneshot::channel().0 };
+        let batch = vec![
+            request(vec![insert("a", 1)]),
+            // `or rollback` on a conflict ends the whole transaction, as an I/O error would.
+            request(vec![
+                insert("b", 2),
+                Step::new("insert or rollback into t (id, n) values ($1, $2)", args!["a", 3i64]),
+            ]),
+            request(vec![insert("c", 4)]),
+        ];
+        let outs = run_batch(&conn, &batch);
+        assert!(outs.iter().all(|o| o.is_err()), "{outs:?}");
+        let n: i64 = conn.query_row("select count(*) from t", [], |r| r.get(0)).unwrap();
+        assert_eq!(n, 0, "nothing of the batch is kept, and the job after it did not run alone");
+        assert!(conn.is_autocommit());
     }
 
     #[tokio::test]
