@@ -181,6 +181,30 @@ pub fn capture_postings(merchant_id: &str, total: i64, fee: i64) -> Vec<Posting>
     ]
 }
 
+/// A refund of `amount`, of which `fee_back` is the platform's fee returned: the processor
+/// gives the money back, the merchant and the platform each carry their share.
+pub fn refund_postings(merchant_id: &str, amount: i64, fee_back: i64) -> Vec<Posting> {
+    vec![
+        Posting { account: RECEIVABLE.into(), amount: -amount },
+        Posting { account: payable(merchant_id), amount: amount - fee_back },
+        Posting { account: REVENUE.into(), amount: fee_back },
+    ]
+}
+
+/// The ledger account that stands for a merchant's bank: payouts move money there.
+pub fn merchant_bank(merchant_id: &str) -> String {
+    format!("merchant_bank:{merchant_id}")
+}
+
+/// A payout of `amount`: the merchant's payable account is debited (it is owed that much
+/// less), its bank account credited. Balanced by construction.
+pub fn payout_postings(merchant_id: &str, amount: i64) -> Vec<Posting> {
+    vec![
+        Posting { account: payable(merchant_id), amount },
+        Posting { account: merchant_bank(merchant_id), amount: -amount },
+    ]
+}
+
 pub fn quantity(field: &str, q: i64) -> Result<i64, FieldError> {
     if (1..=99).contains(&q) {
         Ok(q)

@@ -198,7 +198,7 @@ impl CheckoutStore for Db {
     }
 
     async fn release_reservation(&self, checkout_id: &str) -> StoreResult<()> {
-        let mut tx = self.begin_grouped().await?;
+        let mut tx = self.begin().await?;
         let held =
             sqlx::query("select attempt, variant_id, quantity from reservations where checkout_id = $1 and state = $2")
                 .bind(checkout_id)

@@ -7,10 +7,10 @@
 //! transaction: writers run side by side there and PostgreSQL's WAL already flushes
 //! concurrent commits together.
 //!
-//! [`GroupWriter::begin`] and [`GroupWriter::execute`] are plain transactions on the writer
-//! pool, for the writes that read between their statements (rare paths: releasing a
-//! reservation, a refund); on SQLite they queue for the writer connection, which a batch of
-//! jobs holds while it runs, so the two never contend for SQLite's lock.
+//! [`GroupWriter::begin`] is a plain transaction on the writer pool, for a component
+//! without a `Db` (the test processor's refunds) whose write reads between its statements;
+//! on SQLite it queues for the writer connection, which a batch of jobs holds while it
+//! runs, so the two never contend for SQLite's lock.
 
 use crate::write::{run_alone, Job, Outcome, SqliteWriter};
 use buyline_core::error::StoreError;
@@ -64,14 +64,6 @@ impl GroupWriter {
     pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
         let tx = if self.sqlite { self.pool.begin_with("begin immediate").await? } else { self.pool.begin().await? };
         Ok(Tx(tx))
-    }
-
-    /// One statement as its own transaction.
-    pub async fn execute<'q>(
-        &self,
-        q: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>,
-    ) -> Result<sqlx::any::AnyQueryResult, sqlx::Error> {
-        q.execute(&self.pool).await
     }
 }
 

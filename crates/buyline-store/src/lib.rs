@@ -186,14 +186,9 @@ impl Db {
         }
     }
 
-    /// A plain write transaction for a write that reads between its statements. See `group.rs`.
-    async fn begin_grouped(&self) -> StoreResult<Tx> {
-        self.group.begin().await.map_err(other)
-    }
-
-    /// One statement as its own write transaction.
-    async fn execute_grouped(&self, q: AnyQuery<'_>) -> StoreResult<sqlx::any::AnyQueryResult> {
-        self.group.execute(q).await.map_err(other)
+    /// One statement as its own write transaction, on the writer pool.
+    async fn execute_write(&self, q: AnyQuery<'_>) -> StoreResult<sqlx::any::AnyQueryResult> {
+        q.execute(&self.writer).await.map_err(other)
     }
 
     /// A write job, group-committed on SQLite (see `group.rs` and `write.rs`).

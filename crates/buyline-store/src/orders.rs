@@ -125,7 +125,7 @@ impl OrderStore for Db {
         event: Option<&NewEvent>,
         now: i64,
     ) -> StoreResult<bool> {
-        let mut tx = self.begin_grouped().await?;
+        let mut tx = self.begin().await?;
         let r = sqlx::query("update orders set status = $1, updated_at = $2 where id = $3 and status = $4")
             .bind(to.as_str())
             .bind(now)
@@ -192,7 +192,7 @@ impl OrderStore for Db {
 
     async fn acknowledge_order(&self, id: &str, merchant_id: &str, now: i64) -> StoreResult<bool> {
         let r = self
-            .execute_grouped(
+            .execute_write(
                 sqlx::query(
                     "update orders set acknowledged_at = coalesce(acknowledged_at, $1), updated_at = $1 \
              where id = $2 and merchant_id = $3 and status <> $4",
@@ -207,7 +207,7 @@ impl OrderStore for Db {
     }
 
     async fn fulfill_order(&self, id: &str, f: &Fulfillment, receipt: Option<&Receipt>, now: i64) -> StoreResult<bool> {
-        let mut tx = self.begin_grouped().await?;
+        let mut tx = self.begin().await?;
         // A partly refunded order still ships the rest: it keeps its status (the refund
         // stays on record) and gains its tracking, once — `$4` is the unshipped fulfilment.
         let unshipped = Fulfillment { carrier: None, tracking_number: None };
@@ -238,7 +238,7 @@ impl OrderStore for Db {
     async fn begin_refund(&self, r: &RefundRecord, allowed_from: &[OrderStatus]) -> StoreResult<bool> {
         // Typed statuses: only our own fixed words reach the SQL text.
         let statuses = allowed_from.iter().map(|s| format!("'{}'", s.as_str())).collect::<Vec<_>>().join(", ");
-        let mut tx = self.begin_grouped().await?;
+        let mut tx = self.begin().await?;
         // The amount is taken from the order in the same statement that checks it, so two
         // refunds at once can never together exceed the total.
         let sql = format!(
@@ -286,7 +286,7 @@ impl OrderStore for Db {
         restock: &[(String, i64)],
         now: i64,
     ) -> StoreResult<bool> {
-        let mut tx = self.begin_grouped().await?;
+        let mut tx = self.begin().await?;
         let done = sqlx::query("update refunds set status = $3, completed_at = $1 where id = $2 and status = $4")
             .bind(now)
             .bind(&r.id)
@@ -321,7 +321,7 @@ impl OrderStore for Db {
     }
 
     async fn fail_refund(&self, r: &RefundRecord, now: i64) -> StoreResult<()> {
-        let mut tx = self.begin_grouped().await?;
+        let mut tx = self.begin().await?;
         let done = sqlx::query("update refunds set status = $3, completed_at = $1 where id = $2 and status = $4")
             .bind(now)
             .bind(&r.id)

@@ -8,8 +8,7 @@ use async_trait::async_trait;
 use buyline_core::error::StoreError;
 use buyline_core::ids::new_id;
 use buyline_core::order::{
-    Delivery, DeliveryAttempt, DeliveryJob, DeliveryOutcome, DeliveryStatus, NewEvent, Notification, OutgoingEmail,
-    Receipt,
+    Delivery, DeliveryAttempt, DeliveryJob, DeliveryOutcome, DeliveryStatus, NewEvent, OutgoingEmail, Receipt,
 };
 use buyline_core::store::{Before, OutboxStore, StoreResult};
 use sqlx::any::AnyRow;
@@ -131,27 +130,6 @@ fn event_row(r: &AnyRow) -> StoreResult<buyline_core::order::Event> {
 
 #[async_trait]
 impl OutboxStore for Db {
-    async fn find_notifications(&self, account_id: &str, limit: i64) -> StoreResult<Vec<Notification>> {
-        let rows = sqlx::query(
-            "select id, text, link, created_at from notifications where account_id = $1 order by created_at desc, id desc limit $2",
-        )
-        .bind(account_id)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(other)?;
-        rows.iter()
-            .map(|r| {
-                Ok(Notification {
-                    id: r.try_get("id").map_err(other)?,
-                    text: r.try_get("text").map_err(other)?,
-                    link: r.try_get("link").map_err(other)?,
-                    created_at: r.try_get("created_at").map_err(other)?,
-                })
-            })
-            .collect()
-    }
-
     async fn find_pending_emails(&self, limit: i64) -> StoreResult<Vec<OutgoingEmail>> {
         let rows = sqlx::query(
             "select id, to_address, subject, body from emails where sent_at is null order by created_at limit $1",

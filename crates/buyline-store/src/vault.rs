@@ -75,7 +75,7 @@ pub(crate) fn audit_step(audits: &[VaultAudit]) -> Option<Step> {
 #[async_trait]
 impl VaultStore for Db {
     async fn insert_vault_record(&self, r: &buyline_core::saved::VaultRecord) -> StoreResult<()> {
-        self.execute_grouped(vault_record_insert(r)?).await?;
+        self.execute_write(vault_record_insert(r)?).await?;
         Ok(())
     }
 
@@ -101,7 +101,7 @@ impl VaultStore for Db {
     }
 
     async fn shred_vault_record(&self, id: &str, owner_id: &str, now: i64) -> StoreResult<bool> {
-        let r = self.execute_grouped(
+        let r = self.execute_write(
         sqlx::query(
             "update vault_records set wrapped_key = null, ciphertext = null, kek_id = null, summary = '{}', deleted_at = $1 \
              where id = $2 and owner_id = $3 and deleted_at is null",
@@ -135,7 +135,7 @@ impl VaultStore for Db {
         old_kek: &str,
         sealed: &buyline_core::vault::Sealed,
     ) -> StoreResult<bool> {
-        let r = self.execute_grouped(
+        let r = self.execute_write(
         sqlx::query(
             "update vault_records set kek_id = $1, wrapped_key = $2 where id = $3 and kek_id = $4 and deleted_at is null",
         )

@@ -168,25 +168,6 @@ async fn record(services: &Services, done: &mut Vec<(DeliveryJob, AttemptResult)
     done.clear();
 }
 
-/// One pass: claim a batch, deliver it concurrently, record it. Returns how many were
-/// attempted. (The worker below overlaps these steps; this is the same work, once.)
-pub async fn deliver_batch(services: &Services, sender: &Arc<Sender>, batch: i64) -> anyhow::Result<usize> {
-    let jobs = services.claim_deliveries(batch, sender.lease_micros).await?;
-    let n = jobs.len();
-    let mut tasks = tokio::task::JoinSet::new();
-    for job in jobs {
-        tasks.spawn(attempt(sender.clone(), job));
-    }
-    let mut done = Vec::with_capacity(n);
-    while let Some(r) = tasks.join_next().await {
-        if let Ok(pair) = r {
-            done.push(pair);
-        }
-    }
-    record(services, &mut done).await;
-    Ok(n)
-}
-
 /// Delivers until shutdown, as a pipeline: up to [`MAX_IN_FLIGHT`] deliveries are on the
 /// wire at once; whenever half of that room is free the next ones are claimed, and finished
 /// attempts are recorded in groups (every [`CLAIM_MAX`] or [`RECORD_AFTER`]), so a slow

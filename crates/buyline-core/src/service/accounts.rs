@@ -72,7 +72,8 @@ pub(crate) fn account_conflict(e: crate::error::StoreError) -> Error {
 /// a proxy many people share one address, and one guesser must not lock them all out).
 const MAX_FAILURES: i64 = 10;
 const MAX_CLIENT_FAILURES: i64 = 50;
-const WINDOW_MICROS: i64 = 15 * 60 * 1_000_000;
+/// Failed log-ins count over this window (shoppers' and the operator's alike).
+pub(super) const LOGIN_WINDOW_MICROS: i64 = 15 * 60 * 1_000_000;
 
 /// The handle or e-mail as accounts are looked up by it.
 fn normalise_login(login: &str) -> String {
@@ -109,17 +110,8 @@ impl Services {
             keys.push(format!("client:{c}"));
         }
         let now = now_micros();
-        let since = now - WINDOW_MICROS;
-        let counts = self.store.find_login_failures(&keys, since).await?;
-        let retry_after = counts
-            .iter()
-            .filter(|(k, n, _)| *n >= if k.starts_with("client:") { MAX_CLIENT_FAILURES } else { MAX_FAILURES })
-            .map(|(_, _, start)| ((start + WINDOW_MICROS - now) / 1_000_000).max(1) as u64)
-            .max();
-        if let Some(retry_after) = retry_after {
-            tracing::warn!("log-in throttled");
-            return Err(Error::RateLimited { retry_after });
-        }
+        self.login_throttle(&keys, |k| if k.starts_with("client:") { MAX_CLIENT_FAILURES } else { MAX_FAILURES }, now)
+            .await?;
         let hash = creds.as_ref().map(|c| c.password_hash.clone()).unwrap_or_else(|| DUMMY_HASH.to_string());
         let ok = verify_password(input.password, hash).await;
         match creds {
@@ -129,9 +121,27 @@ impl Services {
                 Ok((c.account, token))
             }
             _ => {
-                self.store.record_login_failure(&keys, now, since).await?;
+                self.store.record_login_failure(&keys, now, now - LOGIN_WINDOW_MICROS).await?;
                 Err(Error::Unauthorized)
             }
+        }
+    }
+
+    /// `429` while any of `keys` (an account, a client address…) has reached its limit of
+    /// failed log-ins in the window, with the time until its count starts afresh.
+    pub(super) async fn login_throttle(&self, keys: &[String], limit: impl Fn(&str) -> i64, now: i64) -> Result<()> {
+        let counts = self.store.find_login_failures(keys, now - LOGIN_WINDOW_MICROS).await?;
+        let retry_after = counts
+            .iter()
+            .filter(|(k, n, _)| *n >= limit(k))
+            .map(|(_, _, start)| ((start + LOGIN_WINDOW_MICROS - now) / 1_000_000).max(1) as u64)
+            .max();
+        match retry_after {
+            Some(retry_after) => {
+                tracing::warn!("log-in throttled");
+                Err(Error::RateLimited { retry_after })
+            }
+            None => Ok(()),
         }
     }
 

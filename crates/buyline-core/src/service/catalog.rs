@@ -281,7 +281,7 @@ impl Services {
     }
 
     /// The merchant's own product, or 404: another merchant's product is never revealed.
-    async fn own_product(&self, who: &Principal, id: &str) -> Result<Product> {
+    pub(super) async fn own_product(&self, who: &Principal, id: &str) -> Result<Product> {
         let merchant = who.merchant()?;
         let p = self.product(id).await?;
         if p.merchant_id != merchant.id {
@@ -448,7 +448,7 @@ impl Services {
             p.image_url = path.to_string();
         }
         self.store.update_product(&p).await?;
-        self.forget_products([&p.id]);
+        self.stock_may_have_grown([&p.id]);
         self.product(id).await
     }
 
@@ -500,7 +500,7 @@ impl Services {
         }
         e.finish()?;
         self.store.update_variant(&p.id, &v).await?;
-        self.forget_products([&p.id]);
+        self.stock_may_have_grown([&p.id]);
         self.product(id).await
     }
 }

@@ -70,11 +70,7 @@ impl Services {
     /// The caller's own product, checked before an upload's bytes are read; a file only
     /// for a digital product.
     pub async fn product_for_upload(&self, who: &Principal, id: &str, file: bool) -> Result<Product> {
-        let merchant = who.merchant()?;
-        let p = self.product(id).await?;
-        if p.merchant_id != merchant.id {
-            return Err(Error::NotFound("product"));
-        }
+        let p = self.own_product(who, id).await?;
         if file && p.kind != ProductKind::Digital {
             return Err(Error::field("kind", "only a digital product has a file to deliver"));
         }
@@ -110,9 +106,7 @@ impl Services {
     }
 
     async fn download_token(&self, order_id: &str, line: usize, generation: i64) -> Result<String> {
-        let key = self.download_key().await?;
-        let what = format!("{order_id}.{line}.{generation}");
-        Ok(format!("{what}.{}", mac(key, &what)))
+        Ok(sign(self.download_key().await?, order_id, line, generation))
     }
 
     fn download_url(&self, token: &str) -> String {
@@ -175,10 +169,7 @@ impl Services {
             .iter()
             .enumerate()
             .filter(|(_, l)| l.kind == ProductKind::Digital)
-            .map(|(i, l)| {
-                let what = format!("{}.{i}.0", order.id);
-                (l.name.clone(), self.download_url(&format!("{what}.{}", mac(key, &what))))
-            })
+            .map(|(i, l)| (l.name.clone(), self.download_url(&sign(key, &order.id, i, 0))))
             .collect()
     }
 
@@ -260,16 +251,23 @@ impl Services {
             return None;
         }
         let mut parts = token.split('.');
-        let (order_id, line, generation, given) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+        let (order_id, line, generation, _mac) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
         if parts.next().is_some() || !has_prefix(order_id, "ord") {
             return None;
         }
         let line: usize = line.parse().ok().filter(|l| *l < 1000)?;
         let generation: i64 = generation.parse().ok().filter(|g| *g >= 0)?;
         let key = self.download_key().await.ok()?;
-        let expected = mac(key, &format!("{order_id}.{line}.{generation}"));
-        constant_time_eq(&expected, given).then(|| (order_id.to_string(), line, generation))
+        constant_time_eq(&sign(key, order_id, line, generation), token)
+            .then(|| (order_id.to_string(), line, generation))
     }
+}
+
+/// A download token: `{order_id}.{line}.{generation}.{mac}`.
+fn sign(key: &str, order_id: &str, line: usize, generation: i64) -> String {
+    let what = format!("{order_id}.{line}.{generation}");
+    let m = mac(key, &what);
+    format!("{what}.{m}")
 }
 
 /// The first 24 bytes of HMAC-SHA256, base64url.

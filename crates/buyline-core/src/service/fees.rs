@@ -4,8 +4,7 @@
 use super::{Principal, Services};
 use crate::error::{Error, Errors, Result};
 use crate::fees::FeePolicy;
-use crate::ids::has_prefix;
-use crate::limits::{MAX_FEE_KINDS, MAX_ID_BYTES, MAX_MERCHANT_ENTRIES};
+use crate::limits::{MAX_FEE_KINDS, MAX_MERCHANT_ENTRIES};
 
 impl Services {
     pub async fn fee_policy(&self) -> Result<FeePolicy> {
@@ -35,7 +34,7 @@ impl Services {
             }
         }
         for (m, bps) in &policy.merchants {
-            if m.len() > MAX_ID_BYTES || !has_prefix(m, "mer") || self.store.find_merchant(m).await?.is_none() {
+            if !self.is_merchant(m).await? {
                 e.push(&format!("merchants.{m}"), "is not a merchant");
             } else if *bps > 10_000 {
                 e.push(&format!("merchants.{m}"), "must be between 0 and 10000 basis points");

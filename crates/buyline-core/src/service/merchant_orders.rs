@@ -7,7 +7,7 @@
 use super::paging::PageArgs;
 use super::webhooks::{merchant_view, order_event};
 use super::{Principal, Services};
-use crate::checkout::{payable, Posting, RECEIVABLE, REVENUE};
+use crate::checkout::refund_postings;
 use crate::error::{Error, Errors, Result};
 use crate::ids::{has_prefix, new_id};
 use crate::model::Page;
@@ -29,14 +29,6 @@ pub struct RefundInput {
     #[schema(minimum = 1)]
     pub amount: Option<i64>,
     pub reason: Option<String>,
-}
-
-pub(crate) fn refund_postings(merchant_id: &str, amount: i64, fee_back: i64) -> Vec<Posting> {
-    vec![
-        Posting { account: RECEIVABLE.into(), amount: -amount },
-        Posting { account: payable(merchant_id), amount: amount - fee_back },
-        Posting { account: REVENUE.into(), amount: fee_back },
-    ]
 }
 
 impl Services {
@@ -272,7 +264,7 @@ impl Services {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checkout::capture_postings;
+    use crate::checkout::{capture_postings, payable, REVENUE};
     use proptest::prelude::*;
 
     proptest! {

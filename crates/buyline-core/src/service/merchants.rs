@@ -285,10 +285,19 @@ impl Services {
     }
 
     pub async fn merchant(&self, id: &str) -> Result<Merchant> {
-        if !has_prefix(id, "mer") {
+        if !has_prefix(id, "mer") || id.len() > crate::limits::MAX_ID_BYTES {
             return Err(Error::NotFound("merchant"));
         }
         self.store.find_merchant(id).await?.ok_or(Error::NotFound("merchant"))
+    }
+
+    /// Whether `id` names a merchant (for validating a form or body that lists some).
+    pub(super) async fn is_merchant(&self, id: &str) -> Result<bool> {
+        match self.merchant(id).await {
+            Ok(_) => Ok(true),
+            Err(Error::NotFound(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     pub async fn merchants_owned_by(&self, owner: &Account) -> Result<Vec<Merchant>> {

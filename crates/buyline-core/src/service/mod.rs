@@ -38,9 +38,7 @@ pub use merchant_orders::{FulfillInput, RefundInput};
 pub use merchants::{MerchantInput, MerchantUpdate, NewMerchant};
 pub use operator::{MerchantOverview, OPERATOR_SESSION_MICROS, VAULT_ROTATE};
 pub use orders::TrialBalance;
-pub use payouts::{
-    merchant_bank, payout_amount, payout_postings, Balance, Balances, Payout, PayoutInput, PayoutSettings, Payouts,
-};
+pub use payouts::{payout_amount, Balance, Balances, Payout, PayoutInput, PayoutSettings, Payouts};
 pub use reconcile::ReconcileReport;
 pub use saved::Export;
 pub use social::PostInput;
@@ -205,13 +203,21 @@ impl Services {
         Ok(out)
     }
 
-    /// A change to these products (or their stock) made here shows at once.
+    /// A change to these products made here shows at once in this process's buy cards.
+    /// A sale calls only this: it never makes anything available again.
     pub(crate) fn forget_products<'a>(&self, ids: impl IntoIterator<Item = &'a String>) {
-        let ids: Vec<&String> = ids.into_iter().collect();
-        for id in &ids {
+        for id in ids {
             self.caches.products.forget(id);
         }
-        // Stock changed (restocked, or sold here): sold-out marks of those products go too.
+    }
+
+    /// A merchant's edit of these products may have added stock: besides the cache, their
+    /// sold-out marks go, and a shortage read before now is no longer marked (see
+    /// `checkout::mark_sold_out`).
+    pub(crate) fn stock_may_have_grown<'a>(&self, ids: impl IntoIterator<Item = &'a String>) {
+        let ids: Vec<&String> = ids.into_iter().collect();
+        self.forget_products(ids.iter().copied());
+        self.caches.stock_returns.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.caches.sold_out.retain(|_, m| !ids.contains(&&m.product_id));
     }
 

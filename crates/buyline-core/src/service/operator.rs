@@ -6,7 +6,6 @@
 use super::{Principal, Services};
 use crate::error::{Error, Errors, Result};
 use crate::ids::{constant_time_eq, hash_secret, new_id, new_secret};
-use crate::limits::MAX_ID_BYTES;
 use crate::model::Merchant;
 use crate::store::AuditEntry;
 use crate::types::now_micros;
@@ -22,7 +21,6 @@ const MAX_CLIENT_FAILURES: i64 = 10;
 /// ... and from all clients together: high enough that guessing from afar cannot lock the
 /// operator out, low enough to bound a distributed guess at a weak, hand-set token.
 const MAX_ALL_FAILURES: i64 = 500;
-const WINDOW_MICROS: i64 = 15 * 60 * 1_000_000;
 const MAX_QUERY_CHARS: usize = 100;
 
 /// A merchant, as the operator opens it.
@@ -67,12 +65,8 @@ impl Services {
             keys.push(format!("operator:{c}"));
         }
         let now = now_micros();
-        let since = now - WINDOW_MICROS;
-        let counts = self.store.find_login_failures(&keys, since).await?;
-        let limit = |k: &str| if k == "operator" { MAX_ALL_FAILURES } else { MAX_CLIENT_FAILURES };
-        if let Some((_, _, start)) = counts.iter().find(|(k, n, _)| *n >= limit(k)) {
-            return Err(Error::RateLimited { retry_after: ((start + WINDOW_MICROS - now) / 1_000_000).max(1) as u64 });
-        }
+        self.login_throttle(&keys, |k| if k == "operator" { MAX_ALL_FAILURES } else { MAX_CLIENT_FAILURES }, now)
+            .await?;
         match operator_token {
             Some(op) if given.len() <= 512 && constant_time_eq(given.trim(), op) => {
                 let token = new_secret("op");
@@ -81,7 +75,7 @@ impl Services {
                 Ok(token)
             }
             _ => {
-                self.store.record_login_failure(&keys, now, since).await?;
+                self.store.record_login_failure(&keys, now, now - super::accounts::LOGIN_WINDOW_MICROS).await?;
                 tracing::warn!("operator log-in failed");
                 Err(Error::Unauthorized)
             }
@@ -134,10 +128,7 @@ impl Services {
     /// One merchant with its newest orders.
     pub async fn merchant_overview(&self, who: &Principal, id: &str) -> Result<MerchantOverview> {
         who.operator()?;
-        if id.len() > MAX_ID_BYTES {
-            return Err(Error::NotFound("merchant"));
-        }
-        let merchant = self.store.find_merchant(id).await?.ok_or(Error::NotFound("merchant"))?;
+        let merchant = self.merchant(id).await?;
         let orders = self.store.find_orders_by_merchant(&merchant.id, None, None, 20).await?;
         // The merchant's own views of its money and posts, read on its behalf: the operator
         // sees exactly what the merchant sees.

@@ -37,7 +37,7 @@ impl Services {
 
     pub async fn notifications(&self, who: &Principal) -> Result<Vec<crate::order::Notification>> {
         let account = who.account()?;
-        Ok(self.store.find_notifications(&account.id, 50).await?)
+        Ok(self.store.find_notifications_page(&account.id, None, 50).await?)
     }
 
     pub async fn trial_balance(&self, who: &Principal) -> Result<TrialBalance> {

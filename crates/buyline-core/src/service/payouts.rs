@@ -6,27 +6,12 @@
 use super::paging::PageArgs;
 use super::{Principal, Services};
 use crate::error::{Error, Result};
-use crate::ids::{has_prefix, new_id};
+use crate::ids::new_id;
 use crate::model::Page;
 use crate::order::NewEvent;
 use crate::store::PayoutRecord;
 use crate::types::{now_micros, rfc3339};
 use serde::{Deserialize, Serialize};
-
-/// The ledger account that stands for a merchant's bank: payouts move money there.
-pub fn merchant_bank(merchant_id: &str) -> String {
-    format!("merchant_bank:{merchant_id}")
-}
-
-/// A payout of `amount`: the merchant's payable account is debited (it is owed that much
-/// less), its bank account credited. Balanced by construction.
-pub fn payout_postings(merchant_id: &str, amount: i64) -> Vec<crate::checkout::Posting> {
-    use crate::checkout::{payable, Posting};
-    vec![
-        Posting { account: payable(merchant_id), amount },
-        Posting { account: merchant_bank(merchant_id), amount: -amount },
-    ]
-}
 
 /// What a payout pays: what is owed now, but no more than what was owed counting only money
 /// out of the refund window; nothing (≤ 0) when the balance is not positive.
@@ -174,7 +159,7 @@ impl Services {
         who.operator()?;
         let merchant = input.merchant_id.as_deref().map(str::trim).filter(|s| !s.is_empty());
         if let Some(id) = merchant {
-            if !has_prefix(id, "mer") || id.len() > 40 || self.store.find_merchant(id).await?.is_none() {
+            if !self.is_merchant(id).await? {
                 return Err(Error::field("merchant_id", "is not a merchant"));
             }
         }
@@ -224,7 +209,7 @@ fn payout_event(p: &PayoutRecord) -> NewEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checkout::{capture_postings, payable};
+    use crate::checkout::{capture_postings, merchant_bank, payable, payout_postings};
     use crate::fees::{platform_fee, refund_fee_back};
     use proptest::prelude::*;
     use std::collections::HashMap;
@@ -292,7 +277,7 @@ mod tests {
                         sale.refunded += amount;
                         sale.fee_back += back;
                         refunded[m] += amount - back;
-                        crate::service::merchant_orders::refund_postings(merchants[m], amount, back)
+                        crate::checkout::refund_postings(merchants[m], amount, back)
                     }
                     Step::Payout { m } => {
                         let owed = -ledger.get(&payable(merchants[m])).copied().unwrap_or(0);

@@ -273,7 +273,7 @@ impl Services {
             orders,
             payment_methods: self.payment_methods(who).await?,
             addresses: self.addresses(who, "data export").await?,
-            notifications: self.store.find_notifications(&me.id, 10_000).await?,
+            notifications: self.store.find_notifications_page(&me.id, None, 10_000).await?,
             merchants: self.store.find_merchants_by_owner(&me.id).await?,
             merchant_links: self.merchant_links(who).await?,
             carts: self.carts(who).await?,

@@ -2,7 +2,7 @@
 //! logged), the merchants' signing secrets, in-app notifications and the e-mail outbox.
 
 use super::{Before, StoreResult};
-use crate::order::{Delivery, DeliveryJob, DeliveryOutcome, Notification, OutgoingEmail};
+use crate::order::{Delivery, DeliveryJob, DeliveryOutcome, OutgoingEmail};
 use async_trait::async_trait;
 
 /// Events, webhook deliveries and secrets, notifications and e-mails.
@@ -58,8 +58,6 @@ pub trait OutboxStore: Send + Sync {
         plain: &str,
         sealed: &crate::saved::VaultRecord,
     ) -> StoreResult<bool>;
-
-    async fn find_notifications(&self, account_id: &str, limit: i64) -> StoreResult<Vec<Notification>>;
 
     async fn find_pending_emails(&self, limit: i64) -> StoreResult<Vec<OutgoingEmail>>;
 

@@ -81,10 +81,13 @@ impl OpenPage<'_> {
 }
 
 /// The shop the signed-in owner is running (`m` picks one of several).
-async fn shop(st: &AppState, ctx: &PageCtx, m: Option<&str>) -> Result<Principal, Response> {
+async fn shop(st: &AppState, ctx: &PageCtx, m: Option<&str>) -> Result<(Principal, Merchant), Response> {
     let Some(viewer) = &ctx.viewer else { return Err(to_login("/merchant")) };
     match st.services.act_as_merchant(viewer, m).await {
-        Ok(Some(who)) => Ok(who),
+        Ok(Some(who)) => match who.merchant().cloned() {
+            Ok(merchant) => Ok((who, merchant)),
+            Err(_) => Err(see_other("/merchant")),
+        },
         Ok(None) => Err(see_other("/merchant")),
         Err(e) => Err(error_page(ctx, e)),
     }
@@ -206,11 +209,10 @@ fn product_form(
 }
 
 pub async fn new_product(State(st): State<AppState>, ctx: PageCtx, Query(q): Query<ShopQuery>) -> Response {
-    let who = match shop(&st, &ctx, q.m.as_deref()).await {
-        Ok(w) => w,
+    let (_, merchant) = match shop(&st, &ctx, q.m.as_deref()).await {
+        Ok(x) => x,
         Err(r) => return r,
     };
-    let Ok(merchant) = who.merchant().cloned() else { return see_other("/merchant") };
     let kept = HashMap::from([
         ("kind".to_string(), "physical".to_string()),
         ("ship_name".to_string(), "Standard".to_string()),
@@ -221,11 +223,10 @@ pub async fn new_product(State(st): State<AppState>, ctx: PageCtx, Query(q): Que
 }
 
 pub async fn create_product(State(st): State<AppState>, ctx: PageCtx, form: CsrfForm) -> Response {
-    let who = match shop(&st, &ctx, form.opt("m").as_deref()).await {
-        Ok(w) => w,
+    let (who, merchant) = match shop(&st, &ctx, form.opt("m").as_deref()).await {
+        Ok(x) => x,
         Err(r) => return r,
     };
-    let Ok(merchant) = who.merchant().cloned() else { return see_other("/merchant") };
     let mut errors = Vec::new();
     let kind = form.get("kind");
     let options: Vec<OptionInput> = (1..=OPTION_ROWS)
@@ -238,16 +239,7 @@ pub async fn create_product(State(st): State<AppState>, ctx: PageCtx, form: Csrf
     let donation = kind == "donation";
     let price = if donation { None } else { amount_input(&form.get("price"), "price", true, &mut errors) };
     let inventory = stock_input(&form.get("stock"), "stock", &mut errors);
-    let shipping_rates = if kind == "physical" {
-        let price = amount_input(&form.get("ship_price"), "ship_price", true, &mut errors).unwrap_or(0);
-        vec![ShippingRateInput {
-            name: form.get("ship_name"),
-            price,
-            countries: list(&form.get("ship_countries")).into_iter().map(|c| c.to_uppercase()).collect(),
-        }]
-    } else {
-        vec![]
-    };
+    let shipping_rates = if kind == "physical" { shipping_input(&form, &mut errors) } else { vec![] };
     let donation_range = if donation {
         let min = amount_input(&form.get("donation_min"), "donation_min", true, &mut errors);
         let max = amount_input(&form.get("donation_max"), "donation_max", true, &mut errors);
@@ -309,11 +301,10 @@ pub async fn edit_product(
     Path(id): Path<String>,
     Query(q): Query<ShopQuery>,
 ) -> Response {
-    let who = match shop(&st, &ctx, q.m.as_deref()).await {
-        Ok(w) => w,
+    let (_, merchant) = match shop(&st, &ctx, q.m.as_deref()).await {
+        Ok(x) => x,
         Err(r) => return r,
     };
-    let Ok(merchant) = who.merchant().cloned() else { return see_other("/merchant") };
     match own_product(&st, &merchant, &id).await {
         Ok(p) => {
             let kept = kept_of(&p);
@@ -329,26 +320,17 @@ pub async fn update_product(
     Path(id): Path<String>,
     form: CsrfForm,
 ) -> Response {
-    let who = match shop(&st, &ctx, form.opt("m").as_deref()).await {
-        Ok(w) => w,
+    let (who, merchant) = match shop(&st, &ctx, form.opt("m").as_deref()).await {
+        Ok(x) => x,
         Err(r) => return r,
     };
-    let Ok(merchant) = who.merchant().cloned() else { return see_other("/merchant") };
     let p = match own_product(&st, &merchant, &id).await {
         Ok(p) => p,
         Err(e) => return error_page(&ctx, e),
     };
     let mut errors = Vec::new();
-    let shipping_rates = if p.kind == buyline_core::types::ProductKind::Physical {
-        let price = amount_input(&form.get("ship_price"), "ship_price", true, &mut errors).unwrap_or(0);
-        Some(vec![ShippingRateInput {
-            name: form.get("ship_name"),
-            price,
-            countries: list(&form.get("ship_countries")).into_iter().map(|c| c.to_uppercase()).collect(),
-        }])
-    } else {
-        None
-    };
+    let shipping_rates =
+        (p.kind == buyline_core::types::ProductKind::Physical).then(|| shipping_input(&form, &mut errors));
     let result = if errors.is_empty() {
         let update = ProductUpdate {
             name: Some(form.get("name")),
@@ -378,11 +360,10 @@ pub async fn update_variant(
     Path((id, vid)): Path<(String, String)>,
     form: CsrfForm,
 ) -> Response {
-    let who = match shop(&st, &ctx, form.opt("m").as_deref()).await {
-        Ok(w) => w,
+    let (who, merchant) = match shop(&st, &ctx, form.opt("m").as_deref()).await {
+        Ok(x) => x,
         Err(r) => return r,
     };
-    let Ok(merchant) = who.merchant().cloned() else { return see_other("/merchant") };
     let p = match own_product(&st, &merchant, &id).await {
         Ok(p) => p,
         Err(e) => return error_page(&ctx, e),
@@ -424,11 +405,10 @@ pub async fn update_variant(
 
 /// The shop's composer: a post in the shop's voice, with one of its products attached.
 pub async fn compose(State(st): State<AppState>, ctx: PageCtx, form: CsrfForm) -> Response {
-    let who = match shop(&st, &ctx, form.opt("m").as_deref()).await {
-        Ok(w) => w,
+    let (who, merchant) = match shop(&st, &ctx, form.opt("m").as_deref()).await {
+        Ok(x) => x,
         Err(r) => return r,
     };
-    let Ok(merchant) = who.merchant().cloned() else { return see_other("/merchant") };
     let input = PostInput { text: form.get("text"), reply_to: None, product_id: form.opt("product_id") };
     match st.services.create_post(&who, input).await {
         Ok(_) => see_other(&format!("/merchant?m={}#compose", merchant.id)),
@@ -446,11 +426,10 @@ pub async fn archive_product(
     Path(id): Path<String>,
     form: CsrfForm,
 ) -> Response {
-    let who = match shop(&st, &ctx, form.opt("m").as_deref()).await {
-        Ok(w) => w,
+    let (who, merchant) = match shop(&st, &ctx, form.opt("m").as_deref()).await {
+        Ok(x) => x,
         Err(r) => return r,
     };
-    let Ok(merchant) = who.merchant().cloned() else { return see_other("/merchant") };
     match st.services.archive_product(&who, &id).await {
         Ok(()) => see_other(&format!("/merchant?m={}#products", merchant.id)),
         Err(Error::Conflict { message, .. }) => match own_product(&st, &merchant, &id).await {
@@ -465,4 +444,14 @@ pub async fn archive_product(
         },
         Err(e) => error_page(&ctx, e),
     }
+}
+
+/// The form's one shipping rate (`ship_name`, `ship_price`, `ship_countries`).
+fn shipping_input(form: &CsrfForm, errors: &mut Vec<FieldError>) -> Vec<ShippingRateInput> {
+    let price = amount_input(&form.get("ship_price"), "ship_price", true, errors).unwrap_or(0);
+    vec![ShippingRateInput {
+        name: form.get("ship_name"),
+        price,
+        countries: list(&form.get("ship_countries")).into_iter().map(|c| c.to_uppercase()).collect(),
+    }]
 }
