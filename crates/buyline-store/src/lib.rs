@@ -112,11 +112,16 @@ impl Db {
         // for one (with group commit off, connections checkpoint as SQLite's default has it).
         let no_checkpoints =
             backend == Backend::Sqlite && std::env::var("BUYLINE_GROUP_COMMIT").as_deref() != Ok("off");
+        let sqlite = backend == Backend::Sqlite;
         let options = || {
             AnyPoolOptions::new().after_connect(move |c, _| {
                 Box::pin(async move {
                     if no_checkpoints {
-                        sqlx::query("pragma wal_autocheckpoint = 0").execute(c).await?;
+                        sqlx::query("pragma wal_autocheckpoint = 0").execute(&mut *c).await?;
+                    }
+                    if sqlite {
+                        // Sorting and `distinct` in memory, not in a new temporary file each.
+                        sqlx::query("pragma temp_store = memory").execute(&mut *c).await?;
                     }
                     Ok(())
                 })

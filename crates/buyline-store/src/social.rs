@@ -1,5 +1,6 @@
 //! Follows, profiles, posts and timelines on SQL, with the group commit of posts on SQLite.
 
+use crate::read::Cols;
 use crate::{json_err, other, placeholders, rows_of, Db};
 use async_trait::async_trait;
 use buyline_core::error::StoreError;
@@ -118,19 +119,15 @@ pub(crate) async fn group_commit_posts(writer: AnyPool, mut rx: tokio::sync::mps
     }
 }
 
-pub(crate) fn post_row(r: &AnyRow) -> StoreResult<Post> {
-    let entities: String = r.try_get("entities").map_err(other)?;
+pub(crate) fn post_row(r: &impl Cols) -> StoreResult<Post> {
+    let entities: String = r.col("entities")?;
     Ok(Post {
-        id: r.try_get("id").map_err(other)?,
-        author: Author {
-            id: r.try_get("author_id").map_err(other)?,
-            handle: r.try_get("handle").map_err(other)?,
-            display_name: r.try_get("display_name").map_err(other)?,
-        },
-        text: r.try_get("text").map_err(other)?,
-        created_at: r.try_get("created_at").map_err(other)?,
-        reply_to: r.try_get("reply_to").map_err(other)?,
-        product_id: r.try_get("product_id").map_err(other)?,
+        id: r.col("id")?,
+        author: Author { id: r.col("author_id")?, handle: r.col("handle")?, display_name: r.col("display_name")? },
+        text: r.col("text")?,
+        created_at: r.col("created_at")?,
+        reply_to: r.col("reply_to")?,
+        product_id: r.col("product_id")?,
         entities: serde_json::from_str(&entities).map_err(json_err)?,
     })
 }
@@ -255,9 +252,9 @@ impl SocialStore for Db {
     }
 
     async fn find_post(&self, id: &str) -> StoreResult<Option<Post>> {
+        // On the purchase path (a post's Buy): read on the calling thread on SQLite.
         let sql = format!("{POST_SELECT} where p.id = $1");
-        let row = sqlx::query(&sql).bind(id).fetch_optional(&self.pool).await.map_err(other)?;
-        row.as_ref().map(post_row).transpose()
+        Ok(self.read_rows(&sql, crate::args![id], post_row, |r| post_row(r)).await?.pop())
     }
 
     async fn find_replies(&self, id: &str, limit: i64) -> StoreResult<Vec<Post>> {

@@ -68,7 +68,7 @@ pub async fn run(args: &BenchArgs, servers: &[Server], out: &mut Outcome) -> any
                 Ok((s, b)) => (s, b["code"].as_str().unwrap_or("").to_string(), b["id"].as_str().map(str::to_string)),
                 Err(_) => (0, "transport".to_string(), None),
             };
-            (answer, t0.elapsed())
+            (answer, t0.elapsed(), t0)
         });
     }
     MEASURING.store(true, Ordering::Relaxed);
@@ -77,9 +77,17 @@ pub async fn run(args: &BenchArgs, servers: &[Server], out: &mut Outcome) -> any
     let mut other_kinds: BTreeMap<String, u64> = BTreeMap::new();
     let mut answered_ids: HashSet<String> = HashSet::new();
     let mut lat = Vec::new();
+    // When (from the release) the last sale and the last sold-out answer came: which of the
+    // two the sale's length is made of.
+    let (mut last_sale, mut last_sold_out) = (Duration::ZERO, Duration::ZERO);
     while let Some(r) = set.join_next().await {
-        let ((status, code, id), el) = r?;
+        let ((status, code, id), el, t0) = r?;
         lat.push(el.as_micros() as u64);
+        let at = (t0 + el).saturating_duration_since(started);
+        match status {
+            201 => last_sale = last_sale.max(at),
+            _ => last_sold_out = last_sold_out.max(at),
+        }
         match (status, code.as_str()) {
             (201, _) => {
                 sold += 1;
@@ -143,6 +151,8 @@ pub async fn run(args: &BenchArgs, servers: &[Server], out: &mut Outcome) -> any
     out.set("paid_amount", json!(paid_amount));
     out.set("ledger_balanced", json!(balanced));
     out.set("other_answers", json!(other_kinds));
+    out.set("last_sale_ms", json!(last_sale.as_millis() as u64));
+    out.set("last_sold_out_ms", json!(last_sold_out.as_millis() as u64));
     if sold != args.stock.min(args.buyers as i64) || paid_orders != sold {
         out.fail(format!("sold {sold} (orders {paid_orders}) of {} units", args.stock));
     }

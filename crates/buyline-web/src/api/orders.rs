@@ -45,7 +45,10 @@ pub async fn complete_checkout(
     Path(id): Path<String>,
     ApiJson(input): ApiJson<CompleteInput>,
 ) -> ApiResult<(StatusCode, Json<Order>)> {
-    Ok((StatusCode::CREATED, Json(st.services.complete_checkout(&who, &id, input).await?)))
+    let mut order = st.services.complete_checkout(&who, &id, input).await?;
+    // A paid digital order carries its download links from the start (SPEC §2).
+    st.services.attach_downloads(&mut order).await?;
+    Ok((StatusCode::CREATED, Json(order)))
 }
 
 /// One tap: lines, shipping address and payment in one call.
@@ -59,7 +62,9 @@ pub async fn create_order(
     ApiJson(input): ApiJson<OrderInput>,
 ) -> ApiResult<(StatusCode, Json<Order>)> {
     let bound = bound.map(|Extension(BoundKey(k))| k);
-    Ok((StatusCode::CREATED, Json(st.services.place_order(&who, input, bound.as_deref()).await?)))
+    let mut order = st.services.place_order(&who, input, bound.as_deref()).await?;
+    st.services.attach_downloads(&mut order).await?;
+    Ok((StatusCode::CREATED, Json(order)))
 }
 
 /// The caller's orders, newest first.
@@ -70,7 +75,11 @@ pub async fn list_orders(
     Auth(who): Auth,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult<Json<Page<Order>>> {
-    Ok(Json(st.services.orders(&who, q.cursor.as_deref(), q.limit).await?))
+    let mut page = st.services.orders(&who, q.cursor.as_deref(), q.limit).await?;
+    for order in &mut page.data {
+        st.services.attach_downloads(order).await?;
+    }
+    Ok(Json(page))
 }
 
 /// One of the caller's orders. An order waiting on a 3-D Secure check is settled first.

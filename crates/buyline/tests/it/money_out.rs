@@ -214,6 +214,11 @@ async fn a_digital_product_delivers_its_file_by_counted_expiring_links() {
     let order = buy_digital(&app, &shopper, &book).await;
     assert_eq!(order.status, 201, "{}", order.text);
     let oid = id(&order.body);
+    // The order carries its link from the purchase's own answer on, and in the list too.
+    assert_eq!(order.body["lines"][0]["download"]["downloads_left"], 5, "{}", order.text);
+    let listed = app.get("/orders", Some(&shopper)).await.body;
+    assert_eq!(listed["data"][0]["id"], oid.as_str());
+    assert!(listed["data"][0]["lines"][0]["download"]["url"].is_string(), "{listed}");
     let o = app.get(&format!("/orders/{oid}"), Some(&shopper)).await.body;
     let d = o["lines"][0]["download"].clone();
     assert_eq!(d["downloads_left"], 5, "{o}");
