@@ -80,6 +80,51 @@ fn reservation_steps(backend: Backend, checkout_id: &str, lines: &[(String, i64)
     steps
 }
 
+/// PostgreSQL, a checkout of one line: its stock, the checkout and the vault opens' audit
+/// rows in one statement (data-modifying CTEs), which changes one row (the reservation) if
+/// the stock was there and nothing at all if not.
+///
+/// One statement, not a transaction of several, because the variant's row stays locked from
+/// the decrement to the commit, and every buyer of that variant waits for it. Inside one
+/// statement in its own transaction that is PostgreSQL's own time; across a transaction it
+/// also includes the client's round trips for the statements after it and the commit, each
+/// behind whatever else the server's runtime has to do. In a flash sale (a thousand buyers
+/// in flight) that made each hold milliseconds long, and the sale as slow as its holds in a
+/// row.
+fn reserved_checkout_statement(
+    c: &CheckoutRecord,
+    variant: &str,
+    qty: i64,
+    expires_at: i64,
+    audits: &[buyline_core::saved::VaultAudit],
+) -> StoreResult<Step> {
+    let mut args = args![variant, qty, expires_at, ReservationState::Held.as_str()];
+    let checkout = checkout_insert(c)?;
+    let (columns, values) = checkout.sql.split_once(" values (").expect("an insert with values");
+    let mut sql = format!(
+        "with taken as (update variants set quantity = quantity - $2 \
+           where id = $1 and inventory_type = 'finite' and quantity >= $2 returning id), \
+         ok as (select 1 where exists (select 1 from taken) \
+           or exists (select 1 from variants where id = $1 and inventory_type = 'infinite')), \
+         chk as ({columns} select {} where exists (select 1 from ok) returning id, attempt)",
+        crate::write::shift_placeholders(values.strip_suffix(')').expect("values in parentheses"), args.len())
+    );
+    args.extend(checkout.args);
+    if let Some(audit) = crate::vault::audit_step(audits) {
+        let (columns, rows) = audit.sql.split_once(" values ").expect("an insert with values");
+        sql.push_str(&format!(
+            ", aud as ({columns} select * from (values {}) as v where exists (select 1 from ok))",
+            crate::write::shift_placeholders(rows, args.len())
+        ));
+        args.extend(audit.args);
+    }
+    sql.push_str(
+        " insert into reservations (checkout_id, attempt, variant_id, quantity, state, expires_at) \
+         select chk.id, chk.attempt, $1, $2, $4, $3 from chk",
+    );
+    Ok(Step::new(sql, args))
+}
+
 /// How many statements [`reservation_steps`] writes per line.
 fn per_line(backend: Backend) -> usize {
     match backend {
@@ -133,6 +178,14 @@ impl CheckoutStore for Db {
         expires_at: i64,
         audits: &[buyline_core::saved::VaultAudit],
     ) -> StoreResult<Result<(), String>> {
+        if let (Backend::Postgres, [(variant, qty)]) = (self.backend, lines) {
+            let step = reserved_checkout_statement(c, variant, *qty, expires_at, audits)?;
+            return match self.run(Job::from(vec![step])).await? {
+                Outcome::Done { rows } if rows == [1] => Ok(Ok(())),
+                Outcome::Done { .. } => Ok(Err(variant.clone())),
+                other => Err(StoreError::Other(format!("reserving stock: unexpected {other:?}"))),
+            };
+        }
         let mut job = Job::new();
         job.extend(crate::vault::audit_step(audits));
         job.push(checkout_insert(c)?);
@@ -307,6 +360,8 @@ impl CheckoutStore for Db {
         }
         job.extend(receipt_steps(receipt.as_slice(), now));
         job.extend(event_steps(event.as_slice()));
+        // Plain inserts and updates of rows no other step writes: one round trip on PostgreSQL.
+        job.as_one_statement();
         match self.run(job).await? {
             Outcome::Done { .. } => Ok(()),
             Outcome::Failed { at } if at == completed => {

@@ -50,6 +50,7 @@ impl LedgerStore for Db {
         if !postings.is_empty() {
             job.push(ledger_step(order_id, currency, postings, now));
         }
+        job.as_one_statement();
         Ok(self.run(job).await?.done())
     }
 

@@ -108,6 +108,10 @@ impl Step {
 #[derive(Debug, Clone, Default)]
 pub struct Job {
     pub steps: Vec<Step>,
+    /// On PostgreSQL, send the job as one statement ([`one_statement`]): set by jobs whose
+    /// statements are plain inserts, updates and deletes that do not read one another's
+    /// writes, so running them side by side in one snapshot is the same as in a row.
+    pub one_statement: bool,
 }
 
 impl Job {
@@ -124,11 +128,17 @@ impl Job {
         self.steps.extend(steps);
         self
     }
+
+    /// Marks the job as one that may run as one statement (see [`Job::one_statement`]).
+    pub fn as_one_statement(&mut self) -> &mut Self {
+        self.one_statement = true;
+        self
+    }
 }
 
 impl From<Vec<Step>> for Job {
     fn from(steps: Vec<Step>) -> Self {
-        Job { steps }
+        Job { steps, one_statement: false }
     }
 }
 
@@ -206,8 +216,85 @@ pub(crate) fn bind_numbered(stmt: &mut rusqlite::Statement<'_>, args: &[Arg]) ->
     Ok(())
 }
 
+/// `sql` with every `$n` made `$(n + by)`, to put one statement's arguments after another's.
+pub(crate) fn shift_placeholders(sql: &str, by: usize) -> String {
+    let mut out = String::with_capacity(sql.len() + 16);
+    let mut rest = sql;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..=at]);
+        rest = &rest[at + 1..];
+        let digits = rest.find(|ch: char| !ch.is_ascii_digit()).unwrap_or(rest.len());
+        match rest[..digits].parse::<usize>() {
+            Ok(n) => out.push_str(&(n + by).to_string()),
+            Err(_) => out.push_str(&rest[..digits]),
+        }
+        rest = &rest[digits..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// What a check that fails inside a statement made by [`one_statement`] says, followed by
+/// the step's index.
+const CHECK_FAILED: &str = "buyline-check-failed:";
+
+/// A job as one PostgreSQL statement: each step a data-modifying CTE (`returning 1`, so its
+/// changed rows can be counted), the steps' arguments one after another, and a final select
+/// of every count. A `FailUnlessOne` check that does not hold makes that select fail (a cast
+/// of a text naming the step), which undoes the whole statement. `None` for a job that cannot
+/// be one: a single step, a step with a `with` of its own, or a `StopUnlessOne` check (what
+/// came before it would have to stay).
+pub(crate) fn one_statement(job: &Job) -> Option<(String, Vec<Arg>)> {
+    let fits =
+        |s: &Step| s.check != Check::StopUnlessOne && !s.sql.trim_start().to_ascii_lowercase().starts_with("with");
+    if job.steps.len() < 2 || !job.steps.iter().all(fits) {
+        return None;
+    }
+    let mut ctes = Vec::with_capacity(job.steps.len());
+    let mut args = Vec::new();
+    for (i, s) in job.steps.iter().enumerate() {
+        ctes.push(format!("s{i} as ({} returning 1)", shift_placeholders(&s.sql, args.len())));
+        args.extend(s.args.iter().cloned());
+    }
+    let mut cols = Vec::with_capacity(job.steps.len() * 2);
+    for (i, s) in job.steps.iter().enumerate() {
+        cols.push(format!("(select count(*) from s{i}) as n{i}"));
+        if s.check == Check::FailUnlessOne {
+            cols.push(format!(
+                "case when (select count(*) from s{i}) = 1 then 0 \
+                 else cast('{CHECK_FAILED}{i}:' || (select count(*) from s{i}) as integer) end as c{i}"
+            ));
+        }
+    }
+    Some((format!("with {} select {}", ctes.join(", "), cols.join(", ")), args))
+}
+
+/// Runs [`one_statement`]'s statement: one round trip, and one transaction of its own.
+async fn run_one_statement(pool: &AnyPool, sql: &str, args: &[Arg], steps: usize) -> Result<Outcome, StoreError> {
+    use sqlx::Row;
+    match bind_any(sqlx::query(sql), args).fetch_one(pool).await {
+        Ok(row) => {
+            let rows = (0..steps)
+                .map(|i| row.try_get::<i64, _>(format!("n{i}").as_str()).map(|n| n as u64))
+                .collect::<Result<Vec<u64>, _>>()
+                .map_err(crate::other)?;
+            Ok(Outcome::Done { rows })
+        }
+        Err(sqlx::Error::Database(e)) if e.message().contains(CHECK_FAILED) => {
+            let at = e.message().split(CHECK_FAILED).nth(1).and_then(|t| t.split(':').next()?.parse().ok());
+            at.map(|at| Outcome::Failed { at }).ok_or_else(|| StoreError::Other(e.message().to_string()))
+        }
+        Err(e) => Err(crate::other(e)),
+    }
+}
+
 /// A job as one plain sqlx transaction (PostgreSQL, or SQLite without group commit).
 pub(crate) async fn run_alone(pool: &AnyPool, sqlite: bool, job: &Job) -> Result<Outcome, StoreError> {
+    if job.one_statement && !sqlite {
+        if let Some((sql, args)) = one_statement(job) {
+            return run_one_statement(pool, &sql, &args, job.steps.len()).await;
+        }
+    }
     if let [s] = job.steps.as_slice() {
         if s.check == Check::Any {
             // One statement is a transaction by itself: no round trips for begin and commit
@@ -526,6 +613,92 @@ mod tests {
         let n: i64 = conn.query_row("select count(*) from t", [], |r| r.get(0)).unwrap();
         assert_eq!(n, 0, "nothing of the batch is kept, and the job after it did not run alone");
         assert!(conn.is_autocommit());
+    }
+
+    #[test]
+    fn placeholders_shift_by_number_and_nothing_else_moves() {
+        assert_eq!(shift_placeholders("($1, $2, $10, $10, $13)", 4), "($5, $6, $14, $14, $17)");
+        assert_eq!(shift_placeholders("price $ and $x stay", 3), "price $ and $x stay");
+        assert_eq!(shift_placeholders("$9", 0), "$9");
+    }
+
+    #[test]
+    fn only_jobs_of_plain_statements_become_one() {
+        let mut job = Job::from(vec![insert("a", 1), insert("b", 2).check(Check::FailUnlessOne)]);
+        let (sql, args) = one_statement(&job).unwrap();
+        assert!(
+            sql.starts_with(
+                "with s0 as (insert into t (id, n) values ($1, $2) returning 1), \
+             s1 as (insert into t (id, n) values ($3, $4) returning 1) select"
+            ),
+            "{sql}"
+        );
+        assert!(sql.contains("as c1") && !sql.contains("as c0"), "only the checked step is checked: {sql}");
+        assert_eq!(args.len(), 4);
+        job.steps.push(Step::new("update t set n = 0", vec![]).check(Check::StopUnlessOne));
+        assert!(one_statement(&job).is_none(), "what ran before a stop must stay: not one statement");
+        assert!(one_statement(&Job::from(vec![insert("a", 1)])).is_none());
+        assert!(one_statement(&Job::from(vec![
+            insert("a", 1),
+            Step::new("with x as (select 1) delete from t", vec![])
+        ]))
+        .is_none());
+    }
+
+    /// A fresh database on the local PostgreSQL (`BUYLINE_TEST_DATABASE_URL`, or the one every
+    /// machine of this project runs) with the table `t`; dropped by [`drop_postgres`].
+    async fn postgres() -> (AnyPool, String, String) {
+        use sqlx::Connection;
+        sqlx::any::install_default_drivers();
+        let base = std::env::var("BUYLINE_TEST_DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        let name = format!("bl_w_{}_{}", std::process::id(), buyline_core::ids::new_id("t").to_lowercase());
+        let mut c = sqlx::AnyConnection::connect(&base).await.expect("the local PostgreSQL");
+        sqlx::query(&format!("create database {name}")).execute(&mut c).await.unwrap();
+        c.close().await.ok();
+        let url = format!("{}/{name}", base.rsplit_once('/').unwrap().0);
+        let pool = sqlx::any::AnyPoolOptions::new().max_connections(2).connect(&url).await.unwrap();
+        sqlx::query("create table t (id text primary key, n bigint not null)").execute(&pool).await.unwrap();
+        (pool, base, name)
+    }
+
+    async fn drop_postgres(pool: AnyPool, base: &str, name: &str) {
+        use sqlx::Connection;
+        pool.close().await;
+        let mut c = sqlx::AnyConnection::connect(base).await.unwrap();
+        sqlx::query(&format!("drop database if exists {name}")).execute(&mut c).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_job_as_one_statement_keeps_its_checks_on_postgres() {
+        let (pool, base, name) = postgres().await;
+        sqlx::query("insert into t (id, n) values ('x', 0)").execute(&pool).await.unwrap();
+        let bump = |id: &str| Step::new("update t set n = n + 1 where id = $1", args![id]).check(Check::FailUnlessOne);
+        let one = |steps: Vec<Step>| {
+            let mut job = Job::from(steps);
+            job.as_one_statement();
+            job
+        };
+        let ok = run_alone(&pool, false, &one(vec![insert("a", 1), bump("x")])).await.unwrap();
+        assert_eq!(ok, Outcome::Done { rows: vec![1, 1] });
+        // A check that does not hold undoes the steps before it, as a transaction would.
+        let failed = run_alone(&pool, false, &one(vec![insert("b", 2), bump("nobody")])).await.unwrap();
+        assert_eq!(failed, Outcome::Failed { at: 1 });
+        // An error (a duplicate key) undoes the rest too, and is told as what it is.
+        let dup = run_alone(&pool, false, &one(vec![insert("c", 3), insert("a", 9)])).await;
+        assert!(matches!(dup, Err(StoreError::Unique(_))), "{dup:?}");
+        use sqlx::Row;
+        let ids: Vec<String> = sqlx::query("select id from t order by id")
+            .fetch_all(&pool)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get("id"))
+            .collect();
+        assert_eq!(ids, ["a", "x"]);
+        let n: i64 = sqlx::query("select n from t where id = 'x'").fetch_one(&pool).await.unwrap().get("n");
+        assert_eq!(n, 1);
+        drop_postgres(pool, &base, &name).await;
     }
 
     #[tokio::test]
