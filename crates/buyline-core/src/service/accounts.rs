@@ -35,7 +35,14 @@ pub struct LoginInput {
 const DUMMY_HASH: &str =
     "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$1O2F0tIYSJiGR3oYXuddUAgR6OE0UiNG5DEb4HqNpLM";
 
+/// Password hashes computed at once, per process. Each takes 19 MiB (argon2's memory cost)
+/// for its whole run: without a bound, a burst of sign-ups or log-ins costs 19 MiB each at
+/// once (a bench's 64 sign-ups took the server from 44 to 235 MiB). More than the cores can
+/// run at once gains nothing; the rest wait their turn.
+static HASHING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4);
+
 async fn hash_password(password: Password) -> Result<String> {
+    let _turn = HASHING.acquire().await.map_err(|e| Error::Internal(e.to_string()))?;
     tokio::task::spawn_blocking(move || {
         let salt = SaltString::generate(&mut OsRng);
         argon2::Argon2::default()
@@ -48,6 +55,7 @@ async fn hash_password(password: Password) -> Result<String> {
 }
 
 async fn verify_password(password: String, hash: String) -> bool {
+    let Ok(_turn) = HASHING.acquire().await else { return false };
     tokio::task::spawn_blocking(move || {
         PasswordHash::new(&hash)
             .map(|h| argon2::Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
