@@ -65,10 +65,6 @@ fn variant_row(r: &impl Cols) -> StoreResult<Variant> {
     })
 }
 
-fn id_pair(r: &impl Cols) -> StoreResult<(String, String)> {
-    Ok((r.col("id")?, r.col("product_id")?))
-}
-
 /// A `variants` row with the product it belongs to.
 fn variant_of(r: &impl Cols) -> StoreResult<(String, Variant)> {
     Ok((r.col("product_id")?, variant_row(r)?))
@@ -141,6 +137,39 @@ async fn insert_rates(
         .map_err(other)?;
     }
     Ok(())
+}
+
+impl Db {
+    /// Live products whose id is in `set` (an SQL list or subquery over `args`), each with
+    /// its variants and shipping rates: three reads.
+    async fn products_in(&self, set: &str, args: Vec<Arg>) -> StoreResult<Vec<Product>> {
+        if args.is_empty() {
+            return Ok(vec![]);
+        }
+        let sql_products = format!("select * from products where id in {set} and archived_at is null");
+        let sql_variants = format!("select * from variants where product_id in {set} order by product_id, position");
+        let sql_rates = format!("select * from shipping_rates where product_id in {set} order by product_id, position");
+        let products = self.read_rows(&sql_products, args.clone(), product_of, |r| product_of(r)).await?;
+        if products.is_empty() {
+            return Ok(vec![]);
+        }
+        let variants = self.read_rows(&sql_variants, args.clone(), variant_of, |r| variant_of(r)).await?;
+        let rates = self.read_rows(&sql_rates, args, rate_of, |r| rate_of(r)).await?;
+        let mut by_product: HashMap<String, (Vec<Variant>, Vec<ShippingRate>)> = HashMap::new();
+        for (pid, v) in variants {
+            by_product.entry(pid).or_default().0.push(v);
+        }
+        for (pid, r) in rates {
+            by_product.entry(pid).or_default().1.push(r);
+        }
+        Ok(products
+            .into_iter()
+            .map(|mut p| {
+                (p.variants, p.shipping_rates) = by_product.remove(&p.id).unwrap_or_default();
+                p
+            })
+            .collect())
+    }
 }
 
 #[async_trait]
@@ -303,35 +332,15 @@ impl CatalogStore for Db {
     }
 
     async fn find_products(&self, ids: &[String]) -> StoreResult<Vec<Product>> {
-        if ids.is_empty() {
-            return Ok(vec![]);
-        }
         let mut ids: Vec<&String> = ids.iter().collect();
         ids.sort();
         ids.dedup();
-        let list = placeholders(1, ids.len());
-        let sql_products = format!("select * from products where id in ({list}) and archived_at is null");
-        let sql_variants = format!("select * from variants where product_id in ({list}) order by product_id, position");
-        let sql_rates =
-            format!("select * from shipping_rates where product_id in ({list}) order by product_id, position");
-        let args: Vec<Arg> = ids.iter().map(|id| Arg::from(*id)).collect();
-        let products = self.read_rows(&sql_products, args.clone(), product_of, |r| product_of(r)).await?;
-        let variants = self.read_rows(&sql_variants, args.clone(), variant_of, |r| variant_of(r)).await?;
-        let rates = self.read_rows(&sql_rates, args, rate_of, |r| rate_of(r)).await?;
-        let mut by_product: HashMap<String, (Vec<Variant>, Vec<ShippingRate>)> = HashMap::new();
-        for (pid, v) in variants {
-            by_product.entry(pid).or_default().0.push(v);
-        }
-        for (pid, r) in rates {
-            by_product.entry(pid).or_default().1.push(r);
-        }
-        Ok(products
-            .into_iter()
-            .map(|mut p| {
-                (p.variants, p.shipping_rates) = by_product.remove(&p.id).unwrap_or_default();
-                p
-            })
-            .collect())
+        self.products_in(&format!("({})", placeholders(1, ids.len())), ids.into_iter().map(Arg::from).collect()).await
+    }
+
+    async fn find_products_by_variants(&self, variant_ids: &[String]) -> StoreResult<Vec<Product>> {
+        let set = format!("(select product_id from variants where id in ({}))", placeholders(1, variant_ids.len()));
+        self.products_in(&set, variant_ids.iter().map(Arg::from).collect()).await
     }
 
     async fn find_products_by_merchant(&self, merchant_id: &str) -> StoreResult<Vec<Product>> {
@@ -464,14 +473,5 @@ impl CatalogStore for Db {
             .await
             .map_err(other)?;
         row.try_get("value").map_err(other)
-    }
-
-    async fn find_product_ids_by_variants(&self, variant_ids: &[String]) -> StoreResult<Vec<(String, String)>> {
-        if variant_ids.is_empty() {
-            return Ok(vec![]);
-        }
-        let sql = format!("select id, product_id from variants where id in ({})", placeholders(1, variant_ids.len()));
-        let args = variant_ids.iter().map(Arg::from).collect();
-        self.read_rows(&sql, args, id_pair, |r| id_pair(r)).await
     }
 }

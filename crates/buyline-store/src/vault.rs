@@ -84,6 +84,17 @@ impl VaultStore for Db {
         Ok(self.read_rows(sql, args![id], vault_row, |r| vault_row(r)).await?.pop())
     }
 
+    async fn find_vault_records_by_ids(&self, ids: &[String]) -> StoreResult<Vec<buyline_core::saved::VaultRecord>> {
+        if ids.is_empty() {
+            return Ok(vec![]);
+        }
+        let sql = format!(
+            "select * from vault_records where id in ({}) and deleted_at is null",
+            crate::placeholders(1, ids.len())
+        );
+        self.read_rows(&sql, ids.iter().map(crate::write::Arg::from).collect(), vault_row, |r| vault_row(r)).await
+    }
+
     async fn find_vault_records(
         &self,
         owner_id: &str,

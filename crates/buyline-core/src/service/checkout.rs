@@ -121,13 +121,14 @@ struct Validated {
 impl Services {
     /// The products behind these variants, by variant id.
     async fn products_for(&self, variant_ids: &[String]) -> Result<HashMap<String, Product>> {
-        let pairs = self.store.find_product_ids_by_variants(variant_ids).await?;
-        let mut product_ids: Vec<String> = pairs.iter().map(|(_, p)| p.clone()).collect();
-        product_ids.sort();
-        product_ids.dedup();
-        let products: HashMap<String, Product> =
-            self.store.find_products(&product_ids).await?.into_iter().map(|p| (p.id.clone(), p)).collect();
-        Ok(pairs.into_iter().filter_map(|(v, p)| products.get(&p).map(|p| (v, p.clone()))).collect())
+        let products = self.store.find_products_by_variants(variant_ids).await?;
+        let mut by_variant = HashMap::new();
+        for p in products {
+            for v in p.variants.iter().filter(|v| variant_ids.contains(&v.id)) {
+                by_variant.insert(v.id.clone(), p.clone());
+            }
+        }
+        Ok(by_variant)
     }
 
     /// Rates that every physical line can ship to `country` with; one parcel, so a rate
@@ -427,8 +428,6 @@ impl Services {
         let requires_shipping = c.lines.iter().any(|l| l.kind == ProductKind::Physical);
         let mut address = None;
         let mut shipping = None;
-        // The saved address and card are opened side by side: each open writes its audit row
-        // first, and the two writes can share a commit.
         let address_id = match (&input.shipping_address, input.address_id.as_deref().map(str::trim)) {
             (None, Some(id)) if requires_shipping && !id.is_empty() => Some(id),
             _ => None,
@@ -437,24 +436,21 @@ impl Services {
             Some(PaymentInput { card: None, payment_method_id: Some(id), .. }) => Some(id.trim()),
             _ => None,
         };
-        let (mut audits, mut card_audit) = (Vec::new(), Vec::new());
-        let (saved_address, saved_card) = tokio::join!(
-            async {
-                match address_id {
-                    Some(id) => self.open_address(shopper, id, "ship an order", Some(&mut audits)).await.map(Some),
-                    None => Ok(None),
-                }
-            },
-            async {
-                match card_id {
-                    Some(id) => {
-                        self.open_card(shopper, id, "authorize a payment", Some(&mut card_audit)).await.map(Some)
-                    }
-                    None => Ok(None),
-                }
+        // Both saved records in one read; each open's audit row is written with the checkout.
+        let mut records = self.saved_records(&[address_id, card_id].into_iter().flatten().collect::<Vec<_>>()).await?;
+        let mut audits = Vec::new();
+        let saved_address = match address_id {
+            Some(id) => {
+                self.open_address(shopper, records.remove(id), "ship an order", Some(&mut audits)).await.map(Some)
             }
-        );
-        audits.append(&mut card_audit);
+            None => Ok(None),
+        };
+        let saved_card = match card_id {
+            Some(id) => {
+                self.open_card(shopper, records.remove(id), "authorize a payment", Some(&mut audits)).await.map(Some)
+            }
+            None => Ok(None),
+        };
         let (saved_address, saved_card) = match (saved_address, saved_card) {
             (Ok(a), Ok(c)) => (a, c),
             (Err(e), _) | (_, Err(e)) => {

@@ -11,6 +11,7 @@ use crate::payment::{Card, CardInput, CardNumber};
 use crate::saved::{PaymentMethod, SavedAddress, VaultAudit, VaultRecord};
 use crate::types::now_micros;
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use zeroize::{Zeroize, Zeroizing};
 
 /// The sealed content of a saved card. The CVC is never part of it.
@@ -121,16 +122,13 @@ impl Services {
     async fn open_record(
         &self,
         owner: &Account,
-        id: &str,
+        rec: Option<VaultRecord>,
         kind: &str,
         purpose: &str,
         audit_later: Option<&mut Vec<VaultAudit>>,
     ) -> Result<Option<Zeroizing<Vec<u8>>>> {
-        let prefix = if kind == "card" { "pm" } else { "addr" };
-        if !has_prefix(id, prefix) {
-            return Ok(None);
-        }
-        let Some(rec) = self.store.find_vault_record(id).await? else { return Ok(None) };
+        let Some(rec) = rec else { return Ok(None) };
+        let id = rec.id.as_str();
         if rec.owner_id != owner.id || rec.kind != kind {
             return Ok(None);
         }
@@ -154,15 +152,24 @@ impl Services {
         }
     }
 
-    /// A saved card, ready for the processor, or `None` if it is not the owner's.
+    /// The live records behind these saved card (`pm_…`) and address (`addr_…`) ids, by id,
+    /// in one read; an id of another shape is not looked up.
+    pub(crate) async fn saved_records(&self, ids: &[&str]) -> Result<HashMap<String, VaultRecord>> {
+        let ids: Vec<String> =
+            ids.iter().filter(|id| has_prefix(id, "pm") || has_prefix(id, "addr")).map(|id| id.to_string()).collect();
+        Ok(self.store.find_vault_records_by_ids(&ids).await?.into_iter().map(|r| (r.id.clone(), r)).collect())
+    }
+
+    /// A saved card (its record, from [`Self::saved_records`]), ready for the processor, or
+    /// `None` if there is no such record or it is not the owner's card.
     pub(crate) async fn open_card(
         &self,
         owner: &Account,
-        id: &str,
+        rec: Option<VaultRecord>,
         purpose: &str,
         audit_later: Option<&mut Vec<VaultAudit>>,
     ) -> Result<Option<Card>> {
-        let Some(plain) = self.open_record(owner, id, "card", purpose, audit_later).await? else { return Ok(None) };
+        let Some(plain) = self.open_record(owner, rec, "card", purpose, audit_later).await? else { return Ok(None) };
         let mut secret: CardSecret = serde_json::from_slice(&plain).map_err(|e| Error::Internal(e.to_string()))?;
         let number = CardNumber::parse("payment.card.number", &secret.number)
             .map_err(|_| Error::Internal("a sealed card does not parse".into()));
@@ -177,11 +184,11 @@ impl Services {
     pub(crate) async fn open_address(
         &self,
         owner: &Account,
-        id: &str,
+        rec: Option<VaultRecord>,
         purpose: &str,
         audit_later: Option<&mut Vec<VaultAudit>>,
     ) -> Result<Option<Address>> {
-        let Some(plain) = self.open_record(owner, id, "address", purpose, audit_later).await? else {
+        let Some(plain) = self.open_record(owner, rec, "address", purpose, audit_later).await? else {
             return Ok(None);
         };
         Ok(Some(serde_json::from_slice(&plain).map_err(|e| Error::Internal(e.to_string()))?))
@@ -222,8 +229,9 @@ impl Services {
         let owner = who.shopper()?;
         let mut out = Vec::new();
         for r in self.store.find_vault_records(&owner.id, "address").await? {
-            if let Ok(Some(a)) = self.open_address(owner, &r.id, purpose, None).await {
-                out.push(SavedAddress { id: r.id, address: a });
+            let id = r.id.clone();
+            if let Ok(Some(a)) = self.open_address(owner, Some(r), purpose, None).await {
+                out.push(SavedAddress { id, address: a });
             }
         }
         Ok(out)

@@ -64,6 +64,7 @@ pub trait CatalogStore: Send + Sync {
     /// processes racing to create it all get the first one written.
     async fn insert_flag_once(&self, name: &str, value_json: &str, now: i64) -> StoreResult<String>;
 
-    /// `(variant_id, product_id)` for the variants that exist.
-    async fn find_product_ids_by_variants(&self, variant_ids: &[String]) -> StoreResult<Vec<(String, String)>>;
+    /// The live products that have these variants, with all their variants and rates (one
+    /// read fewer than finding their ids first).
+    async fn find_products_by_variants(&self, variant_ids: &[String]) -> StoreResult<Vec<Product>>;
 }

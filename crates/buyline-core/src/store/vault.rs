@@ -13,6 +13,9 @@ pub trait VaultStore: Send + Sync {
 
     async fn find_vault_records(&self, owner_id: &str, kind: &str) -> StoreResult<Vec<crate::saved::VaultRecord>>;
 
+    /// The live records among these ids, in one read (a purchase's saved address and card).
+    async fn find_vault_records_by_ids(&self, ids: &[String]) -> StoreResult<Vec<crate::saved::VaultRecord>>;
+
     /// Destroys the record's wrapped key and ciphertext (crypto-shredding); true if it was live.
     async fn shred_vault_record(&self, id: &str, owner_id: &str, now: i64) -> StoreResult<bool>;
 
