@@ -12,6 +12,7 @@ use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
+use buyline_core::limits::MAX_SHIPPING_RATES;
 use buyline_core::model::{Inventory, InventoryType, Merchant, Product};
 use buyline_core::service::{
     MerchantInput, NewMerchant, OptionInput, PostInput, ProductInput, ProductUpdate, ShippingRateInput, VariantUpdate,
@@ -72,6 +73,59 @@ impl ProductForm<'_> {
     pub fn rows(&self) -> Vec<usize> {
         (1..=OPTION_ROWS).collect()
     }
+
+    /// The shipping rate rows: every rate the product (or the form sent back) has, and one
+    /// empty row for another, up to the most a product may have.
+    pub fn ship_rows(&self) -> Vec<usize> {
+        let filled = (1..=MAX_SHIPPING_RATES)
+            .filter(|&row| {
+                ["name", "price", "countries"].iter().any(|part| self.kept.contains_key(&ship_field(row, part)))
+            })
+            .max()
+            .unwrap_or(0);
+        (1..=(filled + 1).clamp(1, MAX_SHIPPING_RATES)).collect()
+    }
+
+    /// Errors for no field the form shows, for the summary at its top.
+    pub fn other_errors(&self) -> Vec<String> {
+        let mut shown: Vec<String> =
+            ["name", "kind", "description", "return_policy", "price", "stock", "donation_min", "donation_max"]
+                .map(String::from)
+                .to_vec();
+        for row in 1..=OPTION_ROWS {
+            shown.extend([format!("option{row}_name"), format!("option{row}_values")]);
+        }
+        for row in self.ship_rows() {
+            shown.extend(["name", "price", "countries"].map(|part| ship_field(row, part)));
+        }
+        self.errors.others(&shown.iter().map(String::as_str).collect::<Vec<_>>())
+    }
+
+    /// A shipping row's fields: `(name, label)`.
+    pub fn ship_fields(&self, row: usize) -> Vec<(String, String)> {
+        if row == 1 {
+            return vec![
+                (ship_field(row, "name"), "Rate name".into()),
+                (ship_field(row, "price"), "Shipping price".into()),
+                (ship_field(row, "countries"), "Ships to (country codes, comma separated)".into()),
+            ];
+        }
+        vec![
+            (ship_field(row, "name"), format!("Rate {row}: name")),
+            (ship_field(row, "price"), format!("Rate {row}: price")),
+            (ship_field(row, "countries"), format!("Rate {row}: countries (codes, comma separated)")),
+        ]
+    }
+}
+
+/// The form's name for a part of shipping rate `row` (from 1): `ship_price` for the first,
+/// `ship2_price` for the second, and so on.
+pub fn ship_field(row: usize, part: &str) -> String {
+    if row == 1 {
+        format!("ship_{part}")
+    } else {
+        format!("ship{row}_{part}")
+    }
 }
 
 impl OpenPage<'_> {
@@ -105,13 +159,19 @@ fn form_errors(list: Vec<FieldError>) -> FormErrors {
             let part = if tail.contains("name") { "name" } else { "values" };
             format!("option{n}_{part}")
         } else if let Some(rest) = f.strip_prefix("shipping_rates") {
-            if rest.contains("countries") {
-                "ship_countries".into()
+            let row = rest
+                .strip_prefix('[')
+                .and_then(|r| r.split_once(']'))
+                .and_then(|(i, _)| i.parse::<usize>().ok())
+                .map_or(1, |i| i + 1);
+            let part = if rest.contains("countries") {
+                "countries"
             } else if rest.contains("price") {
-                "ship_price".into()
+                "price"
             } else {
-                "ship_name".into()
-            }
+                "name"
+            };
+            ship_field(row, part)
         } else if f == "options" {
             "option1_values".into()
         } else if f.starts_with("variants") || f == "inventory" {
@@ -287,10 +347,10 @@ fn kept_of(p: &Product) -> HashMap<String, String> {
         ("description".to_string(), p.description.clone()),
         ("return_policy".to_string(), p.return_policy.clone()),
     ]);
-    if let Some(r) = p.shipping_rates.first() {
-        kept.insert("ship_name".into(), r.name.clone());
-        kept.insert("ship_price".into(), format!("{}.{:02}", r.price / 100, r.price % 100));
-        kept.insert("ship_countries".into(), r.countries.join(", "));
+    for (i, r) in p.shipping_rates.iter().enumerate() {
+        kept.insert(ship_field(i + 1, "name"), r.name.clone());
+        kept.insert(ship_field(i + 1, "price"), format!("{}.{:02}", r.price / 100, r.price % 100));
+        kept.insert(ship_field(i + 1, "countries"), r.countries.join(", "));
     }
     kept
 }
@@ -446,12 +506,22 @@ pub async fn archive_product(
     }
 }
 
-/// The form's one shipping rate (`ship_name`, `ship_price`, `ship_countries`).
+/// The form's shipping rates: the first row always (`ship_name`, `ship_price`,
+/// `ship_countries`), the others (`ship2_name`, …) when any of their fields is filled in. A
+/// product whose rates all show on the form keeps them all when it is saved.
 fn shipping_input(form: &CsrfForm, errors: &mut Vec<FieldError>) -> Vec<ShippingRateInput> {
-    let price = amount_input(&form.get("ship_price"), "ship_price", true, errors).unwrap_or(0);
-    vec![ShippingRateInput {
-        name: form.get("ship_name"),
-        price,
-        countries: list(&form.get("ship_countries")).into_iter().map(|c| c.to_uppercase()).collect(),
-    }]
+    let mut rates = Vec::new();
+    for row in 1..=MAX_SHIPPING_RATES {
+        let [name, price, countries] = ["name", "price", "countries"].map(|part| form.get(&ship_field(row, part)));
+        if row > 1 && [&name, &price, &countries].iter().all(|v| v.trim().is_empty()) {
+            continue;
+        }
+        let price = amount_input(&price, &ship_field(row, "price"), true, errors).unwrap_or(0);
+        rates.push(ShippingRateInput {
+            name,
+            price,
+            countries: list(&countries).into_iter().map(|c| c.to_uppercase()).collect(),
+        });
+    }
+    rates
 }

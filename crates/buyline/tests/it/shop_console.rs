@@ -54,6 +54,9 @@ async fn a_person_opens_a_shop_creates_a_product_edits_stock_and_posts_it() {
         ("ship_price", "5.00"),
         ("ship_countries", "US"),
         ("return_policy", "30 days"),
+        ("ship2_name", "Express"),
+        ("ship2_price", "15.00"),
+        ("ship2_countries", "US, ca"),
     ];
     let (status, page, _) = b.submit(&from, "/merchant/products", &form).await;
     assert_eq!(status, 422);
@@ -72,6 +75,49 @@ async fn a_person_opens_a_shop_creates_a_product_edits_stock_and_posts_it() {
     assert_eq!(p["variants"].as_array().unwrap().len(), 4);
     assert!(p["variants"].as_array().unwrap().iter().all(|v| v["price"] == 8000 && v["inventory"]["quantity"] == 3));
     assert_eq!(p["shipping_rates"][0]["price"], 500);
+    assert_eq!(p["shipping_rates"][1]["name"], "Express");
+    assert_eq!(p["shipping_rates"][1]["countries"], serde_json::json!(["US", "CA"]));
+
+    // Every rate shows on the product's form, with an empty row for one more; saving the
+    // form as it is keeps them all, and emptying a row removes that rate.
+    let (_, page) = b.get(&loc).await;
+    assert!(
+        page.contains("value=\"Express\"") && page.contains("id=\"ship3_name\""),
+        "{}",
+        between(&page, "<main>", "</main>")
+    );
+    assert!(!page.contains("id=\"ship4_name\""));
+    let mut edit = vec![
+        ("m", mid.as_str()),
+        ("name", "Field Jacket"),
+        ("description", ""),
+        ("return_policy", "30 days"),
+        ("ship_name", "Standard"),
+        ("ship_price", "5.00"),
+        ("ship_countries", "US"),
+        ("ship2_name", "Express"),
+        ("ship2_price", "15.00"),
+        ("ship2_countries", "US, CA"),
+        ("ship3_name", ""),
+        ("ship3_price", ""),
+        ("ship3_countries", ""),
+    ];
+    let action = format!("/merchant/products/{pid}");
+    let (status, page, _) = b.submit(&loc, &action, &edit).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("Saved.") && page.contains("value=\"Express\""));
+    let rates = app.get(&format!("/products/{pid}"), None).await.body["shipping_rates"].clone();
+    assert_eq!(rates.as_array().unwrap().len(), 2, "{rates}");
+    // A mistake in the second row is shown beside that row's field.
+    edit[8] = ("ship2_price", "fifteen");
+    let (status, page, _) = b.submit(&loc, &action, &edit).await;
+    assert_eq!(status, 422);
+    assert!(page.contains("id=\"ship2_price-error\"") && page.contains("value=\"fifteen\""));
+    (edit[7], edit[8], edit[9]) = (("ship2_name", ""), ("ship2_price", ""), ("ship2_countries", ""));
+    let (status, _, _) = b.submit(&loc, &action, &edit).await;
+    assert_eq!(status, 200);
+    let rates = app.get(&format!("/products/{pid}"), None).await.body["shipping_rates"].clone();
+    assert_eq!(rates.as_array().unwrap().len(), 1, "{rates}");
 
     // Stock edited in place: one variant sold out, a bad figure refused beside its field.
     let vid = variant(&p, "M", "navy");
