@@ -1,7 +1,7 @@
 //! Ledger entries on SQL: postings and the trial balance.
 
-use crate::write::{run_steps, Check, Job, Step};
-use crate::{args, other, rows_of, Db};
+use crate::write::{insert_rows, run_steps, Check, Job, Step};
+use crate::{args, other, Db};
 use async_trait::async_trait;
 use buyline_core::checkout::Posting;
 use buyline_core::ids::new_id;
@@ -25,15 +25,9 @@ pub(crate) async fn post_ledger(
 /// One balanced ledger transaction: its postings in one statement.
 pub(crate) fn ledger_step(order_id: &str, currency: &str, postings: &[Posting], now: i64) -> Step {
     let txn = new_id("txn");
-    let sql = format!(
-        "insert into ledger_entries (id, txn_id, account, currency, amount, order_id, created_at) values {}",
-        rows_of(postings.len(), 7, 1)
-    );
-    let mut args = Vec::with_capacity(postings.len() * 7);
-    for p in postings {
-        args.extend(args![new_id("le"), &txn, &p.account, currency, p.amount, order_id, now]);
-    }
-    Step::new(sql, args)
+    insert_rows("ledger_entries (id, txn_id, account, currency, amount, order_id, created_at)", 7, postings, |p| {
+        args![new_id("le"), &txn, &p.account, currency, p.amount, order_id, now]
+    })
 }
 
 #[async_trait]

@@ -2,8 +2,8 @@
 //! notifications and the e-mail outbox.
 
 use crate::vault::vault_record_insert;
-use crate::write::{run_steps, Job, Step};
-use crate::{args, json_err, other, placeholders, rows_of, Backend, Db};
+use crate::write::{insert_rows, run_steps, Job, Step};
+use crate::{args, json_err, other, placeholders, Backend, Db};
 use async_trait::async_trait;
 use buyline_core::error::StoreError;
 use buyline_core::ids::new_id;
@@ -50,27 +50,18 @@ pub(crate) fn receipt_steps(rs: &[&Receipt], now: i64) -> Vec<Step> {
     if rs.is_empty() {
         return steps;
     }
-    let sql = format!(
-        "insert into notifications (id, account_id, text, link, created_at) values {}",
-        rows_of(rs.len(), 5, 1)
-    );
-    let mut args = Vec::with_capacity(rs.len() * 5);
-    for r in rs {
-        args.extend(args![new_id("ntf"), &r.account_id, &r.text, &r.link, now]);
-    }
-    steps.push(Step::new(sql, args));
+    steps.push(insert_rows("notifications (id, account_id, text, link, created_at)", 5, rs, |r| {
+        args![new_id("ntf"), &r.account_id, &r.text, &r.link, now]
+    }));
     let mails: Vec<(&str, &(String, String, String))> =
         rs.iter().filter_map(|r| r.email.as_ref().map(|m| (r.account_id.as_str(), m))).collect();
     if !mails.is_empty() {
-        let sql = format!(
-            "insert into emails (id, to_address, subject, body, created_at, account_id) values {}",
-            rows_of(mails.len(), 6, 1)
-        );
-        let mut args = Vec::with_capacity(mails.len() * 6);
-        for (account_id, (to, subject, body)) in mails {
-            args.extend(args![new_id("eml"), to, subject, body, now, account_id]);
-        }
-        steps.push(Step::new(sql, args));
+        steps.push(insert_rows(
+            "emails (id, to_address, subject, body, created_at, account_id)",
+            6,
+            &mails,
+            |(account_id, (to, subject, body))| args![new_id("eml"), to, subject, body, now, *account_id],
+        ));
     }
     steps
 }
@@ -82,15 +73,9 @@ pub(crate) fn event_steps(events: &[&NewEvent]) -> Vec<Step> {
     if events.is_empty() {
         return Vec::new();
     }
-    let sql = format!(
-        "insert into events (id, merchant_id, type, payload, created_at, account_id) values {}",
-        rows_of(events.len(), 6, 1)
-    );
-    let mut args = Vec::with_capacity(events.len() * 6);
-    for e in events {
-        args.extend(args![&e.id, &e.merchant_id, &e.kind, &e.payload, e.created_at, &e.account_id]);
-    }
-    let insert = Step::new(sql, args);
+    let insert = insert_rows("events (id, merchant_id, type, payload, created_at, account_id)", 6, events, |e| {
+        args![&e.id, &e.merchant_id, &e.kind, &e.payload, e.created_at, &e.account_id]
+    });
     let selects = (0..events.len())
         .map(|k| {
             let b = 4 * k;
@@ -247,26 +232,25 @@ impl OutboxStore for Db {
             return Ok(());
         }
         // One job for a worker's whole batch: it shares a durable commit with everything else.
-        let sql = format!(
-            "insert into webhook_attempts (id, delivery_id, merchant_id, url, attempted_at, status_code, latency_ms, \
-             excerpt, error) values {}",
-            rows_of(attempts.len(), 9, 1)
+        let insert = insert_rows(
+            "webhook_attempts (id, delivery_id, merchant_id, url, attempted_at, status_code, latency_ms, excerpt, error)",
+            9,
+            attempts,
+            |(job, a, _)| {
+                args![
+                    new_id("att"),
+                    &job.delivery_id,
+                    &job.merchant_id,
+                    &a.url,
+                    a.attempted_at,
+                    a.status_code,
+                    a.latency_ms,
+                    &a.excerpt,
+                    &a.error
+                ]
+            },
         );
-        let mut args = Vec::with_capacity(attempts.len() * 9);
-        for (job, a, _) in attempts {
-            args.extend(args![
-                new_id("att"),
-                &job.delivery_id,
-                &job.merchant_id,
-                &a.url,
-                a.attempted_at,
-                a.status_code,
-                a.latency_ms,
-                &a.excerpt,
-                &a.error
-            ]);
-        }
-        let mut job = Job::from(vec![Step::new(sql, args)]);
+        let mut job = Job::from(vec![insert]);
         for (d, a, outcome) in attempts {
             let (status, next, delivered) = match outcome {
                 DeliveryOutcome::Delivered => (DeliveryStatus::Delivered, a.attempted_at, Some(a.attempted_at)),

@@ -1,7 +1,7 @@
 //! Sealed vault records (bytes as base64 text) and the vault audit log on SQL.
 
-use crate::write::{Job, Step};
-use crate::{args, other, rows_of, AnyQuery, Db};
+use crate::write::{insert_rows, Job, Step};
+use crate::{args, other, AnyQuery, Db};
 use async_trait::async_trait;
 use buyline_core::error::StoreError;
 use buyline_core::ids::new_id;
@@ -61,15 +61,9 @@ pub(crate) fn audit_step(audits: &[VaultAudit]) -> Option<Step> {
     if audits.is_empty() {
         return None;
     }
-    let sql = format!(
-        "insert into vault_audit (id, record_id, owner_id, kind, purpose, actor, created_at) values {}",
-        rows_of(audits.len(), 7, 1)
-    );
-    let mut args = Vec::with_capacity(audits.len() * 7);
-    for a in audits {
-        args.extend(args![new_id("aud"), &a.record_id, &a.owner_id, &a.kind, &a.purpose, &a.actor, a.at]);
-    }
-    Some(Step::new(sql, args))
+    Some(insert_rows("vault_audit (id, record_id, owner_id, kind, purpose, actor, created_at)", 7, audits, |a| {
+        args![new_id("aud"), &a.record_id, &a.owner_id, &a.kind, &a.purpose, &a.actor, a.at]
+    }))
 }
 
 #[async_trait]

@@ -129,6 +129,12 @@ impl Job {
         self
     }
 
+    /// Whether the job needs a transaction (or savepoint) of its own: not if it is one
+    /// statement whose changed rows are not checked, which is atomic by itself.
+    pub fn guarded(&self) -> bool {
+        self.steps.len() > 1 || self.steps.iter().any(|s| s.check != Check::Any)
+    }
+
     /// Marks the job as one that may run as one statement (see [`Job::one_statement`]).
     pub fn as_one_statement(&mut self) -> &mut Self {
         self.one_statement = true;
@@ -140,6 +146,16 @@ impl From<Vec<Step>> for Job {
     fn from(steps: Vec<Step>) -> Self {
         Job { steps, one_statement: false }
     }
+}
+
+/// One statement that inserts a row per item into `into` (`table (col, …)`), each row the
+/// `cols` values `row` gives for it, bound as `$1`, `$2`, … in order.
+pub(crate) fn insert_rows<T>(into: &str, cols: usize, items: &[T], row: impl Fn(&T) -> Vec<Arg>) -> Step {
+    let mut args = Vec::with_capacity(items.len() * cols);
+    for item in items {
+        args.extend(row(item));
+    }
+    Step::new(format!("insert into {into} values {}", crate::rows_of(items.len(), cols, 1)), args)
 }
 
 /// How a job ended. `rows` holds each statement's count of changed rows, for those that ran.
@@ -295,13 +311,11 @@ pub(crate) async fn run_alone(pool: &AnyPool, sqlite: bool, job: &Job) -> Result
             return run_one_statement(pool, &sql, &args, job.steps.len()).await;
         }
     }
-    if let [s] = job.steps.as_slice() {
-        if s.check == Check::Any {
-            // One statement is a transaction by itself: no round trips for begin and commit
-            // (the processor's authorisation and capture, an audit row written alone).
-            let n = bind_any(sqlx::query(&s.sql), &s.args).execute(pool).await.map_err(crate::other)?.rows_affected();
-            return Ok(Outcome::Done { rows: vec![n] });
-        }
+    if let (false, [s]) = (job.guarded(), job.steps.as_slice()) {
+        // No round trips for begin and commit (the processor's authorisation and capture, an
+        // audit row written alone).
+        let n = bind_any(sqlx::query(&s.sql), &s.args).execute(pool).await.map_err(crate::other)?.rows_affected();
+        return Ok(Outcome::Done { rows: vec![n] });
     }
     let mut tx =
         if sqlite { pool.begin_with("begin immediate").await } else { pool.begin().await }.map_err(crate::other)?;
@@ -510,8 +524,7 @@ fn run_batch(conn: &rusqlite::Connection, batch: &[Request]) -> Vec<Result<Outco
 }
 
 fn run_job(conn: &rusqlite::Connection, job: &Job) -> Result<Outcome, StoreError> {
-    // A lone unchecked statement is atomic by itself: no savepoint needed.
-    let guarded = job.steps.len() > 1 || job.steps.iter().any(|s| s.check != Check::Any);
+    let guarded = job.guarded();
     if guarded {
         conn.prepare_cached("savepoint job").and_then(|mut s| s.execute([])).map_err(sqlite_err)?;
     }

@@ -858,8 +858,6 @@ impl Services {
     }
 }
 
-/// The checkout id of a purchase bound to a request key: a hash of the shopper and the key,
-/// so one shopper's key never names another's checkout.
 /// Each variant's total quantity over the checkout's lines, in a fixed order (so two
 /// checkouts never take the same rows in opposite orders).
 fn wanted(c: &CheckoutRecord) -> Vec<(String, i64)> {
@@ -870,6 +868,8 @@ fn wanted(c: &CheckoutRecord) -> Vec<(String, i64)> {
     wanted.into_iter().collect()
 }
 
+/// The checkout id of a purchase bound to a request key: a hash of the shopper and the key,
+/// so one shopper's key never names another's checkout.
 fn bound_checkout_id(shopper_id: &str, bound: &str) -> String {
     use sha2::Digest;
     let mut h = sha2::Sha256::new();

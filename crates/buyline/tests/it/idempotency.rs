@@ -183,8 +183,8 @@ async fn a_server_killed_mid_load_and_retried_leaves_one_order_and_one_capture_p
     let body = json!({"lines": [{"variant_id": vid}], "address_id": addr.body["id"],
                       "payment": {"payment_method_id": pm.body["id"]}});
 
-    // 64 clients, each with its own key, buy at once; the server is killed while they do.
-    const KEYS: usize = 64;
+    // 160 clients, each with its own key, buy at once; the server is killed while they do.
+    const KEYS: usize = 160;
     let keys: Vec<String> = (0..KEYS).map(|i| format!("load-{i}-{}", rand::random::<u32>())).collect();
     let sends = keys.iter().map(|k| {
         let (client, url, token, body) = (app.client.clone(), app.url.clone(), shopper.clone(), body.clone());
