@@ -81,8 +81,9 @@ fn reservation_steps(backend: Backend, checkout_id: &str, lines: &[(String, i64)
 }
 
 /// PostgreSQL, a checkout of one line: its stock, the checkout and the vault opens' audit
-/// rows in one statement (data-modifying CTEs), which changes one row (the reservation) if
-/// the stock was there and nothing at all if not.
+/// rows in one statement (data-modifying CTEs), which writes the checkout and its
+/// reservation (one row, the count it answers) if the stock was there, and the audit rows
+/// either way.
 ///
 /// One statement, not a transaction of several, because the variant's row stays locked from
 /// the decrement to the commit, and every buyer of that variant waits for it. Inside one
@@ -112,10 +113,7 @@ fn reserved_checkout_statement(
     args.extend(checkout.args);
     if let Some(audit) = crate::vault::audit_step(audits) {
         let (columns, rows) = audit.sql.split_once(" values ").expect("an insert with values");
-        sql.push_str(&format!(
-            ", aud as ({columns} select * from (values {}) as v where exists (select 1 from ok))",
-            crate::write::shift_placeholders(rows, args.len())
-        ));
+        sql.push_str(&format!(", aud as ({columns} values {})", crate::write::shift_placeholders(rows, args.len())));
         args.extend(audit.args);
     }
     sql.push_str(
@@ -191,7 +189,14 @@ impl CheckoutStore for Db {
         job.push(checkout_insert(c)?);
         let skip = job.steps.len();
         job.extend(reservation_steps(self.backend, &c.id, lines, expires_at));
-        reserved(self.backend, self.run(job).await?, skip, lines)
+        let out = reserved(self.backend, self.run(job).await?, skip, lines)?;
+        if out.is_err() {
+            // Short: the job was undone, its audit rows with it; they are written alone.
+            if let Some(audit) = crate::vault::audit_step(audits) {
+                self.run(Job::from(vec![audit])).await?;
+            }
+        }
+        Ok(out)
     }
 
     async fn find_checkout(&self, id: &str) -> StoreResult<Option<CheckoutRecord>> {

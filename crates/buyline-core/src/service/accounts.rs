@@ -210,14 +210,7 @@ impl Services {
             return Ok(None);
         }
         let key = hash_secret(token);
-        if let Some(a) = self.caches.sessions.get(&key) {
-            return Ok(Some(a));
-        }
-        let found = self.store.find_session_account(&key, now_micros()).await?;
-        if let Some(a) = &found {
-            self.caches.sessions.put(key, a.clone());
-        }
-        Ok(found)
+        Ok(self.caches.sessions.get_or_load(&key, || self.store.find_session_account(&key, now_micros())).await?)
     }
 
     /// Resolves a bearer token: a session token, a merchant key, or the operator token.

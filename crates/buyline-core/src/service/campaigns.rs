@@ -110,11 +110,7 @@ impl Services {
     /// The active campaigns of a country, through the one-second cache: a pause shows in
     /// every process within a second, at once in this one.
     pub(crate) async fn promotions(&self, country: &str) -> Result<Arc<Vec<Promotion>>> {
-        if let Some(p) = self.caches.promotions.get(&country.to_string()) {
-            return Ok(p);
-        }
-        let list = Arc::new(self.store.find_promotions(country, MAX_PROMOTIONS).await?);
-        self.caches.promotions.put(country.to_string(), list.clone());
-        Ok(list)
+        let load = || async { self.store.find_promotions(country, MAX_PROMOTIONS).await.map(|l| Some(Arc::new(l))) };
+        Ok(self.caches.promotions.get_or_load(&country.to_string(), load).await?.unwrap_or_default())
     }
 }

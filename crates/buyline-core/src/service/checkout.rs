@@ -370,7 +370,7 @@ impl Services {
         let returns = self.stock_returns();
         let written =
             self.store.insert_checkout_reserved(&record, &wanted, now_micros() + RESERVATION_TTL, &v.audits).await;
-        if !matches!(written, Ok(Ok(()))) {
+        if written.is_err() {
             // Nothing was written, the opens' audit rows included: they are written alone.
             self.store.insert_vault_audits(&v.audits).await?;
         }

@@ -155,12 +155,8 @@ impl Services {
 
     /// A flag's JSON, through the one-second cache.
     pub(crate) async fn flag_json(&self, name: &'static str) -> Result<Option<String>> {
-        if let Some(v) = self.caches.flags.get(&name) {
-            return Ok(v);
-        }
-        let v = self.store.find_flag(name).await?;
-        self.caches.flags.put(name, v.clone());
-        Ok(v)
+        let v = self.caches.flags.get_or_load(&name, || async { self.store.find_flag(name).await.map(Some) }).await?;
+        Ok(v.flatten())
     }
 
     pub(crate) async fn set_flag_json(&self, name: &'static str, json: &str) -> Result<()> {

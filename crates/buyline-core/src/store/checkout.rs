@@ -10,9 +10,10 @@ use async_trait::async_trait;
 pub trait CheckoutStore: Send + Sync {
     async fn insert_checkout(&self, c: &CheckoutRecord) -> StoreResult<()>;
 
-    /// One transaction: the audit rows of the vault records opened for it, the checkout
-    /// (already `completing`) and its stock for `lines`; or nothing at all: `Err(variant_id)`
-    /// names the first line that is short. A `Unique` error says a checkout with that id exists.
+    /// The checkout (already `completing`) and its stock for `lines` in one transaction, with
+    /// the audit rows of the vault records opened for it; or, when a line is short
+    /// (`Err(variant_id)` names the first), the audit rows alone: the opens happened whatever
+    /// the stock. An error writes nothing; a `Unique` error says a checkout with that id exists.
     async fn insert_checkout_reserved(
         &self,
         c: &CheckoutRecord,
