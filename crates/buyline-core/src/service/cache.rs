@@ -17,12 +17,15 @@ pub(crate) const TTL: Duration = Duration::from_secs(1);
 /// Past this many entries the cache starts over rather than grow.
 const MAX_ENTRIES: usize = 10_000;
 
+/// Key → when its entry was made, and the entry's cell.
+type Entries<K, V> = HashMap<K, (Instant, Arc<OnceCell<V>>)>;
+
 pub(crate) struct TtlCache<K, V> {
     /// Each entry is a cell that a load fills: the requests that miss together wait on the
     /// one load the first of them started (single flight), instead of each reading the
     /// database. A flash sale's thousand buyers at once used to make a thousand reads of
     /// each flag and session here.
-    entries: Mutex<HashMap<K, (Instant, Arc<OnceCell<V>>)>>,
+    entries: Mutex<Entries<K, V>>,
 }
 
 impl<K: Eq + Hash + Clone, V: Clone> Default for TtlCache<K, V> {
@@ -32,7 +35,7 @@ impl<K: Eq + Hash + Clone, V: Clone> Default for TtlCache<K, V> {
 }
 
 impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
-    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<K, (Instant, Arc<OnceCell<V>>)>> {
+    fn map(&self) -> std::sync::MutexGuard<'_, Entries<K, V>> {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 
