@@ -355,6 +355,7 @@ mod tests {
             tax_rates: BTreeMap::new(),
             return_policy: String::new(),
             created_at: 0,
+            version: 0,
         }
     }
 
@@ -389,6 +390,7 @@ mod tests {
             donation: None,
             file: None,
             created_at: 0,
+            version: 0,
         }
     }
 

@@ -142,6 +142,9 @@ pub struct Merchant {
     #[serde(serialize_with = "ser_time")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
+    /// Counts the changes to what a purchase reads of the merchant (see `CatalogSeen`).
+    #[serde(skip)]
+    pub version: i64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
@@ -212,6 +215,10 @@ pub struct Product {
     #[serde(serialize_with = "ser_time")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
+    /// Counts the changes to what a purchase reads of the product: its row, its variants
+    /// (their stock aside), its shipping rates and file (see `CatalogSeen`).
+    #[serde(skip)]
+    pub version: i64,
 }
 
 /// The file a digital product delivers, kept in the blob store under its content's name.

@@ -37,6 +37,24 @@ pub struct ShippingChoice {
     pub price: i64,
 }
 
+/// The catalogue a purchase priced itself from, as versions (`Merchant::version`,
+/// `Product::version`): its merchant's and each of its products'. A purchase may read them
+/// from a cache a second old; the write that reserves its stock checks they are current.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CatalogSeen {
+    pub merchant: (String, i64),
+    pub products: Vec<(String, i64)>,
+}
+
+/// Why a purchase's stock was not reserved (and nothing but its vault audit rows written).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotReserved {
+    /// This variant had not enough stock.
+    Short(String),
+    /// A version in its `CatalogSeen` is no longer current: it was priced from an old copy.
+    Changed,
+}
+
 /// A checkout as storage keeps it.
 #[derive(Debug, Clone)]
 pub struct CheckoutRecord {

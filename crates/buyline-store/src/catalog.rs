@@ -5,7 +5,7 @@ use crate::args;
 use crate::carts::write_cart_tags;
 use crate::read::Cols;
 use crate::vault::vault_record_insert;
-use crate::write::Arg;
+use crate::write::{Arg, Job, Step};
 use crate::{json_err, other, placeholders, Db};
 use async_trait::async_trait;
 use buyline_core::error::StoreError;
@@ -19,7 +19,7 @@ use std::collections::HashMap;
 
 pub(crate) const MERCHANT_SELECT: &str =
     "select m.id, m.account_id, m.owner_account_id, a.handle, m.name, m.kind, m.country, \
-     m.currency, m.webhook_url, m.cart_hashtags, m.cart_kinds, m.tax_rates, m.return_policy, m.created_at \
+     m.currency, m.webhook_url, m.cart_hashtags, m.cart_kinds, m.tax_rates, m.return_policy, m.created_at, m.version \
      from merchants m join accounts a on a.id = m.account_id";
 
 pub(crate) fn merchant_row(r: &impl Cols) -> StoreResult<Merchant> {
@@ -43,6 +43,7 @@ pub(crate) fn merchant_row(r: &impl Cols) -> StoreResult<Merchant> {
         tax_rates: serde_json::from_str(&tax).map_err(json_err)?,
         return_policy: r.col("return_policy")?,
         created_at: r.col("created_at")?,
+        version: r.col("version")?,
     })
 }
 
@@ -107,6 +108,7 @@ fn product_of(r: &impl Cols) -> StoreResult<Product> {
         donation: dmin.zip(dmax).map(|(min, max)| DonationRange { min, max }),
         file: crate::downloads::file_of(r)?,
         created_at: r.col("created_at")?,
+        version: r.col("version")?,
     })
 }
 
@@ -264,6 +266,7 @@ impl CatalogStore for Db {
         let mut tx = self.begin().await?;
         sqlx::query(
             "update merchants set name = $1, webhook_url = $2, cart_hashtags = $3, tax_rates = $4, return_policy = $5, \
+             version = version + 1, \
              webhook_disabled_at = case when webhook_url = $2 then webhook_disabled_at else null end, cart_kinds = $7 \
              where id = $6",
         )
@@ -376,13 +379,16 @@ impl CatalogStore for Db {
             tx.rollback().await.map_err(other)?;
             return Ok(false);
         }
-        sqlx::query("update products set archived_at = $1 where id = $2 and merchant_id = $3 and archived_at is null")
-            .bind(now)
-            .bind(id)
-            .bind(merchant_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(other)?;
+        sqlx::query(
+            "update products set archived_at = $1, version = version + 1 \
+             where id = $2 and merchant_id = $3 and archived_at is null",
+        )
+        .bind(now)
+        .bind(id)
+        .bind(merchant_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(other)?;
         tx.commit().await.map_err(other)?;
         Ok(true)
     }
@@ -399,7 +405,8 @@ impl CatalogStore for Db {
     async fn update_product(&self, p: &Product) -> StoreResult<()> {
         let mut tx = self.begin().await?;
         sqlx::query(
-            "update products set name = $1, description = $2, image_url = $3, return_policy = $4 where id = $5",
+            "update products set name = $1, description = $2, image_url = $3, return_policy = $4, \
+             version = version + 1 where id = $5",
         )
         .bind(&p.name)
         .bind(&p.description)
@@ -420,18 +427,15 @@ impl CatalogStore for Db {
 
     async fn update_variant(&self, product_id: &str, v: &Variant) -> StoreResult<()> {
         let (kind, qty) = inventory_columns(&v.inventory);
-        sqlx::query(
-            "update variants set sku = $1, price = $2, inventory_type = $3, quantity = $4 where id = $5 and product_id = $6",
-        )
-        .bind(&v.sku)
-        .bind(v.price)
-        .bind(kind)
-        .bind(qty)
-        .bind(&v.id)
-        .bind(product_id)
-        .execute(self.writer())
-        .await
-        .map_err(other)?;
+        self.run(Job::from(vec![
+            Step::new(
+                "update variants set sku = $1, price = $2, inventory_type = $3, quantity = $4 \
+                 where id = $5 and product_id = $6",
+                args![&v.sku, v.price, kind, qty, &v.id, product_id],
+            ),
+            Step::new("update products set version = version + 1 where id = $1", args![product_id]),
+        ]))
+        .await?;
         Ok(())
     }
 

@@ -5,7 +5,9 @@ use crate::write::{Check, Job, Outcome, Step};
 use crate::{args, json_err, other, Backend, Db};
 use async_trait::async_trait;
 use buyline_core::error::StoreError;
-use buyline_core::order::{CheckoutRecord, CheckoutStatus, NewEvent, Order, OrderStatus, Receipt, ReservationState};
+use buyline_core::order::{
+    CatalogSeen, CheckoutRecord, CheckoutStatus, NewEvent, NotReserved, Order, OrderStatus, Receipt, ReservationState,
+};
 use buyline_core::rollout::Arm;
 use buyline_core::store::{CheckoutStore, StoreResult};
 use buyline_core::types::Currency;
@@ -82,8 +84,9 @@ fn reservation_steps(backend: Backend, checkout_id: &str, lines: &[(String, i64)
 
 /// PostgreSQL, a checkout of one line: its stock, the checkout and the vault opens' audit
 /// rows in one statement (data-modifying CTEs), which writes the checkout and its
-/// reservation (one row, the count it answers) if the stock was there, and the audit rows
-/// either way.
+/// reservation if the stock was there and `seen` is current, and the audit rows either way.
+/// It answers one row: how many reservations it wrote (1 or 0) and whether `seen` was
+/// current, which tells a shortage from a changed catalogue.
 ///
 /// One statement, not a transaction of several, because the variant's row stays locked from
 /// the decrement to the commit, and every buyer of that variant waits for it. Inside one
@@ -98,15 +101,17 @@ fn reserved_checkout_statement(
     qty: i64,
     expires_at: i64,
     audits: &[buyline_core::saved::VaultAudit],
+    seen: &CatalogSeen,
 ) -> StoreResult<Step> {
     let mut args = args![variant, qty, expires_at, ReservationState::Held.as_str()];
+    let current = seen_current(seen, &mut args);
     let checkout = checkout_insert(c)?;
     let (columns, values) = checkout.sql.split_once(" values (").expect("an insert with values");
     let mut sql = format!(
         "with taken as (update variants set quantity = quantity - $2 \
-           where id = $1 and inventory_type = 'finite' and quantity >= $2 returning id), \
+           where id = $1 and inventory_type = 'finite' and quantity >= $2 and {current} returning id), \
          ok as (select 1 where exists (select 1 from taken) \
-           or exists (select 1 from variants where id = $1 and inventory_type = 'infinite')), \
+           or exists (select 1 from variants where id = $1 and inventory_type = 'infinite' and {current})), \
          chk as ({columns} select {} where exists (select 1 from ok) returning id, attempt)",
         crate::write::shift_placeholders(values.strip_suffix(')').expect("values in parentheses"), args.len())
     );
@@ -116,11 +121,27 @@ fn reserved_checkout_statement(
         sql.push_str(&format!(", aud as ({columns} values {})", crate::write::shift_placeholders(rows, args.len())));
         args.extend(audit.args);
     }
-    sql.push_str(
-        " insert into reservations (checkout_id, attempt, variant_id, quantity, state, expires_at) \
-         select chk.id, chk.attempt, $1, $2, $4, $3 from chk",
-    );
+    sql.push_str(&format!(
+        ", res as (insert into reservations (checkout_id, attempt, variant_id, quantity, state, expires_at) \
+           select chk.id, chk.attempt, $1, $2, $4, $3 from chk returning 1) \
+         select (select count(*) from res) as reserved, {current} as current"
+    ));
     Ok(Step::new(sql, args))
+}
+
+/// A condition that holds while every version in `seen` is current, its arguments appended
+/// to `args`.
+fn seen_current(seen: &CatalogSeen, args: &mut Vec<crate::write::Arg>) -> String {
+    let mut terms = Vec::with_capacity(1 + seen.products.len());
+    let mut term = |table: &str, id: &str, version: i64, args: &mut Vec<crate::write::Arg>| {
+        args.extend(args![id, version]);
+        terms.push(format!("(select version from {table} where id = ${}) = ${}", args.len() - 1, args.len()));
+    };
+    term("merchants", &seen.merchant.0, seen.merchant.1, args);
+    for (id, version) in &seen.products {
+        term("products", id, *version, args);
+    }
+    format!("({})", terms.join(" and "))
 }
 
 /// How many statements [`reservation_steps`] writes per line.
@@ -175,21 +196,38 @@ impl CheckoutStore for Db {
         lines: &[(String, i64)],
         expires_at: i64,
         audits: &[buyline_core::saved::VaultAudit],
-    ) -> StoreResult<Result<(), String>> {
+        seen: &CatalogSeen,
+    ) -> StoreResult<Result<(), NotReserved>> {
         if let (Backend::Postgres, [(variant, qty)]) = (self.backend, lines) {
-            let step = reserved_checkout_statement(c, variant, *qty, expires_at, audits)?;
-            return match self.run(Job::from(vec![step])).await? {
-                Outcome::Done { rows } if rows == [1] => Ok(Ok(())),
-                Outcome::Done { .. } => Ok(Err(variant.clone())),
-                other => Err(StoreError::Other(format!("reserving stock: unexpected {other:?}"))),
-            };
+            let step = reserved_checkout_statement(c, variant, *qty, expires_at, audits, seen)?;
+            let row = crate::write::bind_any(sqlx::query(&step.sql), &step.args)
+                .fetch_one(&self.writer)
+                .await
+                .map_err(other)?;
+            let reserved: i64 = row.try_get("reserved").map_err(other)?;
+            let current: bool = row.try_get("current").map_err(other)?;
+            return Ok(match (reserved, current) {
+                (1, _) => Ok(()),
+                (_, true) => Err(NotReserved::Short(variant.clone())),
+                (_, false) => Err(NotReserved::Changed),
+            });
         }
         let mut job = Job::new();
         job.extend(crate::vault::audit_step(audits));
-        job.push(checkout_insert(c)?);
+        // The checkout is written only while the catalogue it was priced from is current.
+        let checkout = checkout_insert(c)?;
+        let (columns, values) = checkout.sql.split_once(" values (").expect("an insert with values");
+        let mut args = checkout.args;
+        let current = seen_current(seen, &mut args);
+        let values = values.strip_suffix(')').expect("values in parentheses");
+        job.push(Step::new(format!("{columns} select {values} where {current}"), args).check(Check::FailUnlessOne));
         let skip = job.steps.len();
         job.extend(reservation_steps(self.backend, &c.id, lines, expires_at));
-        let out = reserved(self.backend, self.run(job).await?, skip, lines)?;
+        let out = match self.run(job).await? {
+            // The catalogue changed since it was read.
+            Outcome::Failed { at } if at + 1 == skip => Err(NotReserved::Changed),
+            out => reserved(self.backend, out, skip, lines)?.map_err(NotReserved::Short),
+        };
         if out.is_err() {
             // Short: the job was undone, its audit rows with it; they are written alone.
             if let Some(audit) = crate::vault::audit_step(audits) {

@@ -34,15 +34,18 @@ const GRANT_COLUMNS: &str = "order_id, line, generation, expires_at, downloads_l
 #[async_trait]
 impl DownloadStore for Db {
     async fn update_product_file(&self, product_id: &str, file: &ProductFile) -> StoreResult<()> {
-        sqlx::query("update products set file_blob = $1, file_name = $2, file_type = $3, file_size = $4 where id = $5")
-            .bind(&file.blob)
-            .bind(&file.name)
-            .bind(&file.content_type)
-            .bind(file.size)
-            .bind(product_id)
-            .execute(self.writer())
-            .await
-            .map_err(other)?;
+        sqlx::query(
+            "update products set file_blob = $1, file_name = $2, file_type = $3, file_size = $4, \
+             version = version + 1 where id = $5",
+        )
+        .bind(&file.blob)
+        .bind(&file.name)
+        .bind(&file.content_type)
+        .bind(file.size)
+        .bind(product_id)
+        .execute(self.writer())
+        .await
+        .map_err(other)?;
         Ok(())
     }
 

@@ -121,6 +121,12 @@ pub(crate) struct Caches {
     pub(crate) flags: TtlCache<&'static str, Option<String>>,
     /// Product id → the product, finished (its `url` set).
     pub(crate) products: TtlCache<String, crate::model::Product>,
+    /// Variant id → its product, as a purchase prices itself from (not finished). Its stock
+    /// may be a second old: a purchase's reservation is what takes stock, and it checks the
+    /// product's version (see `service/checkout.rs`).
+    pub(crate) catalog: TtlCache<String, crate::model::Product>,
+    /// Merchant id → the merchant, as a purchase reads it (checked the same way).
+    pub(crate) merchants: TtlCache<String, crate::model::Merchant>,
     /// Session token hash → its account, for live sessions only. Log-out and account
     /// deletion drop entries here at once; on another process a session ended there is
     /// still honoured for up to a second.

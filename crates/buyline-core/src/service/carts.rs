@@ -365,7 +365,7 @@ impl Services {
             .iter()
             .map(|i| LineInput { variant_id: i.variant_id.clone(), quantity: Some(i.quantity), amount: None })
             .collect();
-        let mut o = self.new_checkout(me, &lines, None).await?;
+        let mut o = self.new_checkout(me, &lines, None, false).await?;
         o.record.from_cart = true;
         let ids: Vec<String> = items.into_iter().map(|i| i.id).collect();
         self.store.insert_cart_checkout(&o.record, &ids).await?;

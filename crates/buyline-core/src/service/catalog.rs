@@ -404,6 +404,7 @@ impl Services {
             donation,
             file: None,
             created_at: now_micros(),
+            version: 0,
         };
         self.store.insert_product(&product).await?;
         tracing::info!(product_id = %product.id, merchant_id = %merchant.id, "product created");
@@ -469,7 +470,7 @@ impl Services {
                 errors: vec![],
             });
         }
-        self.forget_products([&p.id]);
+        self.catalog_changed([&p.id]);
         tracing::info!(product_id = %p.id, "product archived");
         Ok(())
     }

@@ -15,8 +15,8 @@ use crate::fees::platform_fee;
 use crate::ids::{has_prefix, new_id};
 use crate::model::{Account, Merchant, Product};
 use crate::order::{
-    Checkout, CheckoutRecord, CheckoutStatus, Fulfillment, Order, OrderLine, OrderStatus, PaymentSummary,
-    ShippingChoice,
+    CatalogSeen, Checkout, CheckoutRecord, CheckoutStatus, Fulfillment, NotReserved, Order, OrderLine, OrderStatus,
+    PaymentSummary, ShippingChoice,
 };
 use crate::payment::{Authorization, AuthorizeRequest, Card, CardInput, PaymentStatus, ProcessorError};
 use crate::rollout::Arm;
@@ -105,6 +105,8 @@ pub(super) struct Opened {
     pub(super) record: CheckoutRecord,
     pub(super) merchant: Merchant,
     pub(super) products: HashMap<String, Product>,
+    /// The versions of the merchant and products it was priced from.
+    pub(super) seen: CatalogSeen,
 }
 
 struct Validated {
@@ -119,7 +121,7 @@ struct Validated {
 }
 
 impl Services {
-    /// The products behind these variants, by variant id.
+    /// The products behind these variants, by variant id, read afresh.
     async fn products_for(&self, variant_ids: &[String]) -> Result<HashMap<String, Product>> {
         let products = self.store.find_products_by_variants(variant_ids).await?;
         let mut by_variant = HashMap::new();
@@ -128,7 +130,35 @@ impl Services {
                 by_variant.insert(v.id.clone(), p.clone());
             }
         }
+        // What was just read is the newest copy for the purchases that follow.
+        for (v, p) in &by_variant {
+            self.caches.catalog.put(v.clone(), p.clone());
+        }
         Ok(by_variant)
+    }
+
+    /// The products behind these variants as a purchase prices itself from: through the
+    /// one-second cache when `cached` (one load for every buyer of a variant that misses at
+    /// once), else afresh. A cached product's stock and even its price may be a second old;
+    /// its version is checked where its stock is reserved.
+    async fn purchase_products(&self, variant_ids: &[String], cached: bool) -> Result<HashMap<String, Product>> {
+        if !cached {
+            return self.products_for(variant_ids).await;
+        }
+        if let [id] = variant_ids {
+            let load = || async {
+                let mut found = self.store.find_products_by_variants(std::slice::from_ref(id)).await?;
+                Ok::<_, crate::error::StoreError>(found.pop())
+            };
+            let found = self.caches.catalog.get_or_load(id, load).await?;
+            return Ok(found.into_iter().map(|p| (id.clone(), p)).collect());
+        }
+        let hits: Option<HashMap<String, Product>> =
+            variant_ids.iter().map(|id| self.caches.catalog.get(id).map(|p| (id.clone(), p))).collect();
+        match hits {
+            Some(hits) => Ok(hits),
+            None => self.products_for(variant_ids).await,
+        }
     }
 
     /// Rates that every physical line can ship to `country` with; one parcel, so a rate
@@ -189,16 +219,22 @@ impl Services {
     /// Opens a checkout: prices and availability are checked and frozen for 30 minutes.
     pub async fn open_checkout(&self, who: &Principal, input: CheckoutInput) -> Result<Checkout> {
         let shopper = who.shopper()?;
-        let o = self.new_checkout(shopper, &input.lines, input.post_id.as_deref()).await?;
+        let o = self.new_checkout(shopper, &input.lines, input.post_id.as_deref(), false).await?;
+        self.count_checkout_open(&o.record);
         self.store.insert_checkout(&o.record).await?;
         Ok(Self::checkout_view(&o.record, &shopper.country, &o.merchant, &o.products))
     }
 
+    /// Prices a new checkout and checks it can be bought, from the catalogue read afresh, or
+    /// when `cached` from the one-second cache (a purchase that checks the versions it read
+    /// when it reserves). From the cache, a shortage is not marked sold out: the caller
+    /// looks again afresh before answering.
     pub(super) async fn new_checkout(
         &self,
         shopper: &Account,
         lines: &[LineInput],
         post_id: Option<&str>,
+        cached: bool,
     ) -> Result<Opened> {
         let mut e = Errors::default();
         if lines.is_empty() || lines.len() > 20 {
@@ -209,7 +245,7 @@ impl Services {
             return Err(answer);
         }
         let returns = self.stock_returns();
-        let products = self.products_for(&ids).await?;
+        let products = self.purchase_products(&ids, cached).await?;
         // SPEC §2: the rollout answers first. An excluded shopper hears `not_available`
         // before anything about stock, quantities or addresses, so what they may not buy
         // tells them nothing about the shop. The merchant is the first known line's.
@@ -270,7 +306,9 @@ impl Services {
                 if !e.0.is_empty() {
                     return Err(Error::Validation(e.0));
                 }
-                self.mark_sold_out(returns, &v.id, &p.id, &p.merchant_id, q, &p.name, p.donation.is_some());
+                if !cached {
+                    self.mark_sold_out(returns, &v.id, &p.id, &p.merchant_id, q, &p.name, p.donation.is_some());
+                }
                 return Err(Error::OutOfStock(format!("{} is sold out in that choice or quantity", p.name)));
             }
             out.push(OrderLine {
@@ -298,11 +336,16 @@ impl Services {
             }
         }
         e.finish()?;
-        // funnel (issue 15): opening a checkout from a post is an open of that post.
-        if let Some(pid) = post_id {
-            self.count_open(pid, arm, &shopper.id);
+        let merchant = self.purchase_merchant(merchant_id.as_deref().unwrap_or(""), cached).await?;
+        let mut seen = CatalogSeen { merchant: (merchant.id.clone(), merchant.version), products: vec![] };
+        // Each line's own copy: two lines of one product may come from copies cached at
+        // different times, and each must be current.
+        for l in &out {
+            let seen_here = (l.product_id.clone(), products.get(&l.variant_id).map(|p| p.version).unwrap_or_default());
+            if !seen.products.contains(&seen_here) {
+                seen.products.push(seen_here);
+            }
         }
-        let merchant = self.merchant(merchant_id.as_deref().unwrap_or("")).await?;
         let now = now_micros();
         let record = CheckoutRecord {
             id: new_id("chk"),
@@ -319,7 +362,14 @@ impl Services {
             from_cart: false,
             arm: post_id.map(|_| arm), // funnel (issue 15)
         };
-        Ok(Opened { record, merchant, products })
+        Ok(Opened { record, merchant, products, seen })
+    }
+
+    /// funnel (issue 15): opening a checkout from a post is an open of that post.
+    pub(super) fn count_checkout_open(&self, c: &CheckoutRecord) {
+        if let (Some(pid), Some(arm)) = (&c.post_id, c.arm) {
+            self.count_open(pid, arm, &c.shopper_id);
+        }
     }
 
     pub async fn checkout(&self, who: &Principal, id: &str) -> Result<Checkout> {
@@ -356,45 +406,69 @@ impl Services {
                 return Ok(order);
             }
         }
-        let Opened { mut record, merchant, products } =
-            self.new_checkout(shopper, &input.lines, input.post_id.as_deref()).await?;
-        let complete = completion_of(&input);
-        let v = self.validate_completion(shopper, &record, &products, &complete).await?;
-        if let Some(id) = bound_id {
-            record.id = id;
-        }
-        record.status = CheckoutStatus::Completing;
-        record.attempt = 1;
-        // The checkout and its stock in one write: out of stock leaves nothing behind.
-        let wanted = wanted(&record);
-        let returns = self.stock_returns();
-        let written =
-            self.store.insert_checkout_reserved(&record, &wanted, now_micros() + RESERVATION_TTL, &v.audits).await;
-        if written.is_err() {
-            // Nothing was written, the opens' audit rows included: they are written alone.
-            self.store.insert_vault_audits(&v.audits).await?;
-        }
-        match written {
-            Ok(Ok(())) => {}
-            Ok(Err(variant)) => return Err(self.short_of(returns, &record, &wanted, &variant)),
-            // The same request is being run beside us (its retry raced it): settle through it.
-            // Its checkout may be written but not yet committed (its group commit is still
-            // on its way to disk), so look again for a moment before answering.
-            Err(crate::error::StoreError::Unique(_)) if bound.is_some() => {
-                for _ in 0..40 {
-                    if let Some(order) = self.resume_bound(who, shopper, &record.id, &input).await? {
-                        return Ok(order);
-                    }
-                    self.pause.pause(std::time::Duration::from_millis(25)).await;
-                }
-                return Err(Error::Conflict {
-                    message: "this purchase is being placed; check your orders in a moment".into(),
-                    errors: vec![],
-                });
+        // The first try prices the purchase from the one-second cache; the reservation checks
+        // the versions it read. What that try finds wrong before it writes (stock the copy
+        // says is short, a mistake) is tried again afresh before it is answered, as is a
+        // reservation that finds the copy old; so an old copy never decides an answer. An
+        // afresh try can meet a change made in between: once more.
+        let mut counted = false;
+        for attempt in 0..3 {
+            let cached = attempt == 0;
+            let opened = self.new_checkout(shopper, &input.lines, input.post_id.as_deref(), cached).await;
+            let Opened { mut record, merchant, products, seen } = match opened {
+                Err(Error::OutOfStock(_) | Error::Validation(_)) if cached => continue,
+                o => o?,
+            };
+            if !counted {
+                self.count_checkout_open(&record);
+                counted = true;
             }
-            Err(e) => return Err(e.into()),
+            let complete = completion_of(&input);
+            let v = self.validate_completion(shopper, &record, &products, &complete).await?;
+            if let Some(id) = &bound_id {
+                record.id = id.clone();
+            }
+            record.status = CheckoutStatus::Completing;
+            record.attempt = 1;
+            // The checkout and its stock in one write: out of stock leaves nothing behind.
+            let wanted = wanted(&record);
+            let returns = self.stock_returns();
+            let expires = now_micros() + RESERVATION_TTL;
+            let written = self.store.insert_checkout_reserved(&record, &wanted, expires, &v.audits, &seen).await;
+            if written.is_err() {
+                // Nothing was written, the opens' audit rows included: they are written alone.
+                self.store.insert_vault_audits(&v.audits).await?;
+            }
+            match written {
+                Ok(Ok(())) => return self.pay(shopper, &record, &merchant, v, 1).await,
+                // Priced from what is current: the shortage is real, wherever the copy came from.
+                Ok(Err(NotReserved::Short(variant))) => return Err(self.short_of(returns, &record, &wanted, &variant)),
+                Ok(Err(NotReserved::Changed)) if attempt < 2 => continue,
+                Ok(Err(NotReserved::Changed)) => {
+                    return Err(Error::Conflict {
+                        message: "this product changed while your purchase was placed; try again".into(),
+                        errors: vec![],
+                    })
+                }
+                // The same request is being run beside us (its retry raced it): settle through it.
+                // Its checkout may be written but not yet committed (its group commit is still
+                // on its way to disk), so look again for a moment before answering.
+                Err(crate::error::StoreError::Unique(_)) if bound.is_some() => {
+                    for _ in 0..40 {
+                        if let Some(order) = self.resume_bound(who, shopper, &record.id, &input).await? {
+                            return Ok(order);
+                        }
+                        self.pause.pause(std::time::Duration::from_millis(25)).await;
+                    }
+                    return Err(Error::Conflict {
+                        message: "this purchase is being placed; check your orders in a moment".into(),
+                        errors: vec![],
+                    });
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
-        self.pay(shopper, &record, &merchant, v, 1).await
+        Err(Error::Internal("a purchase ran out of tries without an answer".into()))
     }
 
     /// A bound purchase that already has a checkout: its order if it has one (waiting for a

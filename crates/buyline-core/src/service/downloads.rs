@@ -81,7 +81,7 @@ impl Services {
     pub async fn set_product_image(&self, who: &Principal, id: &str, image_path: &str) -> Result<Product> {
         let p = self.product_for_upload(who, id, false).await?;
         self.store.update_product_image(&p.id, image_path).await?;
-        self.forget_products([&p.id]);
+        self.catalog_changed([&p.id]);
         self.product(&p.id).await
     }
 
@@ -89,7 +89,7 @@ impl Services {
     pub async fn set_product_file(&self, who: &Principal, id: &str, file: &ProductFile) -> Result<Product> {
         let p = self.product_for_upload(who, id, true).await?;
         self.store.update_product_file(&p.id, file).await?;
-        self.forget_products([&p.id]);
+        self.catalog_changed([&p.id]);
         tracing::info!(product_id = %p.id, size = file.size, "product file uploaded");
         self.product(&p.id).await
     }
@@ -97,7 +97,7 @@ impl Services {
     /// As the demo seeds it: the file of one of a merchant's products, without a principal.
     pub async fn seed_product_file(&self, product_id: &str, file: &ProductFile) -> Result<()> {
         self.store.update_product_file(product_id, file).await?;
-        self.forget_products([&product_id.to_string()]);
+        self.catalog_changed([&product_id.to_string()]);
         Ok(())
     }
 

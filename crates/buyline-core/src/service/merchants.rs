@@ -211,6 +211,7 @@ impl Services {
                 return_policy
             },
             created_at: now,
+            version: 0,
         };
         let api_key = new_secret("sk");
         let webhook_secret = super::webhooks::new_webhook_secret();
@@ -281,7 +282,27 @@ impl Services {
         }
         e.finish()?;
         self.store.update_merchant(&m).await.map_err(|e| hashtag_conflict(&m, e))?;
+        m.version += 1;
+        self.caches.merchants.forget(&m.id);
         Ok(m)
+    }
+
+    /// A merchant as a purchase prices itself from: through the one-second cache when
+    /// `cached` (the purchase's reservation checks its version), else read afresh.
+    pub(super) async fn purchase_merchant(&self, id: &str, cached: bool) -> Result<Merchant> {
+        if !has_prefix(id, "mer") || id.len() > crate::limits::MAX_ID_BYTES {
+            return Err(Error::NotFound("merchant"));
+        }
+        let found = if cached {
+            self.caches.merchants.get_or_load(&id.to_string(), || self.store.find_merchant(id)).await?
+        } else {
+            let m = self.store.find_merchant(id).await?;
+            if let Some(m) = &m {
+                self.caches.merchants.put(m.id.clone(), m.clone());
+            }
+            m
+        };
+        found.ok_or(Error::NotFound("merchant"))
     }
 
     pub async fn merchant(&self, id: &str) -> Result<Merchant> {

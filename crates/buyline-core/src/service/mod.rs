@@ -207,12 +207,21 @@ impl Services {
         }
     }
 
-    /// A merchant's edit of these products may have added stock: besides the cache, their
+    /// A merchant changed these products: this process's buy cards and purchases read them
+    /// afresh at once (another process's within a second; its purchases check the product's
+    /// version when they reserve, so none is priced from the old product).
+    pub(crate) fn catalog_changed<'a>(&self, ids: impl IntoIterator<Item = &'a String>) {
+        let ids: Vec<&String> = ids.into_iter().collect();
+        self.forget_products(ids.iter().copied());
+        self.caches.catalog.retain(|_, p| !ids.contains(&&p.id));
+    }
+
+    /// A merchant's edit of these products may have added stock: besides the caches, their
     /// sold-out marks go, and a shortage read before now is no longer marked (see
     /// `checkout::mark_sold_out`).
     pub(crate) fn stock_may_have_grown<'a>(&self, ids: impl IntoIterator<Item = &'a String>) {
         let ids: Vec<&String> = ids.into_iter().collect();
-        self.forget_products(ids.iter().copied());
+        self.catalog_changed(ids.iter().copied());
         self.caches.stock_returns.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.caches.sold_out.retain(|_, m| !ids.contains(&&m.product_id));
     }

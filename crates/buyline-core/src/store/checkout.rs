@@ -11,16 +11,18 @@ pub trait CheckoutStore: Send + Sync {
     async fn insert_checkout(&self, c: &CheckoutRecord) -> StoreResult<()>;
 
     /// The checkout (already `completing`) and its stock for `lines` in one transaction, with
-    /// the audit rows of the vault records opened for it; or, when a line is short
-    /// (`Err(variant_id)` names the first), the audit rows alone: the opens happened whatever
-    /// the stock. An error writes nothing; a `Unique` error says a checkout with that id exists.
+    /// the audit rows of the vault records opened for it, if every version in `seen` is still
+    /// the merchant's and products' own. If not (`Changed`), or when a line is short
+    /// (`Short(variant_id)`), the audit rows alone: the opens happened whatever the stock. An
+    /// error writes nothing; a `Unique` error says a checkout with that id exists.
     async fn insert_checkout_reserved(
         &self,
         c: &CheckoutRecord,
         lines: &[(String, i64)],
         expires_at: i64,
         audits: &[crate::saved::VaultAudit],
-    ) -> StoreResult<Result<(), String>>;
+        seen: &crate::order::CatalogSeen,
+    ) -> StoreResult<Result<(), crate::order::NotReserved>>;
 
     async fn find_checkout(&self, id: &str) -> StoreResult<Option<CheckoutRecord>>;
 

@@ -543,3 +543,66 @@ async fn no_card_number_or_cvc_in_any_log_line_at_trace_level() {
         assert!(!lower.contains(leak), "the CVC is in the logs as {leak}");
     }
 }
+
+/// A purchase prices itself from a copy of the catalogue its server read up to a second ago;
+/// a change made on another server in that second is still what it charges. Each round warms
+/// the second server's copy with a purchase, changes the tax rate (the merchant) and, every
+/// other round, the price (the product) on the first, and buys at once on the second: one
+/// line (PostgreSQL's one-statement reservation) and two lines (the reservation job). A round
+/// that took longer than the copy lives proves nothing and is run again.
+#[tokio::test]
+async fn a_price_changed_on_one_server_is_what_another_charges_at_once() {
+    let app = spawn_app().await;
+    let (key, p, shopper) = setup(&app, 100).await;
+    let pid = p["id"].as_str().unwrap();
+    let (s_red, m_blue) = (variant(&p, "S", "red"), variant(&p, "M", "blue"));
+    let (other, b) = KilledUnlessStopped::beside(&app).await;
+    let mut price = 2500;
+    let (mut proved_price, mut proved_tax) = (false, false);
+    for round in 1..=8i64 {
+        let warm = b.buy(&shopper, &s_red, "4242424242424242").await;
+        assert_eq!(warm.status, 201, "{}", warm.text);
+        let warmed = std::time::Instant::now();
+        let price_changes = round % 2 == 1;
+        if price_changes {
+            price = 2500 + 100 * round;
+            for vid in [&s_red, &m_blue] {
+                let r =
+                    app.patch(&format!("/products/{pid}/variants/{vid}"), Some(&key), json!({"price": price})).await;
+                assert_eq!(r.status, 200, "{}", r.text);
+            }
+        }
+        let r = app.patch("/merchant", Some(&key), json!({"tax_rates": {"US": 100 * round}})).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        let one = b.buy(&shopper, &s_red, "4242424242424242").await;
+        assert_eq!(one.status, 201, "{}", one.text);
+        let two = b
+            .post(
+                "/orders",
+                Some(&shopper),
+                json!({"lines": [{"variant_id": s_red}, {"variant_id": m_blue}],
+                       "shipping_address": address(), "payment": card("4242424242424242")}),
+            )
+            .await;
+        assert_eq!(two.status, 201, "{}", two.text);
+        let in_time = warmed.elapsed() < std::time::Duration::from_millis(900);
+        eprintln!("round {round}: changed and bought {:?} after the warming purchase", warmed.elapsed());
+        for (o, lines) in [(&one.body, 1), (&two.body, 2)] {
+            let subtotal = price * lines;
+            let tax = ((subtotal + 500) * 100 * round + 5000) / 10_000;
+            assert_eq!(o["totals"]["subtotal"], subtotal, "round {round}: {o}");
+            assert_eq!(o["totals"]["tax"], tax, "round {round}: the tax rate set on the other server; {o}");
+            assert_eq!(o["lines"][0]["unit_price"], price, "{o}");
+        }
+        if in_time {
+            proved_price |= price_changes;
+            proved_tax |= !price_changes;
+            if proved_price && proved_tax {
+                break;
+            }
+        }
+    }
+    assert!(proved_price && proved_tax, "no round of each kind ran inside the cache's second");
+    other.stop();
+    app.stop().await;
+}

@@ -419,3 +419,39 @@ impl ChildServer {
         let _ = self.child.wait();
     }
 }
+
+/// A second server: stopped at the end, killed if the test fails before (a server left
+/// running would hold the test runner's output open).
+pub struct KilledUnlessStopped(pub Option<ChildServer>);
+
+impl KilledUnlessStopped {
+    /// A second `buyline serve`, its own process, on `app`'s database, quiet; and a client
+    /// for it.
+    pub async fn beside(app: &TestApp) -> (KilledUnlessStopped, TestApp) {
+        let other = KilledUnlessStopped(Some(
+            ChildServer::start_with(app.dir.path(), &app.database_url, &app.admin_token, |cmd| {
+                cmd.env("BUYLINE_LOG", "warn").stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+            })
+            .await,
+        ));
+        let client = TestApp::external(
+            other.0.as_ref().unwrap().url.clone(),
+            app.admin_token.clone(),
+            app.database_url.clone(),
+            tempfile::tempdir().unwrap(),
+        );
+        (other, client)
+    }
+
+    pub fn stop(mut self) {
+        self.0.take().unwrap().stop();
+    }
+}
+
+impl Drop for KilledUnlessStopped {
+    fn drop(&mut self) {
+        if let Some(s) = self.0.take() {
+            s.kill();
+        }
+    }
+}

@@ -113,24 +113,6 @@ async fn follow_unfollow_delete_and_erasure_change_a_warm_timeline_at_once() {
     app.stop().await;
 }
 
-/// The second server: stopped at the end, killed if the test fails before (a server left
-/// running would hold the test runner's output open).
-struct KilledUnlessStopped(Option<ChildServer>);
-
-impl KilledUnlessStopped {
-    fn stop(mut self) {
-        self.0.take().unwrap().stop();
-    }
-}
-
-impl Drop for KilledUnlessStopped {
-    fn drop(&mut self) {
-        if let Some(s) = self.0.take() {
-            s.kill();
-        }
-    }
-}
-
 #[tokio::test]
 async fn a_post_made_on_one_server_shows_on_another_within_a_second() {
     let app = spawn_app().await;
@@ -139,18 +121,7 @@ async fn a_post_made_on_one_server_shows_on_another_within_a_second() {
     app.post("/accounts/nodeauthor/follow", Some(&reader), json!({})).await;
     post(&app, &author, json!({"text": "old news"})).await;
     // A second `buyline serve`, its own process, on the same database.
-    let other = KilledUnlessStopped(Some(
-        ChildServer::start_with(app.dir.path(), &app.database_url, &app.admin_token, |cmd| {
-            cmd.env("BUYLINE_LOG", "warn").stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
-        })
-        .await,
-    ));
-    let b = TestApp::external(
-        other.0.as_ref().unwrap().url.clone(),
-        app.admin_token.clone(),
-        app.database_url.clone(),
-        tempfile::tempdir().unwrap(),
-    );
+    let (other, b) = KilledUnlessStopped::beside(&app).await;
 
     for round in 0..3 {
         // The second node's cache is warm...
