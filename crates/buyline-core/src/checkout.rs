@@ -164,6 +164,14 @@ pub struct Posting {
     pub amount: i64,
 }
 
+/// A captured order's ledger transaction, to be recorded with its capture.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaptureRecord {
+    pub order_id: String,
+    pub currency: String,
+    pub postings: Vec<Posting>,
+}
+
 pub const RECEIVABLE: &str = "processor_receivable";
 pub const REVENUE: &str = "platform_revenue";
 

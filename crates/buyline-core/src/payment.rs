@@ -302,6 +302,16 @@ pub trait Processor: Send + Sync + 'static {
     async fn authorize(&self, req: AuthorizeRequest) -> Result<Authorization, ProcessorError>;
     /// Idempotent: capturing a captured payment succeeds.
     async fn capture(&self, payment_id: &str) -> Result<(), ProcessorError>;
+    /// Captures several payments, answering for each in order as [`Self::capture`] would. A
+    /// processor that can take them in one call does (the purchase path captures the orders
+    /// that are waiting together); by default, one call each.
+    async fn capture_many(&self, payment_ids: &[String]) -> Vec<Result<(), ProcessorError>> {
+        let mut out = Vec::with_capacity(payment_ids.len());
+        for id in payment_ids {
+            out.push(self.capture(id).await);
+        }
+        out
+    }
     /// Idempotent: voiding a voided payment succeeds. A captured payment cannot be voided.
     async fn void(&self, payment_id: &str) -> Result<(), ProcessorError>;
     async fn status(&self, payment_id: &str) -> Result<PaymentStatus, ProcessorError>;

@@ -156,6 +156,23 @@ impl Processor for TestProcessor {
         }
     }
 
+    async fn capture_many(&self, payment_ids: &[String]) -> Vec<Result<(), ProcessorError>> {
+        // The same rule as `capture`, for all of them in one write and one read.
+        match self.payments.capture_many(payment_ids, now_micros()).await {
+            Ok(statuses) => statuses
+                .into_iter()
+                .map(|s| match s {
+                    Some(PaymentStatus::Captured) => Ok(()),
+                    Some(other) => {
+                        Err(ProcessorError::Unavailable(format!("cannot capture a {} payment", other.as_str())))
+                    }
+                    None => Err(ProcessorError::NotFound),
+                })
+                .collect(),
+            Err(e) => payment_ids.iter().map(|_| Err(ProcessorError::Unavailable(e.clone()))).collect(),
+        }
+    }
+
     async fn void(&self, payment_id: &str) -> Result<(), ProcessorError> {
         let p = self.payment(payment_id).await?;
         match p.status {

@@ -155,6 +155,34 @@ impl Payments {
         Ok(moved == 1)
     }
 
+    /// Moves every one of `ids` that is `authorized` to `captured` in one write, then answers
+    /// each id's status as it is after it (`None`: no such payment).
+    pub async fn capture_many(&self, ids: &[String], now: i64) -> DbResult<Vec<Option<PaymentStatus>>> {
+        let set = (0..ids.len()).map(|i| format!("${}", i + 4)).collect::<Vec<_>>().join(", ");
+        let mut args = vec![
+            Arg::from(PaymentStatus::Captured.as_str()),
+            Arg::from(now),
+            Arg::from(PaymentStatus::Authorized.as_str()),
+        ];
+        args.extend(ids.iter().map(Arg::from));
+        self.execute_step(Step::new(
+            format!("update processor_payments set status = $1, updated_at = $2 where status = $3 and id in ({set})"),
+            args,
+        ))
+        .await?;
+        let set = (1..=ids.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+        let sql = format!("select id, status from processor_payments where id in ({set})");
+        let rows = ids.iter().fold(sqlx::query(&sql), |q, id| q.bind(id)).fetch_all(&self.read).await.map_err(err)?;
+        let mut now_in: std::collections::HashMap<String, PaymentStatus> = std::collections::HashMap::new();
+        for r in &rows {
+            let id: String = r.try_get("id").map_err(err)?;
+            let status: String = r.try_get("status").map_err(err)?;
+            let status = PaymentStatus::parse(&status).ok_or_else(|| format!("payment status {status}"))?;
+            now_in.insert(id, status);
+        }
+        Ok(ids.iter().map(|id| now_in.get(id).copied()).collect())
+    }
+
     /// Records a refund of a captured payment once per key; the inner `Err` if it would
     /// exceed the captured amount.
     pub async fn apply_refund(

@@ -9,7 +9,7 @@
 //! posts to the ledger only on the `captured_at is null` → set transition.
 
 use super::{Principal, Services};
-use crate::checkout::{capture_postings, quantity, Address, Totals};
+use crate::checkout::{quantity, Address, Totals};
 use crate::error::{Error, Errors, Result};
 use crate::fees::platform_fee;
 use crate::ids::{has_prefix, new_id};
@@ -853,23 +853,6 @@ impl Services {
             message: "this checkout is being completed; check your orders in a moment".into(),
             errors: vec![],
         })
-    }
-
-    /// Captures a committed order and posts it to the ledger, once. A failure is left to the
-    /// reconciler, which retries.
-    pub(super) async fn capture(&self, order: &Order) -> bool {
-        if let Err(e) = self.processor.capture(&order.payment_id).await {
-            tracing::warn!(order_id = %order.id, error = %e, "capture failed; the reconciler will retry");
-            return false;
-        }
-        let postings = capture_postings(&order.merchant_id, order.totals.total, order.platform_fee);
-        match self.store.mark_captured(&order.id, order.totals.currency.code(), &postings, now_micros()).await {
-            Ok(done) => done,
-            Err(e) => {
-                tracing::warn!(order_id = %order.id, error = %e, "recording the capture failed; the reconciler will retry");
-                false
-            }
-        }
     }
 
     /// After the processor's challenge page: settle an order waiting in `requires_action`.

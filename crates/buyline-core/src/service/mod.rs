@@ -3,6 +3,7 @@
 mod accounts;
 mod cache;
 mod campaigns;
+mod captures;
 mod carts;
 mod catalog;
 mod checkout;
@@ -127,6 +128,8 @@ pub struct Services {
     pub(crate) downloads: Arc<downloads::DownloadSettings>,
     /// The experiment's counts gathered in memory until the flusher writes them.
     pub(crate) funnel: Arc<funnel::FunnelCounter>,
+    /// The orders waiting to be captured together (`captures.rs`).
+    pub(crate) captures: Arc<captures::CaptureQueue>,
 }
 
 impl Services {
@@ -150,6 +153,7 @@ impl Services {
             pause,
             downloads: Arc::default(),
             funnel: Arc::default(),
+            captures: Arc::default(),
         }
     }
 

@@ -606,3 +606,62 @@ async fn a_price_changed_on_one_server_is_what_another_charges_at_once() {
     other.stop();
     app.stop().await;
 }
+
+/// Captures are recorded in groups (`service/captures.rs`): one write marks every order of a
+/// group captured and posts each one's ledger transaction. Two groups that share orders,
+/// written at once (a purchase's group and the reconciler's), and a third later, post each
+/// order once; every write answers the orders as captured.
+#[tokio::test]
+async fn captures_recorded_in_groups_post_each_order_once() {
+    use buyline_core::checkout::{capture_postings, CaptureRecord};
+    let app = spawn_app().await;
+    let (_key, p, shopper) = setup(&app, 10).await;
+    // Orders whose capture is not recorded yet: 3-D Secure ones, waiting on the challenge.
+    let mut records = Vec::new();
+    for size in ["S", "M"] {
+        let r = app.buy(&shopper, &variant(&p, size, "red"), "4000002500003155").await;
+        assert_eq!(r.body["status"], "requires_action", "{}", r.text);
+        let o = &r.body;
+        records.push(CaptureRecord {
+            order_id: o["id"].as_str().unwrap().to_string(),
+            currency: "USD".into(),
+            postings: capture_postings(
+                o["merchant_id"].as_str().unwrap(),
+                o["totals"]["total"].as_i64().unwrap(),
+                o["platform_fee"].as_i64().unwrap(),
+            ),
+        });
+    }
+    let receivable = |tb: &Value| {
+        tb["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["account"] == "processor_receivable")
+            .map(|l| l["balance"].clone())
+    };
+    assert_eq!(receivable(&app.trial_balance().await), None, "nothing captured yet");
+    let (a, b) = (records[0].clone(), records[1].clone());
+    let now = buyline_core::types::now_micros();
+    let db = app.db();
+    let (ab, ba) = ([a.clone(), b.clone()], [b.clone(), a.clone()]);
+    let (one, two) = tokio::join!(db.mark_captured(&ab, now), db.mark_captured(&ba, now));
+    let mut want = vec![a.order_id.clone(), b.order_id.clone()];
+    want.sort();
+    for got in [one.unwrap(), two.unwrap()] {
+        let mut got = got;
+        got.sort();
+        assert_eq!(got, want);
+    }
+    let again = db.mark_captured(&[a.clone()], now).await.unwrap();
+    assert_eq!(again, [a.order_id.clone()]);
+    let total = 2 * (2500 + 500);
+    let tb = app.trial_balance().await;
+    assert_eq!(receivable(&tb), Some(json!(total)), "each order posted once: {tb}");
+    assert!(tb["data"].as_array().unwrap().iter().map(|l| l["balance"].as_i64().unwrap()).sum::<i64>() == 0);
+    for r in &records {
+        let o = app.get(&format!("/orders/{}", r.order_id), Some(&shopper)).await;
+        assert_eq!(o.body["captured"], true, "{}", o.text);
+    }
+    app.stop().await;
+}
