@@ -653,8 +653,8 @@ async fn captures_recorded_in_groups_post_each_order_once() {
         got.sort();
         assert_eq!(got, want);
     }
-    let again = db.mark_captured(&[a.clone()], now).await.unwrap();
-    assert_eq!(again, [a.order_id.clone()]);
+    let again = db.mark_captured(std::slice::from_ref(&a), now).await.unwrap();
+    assert_eq!(again, std::slice::from_ref(&a.order_id));
     let total = 2 * (2500 + 500);
     let tb = app.trial_balance().await;
     assert_eq!(receivable(&tb), Some(json!(total)), "each order posted once: {tb}");
