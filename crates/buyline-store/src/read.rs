@@ -87,7 +87,7 @@ pub(crate) fn query<T>(
         let conn = &conns[at].1;
         let err = |e: rusqlite::Error| StoreError::Other(e.to_string());
         let mut stmt = conn.prepare_cached(sql).map_err(err)?;
-        bind_numbered(&mut stmt, args)?;
+        bind_numbered(&mut stmt, sql, args)?;
         let mut rows = stmt.raw_query();
         let mut out = Vec::new();
         while let Some(row) = rows.next().map_err(err)? {

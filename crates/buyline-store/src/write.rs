@@ -214,18 +214,49 @@ pub(crate) fn bind_any<'q>(mut q: crate::AnyQuery<'q>, args: &'q [Arg]) -> crate
 }
 
 /// Binds `args` to a rusqlite statement by placeholder number: `$n` takes the n-th, wherever
-/// it stands in the text.
-pub(crate) fn bind_numbered(stmt: &mut rusqlite::Statement<'_>, args: &[Arg]) -> Result<(), StoreError> {
-    for i in 1..=stmt.parameter_count() {
-        let name = stmt.parameter_name(i).unwrap_or("");
-        let n: usize = name
-            .strip_prefix('$')
-            .and_then(|n| n.parse().ok())
-            .ok_or_else(|| StoreError::Other(format!("placeholder {name:?}: use $1, $2, …")))?;
+/// it stands in the text (`sql`, the statement's own).
+///
+/// Which argument each of SQLite's parameters takes is worked out once per statement text
+/// and thread: asking SQLite a parameter's name walks its list of names, so asking for every
+/// parameter of a multi-row insert (hundreds of them) costs the square of their number.
+pub(crate) fn bind_numbered(stmt: &mut rusqlite::Statement<'_>, sql: &str, args: &[Arg]) -> Result<(), StoreError> {
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+    use std::rc::Rc;
+    thread_local! {
+        static ORDER: RefCell<HashMap<Box<str>, Rc<[usize]>>> = RefCell::new(HashMap::new());
+    }
+    let known = ORDER.with(|o| o.borrow().get(sql).cloned());
+    let order = match known {
+        Some(order) => order,
+        None => {
+            let mut order = Vec::with_capacity(stmt.parameter_count());
+            for i in 1..=stmt.parameter_count() {
+                let name = stmt.parameter_name(i).unwrap_or("");
+                let n: usize = name
+                    .strip_prefix('$')
+                    .and_then(|n| n.parse().ok())
+                    .ok_or_else(|| StoreError::Other(format!("placeholder {name:?}: use $1, $2, …")))?;
+                order.push(n);
+            }
+            let order: Rc<[usize]> = order.into();
+            ORDER.with(|o| {
+                let mut o = o.borrow_mut();
+                // Statement texts are few (a multi-row insert has one per row count); past this
+                // many, start over rather than grow.
+                if o.len() >= 1024 {
+                    o.clear();
+                }
+                o.insert(sql.into(), order.clone());
+            });
+            order
+        }
+    };
+    for (i, n) in order.iter().enumerate() {
         let arg = args.get(n.wrapping_sub(1)).ok_or_else(|| StoreError::Other(format!("no argument for ${n}")))?;
         match arg {
-            Arg::Int(v) => stmt.raw_bind_parameter(i, v),
-            Arg::Text(v) => stmt.raw_bind_parameter(i, v),
+            Arg::Int(v) => stmt.raw_bind_parameter(i + 1, v),
+            Arg::Text(v) => stmt.raw_bind_parameter(i + 1, v),
         }
         .map_err(sqlite_err)?;
     }
@@ -550,7 +581,7 @@ fn run_job_steps(conn: &rusqlite::Connection, steps: &[Step]) -> Result<Outcome,
     let mut rows = Vec::with_capacity(steps.len());
     for (at, s) in steps.iter().enumerate() {
         let mut stmt = conn.prepare_cached(&s.sql).map_err(sqlite_err)?;
-        bind_numbered(&mut stmt, &s.args)?;
+        bind_numbered(&mut stmt, &s.sql, &s.args)?;
         let n = stmt.raw_execute().map_err(sqlite_err)? as u64;
         if let Some(end) = verdict(s.check, at, n, &mut rows) {
             return Ok(end);
@@ -725,5 +756,15 @@ mod tests {
         assert_eq!(n, 7);
         let nulls = Step::new("insert into t (id, n) values ($1, coalesce($2, 8))", args!["y", None::<i64>]);
         assert!(w.run(Job::from(vec![nulls])).await.unwrap().done());
+        // The same text again (its binding order now remembered), and a placeholder used twice.
+        for (id, n) in [("z", 9i64), ("w", 10)] {
+            let again = Step::new("insert into t (n, id) values ($2, $1)", args![id, n]);
+            assert!(w.run(Job::from(vec![again])).await.unwrap().done());
+            let twice = Step::new("update t set n = $1 + $1 where id = $2", args![n, id]);
+            assert!(w.run(Job::from(vec![twice])).await.unwrap().done());
+            let got: i64 =
+                sqlx::query("select n from t where id = $1").bind(id).fetch_one(&pool).await.unwrap().get("n");
+            assert_eq!(got, 2 * n);
+        }
     }
 }
