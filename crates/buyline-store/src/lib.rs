@@ -201,6 +201,17 @@ impl Db {
         self.group.run(job).await
     }
 
+    /// Waits until every write committed so far is durable. On SQLite a commit is visible a
+    /// moment before its sync (see `write::start_syncer`); whatever acts outside on what it
+    /// reads (sends an e-mail) waits here first. An empty job: its answer comes after the
+    /// sync of its batch, which covers every commit before it.
+    pub(crate) async fn durable(&self) -> StoreResult<()> {
+        if self.backend == Backend::Sqlite {
+            self.run(Job::new()).await?;
+        }
+        Ok(())
+    }
+
     /// The group writer, for an adapter that writes its own tables in this database (the
     /// test processor) and should share the store's group commits.
     pub fn group_writer(&self) -> GroupWriter {

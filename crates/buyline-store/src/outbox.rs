@@ -116,6 +116,8 @@ fn event_row(r: &AnyRow) -> StoreResult<buyline_core::order::Event> {
 #[async_trait]
 impl OutboxStore for Db {
     async fn find_pending_emails(&self, limit: i64) -> StoreResult<Vec<OutgoingEmail>> {
+        // An e-mail goes out only once the commit that wrote it is durable.
+        self.durable().await?;
         let rows = sqlx::query(
             "select id, to_address, subject, body from emails where sent_at is null order by created_at limit $1",
         )

@@ -380,19 +380,34 @@ impl SqliteWriter {
     /// thread's never contend for SQLite's write lock (whose busy handler waits by sleeping).
     /// At most `max` jobs share a commit.
     pub fn start(path: &std::path::Path, gate: AnyPool, max: usize) -> Result<SqliteWriter, StoreError> {
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        Self::start_syncing(path, gate, max, wal_sync(std::path::PathBuf::from(wal)))
+    }
+
+    /// As [`Self::start`], with `sync` making the committed batches durable.
+    fn start_syncing(
+        path: &std::path::Path,
+        gate: AnyPool,
+        max: usize,
+        sync: impl FnMut() -> std::io::Result<()> + Send + 'static,
+    ) -> Result<SqliteWriter, StoreError> {
         let conn = rusqlite::Connection::open(path).map_err(sqlite_err)?;
         conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(sqlite_err)?;
-        // As sqlx sets them: foreign keys enforced; and every commit durable.
+        // Foreign keys enforced, as sqlx sets them. A commit writes its WAL frames and does
+        // not wait for the disk (`synchronous = normal`): the sync thread makes them durable
+        // before any job of the batch hears its outcome (see `start_syncer`).
         // Pages read through a memory map: the writer reads the pages it
         // changes (indexes, the rows it updates) without a system call each.
         // A job's savepoint journal in memory, not in a temporary file. No checkpoints here:
         // the checkpointer thread copies the WAL into the database beside the writer.
         conn.execute_batch(
-            "pragma foreign_keys = on; pragma synchronous = full; pragma journal_mode = wal; \
+            "pragma foreign_keys = on; pragma synchronous = normal; pragma journal_mode = wal; \
              pragma mmap_size = 268435456; pragma temp_store = memory; \
              pragma wal_autocheckpoint = 0;",
         )
         .map_err(sqlite_err)?;
+        let synced = start_syncer(sync)?;
         // The checkpointer stops when the writer thread does (it drops `alive`).
         let (alive, writer_gone) = std::sync::mpsc::channel::<()>();
         start_checkpointer(path, writer_gone)?;
@@ -402,7 +417,7 @@ impl SqliteWriter {
         std::thread::Builder::new()
             .name("buyline-sqlite-writer".into())
             .spawn(move || {
-                writer_loop(conn, rx, gate, handle, max.max(1));
+                writer_loop(conn, rx, gate, handle, max.max(1), synced);
                 drop(alive);
             })
             .map_err(|e| StoreError::Other(format!("starting the SQLite writer: {e}")))?;
@@ -413,6 +428,70 @@ impl SqliteWriter {
         let (reply, answer) = tokio::sync::oneshot::channel();
         self.tx.send(Request { job, reply }).map_err(|_| StoreError::Other("the SQLite writer has stopped".into()))?;
         answer.await.map_err(|_| StoreError::Other("the SQLite writer stopped before answering".into()))?
+    }
+}
+
+/// A committed batch's answers, to be sent once its WAL frames are on disk.
+type Answers = Vec<(Reply, Result<Outcome, StoreError>)>;
+
+/// The sync thread: makes committed batches durable and only then answers their jobs.
+///
+/// The writer commits a batch (its WAL frames written, not yet synced) and goes straight on
+/// to the next batch while this thread syncs the WAL file (`fdatasync`) for every batch that
+/// committed meanwhile, and answers them all. So the disk's flush and the next batch's work
+/// overlap, where a commit under `synchronous = full` made the writer wait for each flush.
+/// Durability is the same: no job hears its outcome before its frames are on disk. The WAL
+/// is one file written in order and recovered in order (each frame's checksum covers the
+/// ones before it), so a crash keeps a prefix of the commits: every one that was answered,
+/// maybe some after it, never a later one without an earlier one.
+///
+/// A commit is visible to other connections before it is durable, for the time of one
+/// sync. Whatever acts outside on what it reads waits for durability first: writes do (a
+/// claim of webhook deliveries is itself a write, answered after its own sync, which covers
+/// every commit before it); the e-mail sender asks for a barrier (`Db::durable`).
+///
+/// A failed sync cannot be retried honestly (the kernel may have dropped the dirty pages
+/// it failed to write), so the process stops, as PostgreSQL does; at start-up the
+/// reconciler settles whatever the disk kept.
+fn start_syncer(
+    mut sync: impl FnMut() -> std::io::Result<()> + Send + 'static,
+) -> Result<std::sync::mpsc::Sender<Answers>, StoreError> {
+    let (tx, rx) = std::sync::mpsc::channel::<Answers>();
+    std::thread::Builder::new()
+        .name("buyline-sqlite-sync".into())
+        .spawn(move || {
+            while let Ok(mut answers) = rx.recv() {
+                while let Ok(more) = rx.try_recv() {
+                    answers.extend(more);
+                }
+                if let Err(e) = sync() {
+                    tracing::error!(error = %e, "syncing the WAL failed; stopping, to recover from what is on disk");
+                    eprintln!("buyline: syncing the SQLite WAL failed ({e}); stopping");
+                    std::process::abort();
+                }
+                for (reply, out) in answers {
+                    let _ = reply.send(out);
+                }
+            }
+        })
+        .map_err(|e| StoreError::Other(format!("starting the WAL sync thread: {e}")))?;
+    Ok(tx)
+}
+
+/// `fdatasync` of the WAL file at `wal`, opened on first use (it is one file for the life of
+/// the writer's connection: checkpoints rewrite it from the start, never replace it).
+fn wal_sync(wal: std::path::PathBuf) -> impl FnMut() -> std::io::Result<()> + Send + 'static {
+    let mut file: Option<std::fs::File> = None;
+    move || {
+        if file.is_none() {
+            match std::fs::File::open(&wal) {
+                Ok(f) => file = Some(f),
+                // No WAL yet: nothing has been committed to it.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+                Err(e) => return Err(e),
+            }
+        }
+        file.as_ref().map_or(Ok(()), |f| f.sync_data())
     }
 }
 
@@ -464,6 +543,7 @@ fn writer_loop(
     gate: AnyPool,
     handle: tokio::runtime::Handle,
     max: usize,
+    synced: std::sync::mpsc::Sender<Answers>,
 ) {
     // Returned to its pool on the runtime (sqlx's drop spawns there).
     let release = |c: Option<sqlx::pool::PoolConnection<sqlx::Any>>| {
@@ -510,8 +590,11 @@ fn writer_loop(
             }
         }
         let outcomes = run_batch(&conn, &batch);
-        for (r, out) in batch.drain(..).zip(outcomes) {
-            let _ = r.reply.send(out);
+        let answers: Answers = batch.drain(..).map(|r| r.reply).zip(outcomes).collect();
+        if let Err(std::sync::mpsc::SendError(answers)) = synced.send(answers) {
+            for (reply, _) in answers {
+                let _ = reply.send(Err(StoreError::Other("the WAL sync thread has stopped".into())));
+            }
         }
         if held_since.elapsed() >= HOLD_AT_MOST {
             release(held.take());
@@ -743,6 +826,52 @@ mod tests {
         let n: i64 = sqlx::query("select n from t where id = 'x'").fetch_one(&pool).await.unwrap().get("n");
         assert_eq!(n, 1);
         drop_postgres(pool, &base, &name).await;
+    }
+
+    #[tokio::test]
+    async fn no_job_hears_its_outcome_before_its_commit_is_synced() {
+        sqlx::any::install_default_drivers();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let url = format!("sqlite://{}?mode=rwc", path.display());
+        let pool = sqlx::any::AnyPoolOptions::new().max_connections(1).connect(&url).await.unwrap();
+        sqlx::query("pragma journal_mode = wal").execute(&pool).await.unwrap();
+        sqlx::query("create table t (id text primary key, n integer not null)").execute(&pool).await.unwrap();
+        // A sync that waits for the test's word.
+        let (allow, allowed) = std::sync::mpsc::channel::<()>();
+        let w = SqliteWriter::start_syncing(&path, pool.clone(), 16, move || {
+            allowed.recv().map_err(|_| std::io::Error::other("test over"))?;
+            Ok(())
+        })
+        .unwrap();
+        let w2 = w.clone();
+        let job = tokio::spawn(async move {
+            w2.run(Job::from(vec![Step::new("insert into t (id, n) values ($1, $2)", args!["a", 1i64])])).await
+        });
+        // Committed: another connection sees it...
+        let reader = rusqlite::Connection::open(&path).unwrap();
+        let mut seen = false;
+        for _ in 0..200 {
+            if reader.query_row("select count(*) from t where id = 'a'", [], |r| r.get::<_, i64>(0)).unwrap() == 1 {
+                seen = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert!(seen, "the batch committed");
+        // ...but its job has no answer until the sync is done.
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(!job.is_finished(), "answered before its commit was synced");
+        allow.send(()).unwrap();
+        assert!(job.await.unwrap().unwrap().done());
+        // The next batch waits for a sync of its own.
+        let next = tokio::spawn(async move {
+            w.run(Job::from(vec![Step::new("insert into t (id, n) values ($1, $2)", args!["b", 2i64])])).await
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        assert!(!next.is_finished());
+        allow.send(()).unwrap();
+        assert!(next.await.unwrap().unwrap().done());
     }
 
     #[tokio::test]
