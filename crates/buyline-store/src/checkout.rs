@@ -223,7 +223,10 @@ impl CheckoutStore for Db {
         job.push(Step::new(format!("{columns} select {values} where {current}"), args).check(Check::FailUnlessOne));
         let skip = job.steps.len();
         job.extend(reservation_steps(self.backend, &c.id, lines, expires_at));
-        let out = match self.run(job).await? {
+        // Its answer need not wait for the disk: the purchase goes on to the order's commit,
+        // synced, before anything leaves the server; a shortage writes the audit rows alone,
+        // synced, below.
+        let out = match self.run(job.before_a_synced_write()).await? {
             // The catalogue changed since it was read.
             Outcome::Failed { at } if at + 1 == skip => Err(NotReserved::Changed),
             out => reserved(self.backend, out, skip, lines)?.map_err(NotReserved::Short),

@@ -112,6 +112,10 @@ pub struct Job {
     /// statements are plain inserts, updates and deletes that do not read one another's
     /// writes, so running them side by side in one snapshot is the same as in a row.
     pub one_statement: bool,
+    /// On SQLite, answer as soon as the batch has committed, before its sync: for a step
+    /// of a path whose own last write is synced before anything leaves the server (see
+    /// [`Job::before_a_synced_write`]).
+    pub unsynced: bool,
 }
 
 impl Job {
@@ -140,11 +144,23 @@ impl Job {
         self.one_statement = true;
         self
     }
+
+    /// Marks a job whose caller goes on to a synced write before anything depending on
+    /// this one leaves the server (an answer, a message, a call out): its answer need not
+    /// wait for the disk. The WAL keeps commits in order and a crash keeps a prefix of
+    /// them, so the later synced write makes this one durable too, and a crash before it
+    /// loses both, as if the path had never begun (the purchase path's reservation and
+    /// the processor's authorisation and capture records, before the order's commit and
+    /// the capture's ledger write). A job that fails or ends the path must not be marked.
+    pub fn before_a_synced_write(mut self) -> Self {
+        self.unsynced = true;
+        self
+    }
 }
 
 impl From<Vec<Step>> for Job {
     fn from(steps: Vec<Step>) -> Self {
-        Job { steps, one_statement: false }
+        Job { steps, one_statement: false, unsynced: false }
     }
 }
 
@@ -590,8 +606,17 @@ fn writer_loop(
             }
         }
         let outcomes = run_batch(&conn, &batch);
-        let answers: Answers = batch.drain(..).map(|r| r.reply).zip(outcomes).collect();
-        if let Err(std::sync::mpsc::SendError(answers)) = synced.send(answers) {
+        let mut answers: Answers = Vec::with_capacity(batch.len());
+        for (r, out) in batch.drain(..).zip(outcomes) {
+            if r.job.unsynced && matches!(out, Ok(Outcome::Done { .. })) {
+                let _ = r.reply.send(out);
+            } else {
+                answers.push((r.reply, out));
+            }
+        }
+        if answers.is_empty() {
+            // Every job of the batch was answered at its commit.
+        } else if let Err(std::sync::mpsc::SendError(answers)) = synced.send(answers) {
             for (reply, _) in answers {
                 let _ = reply.send(Err(StoreError::Other("the WAL sync thread has stopped".into())));
             }
@@ -829,7 +854,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn no_job_hears_its_outcome_before_its_commit_is_synced() {
+    async fn a_job_hears_its_outcome_after_its_commit_is_synced_unless_a_synced_write_follows() {
         sqlx::any::install_default_drivers();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.db");
@@ -864,6 +889,11 @@ mod tests {
         assert!(!job.is_finished(), "answered before its commit was synced");
         allow.send(()).unwrap();
         assert!(job.await.unwrap().unwrap().done());
+        // A job marked as coming before a synced write is answered at its commit, while the
+        // sync is held.
+        let early = Job::from(vec![Step::new("insert into t (id, n) values ($1, $2)", args!["c", 3i64])]);
+        let early = tokio::time::timeout(std::time::Duration::from_secs(5), w.run(early.before_a_synced_write()));
+        assert!(early.await.expect("answered without a sync").unwrap().done());
         // The next batch waits for a sync of its own.
         let next = tokio::spawn(async move {
             w.run(Job::from(vec![Step::new("insert into t (id, n) values ($1, $2)", args!["b", 2i64])])).await

@@ -83,16 +83,25 @@ impl Payments {
     /// One statement as a write job (group-committed with the store's on SQLite); the rows
     /// it changed.
     async fn execute_step(&self, step: Step) -> DbResult<u64> {
-        match self.write.run(Job::from(vec![step])).await.map_err(|e| format!("storage: {e}"))? {
+        self.execute_job(Job::from(vec![step])).await
+    }
+
+    async fn execute_job(&self, job: Job) -> DbResult<u64> {
+        match self.write.run(job).await.map_err(|e| format!("storage: {e}"))? {
             Outcome::Done { rows } => Ok(rows.first().copied().unwrap_or(0)),
             other => Err(format!("storage: unexpected {other:?}")),
         }
     }
 
     /// Inserts unless a payment with the same idempotency key exists; true if it did.
+    ///
+    /// Answered before the commit is synced (`Job::before_a_synced_write`): the store's
+    /// purchase path commits the order (or releases the stock), synced, before it answers,
+    /// and the WAL keeps commits in order. The authorisation leaves no trace outside this
+    /// database: a crash that loses the record loses the authorisation with it.
     pub async fn insert(&self, p: &ProcessorPayment) -> DbResult<bool> {
         let n = self
-            .execute_step(Step::new(
+            .execute_job(Job::from(vec![Step::new(
                 "insert into processor_payments (id, idempotency_key, amount, currency, status, brand, last4, error_code, \
                  decline_code, return_url, created_at, updated_at) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) \
                  on conflict (idempotency_key) do nothing",
@@ -109,7 +118,8 @@ impl Payments {
                     Arg::from(&p.return_url),
                     Arg::from(p.created_at),
                 ],
-            ))
+            )])
+            .before_a_synced_write())
             .await?;
         Ok(n == 1)
     }
@@ -165,11 +175,13 @@ impl Payments {
             Arg::from(PaymentStatus::Authorized.as_str()),
         ];
         args.extend(ids.iter().map(Arg::from));
-        self.execute_step(Step::new(
+        // Before a synced write: the store records the captures (their ledger postings)
+        // next, synced, before any purchase hears it was captured.
+        let capture = Step::new(
             format!("update processor_payments set status = $1, updated_at = $2 where status = $3 and id in ({set})"),
             args,
-        ))
-        .await?;
+        );
+        self.execute_job(Job::from(vec![capture]).before_a_synced_write()).await?;
         let set = (1..=ids.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
         let sql = format!("select id, status from processor_payments where id in ({set})");
         let rows = ids.iter().fold(sqlx::query(&sql), |q, id| q.bind(id)).fetch_all(&self.read).await.map_err(err)?;
