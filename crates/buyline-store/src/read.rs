@@ -58,7 +58,7 @@ fn open(path: &Path) -> StoreResult<rusqlite::Connection> {
     .map_err(|e| StoreError::Other(format!("opening a reader: {e}")))?;
     conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(|e| StoreError::Other(e.to_string()))?;
     // Sorting and `distinct` in memory: a temporary file each time costs a file creation.
-    conn.execute_batch("pragma mmap_size = 268435456; pragma temp_store = memory;")
+    conn.execute_batch("pragma mmap_size = 67108864; pragma temp_store = memory;")
         .map_err(|e| StoreError::Other(e.to_string()))?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
