@@ -728,7 +728,8 @@ fn run_job_steps(conn: &rusqlite::Connection, steps: &[Step]) -> Result<Outcome,
 mod tests {
     use super::*;
 
-    async fn writer() -> (tempfile::TempDir, SqliteWriter, AnyPool) {
+    /// A database with a table `t`: its directory, file and one-connection pool.
+    async fn database() -> (tempfile::TempDir, std::path::PathBuf, AnyPool) {
         sqlx::any::install_default_drivers();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("w.db");
@@ -736,6 +737,11 @@ mod tests {
         let pool = sqlx::any::AnyPoolOptions::new().max_connections(1).connect(&url).await.unwrap();
         sqlx::query("pragma journal_mode = wal").execute(&pool).await.unwrap();
         sqlx::query("create table t (id text primary key, n integer not null)").execute(&pool).await.unwrap();
+        (dir, path, pool)
+    }
+
+    async fn writer() -> (tempfile::TempDir, SqliteWriter, AnyPool) {
+        let (dir, path, pool) = database().await;
         let w = SqliteWriter::start(&path, pool.clone(), 16).unwrap();
         (dir, w, pool)
     }
@@ -881,13 +887,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_job_hears_its_outcome_after_its_commit_is_synced_unless_a_synced_write_follows() {
-        sqlx::any::install_default_drivers();
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("s.db");
-        let url = format!("sqlite://{}?mode=rwc", path.display());
-        let pool = sqlx::any::AnyPoolOptions::new().max_connections(1).connect(&url).await.unwrap();
-        sqlx::query("pragma journal_mode = wal").execute(&pool).await.unwrap();
-        sqlx::query("create table t (id text primary key, n integer not null)").execute(&pool).await.unwrap();
+        let (_dir, path, pool) = database().await;
         // A sync that waits for the test's word.
         let (allow, allowed) = std::sync::mpsc::channel::<()>();
         let w = SqliteWriter::start_syncing(&path, pool.clone(), 16, move || {
