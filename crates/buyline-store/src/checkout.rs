@@ -105,17 +105,14 @@ fn reserved_checkout_statement(
 ) -> StoreResult<Step> {
     let mut args = args![variant, qty, expires_at, ReservationState::Held.as_str()];
     let current = seen_current(seen, &mut args);
-    let checkout = checkout_insert(c)?;
-    let (columns, values) = checkout.sql.split_once(" values (").expect("an insert with values");
+    let checkout = checkout_insert_where(c, &mut args, |_| "exists (select 1 from ok)".into())?;
     let mut sql = format!(
         "with taken as (update variants set quantity = quantity - $2 \
            where id = $1 and inventory_type = 'finite' and quantity >= $2 and {current} returning id), \
          ok as (select 1 where exists (select 1 from taken) \
            or exists (select 1 from variants where id = $1 and inventory_type = 'infinite' and {current})), \
-         chk as ({columns} select {} where exists (select 1 from ok) returning id, attempt)",
-        crate::write::shift_placeholders(values.strip_suffix(')').expect("values in parentheses"), args.len())
+         chk as ({checkout} returning id, attempt)"
     );
-    args.extend(checkout.args);
     if let Some(audit) = crate::vault::audit_step(audits) {
         let (columns, rows) = audit.sql.split_once(" values ").expect("an insert with values");
         sql.push_str(&format!(", aud as ({columns} values {})", crate::write::shift_placeholders(rows, args.len())));
@@ -127,6 +124,21 @@ fn reserved_checkout_statement(
          select (select count(*) from res) as reserved, {current} as current"
     ));
     Ok(Step::new(sql, args))
+}
+
+/// [`checkout_insert`] as an `insert … select` that writes the row only where a condition
+/// holds: its arguments go on the end of `args` (those of the statement it is part of),
+/// then `condition` adds its own and gives its text.
+fn checkout_insert_where(
+    c: &CheckoutRecord,
+    args: &mut Vec<crate::write::Arg>,
+    condition: impl FnOnce(&mut Vec<crate::write::Arg>) -> String,
+) -> StoreResult<String> {
+    let insert = checkout_insert(c)?;
+    let (columns, values) = insert.sql.split_once(" values (").expect("an insert with values");
+    let values = crate::write::shift_placeholders(values.strip_suffix(')').expect("values in parentheses"), args.len());
+    args.extend(insert.args);
+    Ok(format!("{columns} select {values} where {}", condition(args)))
 }
 
 /// A condition that holds while every version in `seen` is current, its arguments appended
@@ -215,12 +227,9 @@ impl CheckoutStore for Db {
         let mut job = Job::new();
         job.extend(crate::vault::audit_step(audits));
         // The checkout is written only while the catalogue it was priced from is current.
-        let checkout = checkout_insert(c)?;
-        let (columns, values) = checkout.sql.split_once(" values (").expect("an insert with values");
-        let mut args = checkout.args;
-        let current = seen_current(seen, &mut args);
-        let values = values.strip_suffix(')').expect("values in parentheses");
-        job.push(Step::new(format!("{columns} select {values} where {current}"), args).check(Check::FailUnlessOne));
+        let mut args = Vec::new();
+        let checkout = checkout_insert_where(c, &mut args, |args| seen_current(seen, args))?;
+        job.push(Step::new(checkout, args).check(Check::FailUnlessOne));
         let skip = job.steps.len();
         job.extend(reservation_steps(self.backend, &c.id, lines, expires_at));
         // Its answer need not wait for the disk: the purchase goes on to the order's commit,
@@ -232,7 +241,7 @@ impl CheckoutStore for Db {
             out => reserved(self.backend, out, skip, lines)?.map_err(NotReserved::Short),
         };
         if out.is_err() {
-            // Short: the job was undone, its audit rows with it; they are written alone.
+            // Not reserved: the job was undone, its audit rows with it; they are written alone.
             if let Some(audit) = crate::vault::audit_step(audits) {
                 self.run(Job::from(vec![audit])).await?;
             }

@@ -63,19 +63,15 @@ impl LedgerStore for Db {
             // One statement: the postings join the orders the update changed, so an order that
             // another capture marked first (its row lock waited for, then found marked) gets none.
             (Backend::Postgres, false) => {
+                // Typed where PostgreSQL cannot tell from a bare `values` list: amount, time.
                 let mut rows = Vec::with_capacity(legs.len());
                 for leg in legs {
                     let n = args.len();
-                    rows.push(format!(
-                        "(${}, ${}, ${}, ${}, cast(${} as bigint), ${}, cast(${} as bigint))",
-                        n + 1,
-                        n + 2,
-                        n + 3,
-                        n + 4,
-                        n + 5,
-                        n + 6,
-                        n + 7
-                    ));
+                    let col = |k: usize| match k {
+                        5 | 7 => format!("cast(${} as bigint)", n + k),
+                        _ => format!("${}", n + k),
+                    };
+                    rows.push(format!("({})", (1..=7).map(col).collect::<Vec<_>>().join(", ")));
                     args.extend(leg);
                 }
                 Job::from(vec![Step::new(

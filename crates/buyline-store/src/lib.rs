@@ -81,7 +81,7 @@ fn rows_of(rows: usize, cols: usize, start: usize) -> String {
 }
 
 /// `$start, $start+1, …` for `n` values.
-fn placeholders(start: usize, n: usize) -> String {
+pub fn placeholders(start: usize, n: usize) -> String {
     (start..start + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
 }
 

@@ -640,9 +640,11 @@ fn writer_loop(
                 answers.push((r.reply, out));
             }
         }
+        // (Every job of the batch may have been answered at its commit.)
         if answers.is_empty() {
-            // Every job of the batch was answered at its commit.
-        } else if let Err(std::sync::mpsc::SendError(answers)) = synced.send(answers) {
+            continue;
+        }
+        if let Err(std::sync::mpsc::SendError(answers)) = synced.send(answers) {
             for (reply, _) in answers {
                 let _ = reply.send(Err(StoreError::Other("the WAL sync thread has stopped".into())));
             }

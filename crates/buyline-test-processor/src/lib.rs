@@ -140,24 +140,13 @@ impl Processor for TestProcessor {
     }
 
     async fn capture(&self, payment_id: &str) -> Result<(), ProcessorError> {
-        // An authorised payment is captured in one conditional write; anything else (already
-        // captured, or moved by something else first) is answered by what it is now.
-        let moved = self
-            .payments
-            .update(payment_id, &[PaymentStatus::Authorized], PaymentStatus::Captured, None, now_micros())
-            .await
-            .map_err(ProcessorError::Unavailable)?;
-        if moved {
-            return Ok(());
-        }
-        match self.payment(payment_id).await?.status {
-            PaymentStatus::Captured => Ok(()),
-            other => Err(ProcessorError::Unavailable(format!("cannot capture a {} payment", other.as_str()))),
-        }
+        let mut answers = self.capture_many(std::slice::from_ref(&payment_id.to_string())).await;
+        answers.pop().unwrap_or(Err(ProcessorError::NotFound))
     }
 
     async fn capture_many(&self, payment_ids: &[String]) -> Vec<Result<(), ProcessorError>> {
-        // The same rule as `capture`, for all of them in one write and one read.
+        // An authorised payment is captured in one conditional write; anything else (already
+        // captured, or moved by something else first) is answered by what it is now.
         match self.payments.capture_many(payment_ids, now_micros()).await {
             Ok(statuses) => statuses
                 .into_iter()

@@ -168,7 +168,7 @@ impl Payments {
     /// Moves every one of `ids` that is `authorized` to `captured` in one write, then answers
     /// each id's status as it is after it (`None`: no such payment).
     pub async fn capture_many(&self, ids: &[String], now: i64) -> DbResult<Vec<Option<PaymentStatus>>> {
-        let set = (0..ids.len()).map(|i| format!("${}", i + 4)).collect::<Vec<_>>().join(", ");
+        let set = buyline_store::placeholders(4, ids.len());
         let mut args = vec![
             Arg::from(PaymentStatus::Captured.as_str()),
             Arg::from(now),
@@ -182,8 +182,10 @@ impl Payments {
             args,
         );
         self.execute_job(Job::from(vec![capture]).before_a_synced_write()).await?;
-        let set = (1..=ids.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
-        let sql = format!("select id, status from processor_payments where id in ({set})");
+        let sql = format!(
+            "select id, status from processor_payments where id in ({})",
+            buyline_store::placeholders(1, ids.len())
+        );
         let rows = ids.iter().fold(sqlx::query(&sql), |q, id| q.bind(id)).fetch_all(&self.read).await.map_err(err)?;
         let mut now_in: std::collections::HashMap<String, PaymentStatus> = std::collections::HashMap::new();
         for r in &rows {

@@ -43,15 +43,16 @@ impl CaptureQueue {
     }
 }
 
-/// Stops the group task cleanly even if a group panics: the queue is marked idle and the
-/// orders still waiting hear `false` (their senders are dropped), for the reconciler.
+/// Stops the group task cleanly if a group panics: the queue is marked idle and the orders
+/// still waiting hear `false` (their senders are dropped), for the reconciler. (A task that
+/// ends normally marks the queue idle itself, under the same lock as its last look.)
 struct Idle<'a>(&'a CaptureQueue);
 
 impl Drop for Idle<'_> {
     fn drop(&mut self) {
-        let mut s = self.0.state();
-        s.running = false;
         if std::thread::panicking() {
+            let mut s = self.0.state();
+            s.running = false;
             s.waiting.clear();
         }
     }

@@ -288,7 +288,8 @@ impl Services {
     }
 
     /// A merchant as a purchase prices itself from: through the one-second cache when
-    /// `cached` (the purchase's reservation checks its version), else read afresh.
+    /// `cached` (the purchase's reservation checks its version), else read afresh (and kept
+    /// there as the newest copy).
     pub(super) async fn purchase_merchant(&self, id: &str, cached: bool) -> Result<Merchant> {
         if !has_prefix(id, "mer") || id.len() > crate::limits::MAX_ID_BYTES {
             return Err(Error::NotFound("merchant"));
@@ -305,11 +306,9 @@ impl Services {
         found.ok_or(Error::NotFound("merchant"))
     }
 
+    /// A merchant, read afresh.
     pub async fn merchant(&self, id: &str) -> Result<Merchant> {
-        if !has_prefix(id, "mer") || id.len() > crate::limits::MAX_ID_BYTES {
-            return Err(Error::NotFound("merchant"));
-        }
-        self.store.find_merchant(id).await?.ok_or(Error::NotFound("merchant"))
+        self.purchase_merchant(id, false).await
     }
 
     /// Whether `id` names a merchant (for validating a form or body that lists some).
