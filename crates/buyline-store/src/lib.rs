@@ -27,6 +27,8 @@ mod operator;
 mod orders;
 mod outbox;
 mod payouts;
+#[cfg(test)]
+pub(crate) mod plan_tests;
 mod read;
 mod social;
 mod vault;

@@ -73,6 +73,11 @@ fn refund_row(r: &AnyRow) -> StoreResult<RefundRecord> {
     })
 }
 
+/// Paid orders whose capture did not finish, oldest first. The states are literals, as in
+/// the definition of the partial index `orders_uncaptured`, so the planner can use it.
+pub(crate) const UNCAPTURED_ORDERS: &str = "select id from orders where status = 'paid' and captured_at is null \
+     and updated_at < $1 order by created_at limit 500";
+
 #[async_trait]
 impl OrderStore for Db {
     async fn find_order(&self, id: &str) -> StoreResult<Option<Order>> {
@@ -144,14 +149,7 @@ impl OrderStore for Db {
     }
 
     async fn find_uncaptured_orders(&self, before: i64) -> StoreResult<Vec<String>> {
-        let rows = sqlx::query(
-            "select id from orders where status = $2 and captured_at is null and updated_at < $1 order by created_at limit 500",
-        )
-        .bind(before)
-        .bind(OrderStatus::Paid.as_str())
-        .fetch_all(&self.pool)
-        .await
-        .map_err(other)?;
+        let rows = sqlx::query(UNCAPTURED_ORDERS).bind(before).fetch_all(&self.pool).await.map_err(other)?;
         rows.iter().map(|r| r.try_get("id").map_err(other)).collect()
     }
 

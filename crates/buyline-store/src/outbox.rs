@@ -113,18 +113,16 @@ fn event_row(r: &AnyRow) -> StoreResult<buyline_core::order::Event> {
     })
 }
 
+/// E-mails not yet sent, oldest first (the partial index `emails_unsent`).
+pub(crate) const UNSENT_EMAILS: &str =
+    "select id, to_address, subject, body from emails where sent_at is null order by created_at limit $1";
+
 #[async_trait]
 impl OutboxStore for Db {
     async fn find_pending_emails(&self, limit: i64) -> StoreResult<Vec<OutgoingEmail>> {
         // An e-mail goes out only once the commit that wrote it is durable.
         self.durable().await?;
-        let rows = sqlx::query(
-            "select id, to_address, subject, body from emails where sent_at is null order by created_at limit $1",
-        )
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(other)?;
+        let rows = sqlx::query(UNSENT_EMAILS).bind(limit).fetch_all(&self.pool).await.map_err(other)?;
         rows.iter()
             .map(|r| {
                 Ok(OutgoingEmail {

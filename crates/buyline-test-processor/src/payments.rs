@@ -13,6 +13,12 @@ use buyline_store::{GroupWriter, Job, Outcome, Step};
 use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row};
 
+/// Authorised or awaiting a challenge, created before `$1`, oldest first. The states are
+/// literals, as in the definition of the partial index `processor_payments_open`, so the
+/// planner can use it.
+pub const OPEN_PAYMENTS: &str = "select * from processor_payments where status in ('authorized', 'requires_action') \
+     and created_at < $1 order by created_at limit 500";
+
 /// A payment as the test processor records it: never the card number, only brand and last four.
 #[derive(Debug, Clone)]
 pub struct ProcessorPayment {
@@ -243,16 +249,29 @@ impl Payments {
 
     /// Authorised or awaiting a challenge, created before `before`.
     pub async fn find_open(&self, before: i64) -> DbResult<Vec<ProcessorPayment>> {
-        let rows = sqlx::query(
-            "select * from processor_payments where status in ($2, $3) and created_at < $1 \
-             order by created_at limit 500",
-        )
-        .bind(before)
-        .bind(PaymentStatus::Authorized.as_str())
-        .bind(PaymentStatus::RequiresAction.as_str())
-        .fetch_all(&self.read)
-        .await
-        .map_err(err)?;
+        let rows = sqlx::query(OPEN_PAYMENTS).bind(before).fetch_all(&self.read).await.map_err(err)?;
         rows.iter().map(payment_row).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The reconciler's look for open payments reads the partial index made for it (see the
+    /// store's `plan_tests`): its states are the ones the processor writes.
+    #[tokio::test]
+    async fn open_payments_are_read_through_their_partial_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("p.db").display());
+        let db = buyline_store::Db::connect(&url, 2).await.unwrap();
+        let (read, _) = db.pools();
+        let rows =
+            sqlx::query(&format!("explain query plan {OPEN_PAYMENTS}")).bind(0i64).fetch_all(&read).await.unwrap();
+        let plan: Vec<String> = rows.iter().map(|r| r.get::<String, _>("detail")).collect();
+        assert!(plan.iter().any(|d| d.contains("USING INDEX processor_payments_open")), "{plan:?}");
+        for s in [PaymentStatus::Authorized, PaymentStatus::RequiresAction] {
+            assert!(OPEN_PAYMENTS.contains(&format!("'{}'", s.as_str())));
+        }
     }
 }

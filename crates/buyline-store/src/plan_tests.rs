@@ -1,0 +1,41 @@
+//! The work-queue queries use the partial indexes made for them (migration
+//! `20261206000002_queue_indexes.sql`): each names its states as literals matching the
+//! index's definition. A query that bound the state as a parameter, or a state renamed on one
+//! side only, would scan the whole table, every reconciler pass, as history grows.
+
+use crate::Db;
+use buyline_core::order::{CheckoutStatus, OrderStatus, ReservationState};
+use sqlx::Row;
+
+/// SQLite's plan for `sql` (each `$n` bound to 0), as its lines of detail.
+pub(crate) async fn plan(pool: &sqlx::AnyPool, sql: &str) -> String {
+    let params = (1..=9).filter(|n| sql.contains(&format!("${n}"))).count();
+    let q = format!("explain query plan {sql}");
+    let rows = (0..params).fold(sqlx::query(&q), |q, _| q.bind(0i64)).fetch_all(pool).await.unwrap();
+    rows.iter().map(|r| r.get::<String, _>("detail")).collect::<Vec<_>>().join("\n")
+}
+
+pub(crate) async fn migrated() -> (tempfile::TempDir, Db) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("plans.db").display());
+    let db = Db::connect(&url, 2).await.unwrap();
+    (dir, db)
+}
+
+#[tokio::test]
+async fn work_queues_are_read_through_their_partial_indexes() {
+    let (_dir, db) = migrated().await;
+    for (sql, index) in [
+        (crate::orders::UNCAPTURED_ORDERS, "orders_uncaptured"),
+        (crate::checkout::EXPIRED_RESERVATIONS, "reservations_held"),
+        (crate::checkout::STUCK_CHECKOUTS, "checkouts_completing"),
+        (crate::outbox::UNSENT_EMAILS, "emails_unsent"),
+    ] {
+        let plan = plan(&db.pool, sql).await;
+        assert!(plan.contains(&format!("USING INDEX {index}")), "{sql}\nis planned as\n{plan}");
+    }
+    // The literals are the states the code writes.
+    assert!(crate::orders::UNCAPTURED_ORDERS.contains(&format!("status = '{}'", OrderStatus::Paid.as_str())));
+    assert!(crate::checkout::EXPIRED_RESERVATIONS.contains(&format!("state = '{}'", ReservationState::Held.as_str())));
+    assert!(crate::checkout::STUCK_CHECKOUTS.contains(&format!("status = '{}'", CheckoutStatus::Completing.as_str())));
+}
