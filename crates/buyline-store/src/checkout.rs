@@ -449,10 +449,11 @@ impl CheckoutStore for Db {
 
     async fn find_expired_reservations(&self, now: i64) -> StoreResult<Vec<String>> {
         let rows = sqlx::query(EXPIRED_RESERVATIONS).bind(now).fetch_all(&self.pool).await.map_err(other)?;
+        let mut seen = std::collections::HashSet::new();
         let mut ids = Vec::with_capacity(rows.len());
         for r in &rows {
             let id: String = r.try_get("checkout_id").map_err(other)?;
-            if !ids.contains(&id) {
+            if seen.insert(id.clone()) {
                 ids.push(id);
             }
         }

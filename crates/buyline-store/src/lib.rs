@@ -179,6 +179,19 @@ impl Db {
         (self.pool.clone(), self.writer.clone())
     }
 
+    /// SQLite's plan for a query on this database (each `$n` bound to 0), its lines of detail
+    /// joined: what the tests read to check that a query uses the index made for it.
+    pub async fn query_plan(&self, sql: &str) -> StoreResult<String> {
+        let params = (1..=9).filter(|n| sql.contains(&format!("${n}"))).count();
+        let q = format!("explain query plan {sql}");
+        let rows = (0..params).fold(sqlx::query(&q), |q, _| q.bind(0i64)).fetch_all(&self.pool).await.map_err(other)?;
+        let details = rows
+            .iter()
+            .map(|r| sqlx::Row::try_get::<String, _>(r, "detail").map_err(other))
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok(details.join("\n"))
+    }
+
     pub async fn close(&self) {
         self.writer.close().await;
         self.pool.close().await;

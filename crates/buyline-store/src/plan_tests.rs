@@ -5,17 +5,8 @@
 
 use crate::Db;
 use buyline_core::order::{CheckoutStatus, OrderStatus, ReservationState};
-use sqlx::Row;
 
-/// SQLite's plan for `sql` (each `$n` bound to 0), as its lines of detail.
-pub(crate) async fn plan(pool: &sqlx::AnyPool, sql: &str) -> String {
-    let params = (1..=9).filter(|n| sql.contains(&format!("${n}"))).count();
-    let q = format!("explain query plan {sql}");
-    let rows = (0..params).fold(sqlx::query(&q), |q, _| q.bind(0i64)).fetch_all(pool).await.unwrap();
-    rows.iter().map(|r| r.get::<String, _>("detail")).collect::<Vec<_>>().join("\n")
-}
-
-pub(crate) async fn migrated() -> (tempfile::TempDir, Db) {
+async fn migrated() -> (tempfile::TempDir, Db) {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("plans.db").display());
     let db = Db::connect(&url, 2).await.unwrap();
@@ -31,7 +22,7 @@ async fn work_queues_are_read_through_their_partial_indexes() {
         (crate::checkout::STUCK_CHECKOUTS, "checkouts_completing"),
         (crate::outbox::UNSENT_EMAILS, "emails_unsent"),
     ] {
-        let plan = plan(&db.pool, sql).await;
+        let plan = db.query_plan(sql).await.unwrap();
         assert!(plan.contains(&format!("USING INDEX {index}")), "{sql}\nis planned as\n{plan}");
     }
     // The literals are the states the code writes.

@@ -640,13 +640,13 @@ fn writer_loop(
                 answers.push((r.reply, out));
             }
         }
-        // (Every job of the batch may have been answered at its commit.)
-        if answers.is_empty() {
-            continue;
-        }
-        if let Err(std::sync::mpsc::SendError(answers)) = synced.send(answers) {
-            for (reply, _) in answers {
-                let _ = reply.send(Err(StoreError::Other("the WAL sync thread has stopped".into())));
+        // (Every job of the batch may have been answered at its commit: nothing to sync for.
+        // The sqlx writer still gets its turn below.)
+        if !answers.is_empty() {
+            if let Err(std::sync::mpsc::SendError(answers)) = synced.send(answers) {
+                for (reply, _) in answers {
+                    let _ = reply.send(Err(StoreError::Other("the WAL sync thread has stopped".into())));
+                }
             }
         }
         if held_since.elapsed() >= HOLD_AT_MOST {

@@ -265,11 +265,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}?mode=rwc", dir.path().join("p.db").display());
         let db = buyline_store::Db::connect(&url, 2).await.unwrap();
-        let (read, _) = db.pools();
-        let rows =
-            sqlx::query(&format!("explain query plan {OPEN_PAYMENTS}")).bind(0i64).fetch_all(&read).await.unwrap();
-        let plan: Vec<String> = rows.iter().map(|r| r.get::<String, _>("detail")).collect();
-        assert!(plan.iter().any(|d| d.contains("USING INDEX processor_payments_open")), "{plan:?}");
+        let plan = db.query_plan(OPEN_PAYMENTS).await.unwrap();
+        assert!(plan.contains("USING INDEX processor_payments_open"), "{plan}");
         for s in [PaymentStatus::Authorized, PaymentStatus::RequiresAction] {
             assert!(OPEN_PAYMENTS.contains(&format!("'{}'", s.as_str())));
         }

@@ -117,6 +117,7 @@ impl Services {
         let records: Vec<CaptureRecord> = captured.iter().map(|w| w.record.clone()).collect();
         match self.store.mark_captured(&records, now_micros()).await {
             Ok(marked) => {
+                let marked: std::collections::HashSet<String> = marked.into_iter().collect();
                 for w in captured {
                     let done = marked.contains(&w.record.order_id);
                     let _ = w.reply.send(done);
