@@ -3,8 +3,8 @@
 //! delivery; record a capture with its ledger postings) reaches the database as one job.
 //!
 //! On SQLite a job runs on the store's one writer thread ([`SqliteWriter`]), which takes
-//! every job waiting, runs each in its own savepoint inside one `begin immediate`
-//! transaction, and commits them together: one durable commit (one WAL fsync under
+//! every job waiting, runs them inside one `begin immediate` transaction (each in a
+//! savepoint of its own when one of them fails: `run_batch`), and commits them together: one durable commit (one WAL fsync under
 //! `synchronous=FULL`) for the whole batch, and no thread hand-off between a job's
 //! statements, which is what bounded the old group commit (each statement crossed from the
 //! request's task to sqlx's connection thread and back while the writer waited). A job's
@@ -656,8 +656,52 @@ fn writer_loop(
     release(held.take());
 }
 
-/// One transaction for the batch, a savepoint per job; every outcome waits for the commit.
+/// One transaction for the batch; every outcome waits for the commit.
+///
+/// A batch first runs without a savepoint per job: when every job is done or stopped, there
+/// is nothing a savepoint would have undone, and the savepoints (three statements a job, and
+/// a copy of each page a job first changes) are a part of the writer's time paid for
+/// nothing. When a job fails or errs, the whole transaction is rolled back and the batch
+/// runs again with a savepoint per job ([`run_batch_guarded`]), so that job fails alone.
 fn run_batch(conn: &rusqlite::Connection, batch: &[Request]) -> Vec<Result<Outcome, StoreError>> {
+    if !batch.iter().any(|r| r.job.guarded()) {
+        // Single unchecked statements, each atomic: nothing to undo but what failed itself.
+        return run_batch_guarded(conn, batch);
+    }
+    match run_batch_bare(conn, batch) {
+        Some(outs) => outs,
+        None => run_batch_guarded(conn, batch),
+    }
+}
+
+/// The batch in one transaction without savepoints: its outcomes if every job ended done or
+/// stopped and the commit held, else `None` with the transaction rolled back (or never
+/// begun), for the guarded run.
+fn run_batch_bare(conn: &rusqlite::Connection, batch: &[Request]) -> Option<Vec<Result<Outcome, StoreError>>> {
+    conn.execute_batch("begin immediate").ok()?;
+    let mut outs = Vec::with_capacity(batch.len());
+    for r in batch {
+        match run_job_steps(conn, &r.job.steps) {
+            Ok(out @ (Outcome::Done { .. } | Outcome::Stopped { .. })) => outs.push(Ok(out)),
+            _ => {
+                if !conn.is_autocommit() {
+                    let _ = conn.execute_batch("rollback");
+                }
+                return None;
+            }
+        }
+    }
+    match conn.execute_batch("commit") {
+        Ok(()) => Some(outs),
+        Err(_) => {
+            let _ = conn.execute_batch("rollback");
+            None
+        }
+    }
+}
+
+/// One transaction for the batch, a savepoint per job.
+fn run_batch_guarded(conn: &rusqlite::Connection, batch: &[Request]) -> Vec<Result<Outcome, StoreError>> {
     if let Err(e) = conn.execute_batch("begin immediate") {
         let e = sqlite_err(e);
         return batch.iter().map(|_| Err(StoreError::Other(format!("beginning a write: {e}")))).collect();
@@ -791,6 +835,41 @@ mod tests {
         assert_eq!(d.unwrap(), Outcome::Stopped { at: 1, rows: vec![1] });
         // a, b and e are kept; c (its job hit a duplicate), d and f are not.
         assert_eq!(count(&pool).await, 3);
+    }
+
+    /// One batch, deterministically: it first runs without savepoints, meets the failing
+    /// jobs, starts over with a savepoint per job, and each job ends as it would alone.
+    #[test]
+    fn a_batch_with_a_failing_job_runs_again_with_a_savepoint_per_job() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        conn.execute_batch("create table t (id text primary key, n integer not null)").unwrap();
+        let request = |steps: Vec<Step>| Request { job: Job::from(steps), reply: tokio::sync::oneshot::channel().0 };
+        let nobody = |check| Step::new("update t set n = n + 1 where id = $1", args!["nobody"]).check(check);
+        let batch = vec![
+            request(vec![insert("a", 1), insert("b", 2)]),
+            request(vec![insert("c", 3), insert("a", 9)]),
+            request(vec![insert("d", 4), nobody(Check::FailUnlessOne)]),
+            request(vec![insert("e", 5), nobody(Check::StopUnlessOne), insert("f", 6)]),
+        ];
+        let outs = run_batch(&conn, &batch);
+        assert_eq!(outs[0].as_ref().unwrap(), &Outcome::Done { rows: vec![1, 1] });
+        assert!(matches!(outs[1], Err(StoreError::Unique(_))), "{:?}", outs[1]);
+        assert_eq!(outs[2].as_ref().unwrap(), &Outcome::Failed { at: 1 });
+        assert_eq!(outs[3].as_ref().unwrap(), &Outcome::Stopped { at: 1, rows: vec![1] });
+        let kept: Vec<String> = conn
+            .prepare("select id from t order by id")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(kept, ["a", "b", "e"]);
+        assert!(conn.is_autocommit());
+        // A batch that ends well runs once, as one transaction.
+        let outs = run_batch(&conn, &[request(vec![insert("g", 7), insert("h", 8)]), request(vec![insert("i", 9)])]);
+        assert!(outs.iter().all(|o| o.as_ref().is_ok_and(Outcome::done)), "{outs:?}");
+        let n: i64 = conn.query_row("select count(*) from t", [], |r| r.get(0)).unwrap();
+        assert_eq!(n, 6);
     }
 
     #[test]
