@@ -11,8 +11,10 @@ use std::collections::HashSet;
 
 /// One promoted item in at most this many consecutive timeline items.
 pub const PROMOTED_EVERY: u64 = 5;
-/// Active campaigns of one country the timeline considers (oldest first), bounded so a
-/// timeline request costs the same however many campaigns run.
+/// Active campaigns of one country the timeline considers at a time, bounded so a timeline
+/// request costs the same however many campaigns run. With more, the window moves on at
+/// each load of the one-second cache (`service/campaigns.rs`), so every active campaign
+/// takes its turn.
 pub const MAX_PROMOTIONS: i64 = 50;
 /// Countries one campaign may name.
 pub const MAX_CAMPAIGN_COUNTRIES: usize = 50;
@@ -79,6 +81,8 @@ pub struct Campaign {
 #[derive(Debug, Clone)]
 pub struct Promotion {
     pub post: crate::model::Post,
+    /// The campaign's place in the order the window moves through: `(created_at, id)`.
+    pub campaign: (i64, String),
 }
 
 impl Promotion {
@@ -278,6 +282,7 @@ mod tests {
     fn promo(id: &str, author: &str) -> Promotion {
         let author = crate::model::Author { id: author.into(), handle: "m".into(), display_name: "m".into() };
         Promotion {
+            campaign: (0, format!("cmp_{id}")),
             post: crate::model::Post {
                 id: id.into(),
                 author,

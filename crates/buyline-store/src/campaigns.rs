@@ -93,14 +93,33 @@ impl CampaignStore for Db {
         Ok(r.rows_affected() > 0)
     }
 
-    async fn find_promotions(&self, country: &str, limit: i64) -> StoreResult<Vec<Promotion>> {
+    async fn find_promotions(
+        &self,
+        country: &str,
+        after: Option<(i64, &str)>,
+        limit: i64,
+    ) -> StoreResult<Vec<Promotion>> {
+        let (at, id) = after.unwrap_or((i64::MIN, ""));
         let sql = format!(
-            "{POST_SELECT} join campaigns c on c.post_id = p.id \
+            "{} join campaigns c on c.post_id = p.id \
              join campaign_countries cc on cc.campaign_id = c.id \
              where cc.country = $1 and c.status = 'active' \
-             order by c.created_at, c.id limit $2"
+             and (c.created_at > $3 or (c.created_at = $3 and c.id > $4)) \
+             order by c.created_at, c.id limit $2",
+            POST_SELECT.replacen("select ", "select c.id as campaign_id, c.created_at as campaign_created_at, ", 1)
         );
-        let rows = sqlx::query(&sql).bind(country).bind(limit).fetch_all(&self.pool).await.map_err(other)?;
-        rows.iter().map(|r| Ok(Promotion { post: post_row(r)? })).collect()
+        let rows =
+            sqlx::query(&sql).bind(country).bind(limit).bind(at).bind(id).fetch_all(&self.pool).await.map_err(other)?;
+        rows.iter()
+            .map(|r| {
+                Ok(Promotion {
+                    post: post_row(r)?,
+                    campaign: (
+                        r.try_get("campaign_created_at").map_err(other)?,
+                        r.try_get("campaign_id").map_err(other)?,
+                    ),
+                })
+            })
+            .collect()
     }
 }

@@ -110,7 +110,31 @@ impl Services {
     /// The active campaigns of a country, through the one-second cache: a pause shows in
     /// every process within a second, at once in this one.
     pub(crate) async fn promotions(&self, country: &str) -> Result<Arc<Vec<Promotion>>> {
-        let load = || async { self.store.find_promotions(country, MAX_PROMOTIONS).await.map(|l| Some(Arc::new(l))) };
+        let load = || async { self.promotion_window(country).await.map(|l| Some(Arc::new(l))) };
         Ok(self.caches.promotions.get_or_load(&country.to_string(), load).await?.unwrap_or_default())
+    }
+
+    /// The next window of at most [`MAX_PROMOTIONS`] active campaigns of a country, oldest
+    /// first: the ones after where the last window ended, then from the oldest again, so
+    /// with more campaigns than a window each takes its turn (a window a second).
+    async fn promotion_window(&self, country: &str) -> crate::store::StoreResult<Vec<Promotion>> {
+        let turns = || self.promotion_turns.lock().unwrap_or_else(|e| e.into_inner());
+        let after = turns().get(country).cloned();
+        let mut window = match &after {
+            Some((at, id)) => self.store.find_promotions(country, Some((*at, id)), MAX_PROMOTIONS).await?,
+            None => Vec::new(),
+        };
+        let rest = MAX_PROMOTIONS - window.len() as i64;
+        if rest > 0 {
+            // From the oldest again, up to where this window began.
+            let from_start = self.store.find_promotions(country, None, rest).await?;
+            let end = after.as_ref();
+            window.extend(from_start.into_iter().take_while(|p| end.is_none_or(|e| &p.campaign <= e)));
+        }
+        match window.last() {
+            Some(last) => turns().insert(country.to_string(), last.campaign.clone()),
+            None => turns().remove(country),
+        };
+        Ok(window)
     }
 }

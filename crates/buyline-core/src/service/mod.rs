@@ -130,6 +130,9 @@ pub struct Services {
     pub(crate) funnel: Arc<funnel::FunnelCounter>,
     /// The orders waiting to be captured together (`captures.rs`).
     pub(crate) captures: Arc<captures::CaptureQueue>,
+    /// Per country, the last campaign of the window of promotions loaded last
+    /// (`campaigns.rs`): the next load starts after it.
+    pub(crate) promotion_turns: Arc<std::sync::Mutex<std::collections::HashMap<String, (i64, String)>>>,
 }
 
 impl Services {
@@ -154,6 +157,7 @@ impl Services {
             downloads: Arc::default(),
             funnel: Arc::default(),
             captures: Arc::default(),
+            promotion_turns: Arc::default(),
         }
     }
 

@@ -18,6 +18,12 @@ pub trait CampaignStore: Send + Sync {
     /// False if nothing changed because it had.
     async fn update_campaign_status(&self, id: &str, to: CampaignStatus, now: i64) -> StoreResult<bool>;
 
-    /// Active campaigns for `country` whose post still exists, oldest campaign first.
-    async fn find_promotions(&self, country: &str, limit: i64) -> StoreResult<Vec<Promotion>>;
+    /// Active campaigns for `country` whose post still exists, oldest campaign first,
+    /// after the campaign at `(created_at, id)` when given.
+    async fn find_promotions(
+        &self,
+        country: &str,
+        after: Option<(i64, &str)>,
+        limit: i64,
+    ) -> StoreResult<Vec<Promotion>>;
 }

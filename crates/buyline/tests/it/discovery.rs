@@ -264,6 +264,54 @@ async fn promoted_items_are_at_most_one_in_five_and_paging_is_stable() {
     app.stop().await;
 }
 
+/// More active campaigns in a country than a timeline considers at once
+/// (`MAX_PROMOTIONS`, 50): the window moves on with each load of the one-second cache, so
+/// the newest campaigns are shown too, not only the fifty oldest.
+#[tokio::test]
+async fn every_campaign_takes_its_turn_when_more_run_than_a_timeline_considers() {
+    const CAMPAIGNS: usize = 52;
+    let app = spawn_app().await;
+    let (key, _) = app.merchant("turnshop").await;
+    let shirt = app.shirt(&key, 5).await;
+    let mut campaigns = HashSet::new();
+    for i in 0..CAMPAIGNS {
+        let post = product_post(&app, &key, &shirt, &format!("turn {i}")).await;
+        campaign(&app, &key, &post, json!(["US"])).await;
+        campaigns.insert(post);
+    }
+    let (reader, _) = app.signup("turnreader").await;
+    let (friend, _) = app.signup("turnfriend").await;
+    app.post("/accounts/turnfriend/follow", Some(&reader), json!({})).await;
+    // Enough organic posts for 50 promoted slots in one walk of the timeline.
+    for i in 0..250 {
+        let r = app.post("/posts", Some(&friend), json!({"text": format!("organic {i}")})).await;
+        assert_eq!(r.status, 201, "{}", r.text);
+    }
+    let walk = || async {
+        let mut promoted = HashSet::new();
+        let mut q = "?limit=100".to_string();
+        loop {
+            let page = timeline(&app, &reader, &q).await;
+            promoted.extend(promoted_ids(&page));
+            match page["next_cursor"].as_str() {
+                Some(c) => q = format!("?limit=100&cursor={c}"),
+                None => return promoted,
+            }
+        }
+    };
+    let mut seen = walk().await;
+    for _ in 0..5 {
+        if seen.len() == CAMPAIGNS {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        seen.extend(walk().await);
+    }
+    assert!(seen.is_subset(&campaigns));
+    assert_eq!(seen.len(), CAMPAIGNS, "every active campaign is shown in its turn");
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn replies_reach_a_home_timeline_only_when_both_sides_are_followed() {
     let app = spawn_app().await;
