@@ -79,7 +79,7 @@ impl DiscoveryStore for Db {
                 "p.id in (select post_id from posts_fts where posts_fts match $1)",
                 words.iter().map(|w| format!("\"{w}\"")).collect::<Vec<_>>().join(" "),
             ),
-            Backend::Postgres => ("p.search @@ plainto_tsquery('simple', $1)", words.join(" ")),
+            Backend::Postgres => ("p.search @@ plainto_tsquery('simple', search_fold($1))", words.join(" ")),
         };
         let sql = format!(
             "{POST_SELECT} where {matches} and {} order by p.created_at desc, p.id desc limit $5",

@@ -312,6 +312,27 @@ async fn every_campaign_takes_its_turn_when_more_run_than_a_timeline_considers()
     app.stop().await;
 }
 
+/// Search ignores accents the same way on both backends: "cafe" finds "Café" and "crème"
+/// finds "creme" (SQLite's FTS5 folds them in its tokenizer; PostgreSQL through
+/// `unaccent` on both the posts and the query).
+#[tokio::test]
+async fn search_matches_words_with_or_without_their_accents() {
+    let app = spawn_app().await;
+    let (token, _) = app.signup("accents").await;
+    let post = |text: &'static str| {
+        let (app, token) = (&app, &token);
+        async move { app.post("/posts", Some(token), json!({"text": text})).await.body["id"].as_str().unwrap().to_string() }
+    };
+    let cafe = post("Café au lait at noon").await;
+    let creme = post("creme brulee tonight").await;
+    for (q, want) in [("cafe", &cafe), ("CAFÉ", &cafe), ("crème brûlée", &creme), ("Brulee", &creme)] {
+        let r = app.get(&format!("/search?q={}", url_encode(q)), None).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(post_ids(&r.body), vec![want.clone()], "{q}");
+    }
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn replies_reach_a_home_timeline_only_when_both_sides_are_followed() {
     let app = spawn_app().await;
