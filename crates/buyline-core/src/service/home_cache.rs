@@ -9,7 +9,8 @@
 //! How it stays correct:
 //! - **This process's writes show at once.** After a write commits, the service drops what
 //!   it changes: a post or reply by an account drops every entry that account's posts can
-//!   appear in ([`HomeCache::author_changed`]); a follow or unfollow drops the follower's
+//!   appear in ([`HomeCache::author_changed`], through an index from each author to those
+//!   entries, so a post costs its readers' entries, not a look at every entry); a follow or unfollow drops the follower's
 //!   entry ([`HomeCache::viewer_changed`]); a deleted post or an erased account drops
 //!   everything ([`HomeCache::clear`]: replies to the deleted posts may now show elsewhere).
 //!   A fill that read the database before such a write and arrives after it is refused:
@@ -104,6 +105,9 @@ impl Entry {
 #[derive(Default)]
 struct Inner {
     entries: HashMap<String, Entry>,
+    /// Author → the viewers whose entry may show their posts (the entries' `authors`,
+    /// turned around): a post drops those entries without a look at every other one.
+    readers: HashMap<String, HashSet<String>>,
     weight: usize,
     /// How many changes were ever recorded; `log` holds the last [`LOG`] of them, the last
     /// one numbered `changes`.
@@ -112,21 +116,42 @@ struct Inner {
 }
 
 impl Inner {
+    fn insert(&mut self, viewer: &str, entry: Entry) {
+        for a in &entry.authors {
+            self.readers.entry(a.clone()).or_default().insert(viewer.to_string());
+        }
+        self.weight += entry.weight();
+        self.entries.insert(viewer.to_string(), entry);
+    }
+
     fn remove(&mut self, viewer: &str) {
         if let Some(e) = self.entries.remove(viewer) {
             self.weight -= e.weight();
+            for a in &e.authors {
+                if let Some(readers) = self.readers.get_mut(a) {
+                    readers.remove(viewer);
+                    if readers.is_empty() {
+                        self.readers.remove(a);
+                    }
+                }
+            }
         }
     }
 
     fn record(&mut self, change: Change) {
-        let (entries, weight) = (&mut self.entries, &mut self.weight);
-        entries.retain(|viewer, e| {
-            let keep = e.fresh() && !e.shows(viewer, &change);
-            if !keep {
-                *weight -= e.weight();
+        match &change {
+            Change::Author(a) => {
+                for viewer in self.readers.get(a).cloned().unwrap_or_default() {
+                    self.remove(&viewer);
+                }
             }
-            keep
-        });
+            Change::Viewer(v) => self.remove(v),
+            Change::All => {
+                self.entries.clear();
+                self.readers.clear();
+                self.weight = 0;
+            }
+        }
         self.changes += 1;
         self.log.push_back(change);
         if self.log.len() > LOG {
@@ -139,14 +164,10 @@ impl Inner {
         if self.weight + need <= MAX_WEIGHT {
             return;
         }
-        let (entries, weight) = (&mut self.entries, &mut self.weight);
-        entries.retain(|_, e| {
-            let keep = e.fresh();
-            if !keep {
-                *weight -= e.weight();
-            }
-            keep
-        });
+        let expired: Vec<String> = self.entries.iter().filter(|(_, e)| !e.fresh()).map(|(v, _)| v.clone()).collect();
+        for viewer in expired {
+            self.remove(&viewer);
+        }
         while self.weight + need > MAX_WEIGHT && !self.entries.is_empty() {
             let oldest = self.entries.iter().min_by_key(|(_, e)| e.since).map(|(v, _)| v.clone());
             if let Some(v) = oldest {
@@ -227,8 +248,7 @@ impl HomeCache {
             return;
         }
         inner.make_room(w);
-        inner.weight += w;
-        inner.entries.insert(viewer.to_string(), entry);
+        inner.insert(viewer, entry);
     }
 
     /// A post or reply by `author` was written (or its author's posts otherwise changed).
@@ -246,9 +266,19 @@ impl HomeCache {
         self.lock().record(Change::All);
     }
 
+    /// What is held: entries and weight, after checking that the author index is the
+    /// entries' authors turned around, nothing more or less, and the weight their sum.
     #[cfg(test)]
     fn held(&self) -> (usize, usize) {
         let inner = self.lock();
+        let mut readers: HashMap<String, HashSet<String>> = HashMap::new();
+        for (viewer, e) in &inner.entries {
+            for a in &e.authors {
+                readers.entry(a.clone()).or_default().insert(viewer.clone());
+            }
+        }
+        assert_eq!(inner.readers, readers, "the author index follows the entries");
+        assert_eq!(inner.weight, inner.entries.values().map(Entry::weight).sum::<usize>());
         (inner.entries.len(), inner.weight)
     }
 }
@@ -313,9 +343,15 @@ mod tests {
         let c = HomeCache::default();
         c.put(c.ticket(), "v", posts(3), true, authors(&["v", "acct_a"]));
         c.put(c.ticket(), "w", posts(3), true, authors(&["w", "acct_b"]));
+        c.put(c.ticket(), "x", posts(3), true, authors(&["x", "acct_a", "acct_b"]));
+        assert_eq!(c.held().0, 3);
         c.author_changed("acct_a");
         assert!(c.get("v", None, 21).is_none(), "a followee posted");
+        assert!(c.get("x", None, 21).is_none(), "a followee posted");
         assert!(c.get("w", None, 21).is_some(), "w does not follow acct_a");
+        assert_eq!(c.held().0, 1, "only w is left, and the index with it");
+        c.author_changed("acct_nobody");
+        assert_eq!(c.held().0, 1);
         c.viewer_changed("w");
         assert!(c.get("w", None, 21).is_none(), "w followed or unfollowed");
         c.put(c.ticket(), "v", posts(3), true, authors(&["v"]));
@@ -357,6 +393,11 @@ mod tests {
         for i in 0..(MAX_WEIGHT / 40) {
             c.put(c.ticket(), &format!("v{i}"), posts(41), false, authors(&["x"]));
         }
+        // Expired entries go first when room is needed, from the index too.
+        let stale = Ticket { since: Instant::now() - TTL, changes: c.lock().changes };
+        c.put(stale, "old", posts(3), true, authors(&["old", "y"]));
+        c.put(c.ticket(), "late", posts(41), false, authors(&["late"]));
+        assert!(!c.lock().readers.contains_key("y"), "the expired entry left the index");
         let (n, w) = c.held();
         assert!(w <= MAX_WEIGHT, "{w}");
         assert!(n < MAX_WEIGHT / 40, "the oldest went");
