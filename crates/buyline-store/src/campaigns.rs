@@ -2,7 +2,7 @@
 //! a country for the timeline.
 
 use crate::social::{post_row, POST_SELECT};
-use crate::{json_err, other, Db};
+use crate::{json_err, other, Backend, Db};
 use async_trait::async_trait;
 use buyline_core::discovery::{Campaign, CampaignStatus, Promotion};
 use buyline_core::store::{Before, CampaignStore, StoreResult};
@@ -100,12 +100,18 @@ impl CampaignStore for Db {
         limit: i64,
     ) -> StoreResult<Vec<Promotion>> {
         let (at, id) = after.unwrap_or((i64::MIN, ""));
+        // Ids in byte order on both backends, as the service compares them (PostgreSQL's
+        // database collation could put `cmp_a` before `cmp_X`).
+        let by_id = match self.backend {
+            Backend::Sqlite => "c.id",
+            Backend::Postgres => "c.id collate \"C\"",
+        };
         let sql = format!(
             "{} join campaigns c on c.post_id = p.id \
              join campaign_countries cc on cc.campaign_id = c.id \
              where cc.country = $1 and c.status = 'active' \
-             and (c.created_at > $3 or (c.created_at = $3 and c.id > $4)) \
-             order by c.created_at, c.id limit $2",
+             and (c.created_at > $3 or (c.created_at = $3 and {by_id} > $4)) \
+             order by c.created_at, {by_id} limit $2",
             POST_SELECT.replacen("select ", "select c.id as campaign_id, c.created_at as campaign_created_at, ", 1)
         );
         let rows =

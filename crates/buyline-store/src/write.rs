@@ -80,8 +80,9 @@ macro_rules! args {
 pub enum Check {
     /// Anything.
     Any,
-    /// Exactly one, else the job stops here: what ran before it commits, what comes after it
-    /// does not run ([`Outcome::Stopped`]).
+    /// Exactly one, else the job stops here: what ran before it commits (and this
+    /// statement's own changes, if it changed more than one row), what comes after it does
+    /// not run ([`Outcome::Stopped`]).
     StopUnlessOne,
     /// Exactly one, else the whole job is undone ([`Outcome::Failed`]).
     FailUnlessOne,
@@ -179,8 +180,8 @@ pub(crate) fn insert_rows<T>(into: &str, cols: usize, items: &[T], row: impl Fn(
 pub enum Outcome {
     /// Every statement ran and is durable.
     Done { rows: Vec<u64> },
-    /// Statement `at` changed other than one row: the statements before it are durable, it
-    /// and the rest did nothing.
+    /// Statement `at` changed other than one row: the statements before it are durable, and
+    /// so are its own changes if it changed more than one; the rest did not run.
     Stopped { at: usize, rows: Vec<u64> },
     /// Statement `at` changed other than one row: nothing of the job was kept.
     Failed { at: usize },
@@ -592,6 +593,8 @@ fn writer_loop(
     let mut held = None;
     let mut held_since = std::time::Instant::now();
     let mut caught_up = std::time::Instant::now();
+    // When a job last failed: batches run guarded for a while after it (see `run_batch`).
+    let mut last_failure: Option<std::time::Instant> = None;
     loop {
         if caught_up.elapsed() >= CATCH_UP_EVERY {
             catch_up(&conn);
@@ -631,7 +634,11 @@ fn writer_loop(
                 Err(_) => break,
             }
         }
-        let outcomes = run_batch(&conn, &batch);
+        let (outcomes, failed) =
+            run_batch(&conn, &batch, last_failure.is_none_or(|t| t.elapsed() >= GUARDED_AFTER_A_FAILURE));
+        if failed {
+            last_failure = Some(std::time::Instant::now());
+        }
         let mut answers: Answers = Vec::with_capacity(batch.len());
         for (r, out) in batch.drain(..).zip(outcomes) {
             if r.job.unsynced && matches!(out, Ok(Outcome::Done { .. })) {
@@ -656,22 +663,34 @@ fn writer_loop(
     release(held.take());
 }
 
-/// One transaction for the batch; every outcome waits for the commit.
+/// After a batch in which a job failed, how long batches run with a savepoint per job from
+/// the start: failures come in bursts (a variant selling out fails every reservation
+/// behind it until the sold-out mark is set), and each would otherwise run its batch twice.
+const GUARDED_AFTER_A_FAILURE: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// One transaction for the batch; every outcome waits for the commit. The second value
+/// says whether a job failed or erred.
 ///
-/// A batch first runs without a savepoint per job: when every job is done or stopped, there
-/// is nothing a savepoint would have undone, and the savepoints (three statements a job, and
-/// a copy of each page a job first changes) are a part of the writer's time paid for
-/// nothing. When a job fails or errs, the whole transaction is rolled back and the batch
-/// runs again with a savepoint per job ([`run_batch_guarded`]), so that job fails alone.
-fn run_batch(conn: &rusqlite::Connection, batch: &[Request]) -> Vec<Result<Outcome, StoreError>> {
-    if !batch.iter().any(|r| r.job.guarded()) {
-        // Single unchecked statements, each atomic: nothing to undo but what failed itself.
-        return run_batch_guarded(conn, batch);
+/// A batch first runs without a savepoint per job (when `bare` is set): when every job is
+/// done or stopped, there is nothing a savepoint would have undone, and the savepoints
+/// (three statements a job, and a copy of each page a job first changes) are a part of the
+/// writer's time paid for nothing. When a job fails or errs, the whole transaction is rolled
+/// back and the batch runs again with a savepoint per job ([`run_batch_guarded`]), so that
+/// job fails alone.
+fn run_batch(conn: &rusqlite::Connection, batch: &[Request], bare: bool) -> (Vec<Result<Outcome, StoreError>>, bool) {
+    let failed = |outs: &[Result<Outcome, StoreError>]| {
+        outs.iter().any(|o| !matches!(o, Ok(Outcome::Done { .. } | Outcome::Stopped { .. })))
+    };
+    if bare && batch.iter().any(|r| r.job.guarded()) {
+        if let Some(outs) = run_batch_bare(conn, batch) {
+            return (outs, false);
+        }
     }
-    match run_batch_bare(conn, batch) {
-        Some(outs) => outs,
-        None => run_batch_guarded(conn, batch),
-    }
+    // Without savepoints to save (single unchecked statements, each atomic by itself), or
+    // after a failure.
+    let outs = run_batch_guarded(conn, batch);
+    let f = failed(&outs);
+    (outs, f)
 }
 
 /// The batch in one transaction without savepoints: its outcomes if every job ended done or
@@ -837,39 +856,41 @@ mod tests {
         assert_eq!(count(&pool).await, 3);
     }
 
-    /// One batch, deterministically: it first runs without savepoints, meets the failing
-    /// jobs, starts over with a savepoint per job, and each job ends as it would alone.
+    /// One batch, deterministically: run bare first, it meets the failing jobs and starts
+    /// over with a savepoint per job; run guarded from the start (as for a while after a
+    /// failure), it ends the same. Either way each job ends as it would alone.
     #[test]
     fn a_batch_with_a_failing_job_runs_again_with_a_savepoint_per_job() {
-        let conn = rusqlite::Connection::open_in_memory().unwrap();
-        conn.execute_batch("create table t (id text primary key, n integer not null)").unwrap();
         let request = |steps: Vec<Step>| Request { job: Job::from(steps), reply: tokio::sync::oneshot::channel().0 };
         let nobody = |check| Step::new("update t set n = n + 1 where id = $1", args!["nobody"]).check(check);
-        let batch = vec![
-            request(vec![insert("a", 1), insert("b", 2)]),
-            request(vec![insert("c", 3), insert("a", 9)]),
-            request(vec![insert("d", 4), nobody(Check::FailUnlessOne)]),
-            request(vec![insert("e", 5), nobody(Check::StopUnlessOne), insert("f", 6)]),
-        ];
-        let outs = run_batch(&conn, &batch);
-        assert_eq!(outs[0].as_ref().unwrap(), &Outcome::Done { rows: vec![1, 1] });
-        assert!(matches!(outs[1], Err(StoreError::Unique(_))), "{:?}", outs[1]);
-        assert_eq!(outs[2].as_ref().unwrap(), &Outcome::Failed { at: 1 });
-        assert_eq!(outs[3].as_ref().unwrap(), &Outcome::Stopped { at: 1, rows: vec![1] });
-        let kept: Vec<String> = conn
-            .prepare("select id from t order by id")
-            .unwrap()
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect();
-        assert_eq!(kept, ["a", "b", "e"]);
-        assert!(conn.is_autocommit());
-        // A batch that ends well runs once, as one transaction.
-        let outs = run_batch(&conn, &[request(vec![insert("g", 7), insert("h", 8)]), request(vec![insert("i", 9)])]);
-        assert!(outs.iter().all(|o| o.as_ref().is_ok_and(Outcome::done)), "{outs:?}");
-        let n: i64 = conn.query_row("select count(*) from t", [], |r| r.get(0)).unwrap();
-        assert_eq!(n, 6);
+        for bare in [true, false] {
+            let conn = rusqlite::Connection::open_in_memory().unwrap();
+            conn.execute_batch("create table t (id text primary key, n integer not null)").unwrap();
+            let batch = vec![
+                request(vec![insert("a", 1), insert("b", 2)]),
+                request(vec![insert("c", 3), insert("a", 9)]),
+                request(vec![insert("d", 4), nobody(Check::FailUnlessOne)]),
+                request(vec![insert("e", 5), nobody(Check::StopUnlessOne), insert("f", 6)]),
+            ];
+            let (outs, failed) = run_batch(&conn, &batch, bare);
+            assert!(failed, "the failure is reported, so the next batches run guarded");
+            assert_eq!(outs[0].as_ref().unwrap(), &Outcome::Done { rows: vec![1, 1] });
+            assert!(matches!(outs[1], Err(StoreError::Unique(_))), "{:?}", outs[1]);
+            assert_eq!(outs[2].as_ref().unwrap(), &Outcome::Failed { at: 1 });
+            assert_eq!(outs[3].as_ref().unwrap(), &Outcome::Stopped { at: 1, rows: vec![1] });
+            let ids = |conn: &rusqlite::Connection| -> Vec<String> {
+                let mut stmt = conn.prepare("select id from t order by id").unwrap();
+                stmt.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
+            };
+            assert_eq!(ids(&conn), ["a", "b", "e"], "bare first: {bare}");
+            assert!(conn.is_autocommit());
+            // A batch that ends well runs once, as one transaction.
+            let (outs, failed) =
+                run_batch(&conn, &[request(vec![insert("g", 7), insert("h", 8)]), request(vec![insert("i", 9)])], bare);
+            assert!(!failed);
+            assert!(outs.iter().all(|o| o.as_ref().is_ok_and(Outcome::done)), "{outs:?}");
+            assert_eq!(ids(&conn).len(), 6);
+        }
     }
 
     #[test]
@@ -886,7 +907,7 @@ mod tests {
             ]),
             request(vec![insert("c", 4)]),
         ];
-        let outs = run_batch(&conn, &batch);
+        let (outs, _) = run_batch(&conn, &batch, true);
         assert!(outs.iter().all(|o| o.is_err()), "{outs:?}");
         let n: i64 = conn.query_row("select count(*) from t", [], |r| r.get(0)).unwrap();
         assert_eq!(n, 0, "nothing of the batch is kept, and the job after it did not run alone");

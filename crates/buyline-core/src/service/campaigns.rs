@@ -114,9 +114,12 @@ impl Services {
         Ok(self.caches.promotions.get_or_load(&country.to_string(), load).await?.unwrap_or_default())
     }
 
-    /// The next window of at most [`MAX_PROMOTIONS`] active campaigns of a country, oldest
-    /// first: the ones after where the last window ended, then from the oldest again, so
-    /// with more campaigns than a window each takes its turn (a window a second).
+    /// The next window of at most [`MAX_PROMOTIONS`] active campaigns of a country: the ones
+    /// after where the last window ended (by age, then id in byte order), then from the
+    /// oldest again, so with more campaigns than a window each takes its turn (a window a
+    /// second). With 50 or fewer the window is all of them, oldest first, every time. With
+    /// more, a walk of a timeline that spans a reload may show a campaign on two pages
+    /// (never twice on one page) while the window moves on.
     async fn promotion_window(&self, country: &str) -> crate::store::StoreResult<Vec<Promotion>> {
         let turns = || self.promotion_turns.lock().unwrap_or_else(|e| e.into_inner());
         let after = turns().get(country).cloned();
