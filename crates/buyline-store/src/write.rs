@@ -965,7 +965,9 @@ mod tests {
         use sqlx::Connection;
         pool.close().await;
         let mut c = sqlx::AnyConnection::connect(base).await.unwrap();
-        sqlx::query(&format!("drop database if exists {name}")).execute(&mut c).await.unwrap();
+        // `force`: a closed pool's server processes may still be ending (a CI run failed on
+        // "being accessed by other users").
+        sqlx::query(&format!("drop database if exists {name} with (force)")).execute(&mut c).await.unwrap();
     }
 
     #[tokio::test]
