@@ -110,7 +110,7 @@ impl Db {
             sqlx::query("pragma journal_mode = wal").execute(&mut c).await.map_err(other)?;
             c.close().await.map_err(other)?;
         }
-        // SQLite: checkpoints only on the checkpointer thread (`write.rs`), so no commit pays
+        // SQLite: checkpoints only on the checkpointer thread (`write/sqlite.rs`), so no commit pays
         // for one (with group commit off, connections checkpoint as SQLite's default has it).
         let no_checkpoints =
             backend == Backend::Sqlite && std::env::var("BUYLINE_GROUP_COMMIT").as_deref() != Ok("off");
@@ -217,7 +217,7 @@ impl Db {
     }
 
     /// Waits until every write committed so far is durable. On SQLite a commit is visible a
-    /// moment before its sync (see `write::start_syncer`); whatever acts outside on what it
+    /// moment before its sync (see `write::sqlite::start_syncer`); whatever acts outside on what it
     /// reads (sends an e-mail) waits here first. An empty job: its answer comes after the
     /// sync of its batch, which covers every commit before it.
     pub(crate) async fn durable(&self) -> StoreResult<()> {
