@@ -210,6 +210,8 @@ pub struct Order {
     pub challenge_url: Option<String>,
     pub post_id: Option<String>,
     pub contact_email: Option<String>,
+    /// The authorised payment has been taken. A purchase is answered once its order is
+    /// committed, before its capture: `false` there, `true` a few milliseconds later.
     pub captured: bool,
     /// The merchant has seen it.
     pub acknowledged: bool,

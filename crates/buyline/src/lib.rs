@@ -64,6 +64,11 @@ impl Running {
                 task.abort();
             }
         }
+        // Captures queued by the last purchases (answered before them): taken and recorded
+        // before the database closes; what the deadline cuts off is the reconciler's.
+        if tokio::time::timeout_at(deadline, self.services.drain_captures()).await.is_err() {
+            tracing::warn!("captures still queued at the deadline; the reconciler will take them");
+        }
         // Impressions counted by the last requests: written before the database closes.
         if let Err(e) = tokio::time::timeout_at(deadline, self.services.flush_funnel()).await.unwrap_or(Ok(0)) {
             tracing::warn!(error = %e, "last funnel flush failed");

@@ -123,11 +123,20 @@ pub async fn run(args: &BenchArgs, servers: &[Server], out: &mut Outcome) -> any
             all_orders.insert(o["id"].as_str().unwrap_or("").to_string());
         }
     }
-    // The merchant's paid orders, their totals, and whether each was captured.
-    let paid = apis[0].list_all("/merchant/orders?status=paid", Some(&key)).await?;
+    // The merchant's paid orders, their totals, and whether each was captured. A purchase is
+    // answered before its capture, which follows within milliseconds: a paid order still
+    // uncaptured is looked at again for up to ten seconds before it counts as a failure.
+    let give_up = Instant::now() + Duration::from_secs(10);
+    let (paid, uncaptured) = loop {
+        let paid = apis[0].list_all("/merchant/orders?status=paid", Some(&key)).await?;
+        let uncaptured = paid.iter().filter(|o| o["captured"].as_bool() != Some(true)).count() as i64;
+        if uncaptured == 0 || Instant::now() >= give_up {
+            break (paid, uncaptured);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
     let paid_orders = paid.len() as i64;
     let paid_amount: i64 = paid.iter().map(|o| o["totals"]["total"].as_i64().unwrap_or(0)).sum();
-    let uncaptured = paid.iter().filter(|o| o["captured"].as_bool() != Some(true)).count() as i64;
     let unit = paid.iter().filter_map(|o| o["totals"]["total"].as_i64()).max().unwrap_or(5000).max(1);
     // What the ledger recorded as captured: this database holds only this sale.
     let (balanced, accounts) = super::trial_balance(&apis[0]).await?;

@@ -1,8 +1,16 @@
 //! Group capture: the orders waiting to be captured are captured together. One call to the
 //! processor takes all their payments, and one write marks them captured with their ledger
 //! postings. So a burst of purchases pays for a capture and a ledger write per group, not
-//! per order; each purchase still waits for its own capture, and answers `captured` as it
-//! went.
+//! per order.
+//!
+//! A purchase does not wait for its capture: once its order is committed (durably, with the
+//! authorisation it records) it is answered `paid` with `captured: false`, and the capture
+//! follows within milliseconds. SPEC §2's order stays: reserve, authorise, commit, capture.
+//! Only when more than [`BACKLOG`] orders already wait does a purchase wait for its own
+//! capture too, so a load the captures cannot keep up with slows the purchases down instead
+//! of growing the queue. Whoever needs the money taken — a refund, a cancellation, a 3-D
+//! Secure order's resumption, the reconciler — waits for it ([`Services::capture`]), and a
+//! graceful stop drains the queue ([`Services::drain_captures`]).
 //!
 //! One group runs at a time per process, on a task of its own (a request that leaves does
 //! not stop the group it is in); the orders that arrive meanwhile form the next group. A
@@ -18,6 +26,9 @@ use tokio::sync::oneshot;
 
 /// At most this many orders in one group: the write's size stays bounded.
 const MAX_GROUP: usize = 256;
+
+/// Beyond this many orders waiting, a purchase waits for its own capture (back-pressure).
+pub(crate) const BACKLOG: usize = 4 * MAX_GROUP;
 
 struct Waiting {
     payment_id: String,
@@ -62,22 +73,54 @@ impl Services {
     /// Captures a committed order and posts it to the ledger, once, with the orders waiting
     /// beside it. True when the order is captured; a failure is left to the reconciler.
     pub(super) async fn capture(&self, order: &Order) -> bool {
+        self.queue_capture(order).0.await.unwrap_or(false)
+    }
+
+    /// Queues a committed order's capture and answers at once, `false` (not captured yet) —
+    /// unless more than [`BACKLOG`] orders wait already: then it waits for its own capture
+    /// and answers as [`Self::capture`] does.
+    pub(super) async fn capture_soon(&self, order: &Order) -> bool {
+        let (answer, backlog) = self.queue_capture(order);
+        if backlog {
+            answer.await.unwrap_or(false)
+        } else {
+            false
+        }
+    }
+
+    /// Waits until no capture waits or runs in this process (a graceful stop: what is still
+    /// queued at the deadline is left to the reconciler, as after a crash).
+    pub async fn drain_captures(&self) {
+        loop {
+            {
+                let s = self.captures.state();
+                if s.waiting.is_empty() && !s.running {
+                    return;
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+    }
+
+    /// Puts the order in the queue, starting the group task if none runs. Answers the
+    /// receiver of its outcome, and whether the queue was beyond [`BACKLOG`].
+    fn queue_capture(&self, order: &Order) -> (oneshot::Receiver<bool>, bool) {
         let (reply, answer) = oneshot::channel();
         let record = CaptureRecord {
             order_id: order.id.clone(),
             currency: order.totals.currency.code().to_string(),
             postings: capture_postings(&order.merchant_id, order.totals.total, order.platform_fee),
         };
-        let start = {
+        let (start, backlog) = {
             let mut s = self.captures.state();
             s.waiting.push(Waiting { payment_id: order.payment_id.clone(), record, reply });
-            !std::mem::replace(&mut s.running, true)
+            (!std::mem::replace(&mut s.running, true), s.waiting.len() > BACKLOG)
         };
         if start {
             let me = self.clone();
             tokio::spawn(async move { me.capture_groups().await });
         }
-        answer.await.unwrap_or(false)
+        (answer, backlog)
     }
 
     /// Takes groups until none is waiting.

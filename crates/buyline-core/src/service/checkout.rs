@@ -701,8 +701,9 @@ impl Services {
         Error::OutOfStock(format!("{name} is sold out in that choice or quantity"))
     }
 
-    /// Pays a claimed checkout whose stock is reserved: authorise, commit the order,
-    /// capture. Any failure before the commit gives the stock back and reopens the checkout.
+    /// Pays a claimed checkout whose stock is reserved: authorise, commit the order, queue
+    /// its capture. Any failure before the commit gives the stock back and reopens the
+    /// checkout.
     async fn pay(
         &self,
         shopper: &Account,
@@ -809,7 +810,8 @@ impl Services {
             }
         }
         if status == OrderStatus::Paid {
-            order.captured = self.capture(&order).await;
+            // Answered without waiting for the capture (see `captures.rs`).
+            order.captured = self.capture_soon(&order).await;
         }
         Ok(order)
     }

@@ -163,6 +163,14 @@ impl Services {
         cancel: bool,
         allowed: &[OrderStatus],
     ) -> Result<()> {
+        // A purchase is answered before its capture: money not yet taken is taken first (the
+        // capture is idempotent, so an order captured meanwhile costs nothing more).
+        if !o.captured && !self.capture(o).await {
+            return Err(Error::Conflict {
+                message: "the payment could not be taken yet (it may still be settling); try again shortly".into(),
+                errors: vec![],
+            });
+        }
         let after = o.refunded_amount + amount;
         let given_back = if after >= o.totals.total { self.store.find_refund_total_fee_back(&o.id).await? } else { 0 };
         let fee_back = crate::fees::refund_fee_back(o.platform_fee, o.totals.total, amount, after, given_back);

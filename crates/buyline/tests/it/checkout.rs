@@ -12,8 +12,10 @@ async fn setup(app: &TestApp, stock: i64) -> (String, Value, String) {
     (key, p, shopper)
 }
 
+/// The answer comes once the order is committed, before the capture that follows it: `paid`
+/// and `captured: false`; the order, read back a moment later, is captured and booked.
 #[tokio::test]
-async fn one_tap_order_is_paid_captured_and_booked() {
+async fn one_tap_order_is_paid_then_captured_and_booked() {
     let app = spawn_app().await;
     let (_, p, shopper) = setup(&app, 3).await;
     let vid = variant(&p, "M", "red");
@@ -33,9 +35,11 @@ async fn one_tap_order_is_paid_captured_and_booked() {
     assert_eq!(o["totals"], json!({"subtotal": 2500, "shipping": 500, "tax": 0, "total": 3000, "currency": "USD"}));
     assert_eq!(o["platform_fee"], 150, "5 % of goods plus shipping");
     assert_eq!(o["payment"], json!({"brand": "visa", "last4": "4242"}));
-    assert_eq!(o["captured"], true);
+    assert_eq!(o["captured"], false, "answered before its capture");
     assert!(!r.text.contains("4242424242424242") && !r.text.contains("\"123\""));
     assert_eq!(stock_of(&app, &p, &vid).await, 2);
+    let again = app.get(&format!("/orders/{}", o["id"].as_str().unwrap()), Some(&shopper)).await.body;
+    assert_eq!((again["status"].as_str(), again["captured"].as_bool()), (Some("paid"), Some(true)));
 
     let tb = app.trial_balance().await;
     assert_eq!(tb["totals"], json!({"USD": 0}));
@@ -484,6 +488,69 @@ async fn the_reconciler_recovers_what_a_crash_left_half_done() {
         )
         .await;
     assert_eq!(r.status, 201, "{}", r.text);
+    app.stop().await;
+}
+
+/// A purchase is answered before its capture, so a merchant can refund (or cancel) an order
+/// whose money is not yet taken: the refund takes it first, then gives it back, and the
+/// ledger and the processor agree. (The order is put back as it was before its capture, as
+/// the crash test above does, so that the capture is surely still to come.)
+#[tokio::test]
+async fn a_refund_takes_the_payment_first_when_its_capture_has_not_happened_yet() {
+    let app = spawn_app().await;
+    let (key, p, shopper) = setup(&app, 3).await;
+    let vid = variant(&p, "M", "red");
+    let mut conn = sqlx_conn(&app).await;
+    let mut uncaptured = Vec::new();
+    for _ in 0..2 {
+        let o = app.buy(&shopper, &vid, "4242424242424242").await.body;
+        let oid = o["id"].as_str().unwrap().to_string();
+        sqlx::query("update orders set captured_at = null where id = $1").bind(&oid).execute(&mut conn).await.unwrap();
+        sqlx::query("delete from ledger_entries where order_id = $1").bind(&oid).execute(&mut conn).await.unwrap();
+        sqlx::query(
+            "update processor_payments set status = 'authorized' where id = (select payment_id from orders where id = $1)",
+        )
+        .bind(&oid)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        let back = app.get(&format!("/orders/{oid}"), Some(&shopper)).await.body;
+        assert_eq!(back["captured"], false);
+        uncaptured.push(oid);
+    }
+    let receivable = |tb: &Value| {
+        tb["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["account"] == "processor_receivable")
+            .map(|l| l["balance"].clone())
+    };
+    assert_eq!(receivable(&app.trial_balance().await), None, "nothing booked while the captures are to come");
+
+    // A partial refund of the first: captured, booked, then 1,000 given back.
+    let r = app.post(&format!("/merchant/orders/{}/refund", uncaptured[0]), Some(&key), json!({"amount": 1000})).await;
+    assert!(r.status.is_success(), "{}", r.text);
+    assert_eq!(r.body["status"], "partially_refunded");
+    // A cancellation of the second: captured, then given back in full.
+    let r = app.post(&format!("/merchant/orders/{}/cancel", uncaptured[1]), Some(&key), json!({})).await;
+    assert!(r.status.is_success(), "{}", r.text);
+    assert_eq!(r.body["status"], "canceled");
+    for oid in &uncaptured {
+        let o = app.get(&format!("/orders/{oid}"), Some(&shopper)).await.body;
+        assert_eq!(o["captured"], true, "{o}");
+    }
+    let tb = app.trial_balance().await;
+    assert_eq!(tb["totals"], json!({"USD": 0}));
+    assert_eq!(receivable(&tb), Some(json!(2000)), "3,000 taken twice, 1,000 and 3,000 given back");
+    let statuses: Vec<(String, i64)> =
+        sqlx::query_as("select p.status, p.refunded from processor_payments p join orders o on o.payment_id = p.id where o.id in ($1, $2) order by o.created_at")
+            .bind(&uncaptured[0])
+            .bind(&uncaptured[1])
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(statuses, vec![("captured".to_string(), 1000), ("captured".to_string(), 3000)]);
     app.stop().await;
 }
 

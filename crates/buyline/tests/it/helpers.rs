@@ -147,6 +147,12 @@ impl TestApp {
         let headers = resp.headers().clone();
         let text = resp.text().await.unwrap();
         let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        // A purchase is answered before its capture, which follows within milliseconds:
+        // let it finish, so that what a test reads next (balances, the ledger, `captured`)
+        // does not depend on timing. The answer itself is kept as it was sent.
+        if let Some(r) = &self.running {
+            r.services.drain_captures().await;
+        }
         Resp { status, headers, body, text }
     }
 
