@@ -113,26 +113,41 @@ fn event_row(r: &AnyRow) -> StoreResult<buyline_core::order::Event> {
     })
 }
 
-/// E-mails not yet sent, oldest first (the partial index `emails_unsent`).
+/// E-mails not yet sent and not claimed by a live sender, oldest first (the partial index
+/// `emails_unsent`).
 pub(crate) const UNSENT_EMAILS: &str =
-    "select id, to_address, subject, body from emails where sent_at is null order by created_at limit $1";
+    "select id from emails where sent_at is null and locked_until <= $1 order by created_at limit $2";
 
 #[async_trait]
 impl OutboxStore for Db {
-    async fn find_pending_emails(&self, limit: i64) -> StoreResult<Vec<OutgoingEmail>> {
+    async fn claim_pending_emails(&self, now: i64, lease_until: i64, limit: i64) -> StoreResult<Vec<OutgoingEmail>> {
         // An e-mail goes out only once the commit that wrote it is durable.
         self.durable().await?;
-        let rows = sqlx::query(UNSENT_EMAILS).bind(limit).fetch_all(&self.pool).await.map_err(other)?;
-        rows.iter()
+        // On PostgreSQL several processes claim side by side: `skip locked` hands each row to
+        // one of them. SQLite has one writer at a time, so the update alone is enough.
+        let lock = if self.backend == Backend::Postgres { "for update skip locked" } else { "" };
+        let sql = format!(
+            "update emails set locked_until = $3 where id in ({UNSENT_EMAILS} {lock}) \
+             returning id, to_address, subject, body, created_at"
+        );
+        let rows =
+            sqlx::query(&sql).bind(now).bind(limit).bind(lease_until).fetch_all(self.writer()).await.map_err(other)?;
+        let mut mails = rows
+            .iter()
             .map(|r| {
-                Ok(OutgoingEmail {
+                let created_at: i64 = r.try_get("created_at").map_err(other)?;
+                let mail = OutgoingEmail {
                     id: r.try_get("id").map_err(other)?,
                     to: r.try_get("to_address").map_err(other)?,
                     subject: r.try_get("subject").map_err(other)?,
                     body: r.try_get("body").map_err(other)?,
-                })
+                };
+                Ok((created_at, mail))
             })
-            .collect()
+            .collect::<StoreResult<Vec<_>>>()?;
+        // `returning` keeps no order: oldest first, as claimed.
+        mails.sort_by(|a, b| (a.0, &a.1.id).cmp(&(b.0, &b.1.id)));
+        Ok(mails.into_iter().map(|(_, m)| m).collect())
     }
 
     async fn mark_email_sent(&self, id: &str, now: i64) -> StoreResult<()> {

@@ -105,6 +105,8 @@ pub async fn send_pending_mail(services: &Services, mailer: &Mailer, from: &Mail
                 sent += 1;
             }
             Err(e) => {
+                // This one and the rest of the batch stay claimed: they are sent again when
+                // their lease runs out (`MAIL_LEASE`, a minute), by this process or another.
                 tracing::warn!(email_id = %mail.id, error = %e, "sending failed; will retry");
                 break;
             }

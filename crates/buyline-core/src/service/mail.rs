@@ -15,6 +15,10 @@ pub trait MailSpool: Send + Sync {
     fn forget(&self, email_ids: &[String]) -> std::io::Result<()>;
 }
 
+/// How long a claimed e-mail is this sender's (µs): a sender that dies holding it frees it
+/// then, and another sends it.
+pub const MAIL_LEASE: i64 = 60 * 1_000_000;
+
 impl Services {
     /// Tells erasure where this process keeps sent e-mails.
     pub fn with_mail_spool(mut self, spool: Arc<dyn MailSpool>) -> Self {
@@ -22,8 +26,11 @@ impl Services {
         self
     }
 
+    /// Unsent e-mails for this sender to send now: claimed for [`MAIL_LEASE`], so another
+    /// server process on the same database does not send them too.
     pub async fn pending_emails(&self, limit: i64) -> Result<Vec<OutgoingEmail>> {
-        Ok(self.store.find_pending_emails(limit).await?)
+        let now = now_micros();
+        Ok(self.store.claim_pending_emails(now, now + MAIL_LEASE, limit).await?)
     }
 
     pub async fn mark_email_sent(&self, id: &str) -> Result<()> {

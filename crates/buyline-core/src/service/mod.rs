@@ -34,7 +34,7 @@ pub use checkout::{CheckoutInput, CompleteInput, LineInput, OrderInput, PaymentI
 pub use downloads::{DownloadOutcome, DEFAULT_DOWNLOADS_PER_LINK, DEFAULT_DOWNLOAD_TTL_MICROS};
 pub use funnel::{ArmFunnel, Funnel, FunnelArms, FunnelConversion};
 pub use idempotency::Idempotency;
-pub use mail::MailSpool;
+pub use mail::{MailSpool, MAIL_LEASE};
 pub use merchant_orders::{FulfillInput, RefundInput};
 pub use merchants::{MerchantInput, MerchantUpdate, NewMerchant};
 pub use operator::{MerchantOverview, OPERATOR_SESSION_MICROS, VAULT_ROTATE};

@@ -59,7 +59,10 @@ pub trait OutboxStore: Send + Sync {
         sealed: &crate::saved::VaultRecord,
     ) -> StoreResult<bool>;
 
-    async fn find_pending_emails(&self, limit: i64) -> StoreResult<Vec<OutgoingEmail>>;
+    /// Claims up to `limit` unsent e-mails, oldest first, for this sender until
+    /// `lease_until`: no other sender gets them before the lease runs out (a sender that
+    /// dies frees them so). Only e-mails whose commit is durable.
+    async fn claim_pending_emails(&self, now: i64, lease_until: i64, limit: i64) -> StoreResult<Vec<OutgoingEmail>>;
 
     async fn mark_email_sent(&self, id: &str, now: i64) -> StoreResult<()>;
 }

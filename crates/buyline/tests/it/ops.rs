@@ -78,3 +78,58 @@ async fn operator_controls_the_buy_button_flag() {
     assert_eq!(app.get("/admin/flags/buy_button", Some(&op)).await.body, new);
     app.stop().await;
 }
+
+/// Two server processes on one database run the mailer side by side: each unsent e-mail is
+/// claimed by one of them, so a receipt goes out once, not once per process. A claim that
+/// is never marked sent (its sender died) frees the e-mail when its lease runs out.
+#[tokio::test]
+async fn each_email_is_claimed_by_one_sender_until_its_lease_runs_out() {
+    use buyline_core::store::prelude::*;
+    use sqlx::Connection;
+    let dir = tempfile::tempdir().unwrap();
+    let url = match std::env::var("BUYLINE_TEST_DATABASE_URL") {
+        Ok(base) => fresh_postgres(&base).await,
+        Err(_) => format!("sqlite://{}?mode=rwc", dir.path().join("mail.db").display()),
+    };
+    // Two processes' stores on one database.
+    let one = buyline_store::Db::connect(&url, 4).await.unwrap();
+    let two = buyline_store::Db::connect(&url, 4).await.unwrap();
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(&url).await.unwrap();
+    for i in 0..5i64 {
+        sqlx::query("insert into emails (id, to_address, subject, body, created_at) values ($1, $2, $3, $4, $5)")
+            .bind(format!("eml_{i}"))
+            .bind("buyer@example.com")
+            .bind("Your receipt")
+            .bind("Thank you")
+            .bind(1_000 + i)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+    let now = buyline_core::types::now_micros();
+    let lease = now + buyline_core::service::MAIL_LEASE;
+    let (a, b) = tokio::join!(one.claim_pending_emails(now, lease, 3), two.claim_pending_emails(now, lease, 3));
+    let ids = |m: &[buyline_core::order::OutgoingEmail]| m.iter().map(|e| e.id.clone()).collect::<Vec<_>>();
+    let (a, b) = (ids(&a.unwrap()), ids(&b.unwrap()));
+    let mut all: Vec<String> = a.iter().chain(&b).cloned().collect();
+    all.sort();
+    assert_eq!(all, (0..5).map(|i| format!("eml_{i}")).collect::<Vec<_>>(), "each once: {a:?} {b:?}");
+    for mine in [&a, &b] {
+        let mut sorted = mine.clone();
+        sorted.sort();
+        assert_eq!(*mine, sorted, "oldest first");
+    }
+    assert!(one.claim_pending_emails(now, lease, 10).await.unwrap().is_empty(), "all are claimed");
+    // The first sender sends its e-mails; the second dies holding its own.
+    for id in &a {
+        one.mark_email_sent(id, now).await.unwrap();
+    }
+    assert!(two.claim_pending_emails(lease - 1, lease + 1, 10).await.unwrap().is_empty(), "still leased");
+    let after = ids(&one.claim_pending_emails(lease, lease + 1_000_000, 10).await.unwrap());
+    assert_eq!(after, b, "the dead sender's e-mails, and only those, are free again");
+    drop(conn);
+    one.close().await;
+    two.close().await;
+    TestApp::external(String::new(), String::new(), url, dir).stop().await;
+}
