@@ -60,6 +60,8 @@ impl Mailer {
                 AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
                     // The URL may carry a password: say what is wrong, not what it was.
                     .map_err(|e| anyhow::anyhow!("BUYLINE_SMTP_URL is not a valid smtp:// URL: {e}"))?
+                    // Well inside a claim's lease (see `send_pending_mail`).
+                    .timeout(Some(SMTP_TIMEOUT))
                     .build(),
             )),
             None => {
@@ -86,10 +88,23 @@ impl Mailer {
     }
 }
 
+/// How long one SMTP exchange may take.
+const SMTP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Sends what the outbox holds; returns how many went out.
+///
+/// The e-mails are claimed for [`buyline_core::service::MAIL_LEASE`]; a send begins only
+/// while more than half of it is left (a send takes at most [`SMTP_TIMEOUT`]), so no e-mail
+/// is sent after its claim has run out and another process may have claimed it. What is
+/// left is claimed again, here or elsewhere, once the lease is over.
 pub async fn send_pending_mail(services: &Services, mailer: &Mailer, from: &Mailbox) -> anyhow::Result<usize> {
     let mut sent = 0;
+    let claimed = std::time::Instant::now();
+    let safe = std::time::Duration::from_micros(buyline_core::service::MAIL_LEASE as u64 / 2);
     for mail in services.pending_emails(50).await? {
+        if claimed.elapsed() > safe {
+            break;
+        }
         let to: Mailbox = match mail.to.parse() {
             Ok(m) => m,
             Err(e) => {

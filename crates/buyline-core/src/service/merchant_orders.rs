@@ -97,6 +97,10 @@ impl Services {
             e.push("tracking_number", "is required (at most 100 characters)");
         }
         e.finish()?;
+        // Nothing ships on money not yet taken.
+        if o.status == OrderStatus::Paid {
+            self.payment_taken(&o).await?;
+        }
         let f = Fulfillment { carrier: Some(carrier.to_string()), tracking_number: Some(tracking.to_string()) };
         let receipt = self.shopper_receipt(
             &o,
@@ -153,6 +157,20 @@ impl Services {
         self.merchant_order_view(who, id).await
     }
 
+    /// A purchase is answered before its capture (`captures.rs`): money not yet taken is
+    /// taken now, before the order ships or is refunded. The capture is idempotent, so an
+    /// order captured meanwhile costs nothing more; one that cannot be captured yet is a
+    /// conflict to try again.
+    async fn payment_taken(&self, o: &Order) -> Result<()> {
+        if o.captured || self.capture(o).await {
+            return Ok(());
+        }
+        Err(Error::Conflict {
+            message: "the payment could not be taken yet (it may still be settling); try again shortly".into(),
+            errors: vec![],
+        })
+    }
+
     /// Reserve the amount on the order, have the processor refund it, then record it all at
     /// once. A crash between the steps leaves a pending refund the reconciler finishes.
     async fn refund(
@@ -163,14 +181,7 @@ impl Services {
         cancel: bool,
         allowed: &[OrderStatus],
     ) -> Result<()> {
-        // A purchase is answered before its capture: money not yet taken is taken first (the
-        // capture is idempotent, so an order captured meanwhile costs nothing more).
-        if !o.captured && !self.capture(o).await {
-            return Err(Error::Conflict {
-                message: "the payment could not be taken yet (it may still be settling); try again shortly".into(),
-                errors: vec![],
-            });
-        }
+        self.payment_taken(o).await?;
         let after = o.refunded_amount + amount;
         let given_back = if after >= o.totals.total { self.store.find_refund_total_fee_back(&o.id).await? } else { 0 };
         let fee_back = crate::fees::refund_fee_back(o.platform_fee, o.totals.total, amount, after, given_back);

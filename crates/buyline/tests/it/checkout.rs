@@ -491,18 +491,18 @@ async fn the_reconciler_recovers_what_a_crash_left_half_done() {
     app.stop().await;
 }
 
-/// A purchase is answered before its capture, so a merchant can refund (or cancel) an order
-/// whose money is not yet taken: the refund takes it first, then gives it back, and the
-/// ledger and the processor agree. (The order is put back as it was before its capture, as
+/// A purchase is answered before its capture, so a merchant can refund, cancel or fulfil an
+/// order whose money is not yet taken: the money is taken first (and a refund then gives it
+/// back), and the ledger and the processor agree. (The order is put back as it was before its capture, as
 /// the crash test above does, so that the capture is surely still to come.)
 #[tokio::test]
-async fn a_refund_takes_the_payment_first_when_its_capture_has_not_happened_yet() {
+async fn refunds_and_shipping_take_the_payment_first_when_its_capture_has_not_happened_yet() {
     let app = spawn_app().await;
     let (key, p, shopper) = setup(&app, 3).await;
     let vid = variant(&p, "M", "red");
     let mut conn = sqlx_conn(&app).await;
     let mut uncaptured = Vec::new();
-    for _ in 0..2 {
+    for _ in 0..3 {
         let o = app.buy(&shopper, &vid, "4242424242424242").await.body;
         let oid = o["id"].as_str().unwrap().to_string();
         sqlx::query("update orders set captured_at = null where id = $1").bind(&oid).execute(&mut conn).await.unwrap();
@@ -536,13 +536,23 @@ async fn a_refund_takes_the_payment_first_when_its_capture_has_not_happened_yet(
     let r = app.post(&format!("/merchant/orders/{}/cancel", uncaptured[1]), Some(&key), json!({})).await;
     assert!(r.status.is_success(), "{}", r.text);
     assert_eq!(r.body["status"], "canceled");
+    // Shipping the third: captured before it ships.
+    let r = app
+        .post(
+            &format!("/merchant/orders/{}/fulfill", uncaptured[2]),
+            Some(&key),
+            json!({"carrier": "UPS", "tracking_number": "1Z999"}),
+        )
+        .await;
+    assert!(r.status.is_success(), "{}", r.text);
+    assert_eq!(r.body["status"], "fulfilled");
     for oid in &uncaptured {
         let o = app.get(&format!("/orders/{oid}"), Some(&shopper)).await.body;
         assert_eq!(o["captured"], true, "{o}");
     }
     let tb = app.trial_balance().await;
     assert_eq!(tb["totals"], json!({"USD": 0}));
-    assert_eq!(receivable(&tb), Some(json!(2000)), "3,000 taken twice, 1,000 and 3,000 given back");
+    assert_eq!(receivable(&tb), Some(json!(5000)), "3,000 taken three times, 1,000 and 3,000 given back");
     let statuses: Vec<(String, i64)> =
         sqlx::query_as("select p.status, p.refunded from processor_payments p join orders o on o.payment_id = p.id where o.id in ($1, $2) order by o.created_at")
             .bind(&uncaptured[0])
