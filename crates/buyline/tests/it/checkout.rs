@@ -459,15 +459,7 @@ async fn the_reconciler_recovers_what_a_crash_left_half_done() {
     let o = app.buy(&shopper, &vid, "4242424242424242").await.body;
     let oid = o["id"].as_str().unwrap();
     let mut conn = sqlx_conn(&app).await;
-    sqlx::query("update orders set captured_at = null where id = $1").bind(oid).execute(&mut conn).await.unwrap();
-    sqlx::query("delete from ledger_entries where order_id = $1").bind(oid).execute(&mut conn).await.unwrap();
-    sqlx::query(
-        "update processor_payments set status = 'authorized' where id = (select payment_id from orders where id = $1)",
-    )
-    .bind(oid)
-    .execute(&mut conn)
-    .await
-    .unwrap();
+    as_before_its_capture(&mut conn, oid).await;
 
     let report = app.services().reconcile(now + 3 * 60 * 1_000_000).await.unwrap();
     assert_eq!((report.voided, report.captured, report.reopened), (1, 1, 1), "{report:?}");
@@ -505,27 +497,11 @@ async fn refunds_and_shipping_take_the_payment_first_when_its_capture_has_not_ha
     for _ in 0..3 {
         let o = app.buy(&shopper, &vid, "4242424242424242").await.body;
         let oid = o["id"].as_str().unwrap().to_string();
-        sqlx::query("update orders set captured_at = null where id = $1").bind(&oid).execute(&mut conn).await.unwrap();
-        sqlx::query("delete from ledger_entries where order_id = $1").bind(&oid).execute(&mut conn).await.unwrap();
-        sqlx::query(
-            "update processor_payments set status = 'authorized' where id = (select payment_id from orders where id = $1)",
-        )
-        .bind(&oid)
-        .execute(&mut conn)
-        .await
-        .unwrap();
+        as_before_its_capture(&mut conn, &oid).await;
         let back = app.get(&format!("/orders/{oid}"), Some(&shopper)).await.body;
         assert_eq!(back["captured"], false);
         uncaptured.push(oid);
     }
-    let receivable = |tb: &Value| {
-        tb["data"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|l| l["account"] == "processor_receivable")
-            .map(|l| l["balance"].clone())
-    };
     assert_eq!(receivable(&app.trial_balance().await), None, "nothing booked while the captures are to come");
 
     // A partial refund of the first: captured, booked, then 1,000 given back.
@@ -562,6 +538,25 @@ async fn refunds_and_shipping_take_the_payment_first_when_its_capture_has_not_ha
             .unwrap();
     assert_eq!(statuses, vec![("captured".to_string(), 1000), ("captured".to_string(), 3000)]);
     app.stop().await;
+}
+
+/// Puts a captured order back as it was before its capture (a crash between its commit and
+/// its capture): not marked captured, no ledger postings, the payment only authorised.
+async fn as_before_its_capture(conn: &mut sqlx::AnyConnection, order_id: &str) {
+    sqlx::query("update orders set captured_at = null where id = $1").bind(order_id).execute(&mut *conn).await.unwrap();
+    sqlx::query("delete from ledger_entries where order_id = $1").bind(order_id).execute(&mut *conn).await.unwrap();
+    sqlx::query(
+        "update processor_payments set status = 'authorized' where id = (select payment_id from orders where id = $1)",
+    )
+    .bind(order_id)
+    .execute(&mut *conn)
+    .await
+    .unwrap();
+}
+
+/// The ledger's `processor_receivable` balance in a trial balance (none before any capture).
+fn receivable(tb: &Value) -> Option<Value> {
+    tb["data"].as_array().unwrap().iter().find(|l| l["account"] == "processor_receivable").map(|l| l["balance"].clone())
 }
 
 async fn sqlx_conn(app: &TestApp) -> sqlx::AnyConnection {
@@ -709,14 +704,6 @@ async fn captures_recorded_in_groups_post_each_order_once() {
             ),
         });
     }
-    let receivable = |tb: &Value| {
-        tb["data"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|l| l["account"] == "processor_receivable")
-            .map(|l| l["balance"].clone())
-    };
     assert_eq!(receivable(&app.trial_balance().await), None, "nothing captured yet");
     let (a, b) = (records[0].clone(), records[1].clone());
     let now = buyline_core::types::now_micros();
