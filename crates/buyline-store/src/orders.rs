@@ -78,6 +78,11 @@ fn refund_row(r: &AnyRow) -> StoreResult<RefundRecord> {
 pub(crate) const UNCAPTURED_ORDERS: &str = "select id from orders where status = 'paid' and captured_at is null \
      and updated_at < $1 order by created_at limit 500";
 
+/// Orders left waiting on a 3-D Secure challenge since before `$1` (the partial index
+/// `orders_awaiting_challenge`; the state is a literal, as in its definition).
+pub(crate) const STALE_REQUIRES_ACTION: &str =
+    "select id from orders where status = 'requires_action' and created_at < $1 limit 500";
+
 #[async_trait]
 impl OrderStore for Db {
     async fn find_order(&self, id: &str) -> StoreResult<Option<Order>> {
@@ -154,12 +159,7 @@ impl OrderStore for Db {
     }
 
     async fn find_stale_requires_action(&self, before: i64) -> StoreResult<Vec<String>> {
-        let rows = sqlx::query("select id from orders where status = $2 and created_at < $1 limit 500")
-            .bind(before)
-            .bind(OrderStatus::RequiresAction.as_str())
-            .fetch_all(&self.pool)
-            .await
-            .map_err(other)?;
+        let rows = sqlx::query(STALE_REQUIRES_ACTION).bind(before).fetch_all(&self.pool).await.map_err(other)?;
         rows.iter().map(|r| r.try_get("id").map_err(other)).collect()
     }
 

@@ -18,6 +18,7 @@ async fn work_queues_are_read_through_their_partial_indexes() {
     let (_dir, db) = migrated().await;
     for (sql, index) in [
         (crate::orders::UNCAPTURED_ORDERS, "orders_uncaptured"),
+        (crate::orders::STALE_REQUIRES_ACTION, "orders_awaiting_challenge"),
         (crate::checkout::EXPIRED_RESERVATIONS, "reservations_held"),
         (crate::checkout::STUCK_CHECKOUTS, "checkouts_completing"),
         (crate::outbox::UNSENT_EMAILS, "emails_unsent"),
@@ -27,6 +28,9 @@ async fn work_queues_are_read_through_their_partial_indexes() {
     }
     // The literals are the states the code writes.
     assert!(crate::orders::UNCAPTURED_ORDERS.contains(&format!("status = '{}'", OrderStatus::Paid.as_str())));
+    assert!(
+        crate::orders::STALE_REQUIRES_ACTION.contains(&format!("status = '{}'", OrderStatus::RequiresAction.as_str()))
+    );
     assert!(crate::checkout::EXPIRED_RESERVATIONS.contains(&format!("state = '{}'", ReservationState::Held.as_str())));
     assert!(crate::checkout::STUCK_CHECKOUTS.contains(&format!("status = '{}'", CheckoutStatus::Completing.as_str())));
 }
