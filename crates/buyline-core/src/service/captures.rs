@@ -39,6 +39,8 @@ struct Waiting {
 #[derive(Default)]
 pub(crate) struct CaptureQueue {
     state: Mutex<QueueState>,
+    /// Told when the group task stops with nothing left waiting (for `drain_captures`).
+    idle: tokio::sync::Notify,
 }
 
 #[derive(Default)]
@@ -65,6 +67,7 @@ impl Drop for Idle<'_> {
             let mut s = self.0.state();
             s.running = false;
             s.waiting.clear();
+            self.0.idle.notify_waiters();
         }
     }
 }
@@ -92,13 +95,17 @@ impl Services {
     /// queued at the deadline is left to the reconciler, as after a crash).
     pub async fn drain_captures(&self) {
         loop {
+            // Listening before looking, so an idle told in between is not missed.
+            let idle = self.captures.idle.notified();
+            tokio::pin!(idle);
+            idle.as_mut().enable();
             {
                 let s = self.captures.state();
                 if s.waiting.is_empty() && !s.running {
                     return;
                 }
             }
-            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+            idle.await;
         }
     }
 
@@ -132,6 +139,7 @@ impl Services {
                 let mut s = queue.state();
                 if s.waiting.is_empty() {
                     s.running = false;
+                    queue.idle.notify_waiters();
                     return;
                 }
                 let n = s.waiting.len().min(MAX_GROUP);

@@ -141,7 +141,8 @@ impl Inner {
     fn record(&mut self, change: Change) {
         match &change {
             Change::Author(a) => {
-                for viewer in self.readers.get(a).cloned().unwrap_or_default() {
+                // Taken out of the index whole: `remove` finds nothing left to unlink there.
+                for viewer in self.readers.remove(a).unwrap_or_default() {
                     self.remove(&viewer);
                 }
             }

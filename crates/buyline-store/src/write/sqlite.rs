@@ -338,27 +338,33 @@ fn run_batch(conn: &rusqlite::Connection, batch: &[Request], bare: bool) -> (Vec
     (outs, f)
 }
 
+/// Runs a statement without rows (`begin`, `commit`, `rollback`) through the statement
+/// cache: once per batch, so it is parsed once, not at every batch.
+fn exec(conn: &rusqlite::Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(|_| ())
+}
+
 /// The batch in one transaction without savepoints: its outcomes if every job ended done or
 /// stopped and the commit held, else `None` with the transaction rolled back (or never
 /// begun), for the guarded run.
 fn run_batch_bare(conn: &rusqlite::Connection, batch: &[Request]) -> Option<Vec<Result<Outcome, StoreError>>> {
-    conn.execute_batch("begin immediate").ok()?;
+    exec(conn, "begin immediate").ok()?;
     let mut outs = Vec::with_capacity(batch.len());
     for r in batch {
         match run_job_steps(conn, &r.job.steps) {
             Ok(out @ (Outcome::Done { .. } | Outcome::Stopped { .. })) => outs.push(Ok(out)),
             _ => {
                 if !conn.is_autocommit() {
-                    let _ = conn.execute_batch("rollback");
+                    let _ = exec(conn, "rollback");
                 }
                 return None;
             }
         }
     }
-    match conn.execute_batch("commit") {
+    match exec(conn, "commit") {
         Ok(()) => Some(outs),
         Err(_) => {
-            let _ = conn.execute_batch("rollback");
+            let _ = exec(conn, "rollback");
             None
         }
     }
@@ -366,7 +372,7 @@ fn run_batch_bare(conn: &rusqlite::Connection, batch: &[Request]) -> Option<Vec<
 
 /// One transaction for the batch, a savepoint per job.
 fn run_batch_guarded(conn: &rusqlite::Connection, batch: &[Request]) -> Vec<Result<Outcome, StoreError>> {
-    if let Err(e) = conn.execute_batch("begin immediate") {
+    if let Err(e) = exec(conn, "begin immediate") {
         let e = sqlite_err(e);
         return batch.iter().map(|_| Err(StoreError::Other(format!("beginning a write: {e}")))).collect();
     }
@@ -387,12 +393,12 @@ fn run_batch_guarded(conn: &rusqlite::Connection, batch: &[Request]) -> Vec<Resu
                 .collect();
         }
     }
-    match conn.execute_batch("commit") {
+    match exec(conn, "commit") {
         Ok(()) => outs,
         Err(e) => {
             let e = sqlite_err(e);
             tracing::warn!(error = %e, jobs = batch.len(), "a batch's commit failed; every job in it fails");
-            let _ = conn.execute_batch("rollback");
+            let _ = exec(conn, "rollback");
             batch.iter().map(|_| Err(StoreError::Other(format!("commit failed: {e}")))).collect()
         }
     }
