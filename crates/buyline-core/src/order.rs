@@ -227,6 +227,8 @@ pub struct Order {
 #[derive(Debug, Clone)]
 pub struct Receipt {
     pub account_id: String,
+    /// The order it is about, if any: its e-mail is then found through the order.
+    pub order_id: Option<String>,
     pub text: String,
     pub link: String,
     pub email: Option<(String, String, String)>,
@@ -268,6 +270,8 @@ pub struct NewEvent {
     pub created_at: i64,
     /// The shopper whose order or cart it reports: erasing them rewrites the payload.
     pub account_id: Option<String>,
+    /// The order it reports, if any: an erasure finds the event through the order.
+    pub order_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]

@@ -10,6 +10,18 @@ use sqlx::Row;
 
 pub(crate) const ACCOUNT_COLUMNS: &str = "id, handle, display_name, email, country, kind, bio, created_at";
 
+/// The events about a shopper: those about her orders, found through her orders
+/// (`orders_shopper`, then `events_order`), and the others (a cart answer) through the
+/// partial index `events_account`, which holds only events about no order. An order's rows
+/// have no index by account of their own: each would cost every order one more page at a
+/// place of its shopper's (migration `20261206000006_order_rows_by_order.sql`).
+pub(crate) const ACCOUNT_EVENTS: &str = "select id, payload from events where account_id = $1 and order_id is null \
+     union all select e.id, e.payload from orders o join events e on e.order_id = o.id where o.shopper_id = $1";
+
+/// The e-mails to a shopper, the same two ways as [`ACCOUNT_EVENTS`].
+pub(crate) const ACCOUNT_EMAILS: &str = "select id from emails where account_id = $1 and order_id is null \
+     union all select m.id from orders o join emails m on m.order_id = o.id where o.shopper_id = $1";
+
 /// The insert of an account row, for the pool or a transaction.
 pub(crate) fn account_insert<'a>(
     a: &'a Account,
@@ -194,11 +206,7 @@ impl AccountStore for Db {
         // Events about the shopper's orders and cart keep their place in the merchant's
         // history; their stored bodies, which the events API and every later delivery
         // (a retry, a replay) send, lose the personal data.
-        let rows = sqlx::query("select id, payload from events where account_id = $1")
-            .bind(account_id)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(other)?;
+        let rows = sqlx::query(ACCOUNT_EVENTS).bind(account_id).fetch_all(&mut *tx).await.map_err(other)?;
         for r in &rows {
             let payload: String = r.try_get("payload").map_err(other)?;
             if let Some(erased) = erase_payload(&payload) {
@@ -211,7 +219,7 @@ impl AccountStore for Db {
                     .map_err(other)?;
             }
         }
-        let emails: Vec<String> = sqlx::query("select id from emails where account_id = $1")
+        let emails: Vec<String> = sqlx::query(ACCOUNT_EMAILS)
             .bind(account_id)
             .fetch_all(&mut *tx)
             .await
@@ -226,8 +234,11 @@ impl AccountStore for Db {
             "delete from follows where (follower_id = $1 or followee_id = $1) and $2 = $2",
             "delete from notifications where account_id = $1 and $2 = $2",
             // Receipts, sent or not: they carry her address and what she bought.
-            "delete from emails where account_id = $1 and $2 = $2",
-            "update events set account_id = null where account_id = $1 and $2 = $2",
+            "delete from emails where account_id = $1 and order_id is null and $2 = $2",
+            "delete from emails where order_id in (select id from orders where shopper_id = $1) and $2 = $2",
+            "update events set account_id = null where account_id = $1 and order_id is null and $2 = $2",
+            "update events set account_id = null where order_id in (select id from orders where shopper_id = $1) \
+             and $2 = $2",
             "delete from cart_items where account_id = $1 and $2 = $2",
             "delete from merchant_links where account_id = $1 and $2 = $2",
             // The merchants' automatic answers to her cart hashtags name her (`@handle …`)

@@ -53,14 +53,14 @@ pub(crate) fn receipt_steps(rs: &[&Receipt], now: i64) -> Vec<Step> {
     steps.push(insert_rows("notifications (id, account_id, text, link, created_at)", 5, rs, |r| {
         args![new_id("ntf"), &r.account_id, &r.text, &r.link, now]
     }));
-    let mails: Vec<(&str, &(String, String, String))> =
-        rs.iter().filter_map(|r| r.email.as_ref().map(|m| (r.account_id.as_str(), m))).collect();
+    let mails: Vec<(&Receipt, &(String, String, String))> =
+        rs.iter().filter_map(|r| r.email.as_ref().map(|m| (*r, m))).collect();
     if !mails.is_empty() {
         steps.push(insert_rows(
-            "emails (id, to_address, subject, body, created_at, account_id)",
-            6,
+            "emails (id, to_address, subject, body, created_at, account_id, order_id)",
+            7,
             &mails,
-            |(account_id, (to, subject, body))| args![new_id("eml"), to, subject, body, now, *account_id],
+            |(r, (to, subject, body))| args![new_id("eml"), to, subject, body, now, &r.account_id, &r.order_id],
         ));
     }
     steps
@@ -73,9 +73,10 @@ pub(crate) fn event_steps(events: &[&NewEvent]) -> Vec<Step> {
     if events.is_empty() {
         return Vec::new();
     }
-    let insert = insert_rows("events (id, merchant_id, type, payload, created_at, account_id)", 6, events, |e| {
-        args![&e.id, &e.merchant_id, &e.kind, &e.payload, e.created_at, &e.account_id]
-    });
+    let insert =
+        insert_rows("events (id, merchant_id, type, payload, created_at, account_id, order_id)", 7, events, |e| {
+            args![&e.id, &e.merchant_id, &e.kind, &e.payload, e.created_at, &e.account_id, &e.order_id]
+        });
     let selects = (0..events.len())
         .map(|k| {
             let b = 4 * k;

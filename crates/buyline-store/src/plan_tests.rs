@@ -34,3 +34,29 @@ async fn work_queues_are_read_through_their_partial_indexes() {
     assert!(crate::checkout::EXPIRED_RESERVATIONS.contains(&format!("state = '{}'", ReservationState::Held.as_str())));
     assert!(crate::checkout::STUCK_CHECKOUTS.contains(&format!("status = '{}'", CheckoutStatus::Completing.as_str())));
 }
+
+/// An erasure finds a shopper's e-mails and events through her orders and by order id, and
+/// the rest through the partial indexes by account: no step reads a whole table. (The
+/// statements that delete and update them name the same conditions.)
+#[tokio::test]
+async fn an_erasure_reaches_the_shoppers_rows_through_indexes() {
+    let (_dir, db) = migrated().await;
+    for (sql, indexes) in [
+        (crate::accounts::ACCOUNT_EVENTS, ["events_account", "orders_shopper", "events_order"]),
+        (crate::accounts::ACCOUNT_EMAILS, ["emails_account", "orders_shopper", "emails_order"]),
+    ] {
+        let plan = db.query_plan(sql).await.unwrap();
+        for index in indexes {
+            assert!(plan.contains(&format!("INDEX {index}")), "{sql}\nis planned as\n{plan}");
+        }
+        assert!(!plan.contains("SCAN "), "{sql}\nis planned as\n{plan}");
+    }
+    for sql in [
+        "delete from emails where order_id in (select id from orders where shopper_id = $1)",
+        "update events set account_id = null where order_id in (select id from orders where shopper_id = $1)",
+        "delete from emails where account_id = $1 and order_id is null",
+    ] {
+        let plan = db.query_plan(sql).await.unwrap();
+        assert!(!plan.contains("SCAN "), "{sql}\nis planned as\n{plan}");
+    }
+}

@@ -218,6 +218,7 @@ impl Services {
                     .to_string(),
                     created_at: now,
                     account_id: Some(shopper.id.clone()),
+                    order_id: None,
                 };
                 (Some(item), Some(event), format!("{}: added {label} to your cart", merchant.name))
             }
@@ -235,7 +236,13 @@ impl Services {
             outcome,
             item,
             reply: Some(reply),
-            notification: Some(Receipt { account_id: shopper.id.clone(), text: note, link, email: None }),
+            notification: Some(Receipt {
+                account_id: shopper.id.clone(),
+                order_id: None,
+                text: note,
+                link,
+                email: None,
+            }),
             event,
         };
         // Later jobs of the batch see this item in the cart.

@@ -77,6 +77,7 @@ impl Services {
         let shopper = order.shopper_id.clone()?;
         Some(Receipt {
             account_id: shopper,
+            order_id: Some(order.id.clone()),
             text,
             link: format!("/orders/{}", order.id),
             email: order.contact_email.clone().map(|to| {

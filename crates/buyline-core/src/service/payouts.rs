@@ -203,6 +203,7 @@ fn payout_event(p: &PayoutRecord) -> NewEvent {
         payload: payload.to_string(),
         created_at: p.created_at,
         account_id: None,
+        order_id: None,
     }
 }
 

@@ -67,6 +67,7 @@ impl Services {
         });
         Some(Receipt {
             account_id: shopper_id,
+            order_id: Some(order.id.clone()),
             text: format!("Order {} paid: {total}", order.id),
             link: format!("/orders/{}", order.id),
             email,

@@ -73,6 +73,7 @@ pub fn order_event(kind: &str, order: &Order, extra: Option<(&str, serde_json::V
         payload: payload.to_string(),
         created_at: now,
         account_id: order.shopper_id.clone(),
+        order_id: Some(order.id.clone()),
     }
 }
 
