@@ -224,8 +224,9 @@ impl CheckoutStore for Db {
     ) -> StoreResult<Result<(), NotReserved>> {
         if let (Backend::Postgres, [(variant, qty)]) = (self.backend, lines) {
             let step = reserved_checkout_statement(c, variant, *qty, expires_at, audits, seen)?;
+            // Before a synced write, as below: it commits without waiting for the flush.
             let row = crate::write::bind_any(sqlx::query(&step.sql), &step.args)
-                .fetch_one(&self.writer)
+                .fetch_one(self.group.unsynced_pool())
                 .await
                 .map_err(other)?;
             let reserved: i64 = row.try_get("reserved").map_err(other)?;

@@ -5,7 +5,13 @@
 //! own savepoint, and commits them with one fsync; nobody hears their outcome before that
 //! commit is durable, and a job that fails is undone alone. On PostgreSQL a job is a plain
 //! transaction: writers run side by side there and PostgreSQL's WAL already flushes
-//! concurrent commits together.
+//! concurrent commits together. A job that comes before a synced write
+//! ([`Job::before_a_synced_write`]: a reservation, the processor's authorisation) commits
+//! there without waiting for the flush (`synchronous_commit = off`, on connections of their
+//! own): PostgreSQL's WAL, like SQLite's, is written and recovered in order, so the synced
+//! commit that follows makes it durable too, and a crash before then loses it with
+//! everything after it. On a hot row (a flash sale's one variant) the row's lock is then
+//! held for the statement, not for a flush of the disk.
 //!
 //! [`GroupWriter::begin`] is a plain transaction on the writer pool, for a component
 //! without a `Db` (the test processor's refunds) whose write reads between its statements;
@@ -30,13 +36,27 @@ pub struct GroupWriter {
     sqlite: bool,
     /// SQLite with group commit on: the writer thread.
     thread: Option<SqliteWriter>,
+    /// PostgreSQL: connections that commit without waiting for the WAL's flush, for jobs
+    /// that come before a synced write.
+    unsynced: Option<AnyPool>,
 }
 
 impl GroupWriter {
     /// Jobs as plain transactions on `pool` (the writer pool; on SQLite its one connection).
     pub fn new(pool: AnyPool) -> Self {
         let sqlite = pool.connect_options().database_url.scheme().starts_with("sqlite");
-        GroupWriter { pool, sqlite, thread: None }
+        GroupWriter { pool, sqlite, thread: None, unsynced: None }
+    }
+
+    /// On PostgreSQL, jobs that come before a synced write run on `pool`, whose connections
+    /// set `synchronous_commit = off` (see the module's comment).
+    pub fn with_unsynced(self, pool: AnyPool) -> Self {
+        GroupWriter { unsynced: Some(pool), ..self }
+    }
+
+    /// Where a job that comes before a synced write commits outside the writer thread.
+    pub(crate) fn unsynced_pool(&self) -> &AnyPool {
+        self.unsynced.as_ref().unwrap_or(&self.pool)
     }
 
     /// On SQLite, jobs go to a writer thread of their own on the database file at `path`,
@@ -56,7 +76,15 @@ impl GroupWriter {
     pub async fn run(&self, job: Job) -> Result<Outcome, StoreError> {
         match &self.thread {
             Some(t) => t.run(job).await,
+            None if job.unsynced => run_alone(self.unsynced_pool(), self.sqlite, &job).await,
             None => run_alone(&self.pool, self.sqlite, &job).await,
+        }
+    }
+
+    /// Closes the connections of its own (PostgreSQL's unsynced ones).
+    pub(crate) async fn close(&self) {
+        if let Some(p) = &self.unsynced {
+            p.close().await;
         }
     }
 

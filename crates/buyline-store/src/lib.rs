@@ -163,7 +163,22 @@ impl Db {
                 let path = opts.get_filename().to_path_buf();
                 (GroupWriter::grouped(writer.clone(), &path)?, Some(std::sync::Arc::new(path)))
             }
-            Backend::Postgres => (GroupWriter::new(writer.clone()), None),
+            Backend::Postgres => {
+                // Commits that a synced commit will follow (see `group.rs`).
+                let unsynced = AnyPoolOptions::new()
+                    .after_connect(|c, _| {
+                        Box::pin(async move {
+                            sqlx::query("set synchronous_commit = off").execute(&mut *c).await?;
+                            Ok(())
+                        })
+                    })
+                    .max_connections(max_connections)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect(url)
+                    .await
+                    .map_err(other)?;
+                (GroupWriter::new(writer.clone()).with_unsynced(unsynced), None)
+            }
         };
         Ok(Db { pool, writer, posts, group, backend, local })
     }
@@ -193,6 +208,7 @@ impl Db {
     }
 
     pub async fn close(&self) {
+        self.group.close().await;
         self.writer.close().await;
         self.pool.close().await;
     }

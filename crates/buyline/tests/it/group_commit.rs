@@ -331,3 +331,45 @@ async fn a_server_killed_mid_group_leaves_every_order_paid_exactly_once_or_not_a
     second.kill();
     app.stop().await;
 }
+
+/// A write that a synced write follows (a reservation, the processor's authorisation) does
+/// not wait for the disk; every other write does. On PostgreSQL the first commits on
+/// connections with `synchronous_commit = off`, the others with PostgreSQL's default
+/// (`on`). (On SQLite the writer thread answers it at its commit, before its sync: the
+/// store's `a_job_hears_its_outcome_after_its_commit_is_synced_unless_a_synced_write_follows`.)
+#[tokio::test]
+async fn on_postgres_only_a_write_before_a_synced_one_skips_the_flush() {
+    use buyline_store::{write::Arg, Job, Step};
+    use sqlx::Row;
+    let Ok(base) = std::env::var("BUYLINE_TEST_DATABASE_URL") else { return };
+    let url = fresh_postgres(&base).await;
+    let db = buyline_store::Db::connect(&url, 4).await.unwrap();
+    let mut c = sqlx_conn(&url).await;
+    sqlx::query("create table commits_seen (job text primary key, setting text not null)")
+        .execute(&mut c)
+        .await
+        .unwrap();
+    let job = |name: &str| {
+        Job::from(vec![Step::new(
+            "insert into commits_seen (job, setting) values ($1, current_setting('synchronous_commit'))",
+            vec![Arg::from(name)],
+        )])
+    };
+    let w = db.group_writer();
+    assert!(w.run(job("before a synced write").before_a_synced_write()).await.unwrap().done());
+    assert!(w.run(job("synced")).await.unwrap().done());
+    let seen: BTreeMap<String, String> = sqlx::query("select job, setting from commits_seen")
+        .fetch_all(&mut c)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(seen["before a synced write"], "off", "{seen:?}");
+    assert_eq!(seen["synced"], "on", "{seen:?}");
+    db.close().await;
+    drop(c);
+    let mut admin = sqlx_conn(&base).await;
+    let name = url::Url::parse(&url).unwrap().path().trim_start_matches('/').to_string();
+    let _ = sqlx::query(&format!("drop database if exists {name} with (force)")).execute(&mut admin).await;
+}
