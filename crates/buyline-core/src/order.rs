@@ -229,9 +229,18 @@ pub struct Receipt {
     pub account_id: String,
     /// The order it is about, if any: its e-mail is then found through the order.
     pub order_id: Option<String>,
+    /// The in-app notice is the order itself (an order paid when it was placed): no
+    /// notification row; the list shows the order as [`paid_notice`] words it.
+    pub in_order: bool,
     pub text: String,
     pub link: String,
     pub email: Option<(String, String, String)>,
+}
+
+/// The in-app notice of an order paid: the words a receipt row would hold, and the ones
+/// the notification list gives an order that is its own receipt.
+pub fn paid_notice(order_id: &str, total: crate::types::Money) -> String {
+    format!("Order {order_id} paid: {}", total.display())
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]

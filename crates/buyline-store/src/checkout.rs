@@ -368,8 +368,9 @@ impl CheckoutStore for Db {
         job.push(Step::new(
             "insert into orders (id, checkout_id, shopper_id, merchant_id, status, currency, subtotal, shipping_amount, tax, \
              total, platform_fee, fee_bps, lines, shipping_address, shipping, fulfillment, payment_id, card_brand, card_last4, \
-             challenge_url, post_id, contact_email, created_at, updated_at) \
-             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $23)",
+             challenge_url, post_id, contact_email, created_at, updated_at, receipt_in_place) \
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $23, \
+             $24)",
             args![
                 &o.id,
                 &o.checkout_id,
@@ -394,6 +395,8 @@ impl CheckoutStore for Db {
                 &o.post_id,
                 &o.contact_email,
                 o.created_at,
+                // The shopper's in-app receipt is this order (see `find_notifications_page`).
+                receipt.is_some_and(|r| r.in_order && r.order_id.as_deref() == Some(o.id.as_str())) as i64,
             ],
         ));
         if o.status == OrderStatus::RequiresAction {

@@ -9,12 +9,15 @@
 //! account cannot be found even for an instant.
 
 use crate::social::{post_row, POST_SELECT};
-use crate::{other, Backend, Db};
+use crate::write::{Job, Step};
+use crate::{args, other, Backend, Db};
 use async_trait::async_trait;
 use buyline_core::discovery::AccountSummary;
+use buyline_core::error::StoreError;
 use buyline_core::model::{AccountKind, Post};
-use buyline_core::order::Notification;
+use buyline_core::order::{paid_notice, Notification};
 use buyline_core::store::{Before, DiscoveryStore, StoreResult};
+use buyline_core::types::{Currency, Money};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
@@ -48,6 +51,48 @@ fn like_literal(s: &str) -> String {
 /// The page condition on `(ts, id)` columns, numbered from `$n`: true on the first page.
 fn page_cond(ts: &str, id: &str, n: usize) -> String {
     format!("(${f} = 0 or {ts} < ${a} or ({ts} = ${a} and {id} < ${b}))", f = n, a = n + 1, b = n + 2)
+}
+
+/// A page of a shopper's notifications, newest first: her notification rows and the orders
+/// that are their own receipts (`receipt_in_place`: paid when placed, migration
+/// `20261206000007_receipts_in_orders.sql`), each side read in order through its own index
+/// (`notifications_account`, `orders_shopper`) up to the page's length. `$1` the account,
+/// `$2`–`$4` the cursor ([`page_cond`]), `$5` the length.
+pub(crate) fn notifications_page_sql() -> String {
+    let cond = page_cond("created_at", "id", 2);
+    format!(
+        "select id, text, link, created_at, total, currency from (\
+           select id, text, link, created_at, cast(null as bigint) as total, cast(null as text) as currency \
+           from notifications where account_id = $1 and {cond} order by created_at desc, id desc limit $5) as rows_kept \
+         union all select id, text, link, created_at, total, currency from (\
+           select id, cast(null as text) as text, cast(null as text) as link, created_at, total, currency \
+           from orders where shopper_id = $1 and receipt_in_place = 1 and {cond} \
+           order by created_at desc, id desc limit $5) as orders_paid \
+         order by created_at desc, id desc limit $5"
+    )
+}
+
+/// How many of a shopper's notifications are unread: rows not marked, and orders that are
+/// their own receipts placed after her last look (`accounts.notifications_read_at`).
+pub(crate) const UNREAD_NOTIFICATIONS: &str = "select \
+     (select count(*) from notifications where account_id = $1 and read_at is null) + \
+     (select count(*) from orders where shopper_id = $1 and receipt_in_place = 1 \
+      and created_at > (select notifications_read_at from accounts where id = $1)) as n";
+
+/// A notification row, or an order that is its own receipt (no text: worded here as its
+/// receipt row would have been).
+fn notification_row(r: &AnyRow) -> StoreResult<Notification> {
+    let id: String = r.try_get("id").map_err(other)?;
+    let (text, link) = match r.try_get::<Option<String>, _>("text").map_err(other)? {
+        Some(text) => (text, r.try_get("link").map_err(other)?),
+        None => {
+            let total: i64 = r.try_get::<Option<i64>, _>("total").map_err(other)?.unwrap_or(0);
+            let code: String = r.try_get::<Option<String>, _>("currency").map_err(other)?.unwrap_or_default();
+            let currency = Currency::parse(&code).ok_or_else(|| StoreError::Other(format!("currency {code}")))?;
+            (paid_notice(&id, Money::new(total, currency)), format!("/orders/{id}"))
+        }
+    };
+    Ok(Notification { id, text, link, created_at: r.try_get("created_at").map_err(other)? })
 }
 
 impl Db {
@@ -157,12 +202,7 @@ impl DiscoveryStore for Db {
         limit: i64,
     ) -> StoreResult<Vec<Notification>> {
         let (ts, id) = before.unwrap_or((0, ""));
-        let sql = format!(
-            "select id, text, link, created_at from notifications where account_id = $1 and {} \
-             order by created_at desc, id desc limit $5",
-            page_cond("created_at", "id", 2)
-        );
-        let rows = sqlx::query(&sql)
+        let rows = sqlx::query(&notifications_page_sql())
             .bind(account_id)
             .bind(before.is_some() as i64)
             .bind(ts)
@@ -171,34 +211,23 @@ impl DiscoveryStore for Db {
             .fetch_all(&self.pool)
             .await
             .map_err(other)?;
-        rows.iter()
-            .map(|r| {
-                Ok(Notification {
-                    id: r.try_get("id").map_err(other)?,
-                    text: r.try_get("text").map_err(other)?,
-                    link: r.try_get("link").map_err(other)?,
-                    created_at: r.try_get("created_at").map_err(other)?,
-                })
-            })
-            .collect()
+        rows.iter().map(notification_row).collect()
     }
 
     async fn count_unread_notifications(&self, account_id: &str) -> StoreResult<i64> {
-        let r = sqlx::query("select count(*) as n from notifications where account_id = $1 and read_at is null")
-            .bind(account_id)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(other)?;
+        let r = sqlx::query(UNREAD_NOTIFICATIONS).bind(account_id).fetch_one(&self.pool).await.map_err(other)?;
         r.try_get("n").map_err(other)
     }
 
     async fn mark_notifications_read(&self, account_id: &str, now: i64) -> StoreResult<()> {
-        sqlx::query("update notifications set read_at = $2 where account_id = $1 and read_at is null")
-            .bind(account_id)
-            .bind(now)
-            .execute(self.writer())
-            .await
-            .map_err(other)?;
+        self.run(Job::from(vec![
+            Step::new(
+                "update notifications set read_at = $2 where account_id = $1 and read_at is null",
+                args![account_id, now],
+            ),
+            Step::new("update accounts set notifications_read_at = $2 where id = $1", args![account_id, now]),
+        ]))
+        .await?;
         Ok(())
     }
 }

@@ -44,15 +44,20 @@ pub(crate) async fn insert_events(
     run_steps(tx, &event_steps(events)).await.map(drop)
 }
 
-/// The statements that write in-app notifications and their e-mails: one per table.
+/// The statements that write in-app notifications and their e-mails: one per table. A
+/// receipt whose notice is its order (`in_order`) writes no notification row: the order's
+/// own insert marks it (`receipt_in_place`, `commit_order`).
 pub(crate) fn receipt_steps(rs: &[&Receipt], now: i64) -> Vec<Step> {
     let mut steps = Vec::new();
     if rs.is_empty() {
         return steps;
     }
-    steps.push(insert_rows("notifications (id, account_id, text, link, created_at)", 5, rs, |r| {
-        args![new_id("ntf"), &r.account_id, &r.text, &r.link, now]
-    }));
+    let notices: Vec<&Receipt> = rs.iter().copied().filter(|r| !r.in_order).collect();
+    if !notices.is_empty() {
+        steps.push(insert_rows("notifications (id, account_id, text, link, created_at)", 5, &notices, |r| {
+            args![new_id("ntf"), &r.account_id, &r.text, &r.link, now]
+        }));
+    }
     let mails: Vec<(&Receipt, &(String, String, String))> =
         rs.iter().filter_map(|r| r.email.as_ref().map(|m| (*r, m))).collect();
     if !mails.is_empty() {

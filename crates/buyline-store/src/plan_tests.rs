@@ -60,3 +60,23 @@ async fn an_erasure_reaches_the_shoppers_rows_through_indexes() {
         assert!(!plan.contains("SCAN "), "{sql}\nis planned as\n{plan}");
     }
 }
+
+/// The notification list and its unread count read each side through its own index: the
+/// shopper's notification rows (`notifications_account`) and her orders that are their own
+/// receipts (`orders_shopper`).
+#[tokio::test]
+async fn notifications_are_read_through_the_account_and_the_shoppers_orders() {
+    let (_dir, db) = migrated().await;
+    for sql in [crate::discovery::notifications_page_sql().as_str(), crate::discovery::UNREAD_NOTIFICATIONS] {
+        let plan = db.query_plan(sql).await.unwrap();
+        for index in ["notifications_account", "orders_shopper"] {
+            assert!(plan.contains(&format!("INDEX {index}")), "{sql}\nis planned as\n{plan}");
+        }
+        // (The subqueries' own rows, `SCAN rows_kept`, are the page's, not a table's.)
+        let scans_a_table = plan.lines().any(|l| {
+            let mut words = l.split_whitespace();
+            words.next() == Some("SCAN") && matches!(words.next(), Some("notifications" | "orders"))
+        });
+        assert!(!scans_a_table, "{sql}\nis planned as\n{plan}");
+    }
+}

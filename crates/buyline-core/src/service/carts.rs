@@ -239,6 +239,7 @@ impl Services {
             notification: Some(Receipt {
                 account_id: shopper.id.clone(),
                 order_id: None,
+                in_order: false,
                 text: note,
                 link,
                 email: None,

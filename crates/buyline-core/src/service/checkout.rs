@@ -16,7 +16,7 @@ use crate::ids::{has_prefix, new_id};
 use crate::model::{Account, Merchant, Product};
 use crate::order::{
     CatalogSeen, Checkout, CheckoutRecord, CheckoutStatus, Fulfillment, NotReserved, Order, OrderLine, OrderStatus,
-    PaymentSummary, ShippingChoice,
+    PaymentSummary, Receipt, ShippingChoice,
 };
 use crate::payment::{Authorization, AuthorizeRequest, Card, CardInput, PaymentStatus, ProcessorError};
 use crate::rollout::Arm;
@@ -771,7 +771,12 @@ impl Services {
             refunded_amount: 0,
             created_at: now,
         };
-        let receipt = if status == OrderStatus::Paid { self.paid_receipt(&order, Some(shopper)) } else { None };
+        // Paid now: the order is its own in-app receipt (listed through the shopper's orders,
+        // so the order writes no notification row and no page of an index by account).
+        let receipt = match status {
+            OrderStatus::Paid => self.paid_receipt(&order, Some(shopper)).map(|r| Receipt { in_order: true, ..r }),
+            _ => None,
+        };
         // `order.created` goes out when the order is paid (now, or after the card check).
         let event = (status == OrderStatus::Paid).then(|| super::webhooks::order_event("order.created", &order, None));
         if let Err(e) = self

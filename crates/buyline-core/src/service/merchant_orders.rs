@@ -78,6 +78,7 @@ impl Services {
         Some(Receipt {
             account_id: shopper,
             order_id: Some(order.id.clone()),
+            in_order: false,
             text,
             link: format!("/orders/{}", order.id),
             email: order.contact_email.clone().map(|to| {

@@ -68,7 +68,8 @@ impl Services {
         Some(Receipt {
             account_id: shopper_id,
             order_id: Some(order.id.clone()),
-            text: format!("Order {} paid: {total}", order.id),
+            in_order: false,
+            text: crate::order::paid_notice(&order.id, Money::new(order.totals.total, order.totals.currency)),
             link: format!("/orders/{}", order.id),
             email,
         })

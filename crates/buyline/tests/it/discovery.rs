@@ -647,6 +647,77 @@ async fn notifications_page_by_page_with_an_unread_count_in_the_header() {
     app.stop().await;
 }
 
+/// An order paid when it is placed is its own in-app receipt: it writes no notification row
+/// (whose index by account would cost the order one more page), yet the list shows it in
+/// its place among the rows (a shipping notice here), page by page, unread until she looks.
+#[tokio::test]
+async fn an_order_paid_at_once_is_listed_as_its_own_receipt_among_the_notification_rows() {
+    use sqlx::{Connection, Row};
+    let app = spawn_app().await;
+    let (key, _) = app.merchant("selfnote").await;
+    let shirt = app.shirt(&key, 10).await;
+    let b = Browser::signed_up(&app, "selfnotebuyer", "US").await;
+    let token = {
+        let r =
+            app.post("/sessions", None, json!({"login": "selfnotebuyer", "password": "correct horse battery"})).await;
+        r.body["token"].as_str().unwrap().to_string()
+    };
+    let vid = variant(&shirt, "M", "red");
+    let first = app.buy(&token, &vid, "4242424242424242").await.body;
+    let second = app.buy(&token, &vid, "4242424242424242").await.body;
+    let id = |o: &Value| o["id"].as_str().unwrap().to_string();
+    let ship = json!({"carrier": "UPS", "tracking_number": "1Z77"});
+    let r = app.post(&format!("/merchant/orders/{}/fulfill", id(&first)), Some(&key), ship).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+
+    let all = app.get("/notifications", Some(&token)).await.body;
+    let texts: Vec<&str> = all["data"].as_array().unwrap().iter().map(|n| n["text"].as_str().unwrap()).collect();
+    assert_eq!(texts.len(), 3, "{all}");
+    assert!(texts[0].contains("1Z77"), "the shipping notice is newest: {all}");
+    let paid = |o: &Value| {
+        let total = o["totals"]["total"].as_i64().unwrap();
+        format!("Order {} paid: ${}.{:02}", id(o), total / 100, total % 100)
+    };
+    assert_eq!(texts[1], paid(&second), "{all}");
+    assert_eq!(texts[2], paid(&first), "{all}");
+    assert_eq!(all["data"][1]["link"], format!("/orders/{}", id(&second)));
+    // Page by page, one at a time, across both kinds.
+    let mut paged = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/notifications?limit=1&cursor={c}"),
+            None => "/notifications?limit=1".to_string(),
+        };
+        let page = app.get(&path, Some(&token)).await.body;
+        paged.extend(page["data"].as_array().unwrap().iter().map(|n| n["id"].clone()));
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(paged, all["data"].as_array().unwrap().iter().map(|n| n["id"].clone()).collect::<Vec<_>>());
+
+    // One row in the table: the shipping notice; the two receipts are the orders.
+    sqlx::any::install_default_drivers();
+    let mut c = sqlx::AnyConnection::connect(&app.database_url).await.unwrap();
+    let rows: i64 = sqlx::query("select count(*) from notifications").fetch_one(&mut c).await.unwrap().get(0);
+    assert_eq!(rows, 1);
+    c.close().await.unwrap();
+
+    // Unread until she looks; a receipt after that is unread again.
+    let (_, home) = b.get("/").await;
+    assert!(home.contains("aria-label=\"3 unread\""), "{home}");
+    let (_, page) = b.get("/notifications").await;
+    assert_eq!(page.matches("class=\"unread\"").count(), 3);
+    let (_, home) = b.get("/").await;
+    assert!(!home.contains("unread-count"), "viewing the page marks them read");
+    assert_eq!(app.buy(&token, &vid, "4242424242424242").await.status, 201);
+    let (_, home) = b.get("/").await;
+    assert!(home.contains("aria-label=\"1 unread\""), "{home}");
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn the_demo_promotes_posts_to_a_new_us_shopper() {
     let app = spawn_demo().await;
