@@ -95,7 +95,7 @@ fn reservation_steps(backend: Backend, checkout_id: &str, lines: &[(String, i64)
 /// behind whatever else the server's runtime has to do. In a flash sale (a thousand buyers
 /// in flight) that made each hold milliseconds long, and the sale as slow as its holds in a
 /// row.
-fn reserved_checkout_statement(
+pub(crate) fn reserved_checkout_statement(
     c: &CheckoutRecord,
     variant: &str,
     qty: i64,
@@ -143,7 +143,7 @@ fn checkout_insert_where(
 
 /// A condition that holds while every version in `seen` is current, its arguments appended
 /// to `args`.
-fn seen_current(seen: &CatalogSeen, args: &mut Vec<crate::write::Arg>) -> String {
+pub(crate) fn seen_current(seen: &CatalogSeen, args: &mut Vec<crate::write::Arg>) -> String {
     let mut terms = Vec::with_capacity(1 + seen.products.len());
     let mut term = |table: &str, id: &str, version: i64, args: &mut Vec<crate::write::Arg>| {
         args.extend(args![id, version]);
@@ -222,20 +222,19 @@ impl CheckoutStore for Db {
         audits: &[buyline_core::saved::VaultAudit],
         seen: &CatalogSeen,
     ) -> StoreResult<Result<(), NotReserved>> {
-        if let (Backend::Postgres, [(variant, qty)]) = (self.backend, lines) {
-            let step = reserved_checkout_statement(c, variant, *qty, expires_at, audits, seen)?;
-            // Before a synced write, as below: it commits without waiting for the flush.
-            let row = crate::write::bind_any(sqlx::query(&step.sql), &step.args)
-                .fetch_one(self.group.unsynced_pool())
-                .await
-                .map_err(other)?;
-            let reserved: i64 = row.try_get("reserved").map_err(other)?;
-            let current: bool = row.try_get("current").map_err(other)?;
-            return Ok(match (reserved, current) {
-                (1, _) => Ok(()),
-                (_, true) => Err(NotReserved::Short(variant.clone())),
-                (_, false) => Err(NotReserved::Changed),
-            });
+        if let (Some(batch), [(variant, qty)]) = (&self.reservations, lines) {
+            // PostgreSQL: with the other buyers of its variant waiting beside it, in one
+            // statement (`reserve_batch.rs`), committed without waiting for the flush (a
+            // synced write follows, as below).
+            let want = crate::reserve_batch::Want {
+                checkout: c.clone(),
+                variant: variant.clone(),
+                qty: *qty,
+                expires_at,
+                audits: audits.to_vec(),
+                seen: seen.clone(),
+            };
+            return batch.reserve(want).await;
         }
         let mut job = Job::new();
         job.extend(crate::vault::audit_step(audits));

@@ -30,6 +30,7 @@ mod payouts;
 #[cfg(test)]
 pub(crate) mod plan_tests;
 mod read;
+mod reserve_batch;
 mod social;
 mod vault;
 pub mod write;
@@ -61,6 +62,8 @@ pub struct Db {
     backend: Backend,
     /// SQLite: the database file, for the reads that run on the calling thread (`read.rs`).
     local: Option<std::sync::Arc<std::path::PathBuf>>,
+    /// PostgreSQL: one-unit reservations of a variant, in groups (`reserve_batch.rs`).
+    reservations: Option<reserve_batch::Reservations>,
 }
 
 fn other(e: sqlx::Error) -> StoreError {
@@ -180,7 +183,9 @@ impl Db {
                 (GroupWriter::new(writer.clone()).with_unsynced(unsynced), None)
             }
         };
-        Ok(Db { pool, writer, posts, group, backend, local })
+        let reservations =
+            (backend == Backend::Postgres).then(|| reserve_batch::Reservations::start(group.unsynced_pool().clone()));
+        Ok(Db { pool, writer, posts, group, backend, local, reservations })
     }
 
     pub fn backend(&self) -> Backend {

@@ -1,0 +1,312 @@
+//! PostgreSQL: one-unit reservations of a variant that arrive together are written in one
+//! statement (group commit for the reservation, as SQLite's writer thread does for every
+//! job).
+//!
+//! A variant's row is locked from its decrement to its transaction's commit, and every
+//! buyer of that variant waits in line for it: in a flash sale a thousand buyers of one
+//! variant, each with its own statement, took the lock one after the other, and the sale
+//! lasted as long as those holds in a row. Here a task per process takes every reservation
+//! waiting (up to [`MAX_BATCH`] a variant), and each variant's group locks the row once:
+//! the first `n` buyers, in the order they came, get the `n` units left, the others are
+//! told it is short; each buyer's checkout, reservation and vault audit rows are written by
+//! the same statement. What a buyer is told is what the statement of one buyer would have
+//! told it: reserved; short (stock not there); or changed (the catalogue it was priced from
+//! is no longer current, `CatalogSeen`, the same for every buyer of a group).
+//!
+//! A purchase of more than one unit, or a group of one, is its own statement as before. A
+//! group whose statement fails (a checkout id already taken: a retry racing its request)
+//! is run again one buyer at a time, so that failure is that buyer's alone.
+
+use crate::checkout::{checkout_insert, reserved_checkout_statement, seen_current};
+use crate::write::{bind_any, shift_placeholders, Arg};
+use crate::{args, other};
+use buyline_core::error::StoreError;
+use buyline_core::order::{CatalogSeen, CheckoutRecord, NotReserved, ReservationState};
+use buyline_core::saved::VaultAudit;
+use buyline_core::store::StoreResult;
+use sqlx::{AnyPool, Row};
+use tokio::sync::{mpsc, oneshot};
+
+/// At most this many buyers of one variant share one statement.
+pub(crate) const MAX_BATCH: usize = 64;
+
+/// One buyer's reservation: a checkout of one line.
+pub(crate) struct Want {
+    pub checkout: CheckoutRecord,
+    pub variant: String,
+    pub qty: i64,
+    pub expires_at: i64,
+    pub audits: Vec<VaultAudit>,
+    pub seen: CatalogSeen,
+}
+
+pub(crate) type Answer = StoreResult<Result<(), NotReserved>>;
+
+struct Request {
+    want: Want,
+    reply: oneshot::Sender<Answer>,
+}
+
+/// The batching task's door.
+#[derive(Clone)]
+pub(crate) struct Reservations {
+    tx: mpsc::Sender<Request>,
+}
+
+impl Reservations {
+    /// Starts the task; its statements run on `pool` (the connections that commit without
+    /// waiting for the flush: a reservation is followed by the order's synced commit).
+    pub(crate) fn start(pool: AnyPool) -> Self {
+        let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
+        tokio::spawn(run(pool, rx));
+        Reservations { tx }
+    }
+
+    pub(crate) async fn reserve(&self, want: Want) -> Answer {
+        let (reply, answer) = oneshot::channel();
+        let gone = || StoreError::Other("the reservation task has stopped".into());
+        self.tx.send(Request { want, reply }).await.map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())?
+    }
+}
+
+async fn run(pool: AnyPool, mut rx: mpsc::Receiver<Request>) {
+    let mut waiting = Vec::with_capacity(4 * MAX_BATCH);
+    while rx.recv_many(&mut waiting, 4 * MAX_BATCH).await > 0 {
+        let mut groups: Vec<Vec<Request>> = Vec::new();
+        for r in waiting.drain(..) {
+            let joins = |g: &&mut Vec<Request>| {
+                g.len() < MAX_BATCH
+                    && r.want.qty == 1
+                    && g[0].want.qty == 1
+                    && g[0].want.variant == r.want.variant
+                    && g[0].want.seen == r.want.seen
+            };
+            match groups.iter_mut().find(|g| joins(g)) {
+                Some(g) => g.push(r),
+                None => groups.push(vec![r]),
+            }
+        }
+        // Variants apart do not wait for one another's locks; the next requests are taken
+        // once these are answered (they queue meanwhile, and make the next groups).
+        let mut running = tokio::task::JoinSet::new();
+        for g in groups {
+            running.spawn(run_group(pool.clone(), g));
+        }
+        while running.join_next().await.is_some() {}
+    }
+}
+
+async fn run_group(pool: AnyPool, group: Vec<Request>) {
+    if group.len() > 1 {
+        match reserve_group(&pool, &group).await {
+            Ok(answers) => {
+                for (r, a) in group.into_iter().zip(answers) {
+                    let _ = r.reply.send(Ok(a));
+                }
+                return;
+            }
+            Err(e) => tracing::debug!(error = %e, "a group of reservations failed; each runs alone"),
+        }
+    }
+    for r in group {
+        let answer = reserve_one(&pool, &r.want).await;
+        let _ = r.reply.send(answer);
+    }
+}
+
+/// One buyer's statement (`reserved_checkout_statement`).
+pub(crate) async fn reserve_one(pool: &AnyPool, w: &Want) -> Answer {
+    let step = reserved_checkout_statement(&w.checkout, &w.variant, w.qty, w.expires_at, &w.audits, &w.seen)?;
+    let row = bind_any(sqlx::query(&step.sql), &step.args).fetch_one(pool).await.map_err(other)?;
+    let reserved: i64 = row.try_get("reserved").map_err(other)?;
+    let current: bool = row.try_get("current").map_err(other)?;
+    Ok(match (reserved, current) {
+        (1, _) => Ok(()),
+        (_, true) => Err(NotReserved::Short(w.variant.clone())),
+        (_, false) => Err(NotReserved::Changed),
+    })
+}
+
+/// The columns of `checkouts` in the order [`checkout_insert`] gives their values.
+const CHECKOUT_COLUMNS: &str = "id, shopper_id, merchant_id, post_id, lines, currency, status, attempt, order_id, \
+     created_at, updated_at, expires_at, from_cart, arm";
+
+/// A group's statement: every buyer one unit of the same variant, priced from the same
+/// catalogue. One answer per buyer, in order.
+async fn reserve_group(pool: &AnyPool, group: &[Request]) -> StoreResult<Vec<Result<(), NotReserved>>> {
+    let first = &group[0].want;
+    let mut args: Vec<Arg> = args![&first.variant, ReservationState::Held.as_str(), first.expires_at];
+    let current = seen_current(&first.seen, &mut args);
+    let mut rows = Vec::with_capacity(group.len());
+    let mut audits: Vec<&VaultAudit> = Vec::new();
+    for (k, r) in group.iter().enumerate() {
+        let insert = checkout_insert(&r.want.checkout)?;
+        let (_, values) = insert.sql.split_once(" values (").expect("an insert with values");
+        let values = values.strip_suffix(')').expect("values in parentheses");
+        args.push(Arg::from(k as i64 + 1));
+        let n = args.len();
+        rows.push(format!("(${n}, {})", shift_placeholders(values, n)));
+        args.extend(insert.args);
+        audits.extend(r.want.audits.iter());
+    }
+    let mut sql = format!(
+        "with v (k, {CHECKOUT_COLUMNS}) as (values {}), \
+         locked as (select quantity, inventory_type from variants where id = $1 and {current} for update), \
+         granted as (select v.k from v, locked where locked.inventory_type = 'infinite' or v.k <= locked.quantity), \
+         taken as (update variants set quantity = quantity - (select count(*) from granted) \
+           where id = $1 and inventory_type = 'finite' and exists (select 1 from locked) returning 1), \
+         chk as (insert into checkouts ({CHECKOUT_COLUMNS}) select {CHECKOUT_COLUMNS} from v \
+           where k in (select k from granted) returning id, attempt), \
+         res as (insert into reservations (checkout_id, attempt, variant_id, quantity, state, expires_at) \
+           select chk.id, chk.attempt, $1, 1, $2, $3 from chk returning checkout_id)",
+        rows.join(", ")
+    );
+    let owned: Vec<VaultAudit> = audits.into_iter().cloned().collect();
+    if let Some(audit) = crate::vault::audit_step(&owned) {
+        let (columns, values) = audit.sql.split_once(" values ").expect("an insert with values");
+        sql.push_str(&format!(", aud as ({columns} values {})", shift_placeholders(values, args.len())));
+        args.extend(audit.args);
+    }
+    sql.push_str(&format!(
+        " select v.k, exists (select 1 from res where res.checkout_id = v.id) as reserved, {current} as current \
+         from v order by v.k"
+    ));
+    let rows = bind_any(sqlx::query(&sql), &args).fetch_all(pool).await.map_err(other)?;
+    if rows.len() != group.len() {
+        return Err(StoreError::Other(format!("a group of {} reservations answered {} rows", group.len(), rows.len())));
+    }
+    rows.iter()
+        .map(|row| {
+            let reserved: bool = row.try_get("reserved").map_err(other)?;
+            let current: bool = row.try_get("current").map_err(other)?;
+            Ok(match (reserved, current) {
+                (true, _) => Ok(()),
+                (false, true) => Err(NotReserved::Short(first.variant.clone())),
+                (false, false) => Err(NotReserved::Changed),
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use buyline_core::order::CheckoutStatus;
+    use buyline_core::types::Currency;
+
+    /// A fresh, migrated database on the local PostgreSQL (`BUYLINE_TEST_DATABASE_URL`, or the
+    /// one every machine of this project runs), with a shop whose variant `v_fin` has
+    /// `stock` units and `v_inf` no limit.
+    async fn shop(stock: i64) -> (crate::Db, AnyPool, String, String) {
+        use sqlx::Connection;
+        sqlx::any::install_default_drivers();
+        let base = std::env::var("BUYLINE_TEST_DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        let name = format!("bl_r_{}_{}", std::process::id(), buyline_core::ids::new_id("t").to_lowercase());
+        let mut c = sqlx::AnyConnection::connect(&base).await.expect("the local PostgreSQL");
+        sqlx::query(&format!("create database {name}")).execute(&mut c).await.unwrap();
+        c.close().await.ok();
+        let url = format!("{}/{name}", base.rsplit_once('/').unwrap().0);
+        let db = crate::Db::connect(&url, 4).await.unwrap();
+        let pool = db.pool.clone();
+        for sql in [
+            "insert into accounts (id, handle, handle_key, display_name, country, kind, created_at) \
+             values ('acc_m', 'm', 'm', 'M', 'US', 'merchant', 0), ('acc_s', 's', 's', 'S', 'US', 'shopper', 0)",
+            "insert into merchants (id, account_id, owner_account_id, name, kind, country, currency, webhook_secret, \
+             created_at) values ('mer_1', 'acc_m', 'acc_m', 'M', 'retailer', 'US', 'USD', 'x', 0)",
+            "insert into products (id, merchant_id, name, description, kind, image_url, currency, options, \
+             return_policy, created_at) values ('prd_1', 'mer_1', 'P', '', 'physical', '', 'USD', '[]', '', 0)",
+            "insert into variants (id, product_id, position, sku, options, price, inventory_type, quantity) \
+             values ('v_inf', 'prd_1', 1, 'i', '{}', 100, 'infinite', null)",
+        ] {
+            sqlx::query(sql).execute(&pool).await.unwrap();
+        }
+        sqlx::query(
+            "insert into variants (id, product_id, position, sku, options, price, inventory_type, quantity) \
+             values ('v_fin', 'prd_1', 0, 'f', '{}', 100, 'finite', $1)",
+        )
+        .bind(stock)
+        .execute(&pool)
+        .await
+        .unwrap();
+        (db, pool, base, name)
+    }
+
+    async fn drop_shop(db: crate::Db, base: &str, name: &str) {
+        use sqlx::Connection;
+        db.close().await;
+        let mut c = sqlx::AnyConnection::connect(base).await.unwrap();
+        sqlx::query(&format!("drop database if exists {name} with (force)")).execute(&mut c).await.unwrap();
+    }
+
+    fn want(n: usize, variant: &str, product_version: i64) -> Request {
+        let checkout = CheckoutRecord {
+            id: format!("chk_{variant}_{n}"),
+            shopper_id: "acc_s".into(),
+            merchant_id: "mer_1".into(),
+            post_id: None,
+            lines: vec![],
+            currency: Currency::parse("USD").unwrap(),
+            status: CheckoutStatus::Completing,
+            attempt: 1,
+            order_id: None,
+            created_at: 1,
+            expires_at: 2,
+            from_cart: false,
+            arm: None,
+        };
+        let audit = VaultAudit {
+            record_id: format!("vr_{n}"),
+            owner_id: "acc_s".into(),
+            kind: "card".into(),
+            purpose: "authorize a payment".into(),
+            actor: "acc_s".into(),
+            at: 1,
+        };
+        let seen = CatalogSeen { merchant: ("mer_1".into(), 0), products: vec![("prd_1".into(), product_version)] };
+        let want =
+            Want { checkout, variant: variant.into(), qty: 1, expires_at: 2, audits: vec![audit.clone(), audit], seen };
+        Request { want, reply: oneshot::channel().0 }
+    }
+
+    async fn count(pool: &AnyPool, sql: &str) -> i64 {
+        sqlx::query(sql).fetch_one(pool).await.unwrap().try_get(0).unwrap()
+    }
+
+    /// Five buyers, three units, one statement: the first three in line get them, the
+    /// other two hear it is short; a group priced from an old catalogue changes nothing but
+    /// its audit rows; unlimited stock serves every buyer. Every buyer's audit rows are kept.
+    #[tokio::test]
+    async fn a_group_reserves_for_the_first_in_line_and_tells_the_rest() {
+        let (db, pool, base, name) = shop(3).await;
+        let group: Vec<Request> = (0..5).map(|n| want(n, "v_fin", 0)).collect();
+        let short = || Err(NotReserved::Short("v_fin".into()));
+        assert_eq!(reserve_group(&pool, &group).await.unwrap(), vec![Ok(()), Ok(()), Ok(()), short(), short()]);
+        assert_eq!(count(&pool, "select quantity from variants where id = 'v_fin'").await, 0);
+        assert_eq!(count(&pool, "select count(*) from reservations where state = 'held'").await, 3);
+        assert_eq!(
+            count(&pool, "select count(*) from checkouts where id in ('chk_v_fin_0', 'chk_v_fin_1', 'chk_v_fin_2')")
+                .await,
+            3
+        );
+        assert_eq!(count(&pool, "select count(*) from checkouts").await, 3);
+        assert_eq!(count(&pool, "select count(*) from vault_audit").await, 10);
+
+        let stale: Vec<Request> = (0..2).map(|n| want(10 + n, "v_inf", 7)).collect();
+        assert_eq!(reserve_group(&pool, &stale).await.unwrap(), vec![Err(NotReserved::Changed); 2]);
+        assert_eq!(count(&pool, "select count(*) from checkouts").await, 3);
+        assert_eq!(count(&pool, "select count(*) from vault_audit").await, 14);
+
+        let open: Vec<Request> = (0..4).map(|n| want(20 + n, "v_inf", 0)).collect();
+        assert_eq!(reserve_group(&pool, &open).await.unwrap(), vec![Ok(()); 4]);
+        assert_eq!(count(&pool, "select count(*) from reservations").await, 7);
+        assert_eq!(count(&pool, "select count(*) from variants where quantity is null").await, 1);
+
+        // A checkout id already taken fails the whole statement, which runs again one by one.
+        let again: Vec<Request> = vec![want(30, "v_inf", 0), want(20, "v_inf", 0)];
+        assert!(reserve_group(&pool, &again).await.is_err());
+        assert_eq!(count(&pool, "select count(*) from checkouts").await, 7, "nothing of it was written");
+        drop_shop(db, &base, &name).await;
+    }
+}
