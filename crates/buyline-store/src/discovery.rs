@@ -225,7 +225,15 @@ impl DiscoveryStore for Db {
                 "update notifications set read_at = $2 where account_id = $1 and read_at is null",
                 args![account_id, now],
             ),
-            Step::new("update accounts set notifications_read_at = $2 where id = $1", args![account_id, now]),
+            // Read up to the newest order she could see, not up to the clock: an order whose
+            // time was taken before her look (before its payment) and committed after it
+            // stays unread, unless a later one of hers was already there.
+            Step::new(
+                "update accounts set notifications_read_at = coalesce((select created_at from orders \
+                 where shopper_id = $1 and receipt_in_place = 1 order by created_at desc, id desc limit 1), \
+                 notifications_read_at) where id = $1",
+                args![account_id],
+            ),
         ]))
         .await?;
         Ok(())

@@ -241,9 +241,18 @@ impl Db {
     /// moment before its sync (see `write::sqlite::start_syncer`); whatever acts outside on what it
     /// reads (sends an e-mail) waits here first. An empty job: its answer comes after the
     /// sync of its batch, which covers every commit before it.
+    ///
+    /// On PostgreSQL, writes that a synced write follows commit without waiting for the
+    /// flush (`group.rs`); a transaction given an id commits with a WAL record, and the
+    /// synced commit of it flushes the WAL up to there, every such write before it included.
     pub(crate) async fn durable(&self) -> StoreResult<()> {
-        if self.backend == Backend::Sqlite {
-            self.run(Job::new()).await?;
+        match self.backend {
+            Backend::Sqlite => {
+                self.run(Job::new()).await?;
+            }
+            Backend::Postgres => {
+                sqlx::query("select pg_current_xact_id()::text").execute(&self.writer).await.map_err(other)?;
+            }
         }
         Ok(())
     }

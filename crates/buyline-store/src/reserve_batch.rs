@@ -5,8 +5,9 @@
 //! A variant's row is locked from its decrement to its transaction's commit, and every
 //! buyer of that variant waits in line for it: in a flash sale a thousand buyers of one
 //! variant, each with its own statement, took the lock one after the other, and the sale
-//! lasted as long as those holds in a row. Here a task per process takes every reservation
-//! waiting (up to [`MAX_BATCH`] a variant), and each variant's group locks the row once:
+//! lasted as long as those holds in a row. Here a task per process keeps a line per
+//! variant, with at most one statement of that variant running: the buyers who come while it
+//! runs make the next group (up to [`MAX_BATCH`]), which locks the row once:
 //! the first `n` buyers, in the order they came, get the `n` units left, the others are
 //! told it is short; each buyer's checkout, reservation and vault audit rows are written by
 //! the same statement. What a buyer is told is what the statement of one buyer would have
@@ -25,7 +26,9 @@ use buyline_core::order::{CatalogSeen, CheckoutRecord, NotReserved, ReservationS
 use buyline_core::saved::VaultAudit;
 use buyline_core::store::StoreResult;
 use sqlx::{AnyPool, Row};
+use std::collections::{HashMap, VecDeque};
 use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinSet;
 
 /// At most this many buyers of one variant share one statement.
 pub(crate) const MAX_BATCH: usize = 64;
@@ -70,31 +73,61 @@ impl Reservations {
     }
 }
 
+/// The task: a variant has at most one statement running in this process; the requests
+/// for it that come meanwhile wait and make its next group. Variants apart never wait for
+/// one another (a group stuck on its row's lock holds up only its own variant's buyers).
 async fn run(pool: AnyPool, mut rx: mpsc::Receiver<Request>) {
-    let mut waiting = Vec::with_capacity(4 * MAX_BATCH);
-    while rx.recv_many(&mut waiting, 4 * MAX_BATCH).await > 0 {
-        let mut groups: Vec<Vec<Request>> = Vec::new();
-        for r in waiting.drain(..) {
-            let joins = |g: &&mut Vec<Request>| {
-                g.len() < MAX_BATCH
-                    && r.want.qty == 1
-                    && g[0].want.qty == 1
-                    && g[0].want.variant == r.want.variant
-                    && g[0].want.seen == r.want.seen
-            };
-            match groups.iter_mut().find(|g| joins(g)) {
-                Some(g) => g.push(r),
-                None => groups.push(vec![r]),
+    let mut waiting: HashMap<String, VecDeque<Request>> = HashMap::new();
+    let mut running: JoinSet<()> = JoinSet::new();
+    // The variant each running statement is for, by task.
+    let mut busy: HashMap<tokio::task::Id, String> = HashMap::new();
+    let mut incoming = Vec::with_capacity(4 * MAX_BATCH);
+    let mut open = true;
+    loop {
+        tokio::select! {
+            n = rx.recv_many(&mut incoming, 4 * MAX_BATCH), if open => {
+                open = n > 0;
+                for r in incoming.drain(..) {
+                    waiting.entry(r.want.variant.clone()).or_default().push_back(r);
+                }
             }
+            Some(done) = running.join_next_with_id(), if !running.is_empty() => {
+                // A group that panicked has dropped its buyers' replies: they hear the task
+                // has stopped. Its variant is free again either way.
+                let id = match done {
+                    Ok((id, ())) => id,
+                    Err(e) => e.id(),
+                };
+                busy.remove(&id);
+            }
+            else => break,
         }
-        // Variants apart do not wait for one another's locks; the next requests are taken
-        // once these are answered (they queue meanwhile, and make the next groups).
-        let mut running = tokio::task::JoinSet::new();
-        for g in groups {
-            running.spawn(run_group(pool.clone(), g));
+        for (variant, queue) in waiting.iter_mut() {
+            if queue.is_empty() || busy.values().any(|v| v == variant) {
+                continue;
+            }
+            let group = next_group(queue);
+            let handle = running.spawn(run_group(pool.clone(), group));
+            busy.insert(handle.id(), variant.clone());
         }
-        while running.join_next().await.is_some() {}
+        waiting.retain(|_, q| !q.is_empty());
     }
+}
+
+/// The next group of a variant's line: the first buyer, and those right behind it of one
+/// unit priced from the same catalogue, up to [`MAX_BATCH`]. A purchase of several units
+/// goes alone.
+fn next_group(queue: &mut VecDeque<Request>) -> Vec<Request> {
+    let first = queue.pop_front().expect("a waiting request");
+    let mut group = vec![first];
+    if group[0].want.qty != 1 {
+        return group;
+    }
+    while group.len() < MAX_BATCH && queue.front().is_some_and(|r| r.want.qty == 1 && r.want.seen == group[0].want.seen)
+    {
+        group.extend(queue.pop_front());
+    }
+    group
 }
 
 async fn run_group(pool: AnyPool, group: Vec<Request>) {
@@ -109,10 +142,16 @@ async fn run_group(pool: AnyPool, group: Vec<Request>) {
             Err(e) => tracing::debug!(error = %e, "a group of reservations failed; each runs alone"),
         }
     }
+    // One statement each, side by side (the row's lock puts them in line).
+    let mut alone = JoinSet::new();
     for r in group {
-        let answer = reserve_one(&pool, &r.want).await;
-        let _ = r.reply.send(answer);
+        let pool = pool.clone();
+        alone.spawn(async move {
+            let answer = reserve_one(&pool, &r.want).await;
+            let _ = r.reply.send(answer);
+        });
     }
+    while alone.join_next().await.is_some() {}
 }
 
 /// One buyer's statement (`reserved_checkout_statement`).
@@ -241,6 +280,10 @@ mod tests {
     }
 
     fn want(n: usize, variant: &str, product_version: i64) -> Request {
+        Request { want: wanted(n, variant, product_version), reply: oneshot::channel().0 }
+    }
+
+    fn wanted(n: usize, variant: &str, product_version: i64) -> Want {
         let checkout = CheckoutRecord {
             id: format!("chk_{variant}_{n}"),
             shopper_id: "acc_s".into(),
@@ -265,9 +308,7 @@ mod tests {
             at: 1,
         };
         let seen = CatalogSeen { merchant: ("mer_1".into(), 0), products: vec![("prd_1".into(), product_version)] };
-        let want =
-            Want { checkout, variant: variant.into(), qty: 1, expires_at: 2, audits: vec![audit.clone(), audit], seen };
-        Request { want, reply: oneshot::channel().0 }
+        Want { checkout, variant: variant.into(), qty: 1, expires_at: 2, audits: vec![audit.clone(), audit], seen }
     }
 
     async fn count(pool: &AnyPool, sql: &str) -> i64 {
@@ -307,6 +348,28 @@ mod tests {
         let again: Vec<Request> = vec![want(30, "v_inf", 0), want(20, "v_inf", 0)];
         assert!(reserve_group(&pool, &again).await.is_err());
         assert_eq!(count(&pool, "select count(*) from checkouts").await, 7, "nothing of it was written");
+        drop_shop(db, &base, &name).await;
+    }
+
+    /// A buyer whose variant's row another transaction holds waits for it; the buyers of
+    /// another variant, sent to the same task meanwhile, do not wait with her.
+    #[tokio::test]
+    async fn a_variant_whose_row_is_locked_holds_up_only_its_own_buyers() {
+        let (db, pool, base, name) = shop(3).await;
+        let task = Reservations::start(pool.clone());
+        let mut holder = pool.begin().await.unwrap();
+        sqlx::query("select quantity from variants where id = 'v_fin' for update").execute(&mut *holder).await.unwrap();
+        let t = task.clone();
+        let held = tokio::spawn(async move { t.reserve(wanted(0, "v_fin", 0)).await });
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let other = tokio::time::timeout(std::time::Duration::from_secs(5), task.reserve(wanted(1, "v_inf", 0)))
+            .await
+            .expect("another variant's buyer is not held up");
+        assert_eq!(other.unwrap(), Ok(()));
+        assert!(!held.is_finished(), "hers waits for the row");
+        holder.rollback().await.unwrap();
+        assert_eq!(held.await.unwrap().unwrap(), Ok(()));
+        assert_eq!(count(&pool, "select quantity from variants where id = 'v_fin'").await, 2);
         drop_shop(db, &base, &name).await;
     }
 }
