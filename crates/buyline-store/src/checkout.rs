@@ -234,14 +234,8 @@ impl CheckoutStore for Db {
                 audits: audits.to_vec(),
                 seen: seen.clone(),
             };
-            let out = batch.reserve(want).await?;
-            if out.is_err() {
-                // Refused: no synced write follows on its path, but its audit rows were
-                // committed without waiting for the flush; they are durable before the
-                // buyer hears the answer.
-                self.durable().await?;
-            }
-            return Ok(out);
+            // (A refusal is made durable before it is answered: `reserve_batch::run_group`.)
+            return batch.reserve(want).await;
         }
         let mut job = Job::new();
         job.extend(crate::vault::audit_step(audits));

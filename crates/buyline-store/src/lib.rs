@@ -183,8 +183,12 @@ impl Db {
                 (GroupWriter::new(writer.clone()).with_unsynced(unsynced), None)
             }
         };
-        let reservations =
-            (backend == Backend::Postgres).then(|| reserve_batch::Reservations::start(group.unsynced_pool().clone()));
+        let reservations = (backend == Backend::Postgres).then(|| {
+            reserve_batch::Reservations::start(reserve_batch::Pools {
+                unsynced: group.unsynced_pool().clone(),
+                synced: writer.clone(),
+            })
+        });
         Ok(Db { pool, writer, posts, group, backend, local, reservations })
     }
 
@@ -251,7 +255,7 @@ impl Db {
                 self.run(Job::new()).await?;
             }
             Backend::Postgres => {
-                sqlx::query("select pg_current_xact_id()::text").execute(&self.writer).await.map_err(other)?;
+                reserve_batch::durable(&self.writer).await.map_err(other)?;
             }
         }
         Ok(())

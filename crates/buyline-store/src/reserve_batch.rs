@@ -50,6 +50,14 @@ struct Request {
     reply: oneshot::Sender<Answer>,
 }
 
+/// The connections the task writes on: its statements on the unsynced ones, the commit
+/// that makes a refusal durable on the synced ones.
+#[derive(Clone)]
+pub(crate) struct Pools {
+    pub unsynced: AnyPool,
+    pub synced: AnyPool,
+}
+
 /// The batching task's door.
 #[derive(Clone)]
 pub(crate) struct Reservations {
@@ -57,11 +65,11 @@ pub(crate) struct Reservations {
 }
 
 impl Reservations {
-    /// Starts the task; its statements run on `pool` (the connections that commit without
-    /// waiting for the flush: a reservation is followed by the order's synced commit).
-    pub(crate) fn start(pool: AnyPool) -> Self {
+    /// Starts the task; its statements run on `pools.unsynced` (the connections that commit
+    /// without waiting for the flush: a reservation is followed by the order's synced commit).
+    pub(crate) fn start(pools: Pools) -> Self {
         let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
-        tokio::spawn(run(pool, rx));
+        tokio::spawn(run(pools, rx));
         Reservations { tx }
     }
 
@@ -76,7 +84,7 @@ impl Reservations {
 /// The task: a variant has at most one statement running in this process; the requests
 /// for it that come meanwhile wait and make its next group. Variants apart never wait for
 /// one another (a group stuck on its row's lock holds up only its own variant's buyers).
-async fn run(pool: AnyPool, mut rx: mpsc::Receiver<Request>) {
+async fn run(pools: Pools, mut rx: mpsc::Receiver<Request>) {
     let mut waiting: HashMap<String, VecDeque<Request>> = HashMap::new();
     let mut running: JoinSet<()> = JoinSet::new();
     // The variant each running statement is for, by task.
@@ -107,7 +115,7 @@ async fn run(pool: AnyPool, mut rx: mpsc::Receiver<Request>) {
                 continue;
             }
             let group = next_group(queue);
-            let handle = running.spawn(run_group(pool.clone(), group));
+            let handle = running.spawn(run_group(pools.clone(), group));
             busy.insert(handle.id(), variant.clone());
         }
         waiting.retain(|_, q| !q.is_empty());
@@ -130,28 +138,55 @@ fn next_group(queue: &mut VecDeque<Request>) -> Vec<Request> {
     group
 }
 
-async fn run_group(pool: AnyPool, group: Vec<Request>) {
+async fn run_group(pools: Pools, group: Vec<Request>) {
+    let mut answers = None;
     if group.len() > 1 {
-        match reserve_group(&pool, &group).await {
-            Ok(answers) => {
-                for (r, a) in group.into_iter().zip(answers) {
-                    let _ = r.reply.send(Ok(a));
-                }
-                return;
-            }
+        match reserve_group(&pools.unsynced, &group).await {
+            Ok(a) => answers = Some(a.into_iter().map(Ok).collect::<Vec<Answer>>()),
             Err(e) => tracing::debug!(error = %e, "a group of reservations failed; each runs alone"),
         }
     }
-    // One statement each, side by side (the row's lock puts them in line).
-    let mut alone = JoinSet::new();
-    for r in group {
-        let pool = pool.clone();
-        alone.spawn(async move {
-            let answer = reserve_one(&pool, &r.want).await;
-            let _ = r.reply.send(answer);
-        });
+    let (wants, replies): (Vec<Want>, Vec<oneshot::Sender<Answer>>) =
+        group.into_iter().map(|r| (r.want, r.reply)).unzip();
+    let mut answers = match answers {
+        Some(a) => a,
+        None => {
+            // One statement each, side by side (the row's lock puts them in line).
+            let mut alone = JoinSet::new();
+            for (k, w) in wants.into_iter().enumerate() {
+                let pool = pools.unsynced.clone();
+                alone.spawn(async move { (k, reserve_one(&pool, &w).await) });
+            }
+            let mut out: Vec<Option<Answer>> = (0..replies.len()).map(|_| None).collect();
+            while let Some(Ok((k, a))) = alone.join_next().await {
+                out[k] = Some(a);
+            }
+            out.into_iter()
+                .map(|a| a.unwrap_or_else(|| Err(StoreError::Other("a reservation stopped".into()))))
+                .collect()
+        }
+    };
+    // A refusal ends its buyer's path with no synced write after it, and the statement wrote
+    // her vault audit rows without waiting for the flush: one synced commit makes them
+    // durable (the WAL is flushed up to it, every earlier commit included) before any
+    // refused buyer of the group hears the answer.
+    if answers.iter().any(|a| matches!(a, Ok(Err(_)))) {
+        if let Err(e) = durable(&pools.synced).await {
+            for a in answers.iter_mut().filter(|a| matches!(a, Ok(Err(_)))) {
+                *a = Err(StoreError::Other(format!("making a refusal durable: {e}")));
+            }
+        }
     }
-    while alone.join_next().await.is_some() {}
+    for (reply, a) in replies.into_iter().zip(answers) {
+        let _ = reply.send(a);
+    }
+}
+
+/// PostgreSQL: a transaction given an id commits with a WAL record; on a connection with
+/// the default `synchronous_commit` its commit waits for the WAL's flush up to there, which
+/// makes every commit before it durable.
+pub(crate) async fn durable(synced: &AnyPool) -> Result<(), sqlx::Error> {
+    sqlx::query("select pg_current_xact_id()::text").execute(synced).await.map(drop)
 }
 
 /// One buyer's statement (`reserved_checkout_statement`).
@@ -356,7 +391,7 @@ mod tests {
     #[tokio::test]
     async fn a_variant_whose_row_is_locked_holds_up_only_its_own_buyers() {
         let (db, pool, base, name) = shop(3).await;
-        let task = Reservations::start(pool.clone());
+        let task = Reservations::start(Pools { unsynced: pool.clone(), synced: pool.clone() });
         let mut holder = pool.begin().await.unwrap();
         sqlx::query("select quantity from variants where id = 'v_fin' for update").execute(&mut *holder).await.unwrap();
         let t = task.clone();
