@@ -14,10 +14,23 @@ use buyline_core::types::Currency;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
+/// The columns of `checkouts` in the order [`checkout_insert`] gives their values (a macro,
+/// so the insert's text stays a literal).
+macro_rules! checkout_columns {
+    () => {
+        "id, shopper_id, merchant_id, post_id, lines, currency, status, attempt, order_id, created_at, updated_at, \
+         expires_at, from_cart, arm"
+    };
+}
+pub(crate) const CHECKOUT_COLUMNS: &str = checkout_columns!();
+
 pub(crate) fn checkout_insert(c: &CheckoutRecord) -> StoreResult<Step> {
     Ok(Step::new(
-        "insert into checkouts (id, shopper_id, merchant_id, post_id, lines, currency, status, attempt, order_id, \
-         created_at, updated_at, expires_at, from_cart, arm) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11, $12, $13)",
+        concat!(
+            "insert into checkouts (",
+            checkout_columns!(),
+            ") values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11, $12, $13)"
+        ),
         args![
             &c.id,
             &c.shopper_id,

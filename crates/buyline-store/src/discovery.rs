@@ -58,9 +58,10 @@ fn page_cond(ts: &str, id: &str, n: usize) -> String {
 /// `20261206000007_receipts_in_orders.sql`), each side read in order through its own index
 /// (`notifications_account`, `orders_shopper`) up to the page's length. `$1` the account,
 /// `$2`–`$4` the cursor ([`page_cond`]), `$5` the length.
-pub(crate) fn notifications_page_sql() -> String {
-    let cond = page_cond("created_at", "id", 2);
-    format!(
+pub(crate) fn notifications_page_sql() -> &'static str {
+    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        let cond = page_cond("created_at", "id", 2);
+        format!(
         "select id, text, link, created_at, total, currency from (\
            select id, text, link, created_at, cast(null as bigint) as total, cast(null as text) as currency \
            from notifications where account_id = $1 and {cond} order by created_at desc, id desc limit $5) as rows_kept \
@@ -69,7 +70,9 @@ pub(crate) fn notifications_page_sql() -> String {
            from orders where shopper_id = $1 and receipt_in_place = 1 and {cond} \
            order by created_at desc, id desc limit $5) as orders_paid \
          order by created_at desc, id desc limit $5"
-    )
+        )
+    });
+    &SQL
 }
 
 /// How many of a shopper's notifications are unread: rows not marked, and orders that are
@@ -202,7 +205,7 @@ impl DiscoveryStore for Db {
         limit: i64,
     ) -> StoreResult<Vec<Notification>> {
         let (ts, id) = before.unwrap_or((0, ""));
-        let rows = sqlx::query(&notifications_page_sql())
+        let rows = sqlx::query(notifications_page_sql())
             .bind(account_id)
             .bind(before.is_some() as i64)
             .bind(ts)

@@ -81,6 +81,18 @@ impl GroupWriter {
         }
     }
 
+    /// Waits until every write committed so far is durable. SQLite: an empty job, answered
+    /// after the sync of its batch, which covers every commit before it. PostgreSQL: a
+    /// transaction given an id commits with a WAL record, and its synced commit flushes the
+    /// WAL up to there, the unsynced commits before it included.
+    pub async fn durable(&self) -> Result<(), StoreError> {
+        if self.sqlite {
+            self.run(Job::new()).await.map(drop)
+        } else {
+            sqlx::query("select pg_current_xact_id()::text").execute(&self.pool).await.map(drop).map_err(crate::other)
+        }
+    }
+
     /// Closes the connections of its own (PostgreSQL's unsynced ones).
     pub(crate) async fn close(&self) {
         if let Some(p) = &self.unsynced {

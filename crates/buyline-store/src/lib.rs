@@ -183,12 +183,7 @@ impl Db {
                 (GroupWriter::new(writer.clone()).with_unsynced(unsynced), None)
             }
         };
-        let reservations = (backend == Backend::Postgres).then(|| {
-            reserve_batch::Reservations::start(reserve_batch::Pools {
-                unsynced: group.unsynced_pool().clone(),
-                synced: writer.clone(),
-            })
-        });
+        let reservations = (backend == Backend::Postgres).then(|| reserve_batch::Reservations::start(group.clone()));
         Ok(Db { pool, writer, posts, group, backend, local, reservations })
     }
 
@@ -245,20 +240,10 @@ impl Db {
     /// moment before its sync (see `write::sqlite::start_syncer`); whatever acts outside on what it
     /// reads (sends an e-mail) waits here first. An empty job: its answer comes after the
     /// sync of its batch, which covers every commit before it.
-    ///
     /// On PostgreSQL, writes that a synced write follows commit without waiting for the
-    /// flush (`group.rs`); a transaction given an id commits with a WAL record, and the
-    /// synced commit of it flushes the WAL up to there, every such write before it included.
+    /// flush: `GroupWriter::durable`.
     pub(crate) async fn durable(&self) -> StoreResult<()> {
-        match self.backend {
-            Backend::Sqlite => {
-                self.run(Job::new()).await?;
-            }
-            Backend::Postgres => {
-                reserve_batch::durable(&self.writer).await.map_err(other)?;
-            }
-        }
-        Ok(())
+        self.group.durable().await
     }
 
     /// The group writer, for an adapter that writes its own tables in this database (the

@@ -67,7 +67,7 @@ async fn an_erasure_reaches_the_shoppers_rows_through_indexes() {
 #[tokio::test]
 async fn notifications_are_read_through_the_account_and_the_shoppers_orders() {
     let (_dir, db) = migrated().await;
-    for sql in [crate::discovery::notifications_page_sql().as_str(), crate::discovery::UNREAD_NOTIFICATIONS] {
+    for sql in [crate::discovery::notifications_page_sql(), crate::discovery::UNREAD_NOTIFICATIONS] {
         let plan = db.query_plan(sql).await.unwrap();
         for index in ["notifications_account", "orders_shopper"] {
             assert!(plan.contains(&format!("INDEX {index}")), "{sql}\nis planned as\n{plan}");

@@ -18,9 +18,9 @@
 //! group whose statement fails (a checkout id already taken: a retry racing its request)
 //! is run again one buyer at a time, so that failure is that buyer's alone.
 
-use crate::checkout::{checkout_insert, reserved_checkout_statement, seen_current};
+use crate::checkout::{checkout_insert, reserved_checkout_statement, seen_current, CHECKOUT_COLUMNS};
 use crate::write::{bind_any, shift_placeholders, Arg};
-use crate::{args, other};
+use crate::{args, other, GroupWriter};
 use buyline_core::error::StoreError;
 use buyline_core::order::{CatalogSeen, CheckoutRecord, NotReserved, ReservationState};
 use buyline_core::saved::VaultAudit;
@@ -50,14 +50,6 @@ struct Request {
     reply: oneshot::Sender<Answer>,
 }
 
-/// The connections the task writes on: its statements on the unsynced ones, the commit
-/// that makes a refusal durable on the synced ones.
-#[derive(Clone)]
-pub(crate) struct Pools {
-    pub unsynced: AnyPool,
-    pub synced: AnyPool,
-}
-
 /// The batching task's door.
 #[derive(Clone)]
 pub(crate) struct Reservations {
@@ -65,11 +57,11 @@ pub(crate) struct Reservations {
 }
 
 impl Reservations {
-    /// Starts the task; its statements run on `pools.unsynced` (the connections that commit
-    /// without waiting for the flush: a reservation is followed by the order's synced commit).
-    pub(crate) fn start(pools: Pools) -> Self {
+    /// Starts the task; its statements run on the group writer's unsynced connections (a
+    /// reservation is followed by the order's synced commit).
+    pub(crate) fn start(writer: GroupWriter) -> Self {
         let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
-        tokio::spawn(run(pools, rx));
+        tokio::spawn(run(writer, rx));
         Reservations { tx }
     }
 
@@ -84,7 +76,7 @@ impl Reservations {
 /// The task: a variant has at most one statement running in this process; the requests
 /// for it that come meanwhile wait and make its next group. Variants apart never wait for
 /// one another (a group stuck on its row's lock holds up only its own variant's buyers).
-async fn run(pools: Pools, mut rx: mpsc::Receiver<Request>) {
+async fn run(writer: GroupWriter, mut rx: mpsc::Receiver<Request>) {
     let mut waiting: HashMap<String, VecDeque<Request>> = HashMap::new();
     let mut running: JoinSet<()> = JoinSet::new();
     // The variant each running statement is for, by task.
@@ -115,7 +107,7 @@ async fn run(pools: Pools, mut rx: mpsc::Receiver<Request>) {
                 continue;
             }
             let group = next_group(queue);
-            let handle = running.spawn(run_group(pools.clone(), group));
+            let handle = running.spawn(run_group(writer.clone(), group));
             busy.insert(handle.id(), variant.clone());
         }
         waiting.retain(|_, q| !q.is_empty());
@@ -138,10 +130,11 @@ fn next_group(queue: &mut VecDeque<Request>) -> Vec<Request> {
     group
 }
 
-async fn run_group(pools: Pools, group: Vec<Request>) {
+async fn run_group(writer: GroupWriter, group: Vec<Request>) {
+    let pool = writer.unsynced_pool();
     let mut answers = None;
     if group.len() > 1 {
-        match reserve_group(&pools.unsynced, &group).await {
+        match reserve_group(pool, &group).await {
             Ok(a) => answers = Some(a.into_iter().map(Ok).collect::<Vec<Answer>>()),
             Err(e) => tracing::debug!(error = %e, "a group of reservations failed; each runs alone"),
         }
@@ -154,7 +147,7 @@ async fn run_group(pools: Pools, group: Vec<Request>) {
             // One statement each, side by side (the row's lock puts them in line).
             let mut alone = JoinSet::new();
             for (k, w) in wants.into_iter().enumerate() {
-                let pool = pools.unsynced.clone();
+                let pool = pool.clone();
                 alone.spawn(async move { (k, reserve_one(&pool, &w).await) });
             }
             let mut out: Vec<Option<Answer>> = (0..replies.len()).map(|_| None).collect();
@@ -171,7 +164,7 @@ async fn run_group(pools: Pools, group: Vec<Request>) {
     // durable (the WAL is flushed up to it, every earlier commit included) before any
     // refused buyer of the group hears the answer.
     if answers.iter().any(|a| matches!(a, Ok(Err(_)))) {
-        if let Err(e) = durable(&pools.synced).await {
+        if let Err(e) = writer.durable().await {
             for a in answers.iter_mut().filter(|a| matches!(a, Ok(Err(_)))) {
                 *a = Err(StoreError::Other(format!("making a refusal durable: {e}")));
             }
@@ -182,29 +175,23 @@ async fn run_group(pools: Pools, group: Vec<Request>) {
     }
 }
 
-/// PostgreSQL: a transaction given an id commits with a WAL record; on a connection with
-/// the default `synchronous_commit` its commit waits for the WAL's flush up to there, which
-/// makes every commit before it durable.
-pub(crate) async fn durable(synced: &AnyPool) -> Result<(), sqlx::Error> {
-    sqlx::query("select pg_current_xact_id()::text").execute(synced).await.map(drop)
-}
-
 /// One buyer's statement (`reserved_checkout_statement`).
 pub(crate) async fn reserve_one(pool: &AnyPool, w: &Want) -> Answer {
     let step = reserved_checkout_statement(&w.checkout, &w.variant, w.qty, w.expires_at, &w.audits, &w.seen)?;
     let row = bind_any(sqlx::query(&step.sql), &step.args).fetch_one(pool).await.map_err(other)?;
     let reserved: i64 = row.try_get("reserved").map_err(other)?;
-    let current: bool = row.try_get("current").map_err(other)?;
-    Ok(match (reserved, current) {
-        (1, _) => Ok(()),
-        (_, true) => Err(NotReserved::Short(w.variant.clone())),
-        (_, false) => Err(NotReserved::Changed),
-    })
+    Ok(answer(reserved == 1, row.try_get("current").map_err(other)?, &w.variant))
 }
 
-/// The columns of `checkouts` in the order [`checkout_insert`] gives their values.
-const CHECKOUT_COLUMNS: &str = "id, shopper_id, merchant_id, post_id, lines, currency, status, attempt, order_id, \
-     created_at, updated_at, expires_at, from_cart, arm";
+/// What a buyer hears: reserved; else short when the catalogue it was priced from is
+/// current, changed when it is not.
+fn answer(reserved: bool, current: bool, variant: &str) -> Result<(), NotReserved> {
+    match (reserved, current) {
+        (true, _) => Ok(()),
+        (false, true) => Err(NotReserved::Short(variant.to_string())),
+        (false, false) => Err(NotReserved::Changed),
+    }
+}
 
 /// A group's statement: every buyer one unit of the same variant, priced from the same
 /// catalogue. One answer per buyer, in order.
@@ -213,7 +200,6 @@ async fn reserve_group(pool: &AnyPool, group: &[Request]) -> StoreResult<Vec<Res
     let mut args: Vec<Arg> = args![&first.variant, ReservationState::Held.as_str(), first.expires_at];
     let current = seen_current(&first.seen, &mut args);
     let mut rows = Vec::with_capacity(group.len());
-    let mut audits: Vec<&VaultAudit> = Vec::new();
     for (k, r) in group.iter().enumerate() {
         let insert = checkout_insert(&r.want.checkout)?;
         let (_, values) = insert.sql.split_once(" values (").expect("an insert with values");
@@ -222,7 +208,6 @@ async fn reserve_group(pool: &AnyPool, group: &[Request]) -> StoreResult<Vec<Res
         let n = args.len();
         rows.push(format!("(${n}, {})", shift_placeholders(values, n)));
         args.extend(insert.args);
-        audits.extend(r.want.audits.iter());
     }
     let mut sql = format!(
         "with v (k, {CHECKOUT_COLUMNS}) as (values {}), \
@@ -236,8 +221,8 @@ async fn reserve_group(pool: &AnyPool, group: &[Request]) -> StoreResult<Vec<Res
            select chk.id, chk.attempt, $1, 1, $2, $3 from chk returning checkout_id)",
         rows.join(", ")
     );
-    let owned: Vec<VaultAudit> = audits.into_iter().cloned().collect();
-    if let Some(audit) = crate::vault::audit_step(&owned) {
+    let audits: Vec<VaultAudit> = group.iter().flat_map(|r| r.want.audits.iter().cloned()).collect();
+    if let Some(audit) = crate::vault::audit_step(&audits) {
         let (columns, values) = audit.sql.split_once(" values ").expect("an insert with values");
         sql.push_str(&format!(", aud as ({columns} values {})", shift_placeholders(values, args.len())));
         args.extend(audit.args);
@@ -253,12 +238,7 @@ async fn reserve_group(pool: &AnyPool, group: &[Request]) -> StoreResult<Vec<Res
     rows.iter()
         .map(|row| {
             let reserved: bool = row.try_get("reserved").map_err(other)?;
-            let current: bool = row.try_get("current").map_err(other)?;
-            Ok(match (reserved, current) {
-                (true, _) => Ok(()),
-                (false, true) => Err(NotReserved::Short(first.variant.clone())),
-                (false, false) => Err(NotReserved::Changed),
-            })
+            Ok(answer(reserved, row.try_get("current").map_err(other)?, &first.variant))
         })
         .collect()
 }
@@ -273,15 +253,7 @@ mod tests {
     /// one every machine of this project runs), with a shop whose variant `v_fin` has
     /// `stock` units and `v_inf` no limit.
     async fn shop(stock: i64) -> (crate::Db, AnyPool, String, String) {
-        use sqlx::Connection;
-        sqlx::any::install_default_drivers();
-        let base = std::env::var("BUYLINE_TEST_DATABASE_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-        let name = format!("bl_r_{}_{}", std::process::id(), buyline_core::ids::new_id("t").to_lowercase());
-        let mut c = sqlx::AnyConnection::connect(&base).await.expect("the local PostgreSQL");
-        sqlx::query(&format!("create database {name}")).execute(&mut c).await.unwrap();
-        c.close().await.ok();
-        let url = format!("{}/{name}", base.rsplit_once('/').unwrap().0);
+        let (url, base, name) = crate::write::tests::fresh_postgres().await;
         let db = crate::Db::connect(&url, 4).await.unwrap();
         let pool = db.pool.clone();
         for sql in [
@@ -308,10 +280,8 @@ mod tests {
     }
 
     async fn drop_shop(db: crate::Db, base: &str, name: &str) {
-        use sqlx::Connection;
         db.close().await;
-        let mut c = sqlx::AnyConnection::connect(base).await.unwrap();
-        sqlx::query(&format!("drop database if exists {name} with (force)")).execute(&mut c).await.unwrap();
+        crate::write::tests::drop_postgres_database(base, name).await;
     }
 
     fn want(n: usize, variant: &str, product_version: i64) -> Request {
@@ -391,7 +361,7 @@ mod tests {
     #[tokio::test]
     async fn a_variant_whose_row_is_locked_holds_up_only_its_own_buyers() {
         let (db, pool, base, name) = shop(3).await;
-        let task = Reservations::start(Pools { unsynced: pool.clone(), synced: pool.clone() });
+        let task = Reservations::start(db.group_writer());
         let mut holder = pool.begin().await.unwrap();
         sqlx::query("select quantity from variants where id = 'v_fin' for update").execute(&mut *holder).await.unwrap();
         let t = task.clone();

@@ -419,9 +419,10 @@ pub(crate) mod tests {
         .is_none());
     }
 
-    /// A fresh database on the local PostgreSQL (`BUYLINE_TEST_DATABASE_URL`, or the one every
-    /// machine of this project runs) with the table `t`; dropped by [`drop_postgres`].
-    async fn postgres() -> (AnyPool, String, String) {
+    /// A fresh, empty database on the local PostgreSQL (`BUYLINE_TEST_DATABASE_URL`, or the one
+    /// every machine of this project runs): its URL, the server's URL and its name, for
+    /// [`drop_postgres_database`].
+    pub(crate) async fn fresh_postgres() -> (String, String, String) {
         use sqlx::Connection;
         sqlx::any::install_default_drivers();
         let base = std::env::var("BUYLINE_TEST_DATABASE_URL")
@@ -431,18 +432,29 @@ pub(crate) mod tests {
         sqlx::query(&format!("create database {name}")).execute(&mut c).await.unwrap();
         c.close().await.ok();
         let url = format!("{}/{name}", base.rsplit_once('/').unwrap().0);
+        (url, base, name)
+    }
+
+    /// Drops a database of [`fresh_postgres`] once its pools are closed.
+    pub(crate) async fn drop_postgres_database(base: &str, name: &str) {
+        use sqlx::Connection;
+        let mut c = sqlx::AnyConnection::connect(base).await.unwrap();
+        // `force`: a closed pool's server processes may still be ending (a CI run failed on
+        // "being accessed by other users").
+        sqlx::query(&format!("drop database if exists {name} with (force)")).execute(&mut c).await.unwrap();
+    }
+
+    /// A fresh database with the table `t`; dropped by [`drop_postgres`].
+    async fn postgres() -> (AnyPool, String, String) {
+        let (url, base, name) = fresh_postgres().await;
         let pool = sqlx::any::AnyPoolOptions::new().max_connections(2).connect(&url).await.unwrap();
         sqlx::query("create table t (id text primary key, n bigint not null)").execute(&pool).await.unwrap();
         (pool, base, name)
     }
 
     async fn drop_postgres(pool: AnyPool, base: &str, name: &str) {
-        use sqlx::Connection;
         pool.close().await;
-        let mut c = sqlx::AnyConnection::connect(base).await.unwrap();
-        // `force`: a closed pool's server processes may still be ending (a CI run failed on
-        // "being accessed by other users").
-        sqlx::query(&format!("drop database if exists {name} with (force)")).execute(&mut c).await.unwrap();
+        drop_postgres_database(base, name).await;
     }
 
     #[tokio::test]

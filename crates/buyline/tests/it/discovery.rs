@@ -551,6 +551,13 @@ impl Browser {
         b
     }
 
+    /// Signed up in the US through the pages, and an API token of the same account.
+    async fn signed_up_with_token(app: &TestApp, handle: &str) -> (Self, String) {
+        let b = Self::signed_up(app, handle, "US").await;
+        let r = app.post("/sessions", None, json!({"login": handle, "password": "correct horse battery"})).await;
+        (b, r.body["token"].as_str().unwrap().to_string())
+    }
+
     async fn get(&self, path: &str) -> (u16, String) {
         let r = self.client.get(format!("{}{path}", self.base)).send().await.unwrap();
         (r.status().as_u16(), r.text().await.unwrap())
@@ -614,11 +621,7 @@ async fn notifications_page_by_page_with_an_unread_count_in_the_header() {
     let app = spawn_app().await;
     let (key, _) = app.merchant("noteshop").await;
     let shirt = app.shirt(&key, 10).await;
-    let b = Browser::signed_up(&app, "notebuyer", "US").await;
-    let token = {
-        let r = app.post("/sessions", None, json!({"login": "notebuyer", "password": "correct horse battery"})).await;
-        r.body["token"].as_str().unwrap().to_string()
-    };
+    let (b, token) = Browser::signed_up_with_token(&app, "notebuyer").await;
     let vid = variant(&shirt, "M", "red");
     for _ in 0..3 {
         assert_eq!(app.buy(&token, &vid, "4242424242424242").await.status, 201);
@@ -656,12 +659,7 @@ async fn an_order_paid_at_once_is_listed_as_its_own_receipt_among_the_notificati
     let app = spawn_app().await;
     let (key, _) = app.merchant("selfnote").await;
     let shirt = app.shirt(&key, 10).await;
-    let b = Browser::signed_up(&app, "selfnotebuyer", "US").await;
-    let token = {
-        let r =
-            app.post("/sessions", None, json!({"login": "selfnotebuyer", "password": "correct horse battery"})).await;
-        r.body["token"].as_str().unwrap().to_string()
-    };
+    let (b, token) = Browser::signed_up_with_token(&app, "selfnotebuyer").await;
     let vid = variant(&shirt, "M", "red");
     let first = app.buy(&token, &vid, "4242424242424242").await.body;
     let second = app.buy(&token, &vid, "4242424242424242").await.body;
@@ -682,20 +680,8 @@ async fn an_order_paid_at_once_is_listed_as_its_own_receipt_among_the_notificati
     assert_eq!(texts[2], paid(&first), "{all}");
     assert_eq!(all["data"][1]["link"], format!("/orders/{}", id(&second)));
     // Page by page, one at a time, across both kinds.
-    let mut paged = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let path = match &cursor {
-            Some(c) => format!("/notifications?limit=1&cursor={c}"),
-            None => "/notifications?limit=1".to_string(),
-        };
-        let page = app.get(&path, Some(&token)).await.body;
-        paged.extend(page["data"].as_array().unwrap().iter().map(|n| n["id"].clone()));
-        match page["next_cursor"].as_str() {
-            Some(c) => cursor = Some(c.to_string()),
-            None => break,
-        }
-    }
+    let paged: Vec<Value> =
+        app.every_page("/notifications?limit=1", Some(&token)).await.iter().map(|n| n["id"].clone()).collect();
     assert_eq!(paged, all["data"].as_array().unwrap().iter().map(|n| n["id"].clone()).collect::<Vec<_>>());
 
     // One row in the table: the shipping notice; the two receipts are the orders.
@@ -732,9 +718,7 @@ async fn the_demo_promotes_posts_to_a_new_us_shopper() {
 #[tokio::test]
 async fn a_shop_runs_its_campaigns_from_the_merchant_pages() {
     let app = spawn_app().await;
-    let b = Browser::signed_up(&app, "pageowner", "US").await;
-    let r = app.post("/sessions", None, json!({"login": "pageowner", "password": "correct horse battery"})).await;
-    let owner = r.body["token"].as_str().unwrap().to_string();
+    let (b, owner) = Browser::signed_up_with_token(&app, "pageowner").await;
     let r = app
         .post(
             "/merchants",

@@ -262,6 +262,26 @@ impl TestApp {
         .await
     }
 
+    /// Every item of a paged list, page by page from `path` (which has a query already:
+    /// `?limit=…`), following `next_cursor`; each page must answer 200.
+    pub async fn every_page(&self, path: &str, token: Option<&str>) -> Vec<Value> {
+        let mut items = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let page = match &cursor {
+                Some(c) => format!("{path}&cursor={c}"),
+                None => path.to_string(),
+            };
+            let r = self.get(&page, token).await;
+            assert_eq!(r.status, 200, "{}", r.text);
+            items.extend(r.body["data"].as_array().unwrap().iter().cloned());
+            match r.body["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_string()),
+                None => return items,
+            }
+        }
+    }
+
     pub async fn trial_balance(&self) -> Value {
         let r = self.get("/admin/ledger/trial_balance", Some(&self.admin_token.clone())).await;
         assert_eq!(r.status, 200, "{}", r.text);

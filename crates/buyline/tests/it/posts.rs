@@ -104,23 +104,12 @@ async fn timeline_pages_cover_everything_once() {
     for i in 0..23 {
         app.post("/posts", Some(&me), json!({"text": format!("post {i}")})).await;
     }
-    let mut seen = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let path = match &cursor {
-            Some(c) => format!("/timeline?limit=10&cursor={c}"),
-            None => "/timeline?limit=10".to_string(),
-        };
-        let r = app.get(&path, Some(&me)).await;
-        assert_eq!(r.status, 200, "{}", r.text);
-        for i in r.body["data"].as_array().unwrap() {
-            seen.push(i["post"]["text"].as_str().unwrap().to_string());
-        }
-        match r.body["next_cursor"].as_str() {
-            Some(c) => cursor = Some(c.to_string()),
-            None => break,
-        }
-    }
+    let seen: Vec<String> = app
+        .every_page("/timeline?limit=10", Some(&me))
+        .await
+        .iter()
+        .map(|i| i["post"]["text"].as_str().unwrap().to_string())
+        .collect();
     assert_eq!(seen.len(), 23);
     assert_eq!(seen.iter().collect::<HashSet<_>>().len(), 23);
     assert_eq!(seen[0], "post 22");
